@@ -1,0 +1,73 @@
+//! The one error type of the actor runtime and its store.
+//!
+//! Each variant is a category a caller can act on (the HTTP layer maps them to status codes in
+//! one place); the message is lowercase and says what to do next where there is something to do.
+
+use crate::model::RunStatus;
+
+/// What went wrong in the queue, its store or an actor conversation.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum Error {
+    /// No run has this id.
+    #[error("run {0} not found")]
+    NotFound(String),
+    /// The requested transition is not allowed from the run's current status.
+    #[error("cannot {action} run {run_id}: it is {status}")]
+    Conflict {
+        run_id: String,
+        action: &'static str,
+        status: RunStatus,
+    },
+    /// The same idempotency key was used before for a different request.
+    #[error("idempotency key {0:?} was already used for a different request; use a new key")]
+    IdempotencyMismatch(String),
+    /// The caller supplied something the store cannot accept.
+    #[error("{0}")]
+    Invalid(String),
+    /// The daemon is draining: it takes no new work.
+    #[error(
+        "the daemon is shutting down and accepts no new work; retry against the restarted daemon"
+    )]
+    ShuttingDown,
+    /// The database could not be read or written (full disk, read-only file, I/O error).
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
+    /// The schema or the database file is not what this binary can work with.
+    #[error("database schema: {0}")]
+    Schema(String),
+    /// A bug: an invariant did not hold.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl From<rusqlite::Error> for Error {
+    fn from(err: rusqlite::Error) -> Self {
+        use rusqlite::ffi::ErrorCode;
+        match &err {
+            rusqlite::Error::SqliteFailure(e, _)
+                if matches!(
+                    e.code,
+                    ErrorCode::DatabaseBusy
+                        | ErrorCode::DatabaseLocked
+                        | ErrorCode::DiskFull
+                        | ErrorCode::ReadOnly
+                        | ErrorCode::SystemIoFailure
+                        | ErrorCode::CannotOpen
+                        | ErrorCode::OutOfMemory
+                ) =>
+            {
+                Error::Unavailable(err.to_string())
+            }
+            _ => Error::Internal(format!("sqlite: {err}")),
+        }
+    }
+}
+
+impl From<actix::MailboxError> for Error {
+    fn from(err: actix::MailboxError) -> Self {
+        Error::Internal(format!("actor mailbox: {err}"))
+    }
+}
+
+/// Result alias for the actor runtime.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,72 @@
+//! Queue counters and the enqueue-to-claim latency histogram, registered into the daemon's
+//! Prometheus registry. The actors update them; `/metrics` encodes them.
+
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+
+/// The queue's own metrics. Cloning shares the underlying atomics.
+#[derive(Clone, Debug)]
+pub struct QueueMetrics {
+    pub claims: Counter,
+    pub completions: Counter,
+    pub failures: Counter,
+    pub reaps: Counter,
+    pub recoveries: Counter,
+    pub late_results_refused: Counter,
+    /// Seconds from a run's enqueue (or re-queue) to its claim.
+    pub enqueue_to_claim: Histogram,
+}
+
+impl Default for QueueMetrics {
+    fn default() -> Self {
+        QueueMetrics {
+            claims: Counter::default(),
+            completions: Counter::default(),
+            failures: Counter::default(),
+            reaps: Counter::default(),
+            recoveries: Counter::default(),
+            late_results_refused: Counter::default(),
+            enqueue_to_claim: Histogram::new([
+                0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0, 30.0, 300.0,
+            ]),
+        }
+    }
+}
+
+impl QueueMetrics {
+    /// Registers every metric under the `procedurewriter_` prefix the registry carries.
+    pub fn register(&self, registry: &mut Registry) {
+        registry.register("claims", "Runs claimed by a worker", self.claims.clone());
+        registry.register(
+            "completions",
+            "Runs completed (DONE)",
+            self.completions.clone(),
+        );
+        registry.register(
+            "failures",
+            "Attempts that failed (retried or final)",
+            self.failures.clone(),
+        );
+        registry.register(
+            "reaps",
+            "Runs whose stale lease the reaper took back",
+            self.reaps.clone(),
+        );
+        registry.register(
+            "recoveries",
+            "Runs re-queued at start-up after a crash",
+            self.recoveries.clone(),
+        );
+        registry.register(
+            "late_results_refused",
+            "Results refused because the worker no longer held the lease",
+            self.late_results_refused.clone(),
+        );
+        registry.register(
+            "enqueue_to_claim_seconds",
+            "Time from a run's enqueue to its claim",
+            self.enqueue_to_claim.clone(),
+        );
+    }
+}

@@ -1,0 +1,193 @@
+//! The data the queue speaks in: run statuses, run rows, events and job outcomes.
+//!
+//! These types carry no behaviour beyond (de)serialisation and status predicates; the store
+//! decides transitions and the actors decide when to ask for them.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// The lifecycle status of a run. `DONE`, `FAILED` and `CANCELLED` are final.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum RunStatus {
+    Queued,
+    Running,
+    NeedsAck,
+    Done,
+    Failed,
+    Cancelled,
+}
+
+impl RunStatus {
+    /// Every status, in lifecycle order.
+    pub const ALL: [RunStatus; 6] = [
+        RunStatus::Queued,
+        RunStatus::Running,
+        RunStatus::NeedsAck,
+        RunStatus::Done,
+        RunStatus::Failed,
+        RunStatus::Cancelled,
+    ];
+
+    /// The spelling stored in SQLite and shown to clients.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunStatus::Queued => "QUEUED",
+            RunStatus::Running => "RUNNING",
+            RunStatus::NeedsAck => "NEEDS_ACK",
+            RunStatus::Done => "DONE",
+            RunStatus::Failed => "FAILED",
+            RunStatus::Cancelled => "CANCELLED",
+        }
+    }
+
+    /// Parses the stored spelling (exact, upper case).
+    pub fn parse(s: &str) -> Option<RunStatus> {
+        RunStatus::ALL.into_iter().find(|st| st.as_str() == s)
+    }
+
+    /// A final status: nothing happens to the run unless someone retries it.
+    pub fn is_final(self) -> bool {
+        matches!(
+            self,
+            RunStatus::Done | RunStatus::Failed | RunStatus::Cancelled
+        )
+    }
+}
+
+impl fmt::Display for RunStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A request to enqueue a run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewRun {
+    /// What to write: the procedure title.
+    pub procedure: String,
+    /// Free text that narrows the procedure (department, setting).
+    pub context: String,
+    /// Per-run options for the job runner, a JSON object the queue does not interpret.
+    pub params: serde_json::Value,
+    /// Higher runs are claimed first.
+    pub priority: i64,
+    /// A client-chosen key: enqueueing twice with it yields the same run.
+    pub idempotency_key: Option<String>,
+    /// The attempt budget of this run.
+    pub max_attempts: u32,
+}
+
+/// A run as stored: the single source of truth about one job.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Run {
+    #[serde(rename = "run_id")]
+    pub id: String,
+    /// Position in the insertion order; the pagination cursor.
+    #[serde(skip)]
+    pub seq: i64,
+    pub procedure: String,
+    pub context: String,
+    pub params: serde_json::Value,
+    pub priority: i64,
+    pub status: RunStatus,
+    pub attempts: u32,
+    pub max_attempts: u32,
+    pub lease_owner: Option<String>,
+    pub lease_token: i64,
+    #[serde(serialize_with = "time::opt")]
+    pub locked_at: Option<i64>,
+    #[serde(serialize_with = "time::opt")]
+    pub heartbeat_at: Option<i64>,
+    pub cancel_requested: bool,
+    pub error: Option<String>,
+    pub result: Option<serde_json::Value>,
+    /// Evidence-gap details while (or after) the run waited for acknowledgement.
+    pub ack_required: Option<serde_json::Value>,
+    pub ack: Option<Ack>,
+    pub idempotency_key: Option<String>,
+    #[serde(serialize_with = "time::req")]
+    pub created_at: i64,
+    #[serde(serialize_with = "time::req")]
+    pub updated_at: i64,
+    #[serde(serialize_with = "time::opt")]
+    pub started_at: Option<i64>,
+    #[serde(serialize_with = "time::opt")]
+    pub finished_at: Option<i64>,
+}
+
+/// Who acknowledged an evidence gap, when, why and for which tiers.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Ack {
+    pub acknowledged_by: String,
+    pub note: String,
+    pub tiers: serde_json::Value,
+    #[serde(serialize_with = "time::req")]
+    pub at: i64,
+}
+
+/// One row of the append-only event log.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Event {
+    /// Monotonic across all runs: the SSE id and the replay point.
+    pub id: i64,
+    pub run_id: String,
+    #[serde(serialize_with = "time::req")]
+    pub at: i64,
+    pub kind: String,
+    /// The run's status after this event.
+    pub status: RunStatus,
+    pub actor: String,
+    pub details: serde_json::Value,
+}
+
+/// A page of runs, newest first.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RunPage {
+    pub runs: Vec<Run>,
+    /// Pass as `cursor` to get the next (older) page; `None` on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// How a job attempt ended, as the runner reports it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    /// The job finished; `result` is stored on the run.
+    Done { result: serde_json::Value },
+    /// The job failed. A `retryable` failure is retried while attempts remain.
+    Failed { error: String, retryable: bool },
+    /// The job needs a person to acknowledge something (an evidence gap) before it resumes.
+    NeedsAck { details: serde_json::Value },
+    /// The job observed a cancel request and stopped.
+    Cancelled,
+}
+
+/// Unix-millisecond timestamps rendered as RFC 3339 for clients.
+pub(crate) mod time {
+    use serde::Serializer;
+    use std::time::{Duration, UNIX_EPOCH};
+
+    pub fn rfc3339(ms: i64) -> String {
+        let t = UNIX_EPOCH + Duration::from_millis(ms.max(0) as u64);
+        humantime::format_rfc3339_millis(t).to_string()
+    }
+
+    pub fn req<S: Serializer>(ms: &i64, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&rfc3339(*ms))
+    }
+
+    pub fn opt<S: Serializer>(ms: &Option<i64>, s: S) -> Result<S::Ok, S::Error> {
+        match ms {
+            Some(ms) => s.serialize_str(&rfc3339(*ms)),
+            None => s.serialize_none(),
+        }
+    }
+}
+
+/// Milliseconds since the Unix epoch, the unit of every stored timestamp.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}

@@ -1,0 +1,371 @@
+//! QueueActor: pushes queued runs to idle workers and routes run-level commands.
+//!
+//! Claims are pushed, not polled: an enqueue, a retry, a re-queue by the reaper or a worker
+//! becoming idle triggers a dispatch, which claims as many runs as there are idle workers in
+//! one store call. At most one claim is in flight, so no worker is handed two runs.
+//!
+//! The in-memory tables here (idle workers, which worker holds which lease) are derived
+//! state: the runs table stays the authority, and a restart rebuilds everything from it.
+
+use crate::error::{Error, Result};
+use crate::metrics::QueueMetrics;
+use crate::model::{now_ms, NewRun, Run, RunStatus};
+use crate::store::Store;
+use crate::worker::{Abandon, CancelJob, RunJob, WorkerActor};
+use actix::prelude::*;
+use std::collections::HashMap;
+use std::time::Duration;
+use tokio::sync::oneshot;
+
+/// After a failed claim (database unavailable), wait this long before claiming again.
+const CLAIM_RETRY: Duration = Duration::from_millis(500);
+
+/// Enqueue a run; replies with the run and whether it was created now (`false`: an
+/// idempotent replay).
+#[derive(Message)]
+#[rtype(result = "Result<(Run, bool)>")]
+pub struct Enqueue(pub NewRun);
+
+/// Cancel a run (at once, or cooperatively if it is running).
+#[derive(Message)]
+#[rtype(result = "Result<Run>")]
+pub struct Cancel {
+    pub run_id: String,
+}
+
+/// Re-queue a FAILED or CANCELLED run with a fresh attempt budget.
+#[derive(Message)]
+#[rtype(result = "Result<Run>")]
+pub struct Retry {
+    pub run_id: String,
+}
+
+/// A worker finished its job (its outcome is already committed) and can take another.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub(crate) struct WorkerIdle {
+    pub worker: usize,
+}
+
+/// Refresh the heartbeat of every lease this daemon's workers hold (sent by the
+/// HeartbeatActor).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub(crate) struct Beat;
+
+/// Take back leases whose heartbeat is older than the stale timeout (sent by the
+/// ReaperActor).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub(crate) struct Reap {
+    pub stale_after: Duration,
+}
+
+/// Stop claiming; give running jobs `grace` to finish, then hand their leases back.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub(crate) struct Drain {
+    pub grace: Duration,
+}
+
+/// How many workers are busy and idle.
+#[derive(Message)]
+#[rtype(result = "Occupied")]
+pub(crate) struct Occupancy;
+
+/// What [`Occupancy`] reports: (busy, idle) workers.
+#[derive(MessageResponse)]
+pub(crate) struct Occupied(pub usize, pub usize);
+
+/// Dispatches runs to workers.
+pub struct QueueActor {
+    store: Store,
+    metrics: QueueMetrics,
+    /// Every worker, by index.
+    workers: Vec<Addr<WorkerActor>>,
+    /// Lease owner names, by worker index.
+    owners: Vec<String>,
+    /// Workers with nothing to do.
+    idle: Vec<usize>,
+    /// Worker index → the (run id, lease token) it holds.
+    busy: HashMap<usize, (String, i64)>,
+    /// False only after a claim found fewer runs than idle workers and nothing was enqueued
+    /// since: saves a claim round-trip per idle event on an empty queue.
+    maybe_work: bool,
+    /// A claim is in flight.
+    claiming: bool,
+    /// Work arrived while a claim was in flight: do not conclude the queue is empty.
+    recheck: bool,
+    /// Shutting down: no more claims.
+    draining: bool,
+    /// Told when the last busy worker goes idle during a drain.
+    drained: Vec<oneshot::Sender<()>>,
+}
+
+impl QueueActor {
+    pub(crate) fn new(
+        store: Store,
+        metrics: QueueMetrics,
+        workers: Vec<Addr<WorkerActor>>,
+        owners: Vec<String>,
+    ) -> Self {
+        let idle = (0..workers.len()).rev().collect();
+        QueueActor {
+            store,
+            metrics,
+            workers,
+            owners,
+            idle,
+            busy: HashMap::new(),
+            // Recovery may have re-queued runs before we started.
+            maybe_work: true,
+            claiming: false,
+            recheck: false,
+            draining: false,
+            drained: Vec::new(),
+        }
+    }
+
+    fn work_arrived(&mut self, ctx: &mut Context<Self>) {
+        self.maybe_work = true;
+        if self.claiming {
+            self.recheck = true;
+        }
+        self.dispatch(ctx);
+    }
+
+    /// Claims runs for all idle workers in one store call and hands them out.
+    fn dispatch(&mut self, ctx: &mut Context<Self>) {
+        if self.draining || self.claiming || !self.maybe_work || self.idle.is_empty() {
+            return;
+        }
+        self.claiming = true;
+        self.recheck = false;
+        let idle = std::mem::take(&mut self.idle);
+        let owners = idle.iter().map(|&i| self.owners[i].clone()).collect();
+        let store = self.store.clone();
+        ctx.spawn(
+            async move { store.claim(owners).await }
+                .into_actor(self)
+                .map(move |res, act, ctx| {
+                    act.claiming = false;
+                    let requested = idle.len();
+                    let mut idle = idle;
+                    match res {
+                        Ok(claimed) => {
+                            let n = claimed.len();
+                            let now = now_ms();
+                            for (c, w) in claimed.into_iter().zip(idle.drain(..n)) {
+                                act.metrics.claims.inc();
+                                act.metrics
+                                    .enqueue_to_claim
+                                    .observe((now - c.queued_at).max(0) as f64 / 1000.0);
+                                act.busy.insert(w, (c.run.id.clone(), c.run.lease_token));
+                                act.workers[w].do_send(RunJob(c));
+                            }
+                            act.idle.extend(idle);
+                            if n < requested && !act.recheck {
+                                act.maybe_work = false;
+                            }
+                            act.dispatch(ctx);
+                        }
+                        Err(e) => {
+                            tracing::error!(cause = %e, "claim failed; retrying shortly");
+                            act.idle.extend(idle);
+                            ctx.run_later(CLAIM_RETRY, |act, ctx| act.dispatch(ctx));
+                        }
+                    }
+                }),
+        );
+    }
+}
+
+impl Actor for QueueActor {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        self.dispatch(ctx);
+    }
+}
+
+impl Handler<Enqueue> for QueueActor {
+    type Result = ResponseActFuture<Self, Result<(Run, bool)>>;
+
+    fn handle(&mut self, msg: Enqueue, _ctx: &mut Context<Self>) -> Self::Result {
+        if self.draining {
+            return Box::pin(fut::ready(Err(Error::ShuttingDown)));
+        }
+        let store = self.store.clone();
+        Box::pin(
+            async move { store.enqueue(msg.0).await }
+                .into_actor(self)
+                .map(|res, act, ctx| {
+                    if let Ok((_, true)) = &res {
+                        act.work_arrived(ctx);
+                    }
+                    res
+                }),
+        )
+    }
+}
+
+impl Handler<Cancel> for QueueActor {
+    type Result = ResponseActFuture<Self, Result<Run>>;
+
+    fn handle(&mut self, msg: Cancel, _ctx: &mut Context<Self>) -> Self::Result {
+        let store = self.store.clone();
+        Box::pin(
+            async move { store.cancel(msg.run_id).await }
+                .into_actor(self)
+                .map(|res, act, _ctx| {
+                    if let Ok(run) = &res {
+                        if run.status == RunStatus::Running {
+                            let holder = act
+                                .busy
+                                .iter()
+                                .find(|(_, (id, _))| *id == run.id)
+                                .map(|(w, _)| *w);
+                            if let Some(w) = holder {
+                                act.workers[w].do_send(CancelJob {
+                                    run_id: run.id.clone(),
+                                });
+                            }
+                        }
+                    }
+                    res
+                }),
+        )
+    }
+}
+
+impl Handler<Retry> for QueueActor {
+    type Result = ResponseActFuture<Self, Result<Run>>;
+
+    fn handle(&mut self, msg: Retry, _ctx: &mut Context<Self>) -> Self::Result {
+        if self.draining {
+            return Box::pin(fut::ready(Err(Error::ShuttingDown)));
+        }
+        let store = self.store.clone();
+        Box::pin(
+            async move { store.retry(msg.run_id).await }
+                .into_actor(self)
+                .map(|res, act, ctx| {
+                    if res.is_ok() {
+                        act.work_arrived(ctx);
+                    }
+                    res
+                }),
+        )
+    }
+}
+
+impl Handler<WorkerIdle> for QueueActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: WorkerIdle, ctx: &mut Context<Self>) {
+        self.busy.remove(&msg.worker);
+        self.idle.push(msg.worker);
+        if self.draining {
+            if self.busy.is_empty() {
+                for tx in self.drained.drain(..) {
+                    let _ = tx.send(());
+                }
+            }
+            return;
+        }
+        self.dispatch(ctx);
+    }
+}
+
+impl Handler<Beat> for QueueActor {
+    type Result = ();
+
+    fn handle(&mut self, _msg: Beat, ctx: &mut Context<Self>) {
+        let leases: Vec<(String, i64)> = self.busy.values().cloned().collect();
+        if leases.is_empty() {
+            return;
+        }
+        let store = self.store.clone();
+        ctx.spawn(
+            async move {
+                if let Err(e) = store.heartbeat(leases).await {
+                    tracing::error!(cause = %e, "heartbeat failed");
+                }
+            }
+            .into_actor(self),
+        );
+    }
+}
+
+impl Handler<Reap> for QueueActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: Reap, ctx: &mut Context<Self>) {
+        let store = self.store.clone();
+        let stale_before = now_ms() - msg.stale_after.as_millis() as i64;
+        ctx.spawn(async move { store.reap(stale_before).await }.into_actor(self).map(
+            |res, act, ctx| match res {
+                Ok(reaped) if !reaped.is_empty() => {
+                    act.metrics.reaps.inc_by(reaped.len() as u64);
+                    for run in &reaped {
+                        tracing::warn!(run_id = %run.id, status = %run.status, "stale lease reaped");
+                    }
+                    act.work_arrived(ctx);
+                }
+                Ok(_) => {}
+                Err(e) => tracing::error!(cause = %e, "reap failed"),
+            },
+        ));
+    }
+}
+
+impl Handler<Drain> for QueueActor {
+    type Result = ResponseActFuture<Self, ()>;
+
+    fn handle(&mut self, msg: Drain, _ctx: &mut Context<Self>) -> Self::Result {
+        self.draining = true;
+        let (tx, rx) = oneshot::channel();
+        if self.busy.is_empty() {
+            let _ = tx.send(());
+        } else {
+            self.drained.push(tx);
+        }
+        let grace = msg.grace;
+        Box::pin(
+            async move {
+                if tokio::time::timeout(grace, rx).await.is_err() {
+                    tracing::warn!(grace_s = grace.as_secs_f64(), "shutdown grace over; handing leases back");
+                }
+            }
+            .into_actor(self)
+            .then(|(), act, _ctx| {
+                let holders: Vec<Addr<WorkerActor>> =
+                    act.busy.keys().map(|&w| act.workers[w].clone()).collect();
+                let store = act.store.clone();
+                async move {
+                    let mut leases = Vec::new();
+                    for w in holders {
+                        if let Ok(Some(lease)) = w.send(Abandon).await {
+                            leases.push(lease);
+                        }
+                    }
+                    if !leases.is_empty() {
+                        match store.release(leases, "shutdown").await {
+                            Ok(n) => tracing::info!(released = n, "leases handed back to the queue"),
+                            Err(e) => tracing::error!(cause = %e, "cannot hand leases back; the next start recovers them"),
+                        }
+                    }
+                }
+                .into_actor(act)
+            }),
+        )
+    }
+}
+
+impl Handler<Occupancy> for QueueActor {
+    type Result = Occupied;
+
+    fn handle(&mut self, _msg: Occupancy, _ctx: &mut Context<Self>) -> Self::Result {
+        Occupied(self.busy.len(), self.idle.len())
+    }
+}

@@ -1,0 +1,322 @@
+//! The store: the only code that knows SQL, and the only owner of the SQLite connections.
+//!
+//! One writer thread owns the read-write connection. Callers hand it closures over a
+//! [`Tx`]; it drains whatever has queued up (up to [`MAX_BATCH`]), runs each closure inside its
+//! own savepoint of a single `BEGIN IMMEDIATE` transaction, commits once and only then replies
+//! to every caller and publishes their events. This is group commit: under load many
+//! transitions share one fsync, and a caller never hears "done" for something that is not
+//! durable. A closure that fails rolls back only its savepoint.
+//!
+//! A small pool of reader threads, each with its own read-only connection, serves queries; WAL
+//! lets them read while the writer commits. Nothing here ever runs on an async thread: the
+//! async side only awaits oneshot replies.
+
+mod runs;
+
+pub use runs::{ClaimedRun, Fenced};
+
+use crate::error::{Error, Result};
+use crate::model::Event;
+use rusqlite::{Connection, OpenFlags};
+use rusqlite_migration::{Migrations, M};
+use std::path::{Path, PathBuf};
+use std::sync::{mpsc, Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::{broadcast, oneshot};
+
+/// Most transitions committed in one transaction. Large enough to amortise an fsync across a
+/// busy queue, small enough that one batch never holds the write lock for long.
+pub const MAX_BATCH: usize = 512;
+
+/// How many reader threads serve queries.
+const READERS: usize = 2;
+
+/// How long SQLite waits on a lock held by another process (the CLI's read-only tools, a
+/// backup) before reporting busy.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The migrations, in order. Forward-only; the schema version is SQLite's `user_version`.
+static MIGRATIONS: &[M<'static>] = &[M::up(include_str!("../../../migrations/0001_queue.sql"))];
+
+/// SQLite's `synchronous` setting for the writer connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Synchronous {
+    /// WAL + NORMAL: a committed transaction survives a process crash; the last few may be
+    /// lost on power loss or an OS crash.
+    Normal,
+    /// WAL + FULL: every commit is fsync'd before it is acknowledged; survives power loss.
+    Full,
+}
+
+impl Synchronous {
+    fn pragma(self) -> &'static str {
+        match self {
+            Synchronous::Normal => "NORMAL",
+            Synchronous::Full => "FULL",
+        }
+    }
+}
+
+/// One unit of work for the writer: runs against the open transaction and returns what to do
+/// once the commit outcome is known.
+type WriteJob = Box<dyn FnOnce(&Connection) -> Staged + Send>;
+type ReadJob = Box<dyn FnOnce(&Connection) + Send>;
+
+/// A write that has run inside the batch and waits for the commit.
+struct Staged {
+    events: Vec<Event>,
+    reply: Box<dyn FnOnce(Result<()>) + Send>,
+}
+
+/// The transaction handle given to write closures: the connection plus the events the write
+/// appends, published to subscribers only after the commit.
+pub struct Tx<'c> {
+    conn: &'c Connection,
+    events: Vec<Event>,
+}
+
+/// A cheap, cloneable handle to the store's threads.
+#[derive(Clone)]
+pub struct Store {
+    writer: mpsc::Sender<WriteJob>,
+    readers: mpsc::Sender<ReadJob>,
+    events: broadcast::Sender<Arc<Event>>,
+    path: Arc<PathBuf>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store").field("path", &self.path).finish()
+    }
+}
+
+impl Store {
+    /// Opens (creating if needed) the database at `path`, applies pending migrations in one
+    /// transaction, and starts the writer and reader threads.
+    ///
+    /// Refuses a database whose schema is newer than this binary.
+    pub fn open(path: &Path, synchronous: Synchronous) -> Result<Store> {
+        let mut conn = Connection::open(path)
+            .map_err(|e| Error::Unavailable(format!("cannot open {}: {e}", path.display())))?;
+        // Pragmas go outside the migration transaction: journal_mode cannot change inside one.
+        // WAL lets readers run beside the writer; foreign keys keep events tied to runs.
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", synchronous.pragma())?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        conn.busy_timeout(BUSY_TIMEOUT)?;
+        migrate(&mut conn)?;
+
+        let (events, _) = broadcast::channel(4096);
+        let (writer, write_rx) = mpsc::channel::<WriteJob>();
+        let publish = events.clone();
+        std::thread::Builder::new()
+            .name("store-writer".into())
+            .spawn(move || writer_loop(conn, write_rx, publish))
+            .map_err(|e| Error::Internal(format!("cannot start the store writer: {e}")))?;
+
+        let (readers, read_rx) = mpsc::channel::<ReadJob>();
+        let read_rx = Arc::new(Mutex::new(read_rx));
+        for i in 0..READERS {
+            let conn = Connection::open_with_flags(
+                path,
+                OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+            )
+            .map_err(|e| Error::Unavailable(format!("cannot open {}: {e}", path.display())))?;
+            conn.busy_timeout(BUSY_TIMEOUT)?;
+            let rx = Arc::clone(&read_rx);
+            std::thread::Builder::new()
+                .name(format!("store-reader-{i}"))
+                .spawn(move || reader_loop(conn, rx))
+                .map_err(|e| Error::Internal(format!("cannot start a store reader: {e}")))?;
+        }
+        Ok(Store {
+            writer,
+            readers,
+            events,
+            path: Arc::new(path.to_path_buf()),
+        })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Subscribes to events as they are committed. Subscribe before reading history so that
+    /// nothing falls between the two.
+    pub fn subscribe(&self) -> broadcast::Receiver<Arc<Event>> {
+        self.events.subscribe()
+    }
+
+    /// Runs `f` in the writer's current batch transaction and resolves after the commit.
+    pub(crate) async fn write<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Tx<'_>) -> Result<T> + Send + 'static,
+    {
+        let (tx, rx) = oneshot::channel::<Result<T>>();
+        let job: WriteJob = Box::new(move |conn: &Connection| {
+            if let Err(e) = conn.execute_batch("SAVEPOINT w") {
+                let err = Error::from(e);
+                return Staged {
+                    events: Vec::new(),
+                    reply: Box::new(move |_| {
+                        let _ = tx.send(Err(err));
+                    }),
+                };
+            }
+            let mut w = Tx {
+                conn,
+                events: Vec::new(),
+            };
+            let out = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(&mut w)))
+                .unwrap_or_else(|_| Err(Error::Internal("a store write panicked".into())));
+            match out {
+                Ok(value) => {
+                    // RELEASE only fails if the savepoint is gone; the commit reports that.
+                    let _ = conn.execute_batch("RELEASE w");
+                    Staged {
+                        events: w.events,
+                        reply: Box::new(move |committed| {
+                            let _ = tx.send(committed.map(|()| value));
+                        }),
+                    }
+                }
+                Err(err) => {
+                    let _ = conn.execute_batch("ROLLBACK TO w; RELEASE w");
+                    Staged {
+                        events: Vec::new(),
+                        reply: Box::new(move |_| {
+                            let _ = tx.send(Err(err));
+                        }),
+                    }
+                }
+            }
+        });
+        self.writer
+            .send(job)
+            .map_err(|_| Error::Unavailable("the store writer has stopped".into()))?;
+        rx.await
+            .map_err(|_| Error::Unavailable("the store writer has stopped".into()))?
+    }
+
+    /// Runs `f` on a reader thread against a read-only connection.
+    pub(crate) async fn read<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T> + Send + 'static,
+    {
+        let (tx, rx) = oneshot::channel::<Result<T>>();
+        let job: ReadJob = Box::new(move |conn: &Connection| {
+            let out = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(conn)))
+                .unwrap_or_else(|_| Err(Error::Internal("a store read panicked".into())));
+            let _ = tx.send(out);
+        });
+        self.readers
+            .send(job)
+            .map_err(|_| Error::Unavailable("the store readers have stopped".into()))?;
+        rx.await
+            .map_err(|_| Error::Unavailable("the store readers have stopped".into()))?
+    }
+}
+
+impl Tx<'_> {
+    /// The connection inside the current savepoint.
+    pub(crate) fn conn(&self) -> &Connection {
+        self.conn
+    }
+}
+
+/// Applies pending migrations in one transaction; refuses a database from a newer binary.
+fn migrate(conn: &mut Connection) -> Result<()> {
+    let migrations = Migrations::from_slice(MIGRATIONS);
+    migrations.to_latest(conn).map_err(|e| match e {
+        rusqlite_migration::Error::MigrationDefinition(
+            rusqlite_migration::MigrationDefinitionError::DatabaseTooFarAhead,
+        ) => Error::Schema(format!(
+            "the database was written by a newer procedurewriter (schema version above {}); \
+             run that version or restore a backup",
+            MIGRATIONS.len()
+        )),
+        rusqlite_migration::Error::RusqliteError { err, .. } => Error::from(err),
+        other => Error::Schema(other.to_string()),
+    })
+}
+
+/// The schema version this binary writes.
+pub fn schema_version() -> usize {
+    MIGRATIONS.len()
+}
+
+fn writer_loop(
+    conn: Connection,
+    rx: mpsc::Receiver<WriteJob>,
+    publish: broadcast::Sender<Arc<Event>>,
+) {
+    let mut batch: Vec<WriteJob> = Vec::with_capacity(MAX_BATCH);
+    while let Ok(first) = rx.recv() {
+        batch.push(first);
+        while batch.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
+            let msg = Error::from(e).to_string();
+            tracing::error!(cause = %msg, "store: cannot begin a write transaction");
+            for job in batch.drain(..) {
+                // Run nothing: a job that cannot start replies with the failure at once.
+                let staged = fail_unstarted(job, &conn);
+                (staged.reply)(Err(Error::Unavailable(msg.clone())));
+            }
+            continue;
+        }
+        let staged: Vec<Staged> = batch.drain(..).map(|job| job(&conn)).collect();
+        match conn.execute_batch("COMMIT") {
+            Ok(()) => {
+                for s in staged {
+                    for ev in s.events {
+                        // No subscriber is not an error.
+                        let _ = publish.send(Arc::new(ev));
+                    }
+                    (s.reply)(Ok(()));
+                }
+            }
+            Err(e) => {
+                let msg = Error::from(e).to_string();
+                tracing::error!(cause = %msg, "store: commit failed, batch rolled back");
+                let _ = conn.execute_batch("ROLLBACK");
+                for s in staged {
+                    (s.reply)(Err(Error::Unavailable(msg.clone())));
+                }
+            }
+        }
+    }
+    tracing::debug!("store writer stopped");
+}
+
+/// Outside a transaction a write job's SAVEPOINT would start an implicit transaction of its
+/// own; run it inside one we roll back so it replies without changing anything.
+fn fail_unstarted(job: WriteJob, conn: &Connection) -> Staged {
+    let _ = conn.execute_batch("SAVEPOINT unstarted");
+    let staged = job(conn);
+    let _ = conn.execute_batch("ROLLBACK TO unstarted; RELEASE unstarted");
+    Staged {
+        events: Vec::new(),
+        reply: staged.reply,
+    }
+}
+
+fn reader_loop(conn: Connection, rx: Arc<Mutex<mpsc::Receiver<ReadJob>>>) {
+    loop {
+        let job = {
+            let Ok(guard) = rx.lock() else { return };
+            match guard.recv() {
+                Ok(job) => job,
+                Err(_) => return,
+            }
+        };
+        job(&conn);
+    }
+}

@@ -1,0 +1,721 @@
+//! Run transitions and queries. Every transition updates the run row and appends its event in
+//! the same savepoint of the writer's transaction (see the module above), so a run's row and its
+//! history can never disagree.
+//!
+//! Fencing: `claim` increments `lease_token`; every later write of the worker's (heartbeat,
+//! finish, release) names the token it holds and is applied only while the run is still
+//! `RUNNING` under that token. A refused result is itself recorded as an event.
+
+use super::{Store, Tx};
+use crate::error::{Error, Result};
+use crate::model::{now_ms, Ack, Event, NewRun, Outcome, Run, RunPage, RunStatus};
+use rusqlite::{params, Connection, OptionalExtension, Row};
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+
+const RUN_COLUMNS: &str = "seq, id, procedure, context, params, priority, status, attempts, \
+     max_attempts, lease_owner, lease_token, locked_at, heartbeat_at, cancel_requested, error, \
+     result, ack_required, ack_by, ack_note, ack_tiers, ack_at, idempotency_key, created_at, \
+     updated_at, started_at, finished_at";
+
+/// A run handed to a worker: the run as claimed (its `lease_token` is the worker's fence) and
+/// the lease owner it was claimed for.
+#[derive(Debug, Clone)]
+pub struct ClaimedRun {
+    pub run: Run,
+    pub owner: String,
+    /// When the run last became QUEUED (Unix ms): the start of its enqueue-to-claim latency.
+    pub queued_at: i64,
+}
+
+/// What happened to a worker's fenced write.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Fenced {
+    /// The write was applied; the run as it now stands.
+    Applied(Box<Run>),
+    /// The worker no longer holds the lease; nothing changed but a `late_result_refused` event.
+    Refused { status: RunStatus, token: i64 },
+}
+
+fn json_col(row: &Row<'_>, idx: usize) -> rusqlite::Result<Option<Value>> {
+    let s: Option<String> = row.get(idx)?;
+    Ok(s.and_then(|s| serde_json::from_str(&s).ok()))
+}
+
+fn run_from_row(row: &Row<'_>) -> rusqlite::Result<Run> {
+    let status: String = row.get(6)?;
+    let status = RunStatus::parse(&status).ok_or_else(|| {
+        rusqlite::Error::FromSqlConversionFailure(
+            6,
+            rusqlite::types::Type::Text,
+            format!("unknown status {status:?}").into(),
+        )
+    })?;
+    let ack_by: Option<String> = row.get(17)?;
+    let ack = match ack_by {
+        Some(by) => Some(Ack {
+            acknowledged_by: by,
+            note: row.get::<_, Option<String>>(18)?.unwrap_or_default(),
+            tiers: json_col(row, 19)?.unwrap_or(Value::Null),
+            at: row.get::<_, Option<i64>>(20)?.unwrap_or_default(),
+        }),
+        None => None,
+    };
+    Ok(Run {
+        seq: row.get(0)?,
+        id: row.get(1)?,
+        procedure: row.get(2)?,
+        context: row.get(3)?,
+        params: json_col(row, 4)?.unwrap_or_else(|| json!({})),
+        priority: row.get(5)?,
+        status,
+        attempts: row.get(7)?,
+        max_attempts: row.get(8)?,
+        lease_owner: row.get(9)?,
+        lease_token: row.get(10)?,
+        locked_at: row.get(11)?,
+        heartbeat_at: row.get(12)?,
+        cancel_requested: row.get::<_, i64>(13)? != 0,
+        error: row.get(14)?,
+        result: json_col(row, 15)?,
+        ack_required: json_col(row, 16)?,
+        ack,
+        idempotency_key: row.get(21)?,
+        created_at: row.get(22)?,
+        updated_at: row.get(23)?,
+        started_at: row.get(24)?,
+        finished_at: row.get(25)?,
+    })
+}
+
+fn get_run(conn: &Connection, id: &str) -> Result<Option<Run>> {
+    let mut stmt = conn.prepare_cached(&format!("SELECT {RUN_COLUMNS} FROM runs WHERE id = ?1"))?;
+    Ok(stmt.query_row([id], run_from_row).optional()?)
+}
+
+fn require_run(conn: &Connection, id: &str) -> Result<Run> {
+    get_run(conn, id)?.ok_or_else(|| Error::NotFound(id.to_string()))
+}
+
+/// Sets the run's status and the given columns, bumps `updated_at`, and re-reads the row.
+fn set_status(
+    conn: &Connection,
+    id: &str,
+    status: RunStatus,
+    now: i64,
+    extra_sql: &str,
+    extra: &[&dyn rusqlite::ToSql],
+) -> Result<Run> {
+    let sql = format!(
+        "UPDATE runs SET status = ?1, updated_at = ?2{extra_sql} WHERE id = ?3 RETURNING {RUN_COLUMNS}"
+    );
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let status = status.as_str();
+    let mut all: Vec<&dyn rusqlite::ToSql> = vec![&status, &now, &id];
+    all.extend_from_slice(extra);
+    Ok(stmt.query_row(all.as_slice(), run_from_row)?)
+}
+
+/// Columns that end a lease; appended to a status change that leaves RUNNING.
+const CLEAR_LEASE: &str = ", lease_owner = NULL, locked_at = NULL, heartbeat_at = NULL";
+
+impl Tx<'_> {
+    /// Appends an event for `run` in the current savepoint; published after the commit.
+    pub(crate) fn event(
+        &mut self,
+        run_id: &str,
+        kind: &str,
+        status: RunStatus,
+        actor: &str,
+        details: Value,
+        at: i64,
+    ) -> Result<()> {
+        let conn = self.conn;
+        conn.prepare_cached(
+            "INSERT INTO run_events (run_id, at, kind, status, actor, details) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        )?
+        .execute(params![
+            run_id,
+            at,
+            kind,
+            status.as_str(),
+            actor,
+            details.to_string()
+        ])?;
+        let id = conn.last_insert_rowid();
+        self.events.push(Event {
+            id,
+            run_id: run_id.to_string(),
+            at,
+            kind: kind.to_string(),
+            status,
+            actor: actor.to_string(),
+            details,
+        });
+        Ok(())
+    }
+
+    /// Re-queues or fails a RUNNING run whose lease is gone (reaped, or left by a dead
+    /// daemon). `kind` names why in the event.
+    fn abandon_lease(&mut self, run: &Run, kind: &str, actor: &str, now: i64) -> Result<Run> {
+        let details = json!({
+            "previous_owner": run.lease_owner,
+            "lease_token": run.lease_token,
+            "attempt": run.attempts,
+            "max_attempts": run.max_attempts,
+        });
+        let (status, extra, err): (RunStatus, String, Option<String>) = if run.cancel_requested {
+            (
+                RunStatus::Cancelled,
+                format!("{CLEAR_LEASE}, finished_at = ?4"),
+                None,
+            )
+        } else if run.attempts >= run.max_attempts {
+            let why = if kind == "recovered" {
+                "the daemon stopped while the run was running"
+            } else {
+                "its lease expired without a heartbeat"
+            };
+            (
+                RunStatus::Failed,
+                format!("{CLEAR_LEASE}, finished_at = ?4, error = ?5"),
+                Some(format!(
+                    "attempts exhausted ({} of {}): {why}",
+                    run.attempts, run.max_attempts
+                )),
+            )
+        } else {
+            (RunStatus::Queued, CLEAR_LEASE.to_string(), None)
+        };
+        let updated = match &err {
+            Some(e) => set_status(self.conn(), &run.id, status, now, &extra, &[&now, e])?,
+            None if status == RunStatus::Cancelled => {
+                set_status(self.conn(), &run.id, status, now, &extra, &[&now])?
+            }
+            None => set_status(self.conn(), &run.id, status, now, &extra, &[])?,
+        };
+        let mut details = details;
+        if let Some(e) = &err {
+            details["error"] = json!(e);
+        }
+        let kind = match status {
+            RunStatus::Cancelled => "cancelled",
+            RunStatus::Failed => "failed",
+            _ => kind,
+        };
+        self.event(&run.id, kind, status, actor, details, now)?;
+        Ok(updated)
+    }
+}
+
+impl Store {
+    /// Enqueues a run, or returns the run already enqueued under the same idempotency key
+    /// (`false`: not created now).
+    pub async fn enqueue(&self, new: NewRun) -> Result<(Run, bool)> {
+        self.write(move |tx| {
+            let now = now_ms();
+            if let Some(key) = &new.idempotency_key {
+                let existing: Option<String> = tx
+                    .conn()
+                    .prepare_cached("SELECT id FROM runs WHERE idempotency_key = ?1")?
+                    .query_row([key], |r| r.get(0))
+                    .optional()?;
+                if let Some(id) = existing {
+                    let run = require_run(tx.conn(), &id)?;
+                    let same = run.procedure == new.procedure
+                        && run.context == new.context
+                        && run.params == new.params
+                        && run.priority == new.priority;
+                    return if same {
+                        Ok((run, false))
+                    } else {
+                        Err(Error::IdempotencyMismatch(key.clone()))
+                    };
+                }
+            }
+            let id = uuid::Uuid::now_v7().to_string();
+            let run = tx
+                .conn()
+                .prepare_cached(&format!(
+                    "INSERT INTO runs (id, procedure, context, params, priority, status, \
+                     max_attempts, idempotency_key, created_at, updated_at) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, 'QUEUED', ?6, ?7, ?8, ?8) RETURNING {RUN_COLUMNS}"
+                ))?
+                .query_row(
+                    params![
+                        id,
+                        new.procedure,
+                        new.context,
+                        new.params.to_string(),
+                        new.priority,
+                        new.max_attempts,
+                        new.idempotency_key,
+                        now
+                    ],
+                    run_from_row,
+                )?;
+            tx.event(
+                &id,
+                "enqueued",
+                RunStatus::Queued,
+                "http",
+                json!({ "procedure": run.procedure, "priority": run.priority }),
+                now,
+            )?;
+            Ok((run, true))
+        })
+        .await
+    }
+
+    /// Claims up to `owners.len()` queued runs, highest priority first and FIFO within one,
+    /// one per owner, each under a fresh lease token.
+    pub async fn claim(&self, owners: Vec<String>) -> Result<Vec<ClaimedRun>> {
+        self.write(move |tx| {
+            let now = now_ms();
+            let ids: Vec<(String, i64)> = tx
+                .conn()
+                .prepare_cached(
+                    "SELECT id, updated_at FROM runs WHERE status = 'QUEUED' \
+                     ORDER BY priority DESC, seq LIMIT ?1",
+                )?
+                .query_map([owners.len() as i64], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect::<rusqlite::Result<_>>()?;
+            let mut claimed = Vec::with_capacity(ids.len());
+            for ((id, queued_at), owner) in ids.into_iter().zip(owners) {
+                let run = set_status(
+                    tx.conn(),
+                    &id,
+                    RunStatus::Running,
+                    now,
+                    ", attempts = attempts + 1, lease_owner = ?4, lease_token = lease_token + 1, \
+                     locked_at = ?2, heartbeat_at = ?2, started_at = COALESCE(started_at, ?2)",
+                    &[&owner],
+                )?;
+                tx.event(
+                    &id,
+                    "claimed",
+                    RunStatus::Running,
+                    "queue",
+                    json!({ "owner": owner, "lease_token": run.lease_token, "attempt": run.attempts }),
+                    now,
+                )?;
+                claimed.push(ClaimedRun {
+                    run,
+                    owner,
+                    queued_at,
+                });
+            }
+            Ok(claimed)
+        })
+        .await
+    }
+
+    /// Refreshes the heartbeat of every lease still held, in one transaction. Leases that
+    /// were reaped or finished are skipped. Returns how many were refreshed.
+    pub async fn heartbeat(&self, leases: Vec<(String, i64)>) -> Result<usize> {
+        if leases.is_empty() {
+            return Ok(0);
+        }
+        self.write(move |tx| {
+            let now = now_ms();
+            let mut stmt = tx.conn().prepare_cached(
+                "UPDATE runs SET heartbeat_at = ?1 \
+                 WHERE id = ?2 AND lease_token = ?3 AND status = 'RUNNING'",
+            )?;
+            let mut n = 0;
+            for (id, token) in &leases {
+                n += stmt.execute(params![now, id, token])?;
+            }
+            Ok(n)
+        })
+        .await
+    }
+
+    /// Records how a worker's attempt ended, if the worker still holds the lease `token`.
+    pub async fn finish(
+        &self,
+        run_id: String,
+        token: i64,
+        owner: String,
+        outcome: Outcome,
+    ) -> Result<Fenced> {
+        self.write(move |tx| {
+            let now = now_ms();
+            let run = require_run(tx.conn(), &run_id)?;
+            let actor = format!("worker:{owner}");
+            if run.status != RunStatus::Running || run.lease_token != token {
+                tx.event(
+                    &run_id,
+                    "late_result_refused",
+                    run.status,
+                    &actor,
+                    json!({
+                        "lease_token": token,
+                        "current_token": run.lease_token,
+                        "outcome": outcome_kind(&outcome),
+                    }),
+                    now,
+                )?;
+                return Ok(Fenced::Refused {
+                    status: run.status,
+                    token: run.lease_token,
+                });
+            }
+            let attempt = json!(run.attempts);
+            let updated = match outcome {
+                Outcome::Done { result } => {
+                    let result = result.to_string();
+                    let r = set_status(
+                        tx.conn(),
+                        &run_id,
+                        RunStatus::Done,
+                        now,
+                        &format!("{CLEAR_LEASE}, finished_at = ?2, result = ?4, error = NULL"),
+                        &[&result],
+                    )?;
+                    tx.event(&run_id, "completed", RunStatus::Done, &actor, json!({ "attempt": attempt }), now)?;
+                    r
+                }
+                Outcome::Failed { error, retryable } => {
+                    if retryable && run.attempts < run.max_attempts {
+                        let r = set_status(
+                            tx.conn(),
+                            &run_id,
+                            RunStatus::Queued,
+                            now,
+                            &format!("{CLEAR_LEASE}, error = ?4"),
+                            &[&error],
+                        )?;
+                        tx.event(
+                            &run_id,
+                            "attempt_failed",
+                            RunStatus::Queued,
+                            &actor,
+                            json!({ "attempt": attempt, "max_attempts": run.max_attempts, "error": error, "will_retry": true }),
+                            now,
+                        )?;
+                        r
+                    } else {
+                        let error = if retryable {
+                            format!(
+                                "attempts exhausted ({} of {}): {error}",
+                                run.attempts, run.max_attempts
+                            )
+                        } else {
+                            error
+                        };
+                        let r = set_status(
+                            tx.conn(),
+                            &run_id,
+                            RunStatus::Failed,
+                            now,
+                            &format!("{CLEAR_LEASE}, finished_at = ?2, error = ?4"),
+                            &[&error],
+                        )?;
+                        tx.event(
+                            &run_id,
+                            "failed",
+                            RunStatus::Failed,
+                            &actor,
+                            json!({ "attempt": attempt, "error": error }),
+                            now,
+                        )?;
+                        r
+                    }
+                }
+                Outcome::NeedsAck { details } => {
+                    let d = details.to_string();
+                    let r = set_status(
+                        tx.conn(),
+                        &run_id,
+                        RunStatus::NeedsAck,
+                        now,
+                        &format!("{CLEAR_LEASE}, ack_required = ?4"),
+                        &[&d],
+                    )?;
+                    tx.event(&run_id, "needs_ack", RunStatus::NeedsAck, &actor, details, now)?;
+                    r
+                }
+                Outcome::Cancelled => {
+                    let r = set_status(
+                        tx.conn(),
+                        &run_id,
+                        RunStatus::Cancelled,
+                        now,
+                        &format!("{CLEAR_LEASE}, finished_at = ?2"),
+                        &[],
+                    )?;
+                    tx.event(&run_id, "cancelled", RunStatus::Cancelled, &actor, json!({ "attempt": attempt }), now)?;
+                    r
+                }
+            };
+            Ok(Fenced::Applied(Box::new(updated)))
+        })
+        .await
+    }
+
+    /// Hands leases back at shutdown: each run still held under its token returns to QUEUED
+    /// without spending the attempt (or becomes CANCELLED if a cancel was pending).
+    pub async fn release(&self, leases: Vec<(String, i64)>, reason: &'static str) -> Result<usize> {
+        self.write(move |tx| {
+            let now = now_ms();
+            let mut n = 0;
+            for (id, token) in leases {
+                let Some(run) = get_run(tx.conn(), &id)? else { continue };
+                if run.status != RunStatus::Running || run.lease_token != token {
+                    continue;
+                }
+                if run.cancel_requested {
+                    set_status(tx.conn(), &id, RunStatus::Cancelled, now, &format!("{CLEAR_LEASE}, finished_at = ?2"), &[])?;
+                    tx.event(&id, "cancelled", RunStatus::Cancelled, "supervisor", json!({ "reason": reason }), now)?;
+                } else {
+                    set_status(
+                        tx.conn(),
+                        &id,
+                        RunStatus::Queued,
+                        now,
+                        &format!("{CLEAR_LEASE}, attempts = MAX(attempts - 1, 0)"),
+                        &[],
+                    )?;
+                    tx.event(
+                        &id,
+                        "lease_released",
+                        RunStatus::Queued,
+                        "supervisor",
+                        json!({ "reason": reason, "lease_token": token, "attempt_refunded": run.attempts }),
+                        now,
+                    )?;
+                }
+                n += 1;
+            }
+            Ok(n)
+        })
+        .await
+    }
+
+    /// Cancels a run: QUEUED and NEEDS_ACK runs at once; a RUNNING run is marked and its
+    /// worker stops at its next await.
+    pub async fn cancel(&self, run_id: String) -> Result<Run> {
+        self.write(move |tx| {
+            let now = now_ms();
+            let run = require_run(tx.conn(), &run_id)?;
+            match run.status {
+                RunStatus::Queued | RunStatus::NeedsAck => {
+                    let r = set_status(
+                        tx.conn(),
+                        &run_id,
+                        RunStatus::Cancelled,
+                        now,
+                        ", finished_at = ?2",
+                        &[],
+                    )?;
+                    tx.event(
+                        &run_id,
+                        "cancelled",
+                        RunStatus::Cancelled,
+                        "http",
+                        json!({ "from": run.status }),
+                        now,
+                    )?;
+                    Ok(r)
+                }
+                RunStatus::Running if run.cancel_requested => Ok(run),
+                RunStatus::Running => {
+                    let r = set_status(
+                        tx.conn(),
+                        &run_id,
+                        RunStatus::Running,
+                        now,
+                        ", cancel_requested = 1",
+                        &[],
+                    )?;
+                    tx.event(
+                        &run_id,
+                        "cancel_requested",
+                        RunStatus::Running,
+                        "http",
+                        json!({ "owner": run.lease_owner }),
+                        now,
+                    )?;
+                    Ok(r)
+                }
+                status => Err(Error::Conflict {
+                    run_id,
+                    action: "cancel",
+                    status,
+                }),
+            }
+        })
+        .await
+    }
+
+    /// Re-queues a FAILED or CANCELLED run with a fresh attempt budget.
+    pub async fn retry(&self, run_id: String) -> Result<Run> {
+        self.write(move |tx| {
+            let now = now_ms();
+            let run = require_run(tx.conn(), &run_id)?;
+            match run.status {
+                RunStatus::Failed | RunStatus::Cancelled => {
+                    let r = set_status(
+                        tx.conn(),
+                        &run_id,
+                        RunStatus::Queued,
+                        now,
+                        ", attempts = 0, error = NULL, cancel_requested = 0, finished_at = NULL",
+                        &[],
+                    )?;
+                    tx.event(
+                        &run_id,
+                        "retried",
+                        RunStatus::Queued,
+                        "http",
+                        json!({ "from": run.status, "previous_error": run.error }),
+                        now,
+                    )?;
+                    Ok(r)
+                }
+                status => Err(Error::Conflict {
+                    run_id,
+                    action: "retry",
+                    status,
+                }),
+            }
+        })
+        .await
+    }
+
+    /// Re-queues (or fails, once attempts are spent) every RUNNING run whose last heartbeat is
+    /// older than `stale_before` (Unix ms).
+    pub async fn reap(&self, stale_before: i64) -> Result<Vec<Run>> {
+        self.write(move |tx| {
+            let now = now_ms();
+            let stale: Vec<Run> = tx
+                .conn()
+                .prepare_cached(&format!(
+                    "SELECT {RUN_COLUMNS} FROM runs WHERE status = 'RUNNING' AND heartbeat_at < ?1"
+                ))?
+                .query_map([stale_before], run_from_row)?
+                .collect::<rusqlite::Result<_>>()?;
+            stale
+                .iter()
+                .map(|run| tx.abandon_lease(run, "reaped", "reaper", now))
+                .collect()
+        })
+        .await
+    }
+
+    /// At start-up, with the data directory locked (so no other daemon can hold a lease):
+    /// re-queues at once every run a previous instance left RUNNING.
+    pub async fn recover(&self) -> Result<Vec<Run>> {
+        self.write(move |tx| {
+            let now = now_ms();
+            let left: Vec<Run> = tx
+                .conn()
+                .prepare_cached(&format!(
+                    "SELECT {RUN_COLUMNS} FROM runs WHERE status = 'RUNNING'"
+                ))?
+                .query_map([], run_from_row)?
+                .collect::<rusqlite::Result<_>>()?;
+            left.iter()
+                .map(|run| tx.abandon_lease(run, "recovered", "recovery", now))
+                .collect()
+        })
+        .await
+    }
+
+    /// One run by id.
+    pub async fn get_run(&self, run_id: String) -> Result<Run> {
+        self.read(move |conn| require_run(conn, &run_id)).await
+    }
+
+    /// A page of runs, newest first, optionally of one status. `cursor` is the `next_cursor`
+    /// of the previous page.
+    pub async fn list_runs(
+        &self,
+        status: Option<RunStatus>,
+        cursor: Option<i64>,
+        limit: usize,
+    ) -> Result<RunPage> {
+        self.read(move |conn| {
+            let before = cursor.unwrap_or(i64::MAX);
+            let fetch = limit as i64 + 1;
+            let mut runs: Vec<Run> = match status {
+                Some(st) => conn
+                    .prepare_cached(&format!(
+                        "SELECT {RUN_COLUMNS} FROM runs WHERE status = ?1 AND seq < ?2 ORDER BY seq DESC LIMIT ?3"
+                    ))?
+                    .query_map(params![st.as_str(), before, fetch], run_from_row)?
+                    .collect::<rusqlite::Result<_>>()?,
+                None => conn
+                    .prepare_cached(&format!(
+                        "SELECT {RUN_COLUMNS} FROM runs WHERE seq < ?1 ORDER BY seq DESC LIMIT ?2"
+                    ))?
+                    .query_map(params![before, fetch], run_from_row)?
+                    .collect::<rusqlite::Result<_>>()?,
+            };
+            let next_cursor = if runs.len() > limit {
+                runs.truncate(limit);
+                runs.last().map(|r| r.seq.to_string())
+            } else {
+                None
+            };
+            Ok(RunPage { runs, next_cursor })
+        })
+        .await
+    }
+
+    /// The events of one run with an id above `after`, oldest first.
+    pub async fn events(&self, run_id: String, after: i64) -> Result<Vec<Event>> {
+        self.read(move |conn| {
+            require_run(conn, &run_id)?;
+            let mut stmt = conn.prepare_cached(
+                "SELECT id, run_id, at, kind, status, actor, details FROM run_events \
+                 WHERE run_id = ?1 AND id > ?2 ORDER BY id",
+            )?;
+            let rows = stmt.query_map(params![run_id, after], |r| {
+                let status: String = r.get(4)?;
+                let details: String = r.get(6)?;
+                Ok(Event {
+                    id: r.get(0)?,
+                    run_id: r.get(1)?,
+                    at: r.get(2)?,
+                    kind: r.get(3)?,
+                    status: RunStatus::parse(&status).unwrap_or(RunStatus::Failed),
+                    actor: r.get(5)?,
+                    details: serde_json::from_str(&details).unwrap_or(Value::Null),
+                })
+            })?;
+            Ok(rows.collect::<rusqlite::Result<_>>()?)
+        })
+        .await
+    }
+
+    /// How many runs are in each status (every status present, zero included).
+    pub async fn counts(&self) -> Result<BTreeMap<&'static str, u64>> {
+        self.read(|conn| {
+            let mut out: BTreeMap<&'static str, u64> =
+                RunStatus::ALL.iter().map(|s| (s.as_str(), 0)).collect();
+            let mut stmt =
+                conn.prepare_cached("SELECT status, COUNT(*) FROM runs GROUP BY status")?;
+            let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?;
+            for row in rows {
+                let (status, n) = row?;
+                if let Some(st) = RunStatus::parse(&status) {
+                    out.insert(st.as_str(), n as u64);
+                }
+            }
+            Ok(out)
+        })
+        .await
+    }
+}
+
+fn outcome_kind(o: &Outcome) -> &'static str {
+    match o {
+        Outcome::Done { .. } => "done",
+        Outcome::Failed { .. } => "failed",
+        Outcome::NeedsAck { .. } => "needs_ack",
+        Outcome::Cancelled => "cancelled",
+    }
+}

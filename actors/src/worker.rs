@@ -1,0 +1,202 @@
+//! WorkerActor: runs one job at a time and records how it ended, fenced by its lease token.
+//!
+//! The job's future runs as its own task, so a panic inside it fails that run only, and a
+//! cancel (or the end of the shutdown grace) drops it at its next await.
+
+use crate::metrics::QueueMetrics;
+use crate::model::Outcome;
+use crate::queue::{QueueActor, WorkerIdle};
+use crate::runner::{Job, JobContext, JobRunner};
+use crate::store::{ClaimedRun, Fenced, Store};
+use actix::prelude::*;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+/// Start the claimed run.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct RunJob(pub ClaimedRun);
+
+/// Stop the current job because its run was cancelled.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct CancelJob {
+    pub run_id: String,
+}
+
+/// Drop the current job at shutdown and hand its lease (run id, token) to the caller, which
+/// releases it back to the queue.
+#[derive(Message)]
+#[rtype(result = "Option<(String, i64)>")]
+pub struct Abandon;
+
+/// Why a job's task was stopped from outside.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Stop {
+    Cancel,
+    Abandon,
+}
+
+struct Current {
+    run_id: String,
+    token: i64,
+    abort: tokio::task::AbortHandle,
+    cancelled: Arc<AtomicBool>,
+    stop: Option<Stop>,
+}
+
+/// Runs jobs handed to it by the [`QueueActor`], one at a time.
+pub struct WorkerActor {
+    /// Index in the queue's worker table.
+    idx: usize,
+    /// `<instance>/w<idx>`: the lease owner recorded on runs this worker holds.
+    owner: String,
+    store: Store,
+    queue: Addr<QueueActor>,
+    runner: Arc<dyn JobRunner>,
+    metrics: QueueMetrics,
+    /// The job in progress, if any.
+    current: Option<Current>,
+}
+
+impl WorkerActor {
+    pub(crate) fn new(
+        idx: usize,
+        owner: String,
+        store: Store,
+        queue: Addr<QueueActor>,
+        runner: Arc<dyn JobRunner>,
+        metrics: QueueMetrics,
+    ) -> Self {
+        WorkerActor {
+            idx,
+            owner,
+            store,
+            queue,
+            runner,
+            metrics,
+            current: None,
+        }
+    }
+}
+
+impl Actor for WorkerActor {
+    type Context = Context<Self>;
+}
+
+fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        (*s).to_string()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "non-string panic payload".to_string()
+    }
+}
+
+impl Handler<RunJob> for WorkerActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: RunJob, ctx: &mut Context<Self>) {
+        let run = msg.0.run;
+        let run_id = run.id.clone();
+        let token = run.lease_token;
+        let cancelled = Arc::new(AtomicBool::new(false));
+        let span = tracing::info_span!("job", run_id = %run_id, attempt = run.attempts);
+        let job = self
+            .runner
+            .run(Job { run }, JobContext::new(Arc::clone(&cancelled)));
+        let handle = tokio::task::spawn_local(tracing::Instrument::instrument(job, span));
+        self.current = Some(Current {
+            run_id: run_id.clone(),
+            token,
+            abort: handle.abort_handle(),
+            cancelled,
+            stop: None,
+        });
+        ctx.spawn(
+            handle
+                .into_actor(self)
+                .then(move |joined, act, _ctx| {
+                    let stop = act.current.take().and_then(|c| c.stop);
+                    let outcome = match joined {
+                        Ok(outcome) => Some(outcome),
+                        Err(e) if e.is_panic() => {
+                            let msg = panic_message(e.into_panic());
+                            tracing::error!(run_id = %run_id, panic = %msg, "job panicked");
+                            Some(Outcome::Failed {
+                                error: format!("the job panicked: {msg}"),
+                                retryable: false,
+                            })
+                        }
+                        // Aborted: a cancel records CANCELLED; an abandon is released by
+                        // the queue, which holds the lease list.
+                        Err(_) => (stop == Some(Stop::Cancel)).then_some(Outcome::Cancelled),
+                    };
+                    let store = act.store.clone();
+                    let queue = act.queue.clone();
+                    let owner = act.owner.clone();
+                    let metrics = act.metrics.clone();
+                    let idx = act.idx;
+                    async move {
+                        if let Some(outcome) = outcome {
+                            let failed = matches!(outcome, Outcome::Failed { .. });
+                            let done = matches!(outcome, Outcome::Done { .. });
+                            match store.finish(run_id.clone(), token, owner, outcome).await {
+                                Ok(Fenced::Applied(_)) => {
+                                    if done {
+                                        metrics.completions.inc();
+                                    }
+                                    if failed {
+                                        metrics.failures.inc();
+                                    }
+                                }
+                                Ok(Fenced::Refused { status, token: current }) => {
+                                    metrics.late_results_refused.inc();
+                                    tracing::warn!(
+                                        run_id = %run_id, lease_token = token, current_token = current,
+                                        status = %status, "late result refused: the lease was taken over"
+                                    );
+                                }
+                                Err(e) => {
+                                    // The lease stays RUNNING; the reaper or the next start
+                                    // re-queues it.
+                                    tracing::error!(run_id = %run_id, cause = %e, "cannot record the job's outcome");
+                                }
+                            }
+                        }
+                        queue.do_send(WorkerIdle { worker: idx });
+                    }
+                    .into_actor(act)
+                }),
+        );
+    }
+}
+
+impl Handler<CancelJob> for WorkerActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: CancelJob, _ctx: &mut Context<Self>) {
+        if let Some(cur) = self.current.as_mut() {
+            if cur.run_id == msg.run_id && cur.stop.is_none() {
+                cur.stop = Some(Stop::Cancel);
+                cur.cancelled.store(true, Ordering::Relaxed);
+                cur.abort.abort();
+            }
+        }
+    }
+}
+
+impl Handler<Abandon> for WorkerActor {
+    type Result = Option<(String, i64)>;
+
+    fn handle(&mut self, _msg: Abandon, _ctx: &mut Context<Self>) -> Self::Result {
+        let cur = self.current.as_mut()?;
+        if cur.stop != Some(Stop::Cancel) {
+            cur.stop = Some(Stop::Abandon);
+        }
+        cur.cancelled.store(true, Ordering::Relaxed);
+        cur.abort.abort();
+        Some((cur.run_id.clone(), cur.token))
+    }
+}

@@ -1,0 +1,160 @@
+//! The command line: `procedurewriter daemon` runs the daemon; the other subcommands are
+//! clients of its HTTP API (see [`crate::client`]).
+
+use crate::settings::Settings;
+use crate::{client, Daemon, DaemonError};
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "procedurewriter",
+    version,
+    about = "Writes evidence-based clinical procedures"
+)]
+pub struct Cli {
+    /// Base URL of a running daemon (client subcommands).
+    #[arg(
+        long,
+        global = true,
+        env = "PROCEDUREWRITER_URL",
+        default_value = "http://127.0.0.1:8077"
+    )]
+    pub url: String,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the daemon in the foreground (SIGTERM/SIGINT drain it; a second signal exits at once).
+    Daemon {
+        /// A TOML file layered over the embedded defaults (see etc/procedurewriter.toml).
+        #[arg(long, env = "PROCEDUREWRITER_CONFIG")]
+        config: Option<PathBuf>,
+    },
+    /// Start a throw-away daemon on a fresh data directory, write one procedure end to end
+    /// with live progress, print the result and stop.
+    Demo {
+        /// The procedure to write.
+        #[arg(default_value = "Anafylaksi behandling")]
+        procedure: String,
+        /// Data directory to use (default: a new directory under the system temp dir).
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+    },
+    /// Enqueue a procedure; prints the run.
+    Write {
+        /// The procedure title, e.g. "Pleuradræn anlæggelse".
+        procedure: String,
+        /// Context that narrows the procedure (department, setting).
+        #[arg(long, default_value = "")]
+        context: String,
+        /// Higher runs are claimed first.
+        #[arg(long, default_value_t = 0, allow_negative_numbers = true)]
+        priority: i64,
+        /// Per-run option as KEY=JSON (repeatable), e.g. test={"duration_ms":500}.
+        #[arg(long = "option", value_name = "KEY=JSON")]
+        options: Vec<String>,
+        /// Sent as Idempotency-Key: the same key returns the same run.
+        #[arg(long)]
+        idempotency_key: Option<String>,
+        /// Follow the run's events until it finishes.
+        #[arg(long)]
+        follow: bool,
+    },
+    /// List runs, newest first.
+    Runs {
+        /// Only runs in this status (QUEUED, RUNNING, NEEDS_ACK, DONE, FAILED, CANCELLED).
+        #[arg(long)]
+        status: Option<String>,
+        /// Page size.
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+        /// Fetch every page.
+        #[arg(long)]
+        all: bool,
+    },
+    /// Show one run.
+    Status { run_id: String },
+    /// Cancel a run.
+    Cancel { run_id: String },
+    /// Re-queue a failed or cancelled run.
+    Retry { run_id: String },
+    /// Show a run's events live until it finishes.
+    Follow { run_id: String },
+}
+
+/// Entry point of the binary.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Daemon { config } => daemon(config),
+        Command::Demo {
+            procedure,
+            data_dir,
+        } => client::demo(&procedure, data_dir),
+        other => client::run(&cli.url, other),
+    }
+}
+
+fn init_tracing(filter: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(filter));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .try_init();
+}
+
+fn fail(err: &DaemonError) -> ExitCode {
+    eprintln!("procedurewriter: {err}");
+    ExitCode::from(err.exit_code() as u8)
+}
+
+fn daemon(config: Option<PathBuf>) -> ExitCode {
+    let settings = match Settings::load(config.as_deref()) {
+        Ok(s) => s,
+        Err(e) => return fail(&e.into()),
+    };
+    init_tracing(&settings.log);
+    let listener = match std::net::TcpListener::bind(settings.listen) {
+        Ok(l) => l,
+        Err(cause) => {
+            return fail(&DaemonError::Listen {
+                addr: settings.listen.to_string(),
+                cause,
+            })
+        }
+    };
+    match Daemon::new(settings)
+        .config_path(config)
+        .run(listener, termination())
+    {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => fail(&e),
+    }
+}
+
+/// Resolves on the first SIGTERM or SIGINT; a second one exits at once (the next start
+/// recovers whatever was running).
+pub async fn termination() {
+    use futures_util::StreamExt;
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    let mut signals = match signal_hook_tokio::Signals::new([SIGTERM, SIGINT]) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!(cause = %e, "cannot listen for SIGTERM/SIGINT");
+            return std::future::pending().await;
+        }
+    };
+    signals.next().await;
+    tokio::task::spawn_local(async move {
+        if let Some(sig) = signals.next().await {
+            eprintln!("procedurewriter: second signal ({sig}); exiting at once");
+            std::process::exit(128 + sig);
+        }
+    });
+}

@@ -1,0 +1,392 @@
+//! The client subcommands: small HTTP/1.1 calls to a running daemon (hyper's client, one
+//! connection per request), printing JSON, and `follow`, which renders a run's event stream.
+
+use crate::cli::Command;
+use crate::settings::Settings;
+use bytes::Bytes;
+use futures_util::StreamExt;
+use http_body_util::{BodyExt, Full};
+use hyper::{header, Method, Request, StatusCode, Uri};
+use serde_json::{json, Value};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// A failed client call, printed as one line.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("bad daemon URL {0:?}: expected http://HOST:PORT")]
+    Url(String),
+    #[error("cannot reach the daemon at {addr}: {cause} (is `procedurewriter daemon` running?)")]
+    Connect { addr: String, cause: std::io::Error },
+    #[error("HTTP: {0}")]
+    Http(String),
+    #[error("{status}: {body}")]
+    Api { status: StatusCode, body: Value },
+    #[error("{0}")]
+    Usage(String),
+}
+
+/// One base URL to talk to.
+#[derive(Debug, Clone)]
+pub struct Client {
+    authority: String,
+}
+
+impl Client {
+    pub fn new(base: &str) -> Result<Client, ClientError> {
+        let uri: Uri = base
+            .parse()
+            .map_err(|_| ClientError::Url(base.to_string()))?;
+        if uri.scheme_str() != Some("http") {
+            return Err(ClientError::Url(base.to_string()));
+        }
+        let authority = uri
+            .authority()
+            .ok_or_else(|| ClientError::Url(base.to_string()))?
+            .to_string();
+        Ok(Client { authority })
+    }
+
+    async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+        headers: &[(&str, String)],
+    ) -> Result<hyper::Response<hyper::body::Incoming>, ClientError> {
+        let stream = tokio::net::TcpStream::connect(&self.authority)
+            .await
+            .map_err(|cause| ClientError::Connect {
+                addr: self.authority.clone(),
+                cause,
+            })?;
+        let (mut sender, conn) =
+            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+                .await
+                .map_err(|e| ClientError::Http(e.to_string()))?;
+        tokio::task::spawn_local(async move {
+            let _ = conn.await;
+        });
+        let mut req = Request::builder()
+            .method(method)
+            .uri(path)
+            .header(header::HOST, &self.authority);
+        for (k, v) in headers {
+            req = req.header(*k, v);
+        }
+        let bytes = match body {
+            Some(v) => {
+                req = req.header(header::CONTENT_TYPE, "application/json");
+                Bytes::from(serde_json::to_vec(v).unwrap_or_default())
+            }
+            None => Bytes::new(),
+        };
+        let req = req
+            .body(Full::new(bytes))
+            .map_err(|e| ClientError::Http(e.to_string()))?;
+        sender
+            .send_request(req)
+            .await
+            .map_err(|e| ClientError::Http(e.to_string()))
+    }
+
+    /// A JSON call; non-2xx answers become [`ClientError::Api`].
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+        headers: &[(&str, String)],
+    ) -> Result<Value, ClientError> {
+        let resp = self.send(method, path, body, headers).await?;
+        let status = resp.status();
+        let bytes = resp
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| ClientError::Http(e.to_string()))?
+            .to_bytes();
+        let value: Value = serde_json::from_slice(&bytes)
+            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()));
+        if status.is_success() {
+            Ok(value)
+        } else {
+            Err(ClientError::Api {
+                status,
+                body: value,
+            })
+        }
+    }
+
+    /// Prints a run's events as they happen; returns the run's final status.
+    pub async fn follow(&self, run_id: &str) -> Result<String, ClientError> {
+        let resp = self
+            .send(
+                Method::GET,
+                &format!("/api/runs/{run_id}/events"),
+                None,
+                &[("accept", "text/event-stream".to_string())],
+            )
+            .await?;
+        if !resp.status().is_success() {
+            let status = resp.status();
+            let bytes = resp
+                .into_body()
+                .collect()
+                .await
+                .map(|c| c.to_bytes())
+                .unwrap_or_default();
+            let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+            return Err(ClientError::Api { status, body });
+        }
+        let mut stream = sse_stream::SseStream::new(resp.into_body());
+        let mut last_status = String::new();
+        while let Some(item) = stream.next().await {
+            let sse = item.map_err(|e| ClientError::Http(e.to_string()))?;
+            let Some(data) = sse.data else { continue };
+            let ev: Value = serde_json::from_str(&data).unwrap_or(Value::Null);
+            last_status = ev["status"].as_str().unwrap_or("").to_string();
+            let details = match &ev["details"] {
+                Value::Object(m) if m.is_empty() => String::new(),
+                Value::Null => String::new(),
+                d => d.to_string(),
+            };
+            println!(
+                "{}  {:<10} {:<20} {}",
+                ev["at"].as_str().unwrap_or(""),
+                last_status,
+                ev["kind"].as_str().unwrap_or(""),
+                details
+            );
+        }
+        Ok(last_status)
+    }
+}
+
+fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a current-thread tokio runtime");
+    tokio::task::LocalSet::new().block_on(&rt, f)
+}
+
+fn print(v: &Value) {
+    println!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
+}
+
+fn parse_options(options: &[String]) -> Result<Value, ClientError> {
+    let mut map = serde_json::Map::new();
+    for o in options {
+        let (k, v) = o
+            .split_once('=')
+            .ok_or_else(|| ClientError::Usage(format!("--option {o:?}: expected KEY=JSON")))?;
+        let v: Value = serde_json::from_str(v)
+            .map_err(|e| ClientError::Usage(format!("--option {k}: value is not JSON: {e}")))?;
+        map.insert(k.to_string(), v);
+    }
+    Ok(Value::Object(map))
+}
+
+/// Runs one client subcommand against `url`.
+pub fn run(url: &str, command: Command) -> ExitCode {
+    let result = block_on(async {
+        let client = Client::new(url)?;
+        match command {
+            Command::Write {
+                procedure,
+                context,
+                priority,
+                options,
+                idempotency_key,
+                follow,
+            } => {
+                let body = json!({
+                    "procedure": procedure,
+                    "context": context,
+                    "priority": priority,
+                    "options": parse_options(&options)?,
+                });
+                let headers: Vec<(&str, String)> = idempotency_key
+                    .map(|k| vec![("idempotency-key", k)])
+                    .unwrap_or_default();
+                let run = client
+                    .call(Method::POST, "/api/write", Some(&body), &headers)
+                    .await?;
+                print(&run);
+                if follow {
+                    let id = run["run_id"].as_str().unwrap_or_default().to_string();
+                    let status = client.follow(&id).await?;
+                    if status != "DONE" {
+                        return Err(ClientError::Usage(format!("run {id} ended {status}")));
+                    }
+                }
+                Ok(())
+            }
+            Command::Runs { status, limit, all } => {
+                let mut cursor: Option<String> = None;
+                loop {
+                    let mut q = format!("/api/runs?limit={limit}");
+                    if let Some(s) = &status {
+                        q.push_str(&format!("&status={s}"));
+                    }
+                    if let Some(c) = &cursor {
+                        q.push_str(&format!("&cursor={c}"));
+                    }
+                    let page = client.call(Method::GET, &q, None, &[]).await?;
+                    for r in page["runs"].as_array().into_iter().flatten() {
+                        println!(
+                            "{}  {:<10} {}/{}  {}",
+                            r["run_id"].as_str().unwrap_or(""),
+                            r["status"].as_str().unwrap_or(""),
+                            r["attempts"],
+                            r["max_attempts"],
+                            r["procedure"].as_str().unwrap_or("")
+                        );
+                    }
+                    cursor = page["next_cursor"].as_str().map(str::to_string);
+                    if !all || cursor.is_none() {
+                        if let Some(c) = &cursor {
+                            eprintln!("more: --all, or the API with cursor={c}");
+                        }
+                        break;
+                    }
+                }
+                Ok(())
+            }
+            Command::Status { run_id } => {
+                print(
+                    &client
+                        .call(Method::GET, &format!("/api/runs/{run_id}"), None, &[])
+                        .await?,
+                );
+                Ok(())
+            }
+            Command::Cancel { run_id } => {
+                print(
+                    &client
+                        .call(
+                            Method::POST,
+                            &format!("/api/runs/{run_id}/cancel"),
+                            None,
+                            &[],
+                        )
+                        .await?,
+                );
+                Ok(())
+            }
+            Command::Retry { run_id } => {
+                print(
+                    &client
+                        .call(
+                            Method::POST,
+                            &format!("/api/runs/{run_id}/retry"),
+                            None,
+                            &[],
+                        )
+                        .await?,
+                );
+                Ok(())
+            }
+            Command::Follow { run_id } => {
+                let status = client.follow(&run_id).await?;
+                println!("run {run_id}: {status}");
+                Ok(())
+            }
+            Command::Daemon { .. } | Command::Demo { .. } => {
+                Err(ClientError::Usage("not a client subcommand".into()))
+            }
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("procedurewriter: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `procedurewriter demo`: a daemon on a fresh data directory and an ephemeral loopback port,
+/// one run written end to end with its events shown live, then a graceful stop.
+pub fn demo(procedure: &str, data_dir: Option<PathBuf>) -> ExitCode {
+    let mut settings = match Settings::load(None) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("procedurewriter: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    settings.data_dir = data_dir.unwrap_or_else(|| {
+        std::env::temp_dir().join(format!(
+            "procedurewriter-demo-{}",
+            uuid::Uuid::new_v4().simple()
+        ))
+    });
+    settings.log = "warn".into();
+    let listener = match std::net::TcpListener::bind("127.0.0.1:0") {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("procedurewriter: cannot listen on loopback: {e}");
+            return ExitCode::from(5);
+        }
+    };
+    let addr = listener
+        .local_addr()
+        .expect("a bound listener has an address");
+    let data_dir = settings.data_dir.clone();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let daemon = std::thread::spawn(move || {
+        crate::Daemon::new(settings).run(listener, async {
+            let _ = stopped.await;
+        })
+    });
+    println!("daemon on http://{addr}, data in {}", data_dir.display());
+    let outcome = run_demo_job(&format!("http://{addr}"), procedure);
+    let _ = stop.send(());
+    let stopped = daemon.join();
+    match (outcome, stopped) {
+        (Ok(run), Ok(Ok(()))) => {
+            print(&run);
+            if run["status"] == "DONE" {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+        (Err(e), _) => {
+            eprintln!("procedurewriter: demo failed: {e}");
+            ExitCode::FAILURE
+        }
+        (_, Ok(Err(e))) => {
+            eprintln!("procedurewriter: {e}");
+            ExitCode::from(e.exit_code() as u8)
+        }
+        (_, Err(_)) => {
+            eprintln!("procedurewriter: the daemon thread panicked");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run_demo_job(url: &str, procedure: &str) -> Result<Value, ClientError> {
+    block_on(async {
+        let client = Client::new(url)?;
+        // The daemon thread may still be starting: the listener is bound, so connections
+        // queue in the backlog until it serves them.
+        let run = client
+            .call(
+                Method::POST,
+                "/api/write",
+                Some(&json!({ "procedure": procedure, "context": "demo" })),
+                &[],
+            )
+            .await?;
+        let id = run["run_id"].as_str().unwrap_or_default().to_string();
+        println!("run {id} enqueued; events:");
+        client.follow(&id).await?;
+        client
+            .call(Method::GET, &format!("/api/runs/{id}"), None, &[])
+            .await
+    })
+}

@@ -1,0 +1,482 @@
+//! Routing and the request handlers. Request types are strict (`deny_unknown_fields`) and
+//! validated here, before anything reaches the queue.
+
+use super::{json_response, sse, ApiError, AppState, Body};
+use futures_util::future::LocalBoxFuture;
+use http_body_util::{BodyExt, Limited};
+use hyper::body::Incoming;
+use hyper::{header, Method, Request, Response, StatusCode};
+use procedurewriter_actors::{Cancel, Enqueue, NewRun, Retry, RunStatus, Stats};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use std::sync::Arc;
+
+/// Longest procedure title accepted.
+const MAX_PROCEDURE_CHARS: usize = 300;
+/// Longest context accepted.
+const MAX_CONTEXT_CHARS: usize = 20_000;
+/// Longest idempotency key accepted.
+const MAX_IDEMPOTENCY_KEY: usize = 200;
+/// Largest page of `GET /api/runs`; asking for more is an error, not a silent cap.
+const MAX_PAGE: usize = 1000;
+const DEFAULT_PAGE: usize = 100;
+
+type Answer = (&'static str, Response<Body>);
+
+/// Routes a request; returns the route template (the metrics label) and the response.
+pub async fn route(state: &Arc<AppState>, req: Request<Incoming>) -> Answer {
+    let path = req.uri().path().to_string();
+    let segs: Vec<&str> = path.trim_end_matches('/').split('/').skip(1).collect();
+    let method = req.method().clone();
+    let (route, allowed, result) = match segs.as_slice() {
+        ["health"] => (
+            "/health",
+            "GET",
+            (method == Method::GET).then(|| boxed(health(state))),
+        ),
+        ["metrics"] => (
+            "/metrics",
+            "GET",
+            (method == Method::GET).then(|| boxed(metrics(state))),
+        ),
+        ["api", "write"] => (
+            "/api/write",
+            "POST",
+            (method == Method::POST).then(|| boxed(write(state, req))),
+        ),
+        ["api", "runs"] => (
+            "/api/runs",
+            "GET",
+            (method == Method::GET).then(|| boxed(list(state, req))),
+        ),
+        ["api", "runs", id] => {
+            let id = id.to_string();
+            (
+                "/api/runs/{id}",
+                "GET",
+                (method == Method::GET).then(|| boxed(get_run(state, id))),
+            )
+        }
+        ["api", "runs", id, "cancel"] => {
+            let id = id.to_string();
+            (
+                "/api/runs/{id}/cancel",
+                "POST",
+                (method == Method::POST).then(|| boxed(cancel(state, id, req))),
+            )
+        }
+        ["api", "runs", id, "retry"] => {
+            let id = id.to_string();
+            (
+                "/api/runs/{id}/retry",
+                "POST",
+                (method == Method::POST).then(|| boxed(retry(state, id, req))),
+            )
+        }
+        ["api", "runs", id, "events"] => {
+            let id = id.to_string();
+            (
+                "/api/runs/{id}/events",
+                "GET",
+                (method == Method::GET).then(|| boxed(events(state, id, req))),
+            )
+        }
+        _ => {
+            let err = ApiError::new(
+                StatusCode::NOT_FOUND,
+                "route_not_found",
+                format!("no route for {method} {path}; see the README for the API"),
+            );
+            return ("unmatched", err.into_response());
+        }
+    };
+    let resp = match result {
+        Some(fut) => match fut.await {
+            Ok(resp) => resp,
+            Err(e) => e.into_response(),
+        },
+        None => {
+            let mut resp = ApiError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                format!("{route} accepts {allowed}, not {method}"),
+            )
+            .into_response();
+            resp.headers_mut()
+                .insert(header::ALLOW, header::HeaderValue::from_static(allowed));
+            resp
+        }
+    };
+    (route, resp)
+}
+
+type Handled = Result<Response<Body>, ApiError>;
+
+fn boxed<'a>(f: impl std::future::Future<Output = Handled> + 'a) -> LocalBoxFuture<'a, Handled> {
+    Box::pin(f)
+}
+
+/// A run id must be a UUID; anything else cannot name a run (and never reaches the store).
+fn check_run_id(id: &str) -> Result<String, ApiError> {
+    match uuid::Uuid::parse_str(id) {
+        Ok(u) => Ok(u.hyphenated().to_string()),
+        Err(_) => Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "run_not_found",
+            format!(
+                "run {:?} not found: run ids are UUIDs as returned by POST /api/write",
+                truncate(id, 80)
+            ),
+        )),
+    }
+}
+
+fn truncate(s: &str, n: usize) -> String {
+    s.chars().take(n).collect()
+}
+
+/// Reads a JSON body: 415 unless it says `application/json`, 413 over the limit, 400 when it
+/// does not parse into `T`. An empty body is allowed (as `{}`) only when `allow_empty`.
+async fn json_body<T: serde::de::DeserializeOwned>(
+    state: &AppState,
+    req: Request<Incoming>,
+    allow_empty: bool,
+) -> Result<T, ApiError> {
+    let limit = state.settings.max_body_bytes;
+    let content_type = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| {
+            v.split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase()
+        });
+    if let Some(len) = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+    {
+        if len > limit as u64 {
+            return Err(too_large(limit));
+        }
+    }
+    let bytes = match Limited::new(req.into_body(), limit).collect().await {
+        Ok(c) => c.to_bytes(),
+        Err(e)
+            if e.downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some() =>
+        {
+            return Err(too_large(limit))
+        }
+        Err(e) => {
+            return Err(ApiError::bad_request(
+                "body_unreadable",
+                format!("could not read the request body: {e}"),
+            ))
+        }
+    };
+    if bytes.is_empty() && allow_empty {
+        return serde_json::from_value(json!({}))
+            .map_err(|e| ApiError::bad_request("invalid_request", e.to_string()));
+    }
+    if content_type.as_deref() != Some("application/json") {
+        return Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "the request body must be JSON: send `Content-Type: application/json`",
+        ));
+    }
+    serde_json::from_slice(&bytes).map_err(|e| {
+        ApiError::bad_request("malformed_json", format!("the JSON body is not valid: {e}"))
+    })
+}
+
+fn too_large(limit: usize) -> ApiError {
+    ApiError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "body_too_large",
+        format!("the request body is over the limit of {limit} bytes (max_body_bytes)"),
+    )
+}
+
+async fn health(state: &Arc<AppState>) -> Handled {
+    let counts = state.store.counts().await;
+    let stats = state.supervisor.send(Stats).await.ok();
+    let reload_error = state
+        .last_reload_error
+        .lock()
+        .map(|g| g.clone())
+        .unwrap_or(None);
+    let (status, db, depth, running) = match &counts {
+        Ok(c) => (
+            StatusCode::OK,
+            json!("ok"),
+            c.get("QUEUED").copied(),
+            c.get("RUNNING").copied(),
+        ),
+        Err(e) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            json!(e.to_string()),
+            None,
+            None,
+        ),
+    };
+    Ok(json_response(
+        status,
+        &json!({
+            "status": if state.is_shutting_down() { "shutting_down" } else if status == StatusCode::OK { "ok" } else { "degraded" },
+            "db": db,
+            "queue_depth": depth,
+            "running": running,
+            "workers": stats.map(|s| s.workers),
+            "busy_workers": stats.map(|s| s.busy),
+            "instance": state.instance,
+            "version": env!("CARGO_PKG_VERSION"),
+            "uptime_s": state.started.elapsed().as_secs(),
+            "last_reload_error": reload_error,
+        }),
+    ))
+}
+
+async fn metrics(state: &Arc<AppState>) -> Handled {
+    let counts = state.store.counts().await.map_err(ApiError::from)?;
+    let text = state.metrics.encode(&counts);
+    let mut resp = Response::new(super::full(text));
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static(
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        ),
+    );
+    Ok(resp)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WriteRequest {
+    procedure: String,
+    #[serde(default)]
+    context: String,
+    /// Per-run options for the job runner.
+    #[serde(default)]
+    options: Option<serde_json::Map<String, Value>>,
+    #[serde(default)]
+    priority: i64,
+}
+
+async fn write(state: &Arc<AppState>, req: Request<Incoming>) -> Handled {
+    if state.is_shutting_down() {
+        return Err(procedurewriter_actors::Error::ShuttingDown.into());
+    }
+    let key = match req.headers().get("idempotency-key") {
+        None => None,
+        Some(v) => {
+            let k = v.to_str().ok().map(str::trim).filter(|k| {
+                !k.is_empty()
+                    && k.len() <= MAX_IDEMPOTENCY_KEY
+                    && k.bytes().all(|b| b.is_ascii_graphic())
+            });
+            match k {
+                Some(k) => Some(k.to_string()),
+                None => {
+                    return Err(ApiError::bad_request(
+                        "invalid_idempotency_key",
+                        format!("Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY} visible ASCII characters"),
+                    ))
+                }
+            }
+        }
+    };
+    let body: WriteRequest = json_body(state, req, false).await?;
+    let procedure = body.procedure.trim().to_string();
+    if procedure.is_empty() {
+        return Err(ApiError::bad_request(
+            "invalid_request",
+            "`procedure` must not be empty",
+        ));
+    }
+    if procedure.chars().count() > MAX_PROCEDURE_CHARS {
+        return Err(ApiError::bad_request(
+            "invalid_request",
+            format!("`procedure` is longer than {MAX_PROCEDURE_CHARS} characters"),
+        ));
+    }
+    if body.context.chars().count() > MAX_CONTEXT_CHARS {
+        return Err(ApiError::bad_request(
+            "invalid_request",
+            format!("`context` is longer than {MAX_CONTEXT_CHARS} characters"),
+        ));
+    }
+    if procedure.contains('\0') || body.context.contains('\0') {
+        return Err(ApiError::bad_request(
+            "invalid_request",
+            "text fields must not contain NUL characters",
+        ));
+    }
+    if !(-1000..=1000).contains(&body.priority) {
+        return Err(ApiError::bad_request(
+            "invalid_request",
+            "`priority` must be between -1000 and 1000",
+        ));
+    }
+    let new = NewRun {
+        procedure,
+        context: body.context,
+        params: Value::Object(body.options.unwrap_or_default()),
+        priority: body.priority,
+        idempotency_key: key,
+        max_attempts: state.settings.max_attempts,
+    };
+    let (run, created) = state
+        .queue
+        .send(Enqueue(new))
+        .await
+        .map_err(procedurewriter_actors::Error::from)??;
+    let mut resp = json_response(StatusCode::ACCEPTED, &run);
+    if let Ok(loc) = header::HeaderValue::from_str(&format!("/api/runs/{}", run.id)) {
+        resp.headers_mut().insert(header::LOCATION, loc);
+    }
+    if !created {
+        resp.headers_mut().insert(
+            "idempotent-replayed",
+            header::HeaderValue::from_static("true"),
+        );
+    }
+    Ok(resp)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListQuery {
+    status: Option<String>,
+    cursor: Option<String>,
+    limit: Option<usize>,
+}
+
+async fn list(state: &Arc<AppState>, req: Request<Incoming>) -> Handled {
+    let q: ListQuery =
+        serde_urlencoded::from_str(req.uri().query().unwrap_or("")).map_err(|e| {
+            ApiError::bad_request(
+                "invalid_query",
+                format!("bad query string: {e}; use status, cursor, limit"),
+            )
+        })?;
+    let status = match q.status.as_deref() {
+        None | Some("") => None,
+        Some(s) => Some(RunStatus::parse(&s.to_ascii_uppercase()).ok_or_else(|| {
+            ApiError::bad_request(
+                "invalid_query",
+                format!("unknown status {s:?}; one of QUEUED, RUNNING, NEEDS_ACK, DONE, FAILED, CANCELLED"),
+            )
+        })?),
+    };
+    let cursor = match q.cursor.as_deref() {
+        None | Some("") => None,
+        Some(c) => Some(c.parse::<i64>().ok().filter(|c| *c > 0).ok_or_else(|| {
+            ApiError::bad_request(
+                "invalid_query",
+                "cursor must be a next_cursor value from a previous page",
+            )
+        })?),
+    };
+    let limit = q.limit.unwrap_or(DEFAULT_PAGE);
+    if limit == 0 || limit > MAX_PAGE {
+        return Err(ApiError::bad_request(
+            "invalid_query",
+            format!("limit must be between 1 and {MAX_PAGE}; page with next_cursor for more"),
+        ));
+    }
+    let page = state.store.list_runs(status, cursor, limit).await?;
+    Ok(json_response(StatusCode::OK, &page))
+}
+
+async fn get_run(state: &Arc<AppState>, id: String) -> Handled {
+    let id = check_run_id(&id)?;
+    let run = state.store.get_run(id).await?;
+    Ok(json_response(StatusCode::OK, &run))
+}
+
+/// Cancel and retry take no body; an empty body or `{}` is accepted.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NoFields {}
+
+async fn cancel(state: &Arc<AppState>, id: String, req: Request<Incoming>) -> Handled {
+    let id = check_run_id(&id)?;
+    let _: NoFields = json_body(state, req, true).await?;
+    let run = state
+        .queue
+        .send(Cancel { run_id: id })
+        .await
+        .map_err(procedurewriter_actors::Error::from)??;
+    let status = if run.status == RunStatus::Running {
+        StatusCode::ACCEPTED
+    } else {
+        StatusCode::OK
+    };
+    Ok(json_response(status, &run))
+}
+
+async fn retry(state: &Arc<AppState>, id: String, req: Request<Incoming>) -> Handled {
+    if state.is_shutting_down() {
+        return Err(procedurewriter_actors::Error::ShuttingDown.into());
+    }
+    let id = check_run_id(&id)?;
+    let _: NoFields = json_body(state, req, true).await?;
+    let run = state
+        .queue
+        .send(Retry { run_id: id })
+        .await
+        .map_err(procedurewriter_actors::Error::from)??;
+    Ok(json_response(StatusCode::OK, &run))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EventsQuery {
+    after: Option<i64>,
+}
+
+async fn events(state: &Arc<AppState>, id: String, req: Request<Incoming>) -> Handled {
+    let id = check_run_id(&id)?;
+    let q: EventsQuery =
+        serde_urlencoded::from_str(req.uri().query().unwrap_or("")).map_err(|e| {
+            ApiError::bad_request("invalid_query", format!("bad query string: {e}; use after"))
+        })?;
+    let wants_sse = req
+        .headers()
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("text/event-stream"));
+    let last_event_id = req
+        .headers()
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .map(|v| {
+            v.trim().parse::<i64>().map_err(|_| {
+                ApiError::bad_request(
+                    "invalid_last_event_id",
+                    "Last-Event-ID must be an event id (an integer)",
+                )
+            })
+        })
+        .transpose()?;
+    let after = last_event_id.or(q.after).unwrap_or(0).max(0);
+    if wants_sse {
+        // 404 before the stream starts, not an empty stream.
+        state.store.get_run(id.clone()).await?;
+        return Ok(sse::stream(
+            state.store.clone(),
+            id,
+            after,
+            state.settings.sse_keepalive(),
+            state.shutdown_watch(),
+        ));
+    }
+    let events = state.store.events(id, after).await?;
+    Ok(json_response(StatusCode::OK, &json!({ "events": events })))
+}

@@ -1,0 +1,175 @@
+//! The HTTP endpoint (hyper 1.x, HTTP/1.1): the only module that knows HTTP and JSON.
+//!
+//! It changes state only by sending messages to the QueueActor and reads through the store's
+//! query methods; it never sees SQL or a connection. Every error leaves through
+//! [`ApiError`], so every 4xx/5xx has a JSON body.
+
+mod error;
+mod handlers;
+mod sse;
+
+pub use error::ApiError;
+
+use crate::metrics::Metrics;
+use crate::settings::Settings;
+use actix::Addr;
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::{header, Request, Response, StatusCode};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use procedurewriter_actors::{QueueActor, Store, Supervisor};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::sync::{watch, Semaphore};
+
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+/// Every response body: a full JSON/text body or an event stream.
+pub type Body = http_body_util::combinators::UnsyncBoxBody<Bytes, BoxError>;
+
+/// What the request handlers share.
+pub struct AppState {
+    pub queue: Addr<QueueActor>,
+    pub supervisor: Addr<Supervisor>,
+    /// For reads only; writes go through the queue.
+    pub store: Store,
+    pub settings: Settings,
+    pub metrics: Arc<Metrics>,
+    /// Set on SIGTERM/SIGINT: new work is refused with 503.
+    shutting_down: AtomicBool,
+    /// Tells open event streams to end at shutdown.
+    shutdown_tx: watch::Sender<bool>,
+    pub started: Instant,
+    /// This daemon process's identity (also the first half of its lease owners).
+    pub instance: String,
+    /// The error of the last failed SIGHUP reload, shown by `/health`.
+    pub last_reload_error: Mutex<Option<String>>,
+}
+
+impl AppState {
+    pub fn new(
+        queue: Addr<QueueActor>,
+        supervisor: Addr<Supervisor>,
+        store: Store,
+        settings: Settings,
+        metrics: Arc<Metrics>,
+        instance: String,
+    ) -> Self {
+        AppState {
+            queue,
+            supervisor,
+            store,
+            settings,
+            metrics,
+            shutting_down: AtomicBool::new(false),
+            shutdown_tx: watch::channel(false).0,
+            started: Instant::now(),
+            instance,
+            last_reload_error: Mutex::new(None),
+        }
+    }
+
+    /// Refuse new work from now on and end open event streams.
+    pub fn begin_shutdown(&self) {
+        self.shutting_down.store(true, Ordering::SeqCst);
+        let _ = self.shutdown_tx.send(true);
+    }
+
+    pub fn is_shutting_down(&self) -> bool {
+        self.shutting_down.load(Ordering::SeqCst)
+    }
+
+    pub(crate) fn shutdown_watch(&self) -> watch::Receiver<bool> {
+        self.shutdown_tx.subscribe()
+    }
+}
+
+pub(crate) fn full(bytes: impl Into<Bytes>) -> Body {
+    Full::new(bytes.into())
+        .map_err(|never| match never {})
+        .boxed_unsync()
+}
+
+pub(crate) fn empty() -> Body {
+    full(Bytes::new())
+}
+
+pub(crate) fn json_response(status: StatusCode, value: &impl serde::Serialize) -> Response<Body> {
+    let body = serde_json::to_vec(value).unwrap_or_else(|_| b"{}".to_vec());
+    let mut resp = Response::new(full(body));
+    *resp.status_mut() = status;
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static("application/json"),
+    );
+    resp
+}
+
+/// Accepts connections until `stop` resolves, then lets open requests finish (bounded).
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: Arc<AppState>,
+    stop: impl std::future::Future<Output = ()>,
+) {
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let permits = Arc::new(Semaphore::new(state.settings.max_connections));
+    let header_timeout = state.settings.header_read_timeout();
+    tokio::pin!(stop);
+    loop {
+        let permit = tokio::select! {
+            p = Arc::clone(&permits).acquire_owned() => match p {
+                Ok(p) => p,
+                Err(_) => break,
+            },
+            _ = &mut stop => break,
+        };
+        let stream = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    // Out of file descriptors and similar: back off instead of spinning.
+                    tracing::warn!(cause = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = &mut stop => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let state = Arc::clone(&state);
+        let service = hyper::service::service_fn(move |req| {
+            let state = Arc::clone(&state);
+            async move { Ok::<_, std::convert::Infallible>(handle(state, req).await) }
+        });
+        let conn = hyper::server::conn::http1::Builder::new()
+            .timer(TokioTimer::new())
+            .header_read_timeout(header_timeout)
+            .max_buf_size(64 * 1024)
+            .serve_connection(TokioIo::new(stream), service);
+        let conn = graceful.watch(conn);
+        tokio::task::spawn_local(async move {
+            if let Err(e) = conn.await {
+                tracing::debug!(cause = %e, "connection ended with an error");
+            }
+            drop(permit);
+        });
+    }
+    drop(listener);
+    if tokio::time::timeout(Duration::from_secs(5), graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!("some HTTP connections did not close within 5 s");
+    }
+}
+
+/// One request: route, answer, count.
+async fn handle(state: Arc<AppState>, req: Request<Incoming>) -> Response<Body> {
+    let method = req.method().clone();
+    let path = req.uri().path().to_string();
+    let span = tracing::debug_span!("http", %method, %path);
+    let (route, resp) = tracing::Instrument::instrument(handlers::route(&state, req), span).await;
+    state.metrics.http_request(route, resp.status().as_u16());
+    resp
+}

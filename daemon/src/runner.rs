@@ -1,0 +1,78 @@
+//! The programmable test runner (`job_runner = "test"`): each run's `options.test` object says
+//! how long the job takes and how it ends, so the queue's behaviour under slow, failing,
+//! panicking and gap-raising jobs can be driven from outside over HTTP.
+
+use futures_util::future::LocalBoxFuture;
+use procedurewriter_actors::{Job, JobContext, JobRunner, Outcome};
+use serde::Deserialize;
+use serde_json::json;
+use std::time::Duration;
+
+/// What a test job does, from `params.test` (all fields optional).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TestSpec {
+    /// How long the job runs, in milliseconds.
+    #[serde(default)]
+    duration_ms: u64,
+    /// How it ends: "ok" (default), "fail", "fail_retryable", "panic", "needs_ack".
+    #[serde(default)]
+    outcome: Option<String>,
+    /// Fail retryably on the first N attempts, then follow `outcome`.
+    #[serde(default)]
+    fail_attempts: u32,
+}
+
+/// Runs jobs as `options.test` describes; see `etc/procedurewriter.toml`.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct TestRunner;
+
+impl JobRunner for TestRunner {
+    fn run(&self, job: Job, _ctx: JobContext) -> LocalBoxFuture<'static, Outcome> {
+        let run = job.run;
+        Box::pin(async move {
+            let spec: TestSpec = match run.params.get("test") {
+                None => TestSpec::default(),
+                Some(v) => match serde_json::from_value(v.clone()) {
+                    Ok(spec) => spec,
+                    Err(e) => {
+                        return Outcome::Failed {
+                            error: format!("invalid options.test: {e}"),
+                            retryable: false,
+                        }
+                    }
+                },
+            };
+            if spec.duration_ms > 0 {
+                tokio::time::sleep(Duration::from_millis(spec.duration_ms)).await;
+            }
+            if run.attempts <= spec.fail_attempts {
+                return Outcome::Failed {
+                    error: format!("test failure on attempt {}", run.attempts),
+                    retryable: true,
+                };
+            }
+            match spec.outcome.as_deref().unwrap_or("ok") {
+                "ok" => Outcome::Done {
+                    result: json!({ "runner": "test", "attempt": run.attempts, "procedure": run.procedure }),
+                },
+                "fail" => Outcome::Failed {
+                    error: "test failure".into(),
+                    retryable: false,
+                },
+                "fail_retryable" => Outcome::Failed {
+                    error: format!("test failure on attempt {}", run.attempts),
+                    retryable: true,
+                },
+                "panic" => panic!("test runner panics as asked"),
+                "needs_ack" => Outcome::NeedsAck {
+                    details: json!({ "missing_tiers": ["danish_guideline"], "found": {} }),
+                },
+                other => Outcome::Failed {
+                    error: format!("unknown options.test.outcome {other:?}"),
+                    retryable: false,
+                },
+            }
+        })
+    }
+}

@@ -1,0 +1,269 @@
+//! The daemon's settings: the embedded `etc/procedurewriter.toml` defaults, then an optional
+//! file, then `PROCEDUREWRITER_*` environment variables, layered with the `config` crate and
+//! validated once. An invalid value is reported with the key that holds it.
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// The shipped configuration, documented key by key; also the defaults.
+pub const DEFAULT_TOML: &str = include_str!("../../etc/procedurewriter.toml");
+
+/// Environment variables with the prefix that are not settings keys.
+const NOT_SETTINGS: &[&str] = &[
+    "PROCEDUREWRITER_CONFIG",
+    "PROCEDUREWRITER_URL",
+    "PROCEDUREWRITER_SECRET_KEY",
+];
+
+/// Why the settings could not be loaded; the message names the key and the source.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid configuration: {0}")]
+pub struct SettingsError(pub String);
+
+/// SQLite durability mode (see the `sqlite_synchronous` key).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum SqliteSynchronous {
+    Normal,
+    Full,
+}
+
+/// Which job runner the daemon uses (see the `job_runner` key).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunnerKind {
+    Test,
+}
+
+/// Every setting of the daemon; see `etc/procedurewriter.toml` for what each key does.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    pub data_dir: PathBuf,
+    pub listen: SocketAddr,
+    pub workers: usize,
+    pub heartbeat_interval_s: f64,
+    pub stale_timeout_s: f64,
+    pub reaper_interval_s: f64,
+    pub max_attempts: u32,
+    pub shutdown_grace_s: f64,
+    pub sqlite_synchronous: SqliteSynchronous,
+    pub max_body_bytes: usize,
+    pub max_connections: usize,
+    pub header_read_timeout_s: f64,
+    pub sse_keepalive_s: f64,
+    pub log: String,
+    pub job_runner: RunnerKind,
+}
+
+impl Settings {
+    /// Loads the layered settings: defaults, then `file` (required if given), then the
+    /// environment.
+    pub fn load(file: Option<&Path>) -> Result<Settings, SettingsError> {
+        let env: BTreeMap<String, String> = std::env::vars()
+            .filter(|(k, _)| {
+                k.starts_with("PROCEDUREWRITER_") && !NOT_SETTINGS.contains(&k.as_str())
+            })
+            .collect();
+        Self::load_from(file, env)
+    }
+
+    /// [`Settings::load`] with an explicit environment (tests).
+    pub fn load_from(
+        file: Option<&Path>,
+        env: BTreeMap<String, String>,
+    ) -> Result<Settings, SettingsError> {
+        use config::{Config, Environment, File, FileFormat};
+        let mut builder =
+            Config::builder().add_source(File::from_str(DEFAULT_TOML, FileFormat::Toml));
+        if let Some(path) = file {
+            if !path.is_file() {
+                return Err(SettingsError(format!(
+                    "config file {} does not exist or is not a file",
+                    path.display()
+                )));
+            }
+            builder = builder.add_source(File::from(path).format(FileFormat::Toml));
+        }
+        let env_map = env.into_iter().collect();
+        builder = builder.add_source(
+            Environment::with_prefix("PROCEDUREWRITER")
+                .try_parsing(true)
+                .source(Some(env_map)),
+        );
+        let settings: Settings = builder
+            .build()
+            .and_then(|c| c.try_deserialize())
+            .map_err(|e| SettingsError(e.to_string()))?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    fn validate(&self) -> Result<(), SettingsError> {
+        let bad = |key: &str, why: &str| Err(SettingsError(format!("key `{key}`: {why}")));
+        for (key, v) in [
+            ("heartbeat_interval_s", self.heartbeat_interval_s),
+            ("stale_timeout_s", self.stale_timeout_s),
+            ("reaper_interval_s", self.reaper_interval_s),
+            ("header_read_timeout_s", self.header_read_timeout_s),
+            ("sse_keepalive_s", self.sse_keepalive_s),
+        ] {
+            if !(v.is_finite() && v > 0.0 && v < 1e9) {
+                return bad(
+                    key,
+                    &format!("must be a positive number of seconds, got {v}"),
+                );
+            }
+        }
+        if !(self.shutdown_grace_s.is_finite()
+            && self.shutdown_grace_s >= 0.0
+            && self.shutdown_grace_s < 1e9)
+        {
+            return bad(
+                "shutdown_grace_s",
+                "must be zero or a positive number of seconds",
+            );
+        }
+        if self.workers == 0 || self.workers > 256 {
+            return bad(
+                "workers",
+                &format!("must be between 1 and 256, got {}", self.workers),
+            );
+        }
+        if self.max_attempts == 0 || self.max_attempts > 100 {
+            return bad(
+                "max_attempts",
+                &format!("must be between 1 and 100, got {}", self.max_attempts),
+            );
+        }
+        if self.max_body_bytes < 1024 {
+            return bad("max_body_bytes", "must be at least 1024");
+        }
+        if self.max_connections == 0 {
+            return bad("max_connections", "must be at least 1");
+        }
+        if self.data_dir.as_os_str().is_empty() {
+            return bad("data_dir", "must not be empty");
+        }
+        if tracing_subscriber::EnvFilter::try_new(&self.log).is_err() {
+            return bad("log", &format!("{:?} is not a valid log filter", self.log));
+        }
+        Ok(())
+    }
+
+    /// The settings as flat `key → value` strings, for diffing on reload.
+    pub fn flatten(&self) -> BTreeMap<String, String> {
+        match serde_json::to_value(self) {
+            Ok(serde_json::Value::Object(m)) => {
+                m.into_iter().map(|(k, v)| (k, v.to_string())).collect()
+            }
+            _ => BTreeMap::new(),
+        }
+    }
+
+    pub fn db_path(&self) -> PathBuf {
+        self.data_dir.join("procedurewriter.db")
+    }
+
+    pub fn heartbeat_interval(&self) -> Duration {
+        Duration::from_secs_f64(self.heartbeat_interval_s)
+    }
+    pub fn stale_timeout(&self) -> Duration {
+        Duration::from_secs_f64(self.stale_timeout_s)
+    }
+    pub fn reaper_interval(&self) -> Duration {
+        Duration::from_secs_f64(self.reaper_interval_s)
+    }
+    pub fn shutdown_grace(&self) -> Duration {
+        Duration::from_secs_f64(self.shutdown_grace_s)
+    }
+    pub fn header_read_timeout(&self) -> Duration {
+        Duration::from_secs_f64(self.header_read_timeout_s)
+    }
+    pub fn sse_keepalive(&self) -> Duration {
+        Duration::from_secs_f64(self.sse_keepalive_s)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn embedded_defaults_parse_and_validate() {
+        let s = Settings::load_from(None, BTreeMap::new()).unwrap();
+        assert_eq!(s.workers, 2);
+        assert_eq!(s.max_attempts, 3);
+        assert_eq!(s.heartbeat_interval_s, 30.0);
+        assert_eq!(s.stale_timeout_s, 1800.0);
+        assert_eq!(s.sqlite_synchronous, SqliteSynchronous::Normal);
+        assert!(s.listen.ip().is_loopback());
+    }
+
+    #[test]
+    fn environment_overrides_the_defaults() {
+        let s = Settings::load_from(
+            None,
+            env(&[
+                ("PROCEDUREWRITER_WORKERS", "5"),
+                ("PROCEDUREWRITER_SQLITE_SYNCHRONOUS", "FULL"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(s.workers, 5);
+        assert_eq!(s.sqlite_synchronous, SqliteSynchronous::Full);
+    }
+
+    #[test]
+    fn a_file_overrides_the_defaults_and_the_environment_overrides_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("p.toml");
+        std::fs::write(&path, "workers = 7\nmax_attempts = 9\n").unwrap();
+        let s = Settings::load_from(Some(&path), env(&[("PROCEDUREWRITER_MAX_ATTEMPTS", "4")]))
+            .unwrap();
+        assert_eq!(s.workers, 7);
+        assert_eq!(s.max_attempts, 4);
+    }
+
+    #[test]
+    fn invalid_values_name_their_key() {
+        for (k, v, key) in [
+            ("PROCEDUREWRITER_WORKERS", "0", "workers"),
+            ("PROCEDUREWRITER_WORKERS", "many", "workers"),
+            (
+                "PROCEDUREWRITER_HEARTBEAT_INTERVAL_S",
+                "-1",
+                "heartbeat_interval_s",
+            ),
+            (
+                "PROCEDUREWRITER_SQLITE_SYNCHRONOUS",
+                "SOMETIMES",
+                "sqlite_synchronous",
+            ),
+            ("PROCEDUREWRITER_LISTEN", "not an address", "listen"),
+        ] {
+            let err = Settings::load_from(None, env(&[(k, v)]))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(key), "{k}={v}: {err}");
+        }
+    }
+
+    #[test]
+    fn unknown_keys_are_refused() {
+        let err = Settings::load_from(None, env(&[("PROCEDUREWRITER_WORKRES", "3")]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("workres"), "{err}");
+    }
+}

@@ -1,0 +1,80 @@
+-- 0001: the durable job queue.
+--
+-- `runs` holds one row per job and is the only authority on a job's state: nothing about a
+-- run lives only in memory. `run_events` is its append-only history: every transition of a
+-- run updates the row and appends an event in the same transaction.
+
+CREATE TABLE runs (
+    -- Insertion order: the FIFO order of the queue and the cursor of `GET /api/runs`.
+    seq              INTEGER PRIMARY KEY AUTOINCREMENT,
+    -- Public identifier (UUID v7, text), what clients and the event log use.
+    id               TEXT    NOT NULL UNIQUE,
+    procedure        TEXT    NOT NULL,
+    context          TEXT    NOT NULL DEFAULT '',
+    -- Per-run options as a JSON object; the job runner interprets them, the queue does not.
+    params           TEXT    NOT NULL DEFAULT '{}',
+    -- Higher first; FIFO (seq) within one priority.
+    priority         INTEGER NOT NULL DEFAULT 0,
+    status           TEXT    NOT NULL
+        CHECK (status IN ('QUEUED', 'RUNNING', 'NEEDS_ACK', 'DONE', 'FAILED', 'CANCELLED')),
+    -- Claims made in the current attempt budget; a retry resets it.
+    attempts         INTEGER NOT NULL DEFAULT 0 CHECK (attempts >= 0),
+    max_attempts     INTEGER NOT NULL CHECK (max_attempts >= 1),
+    -- "<daemon instance>/<worker>" while RUNNING, else NULL.
+    lease_owner      TEXT,
+    -- Fencing token: incremented by every claim; heartbeat, complete, fail and needs-ack
+    -- are applied only when they carry the current value.
+    lease_token      INTEGER NOT NULL DEFAULT 0,
+    locked_at        INTEGER,
+    heartbeat_at     INTEGER,
+    -- Set by a cancel of a RUNNING job; the worker stops at its next await.
+    cancel_requested INTEGER NOT NULL DEFAULT 0,
+    error            TEXT,
+    -- JSON written by the job runner on success.
+    result           TEXT,
+    -- Evidence-gap acknowledgement (the pipeline fills these): what was missing (JSON) and
+    -- who acknowledged it, when, with which note, for which tiers (JSON).
+    ack_required     TEXT,
+    ack_by           TEXT,
+    ack_note         TEXT,
+    ack_tiers        TEXT,
+    ack_at           INTEGER,
+    idempotency_key  TEXT UNIQUE,
+    -- Unix milliseconds.
+    created_at       INTEGER NOT NULL,
+    updated_at       INTEGER NOT NULL,
+    started_at       INTEGER,
+    finished_at      INTEGER
+);
+
+-- The claim path: the next QUEUED run by priority, then FIFO.
+CREATE INDEX runs_queued ON runs (priority DESC, seq) WHERE status = 'QUEUED';
+-- Listing by status with the seq cursor.
+CREATE INDEX runs_status_seq ON runs (status, seq);
+-- The reaper's scan of live leases.
+CREATE INDEX runs_running_heartbeat ON runs (heartbeat_at) WHERE status = 'RUNNING';
+
+CREATE TABLE run_events (
+    -- Monotonic: the SSE `id:` and the `Last-Event-ID` replay point.
+    id       INTEGER PRIMARY KEY AUTOINCREMENT,
+    run_id   TEXT    NOT NULL REFERENCES runs (id),
+    at       INTEGER NOT NULL,
+    kind     TEXT    NOT NULL,
+    -- The run's status after this event.
+    status   TEXT    NOT NULL,
+    -- Which actor caused it: "http", "queue", "worker:<owner>", "reaper", "recovery", ...
+    actor    TEXT    NOT NULL,
+    details  TEXT    NOT NULL DEFAULT '{}'
+);
+
+CREATE INDEX run_events_by_run ON run_events (run_id, id);
+
+CREATE TRIGGER run_events_no_update BEFORE UPDATE ON run_events
+BEGIN
+    SELECT RAISE(ABORT, 'run_events is append-only');
+END;
+
+CREATE TRIGGER run_events_no_delete BEFORE DELETE ON run_events
+BEGIN
+    SELECT RAISE(ABORT, 'run_events is append-only');
+END;
