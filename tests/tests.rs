@@ -1,1 +1,10 @@
+//! Integration tests: the real `procedurewriter` binary in a temp dir, spoken to over HTTP,
+//! signalled, killed and restarted. One module per area; helpers in `support`.
 
+mod support;
+
+mod api_errors;
+mod cli;
+mod lifecycle;
+mod recovery;
+mod startup;

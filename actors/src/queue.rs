@@ -45,6 +45,8 @@ pub struct Retry {
 #[rtype(result = "()")]
 pub(crate) struct WorkerIdle {
     pub worker: usize,
+    /// The outcome put the run back in the queue (a retryable failure): there is work.
+    pub requeued: bool,
 }
 
 /// Refresh the heartbeat of every lease this daemon's workers hold (sent by the
@@ -265,6 +267,12 @@ impl Handler<WorkerIdle> for QueueActor {
     fn handle(&mut self, msg: WorkerIdle, ctx: &mut Context<Self>) {
         self.busy.remove(&msg.worker);
         self.idle.push(msg.worker);
+        if msg.requeued {
+            self.maybe_work = true;
+            if self.claiming {
+                self.recheck = true;
+            }
+        }
         if self.draining {
             if self.busy.is_empty() {
                 for tx in self.drained.drain(..) {

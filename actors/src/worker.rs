@@ -4,7 +4,7 @@
 //! cancel (or the end of the shutdown grace) drops it at its next await.
 
 use crate::metrics::QueueMetrics;
-use crate::model::Outcome;
+use crate::model::{Outcome, RunStatus};
 use crate::queue::{QueueActor, WorkerIdle};
 use crate::runner::{Job, JobContext, JobRunner};
 use crate::store::{ClaimedRun, Fenced, Store};
@@ -139,11 +139,13 @@ impl Handler<RunJob> for WorkerActor {
                     let metrics = act.metrics.clone();
                     let idx = act.idx;
                     async move {
+                        let mut requeued = false;
                         if let Some(outcome) = outcome {
                             let failed = matches!(outcome, Outcome::Failed { .. });
                             let done = matches!(outcome, Outcome::Done { .. });
                             match store.finish(run_id.clone(), token, owner, outcome).await {
-                                Ok(Fenced::Applied(_)) => {
+                                Ok(Fenced::Applied(run)) => {
+                                    requeued = run.status == RunStatus::Queued;
                                     if done {
                                         metrics.completions.inc();
                                     }
@@ -165,7 +167,10 @@ impl Handler<RunJob> for WorkerActor {
                                 }
                             }
                         }
-                        queue.do_send(WorkerIdle { worker: idx });
+                        queue.do_send(WorkerIdle {
+                            worker: idx,
+                            requeued,
+                        });
                     }
                     .into_actor(act)
                 }),

@@ -146,7 +146,7 @@ impl Daemon {
                     cause,
                 }
             })?;
-            let addr = listener.local_addr().ok();
+            let addr = listener.local_addr().unwrap_or(settings.listen);
             let grace = settings.shutdown_grace();
             let state = Arc::new(AppState::new(
                 queue,
@@ -162,7 +162,7 @@ impl Daemon {
             }));
             spawn_reload_handler(Arc::clone(&state), config_path);
             tracing::info!(
-                addr = ?addr, instance = %instance, startup_ms = started.elapsed().as_millis() as u64,
+                addr = %addr, instance = %instance, startup_ms = started.elapsed().as_millis() as u64,
                 "procedurewriter daemon ready"
             );
 

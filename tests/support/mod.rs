@@ -1,0 +1,358 @@
+//! Helpers: start the daemon binary in a scratch directory, talk HTTP to it, wait on
+//! conditions with deadlines (never fixed sleeps).
+
+#![allow(dead_code)]
+
+use serde_json::Value;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_procedurewriter");
+
+/// Polls `f` every 20 ms until it returns `Some`, panicking with `what` after `limit`.
+pub fn wait_for<T>(what: &str, limit: Duration, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        if Instant::now() > deadline {
+            panic!("timed out after {limit:?} waiting for {what}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A scratch directory for one test's daemon(s); the data directory lives inside it.
+pub struct Scratch {
+    pub dir: tempfile::TempDir,
+}
+
+impl Scratch {
+    pub fn new() -> Scratch {
+        Scratch {
+            dir: tempfile::tempdir().expect("temp dir"),
+        }
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    pub fn db_path(&self) -> PathBuf {
+        self.data_dir().join("procedurewriter.db")
+    }
+
+    /// The daemon command with this scratch's data dir, an ephemeral port and `env`.
+    pub fn command(&self, env: &[(&str, &str)]) -> Command {
+        let mut cmd = Command::new(BIN);
+        cmd.arg("daemon")
+            .current_dir(self.dir.path())
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("PROCEDUREWRITER_DATA_DIR", self.data_dir())
+            .env("PROCEDUREWRITER_LISTEN", "127.0.0.1:0")
+            .env("PROCEDUREWRITER_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        cmd
+    }
+
+    /// Starts a daemon and waits until it is serving.
+    pub fn start(&self, env: &[(&str, &str)]) -> Daemon {
+        Daemon::spawn(self.command(env))
+    }
+
+    /// Runs the daemon expecting it to fail at start; returns (exit code, stderr).
+    pub fn start_failing(&self, env: &[(&str, &str)]) -> (i32, String) {
+        let mut cmd = self.command(env);
+        cmd.stderr(Stdio::piped());
+        let child = cmd.spawn().expect("spawn daemon");
+        let out = child.wait_with_output().expect("wait daemon");
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
+    /// Opens the database read-only, for checks the API does not expose.
+    pub fn db(&self) -> rusqlite::Connection {
+        rusqlite::Connection::open_with_flags(
+            self.db_path(),
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+        )
+        .expect("open db")
+    }
+}
+
+/// A running daemon process.
+pub struct Daemon {
+    child: Option<Child>,
+    pub url: String,
+    log: Arc<Mutex<Vec<String>>>,
+}
+
+impl Daemon {
+    pub fn spawn(mut cmd: Command) -> Daemon {
+        let mut child = cmd.spawn().expect("spawn daemon");
+        let stderr = child.stderr.take().expect("stderr piped");
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let sink = Arc::clone(&log);
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                sink.lock().unwrap().push(line);
+            }
+        });
+        let mut d = Daemon {
+            child: Some(child),
+            url: String::new(),
+            log,
+        };
+        let addr = wait_for("the daemon to be ready", Duration::from_secs(30), || {
+            if let Some(status) = d.child.as_mut().unwrap().try_wait().unwrap() {
+                panic!("daemon exited early ({status}):\n{}", d.log_text());
+            }
+            d.log.lock().unwrap().iter().find_map(|l| {
+                l.contains("daemon ready").then(|| {
+                    let at = l.find("addr=").expect("ready line has addr") + 5;
+                    l[at..].split_whitespace().next().unwrap().to_string()
+                })
+            })
+        });
+        d.url = format!("http://{addr}");
+        d
+    }
+
+    pub fn pid(&self) -> i32 {
+        self.child.as_ref().unwrap().id() as i32
+    }
+
+    pub fn log_text(&self) -> String {
+        self.log.lock().unwrap().join("\n")
+    }
+
+    pub fn signal(&self, sig: i32) {
+        // SAFETY: kill(2) on our own child's pid.
+        let rc = unsafe { libc::kill(self.pid(), sig) };
+        assert_eq!(rc, 0, "kill({sig}) failed");
+    }
+
+    /// SIGKILL: no chance to clean up, as in a crash.
+    pub fn kill9(mut self) {
+        let mut child = self.child.take().unwrap();
+        child.kill().expect("kill -9");
+        child.wait().expect("reap");
+    }
+
+    /// Waits for the process to exit by itself.
+    pub fn wait_exit(mut self, limit: Duration) -> ExitStatus {
+        let mut child = self.child.take().unwrap();
+        let status = wait_for("the daemon to exit", limit, || child.try_wait().unwrap());
+        status
+    }
+
+    pub fn http(&self) -> Http {
+        Http::new(&self.url)
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// A response: status, headers we care about, and the body as JSON (or a string).
+#[derive(Debug)]
+pub struct Resp {
+    pub status: u16,
+    pub body: Value,
+    pub headers: Vec<(String, String)>,
+}
+
+impl Resp {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Asserts an error answer: the status and the JSON error code, with a message.
+    pub fn assert_error(&self, status: u16, code: &str) {
+        assert_eq!(self.status, status, "{self:?}");
+        assert_eq!(self.body["error"]["code"], code, "{self:?}");
+        assert!(
+            self.body["error"]["message"]
+                .as_str()
+                .is_some_and(|m| !m.is_empty()),
+            "{self:?}"
+        );
+    }
+}
+
+/// A small blocking HTTP client for the tests.
+pub struct Http {
+    agent: ureq::Agent,
+    base: String,
+}
+
+impl Http {
+    pub fn new(base: &str) -> Http {
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(Duration::from_secs(30)))
+            .build()
+            .into();
+        Http {
+            agent,
+            base: base.to_string(),
+        }
+    }
+
+    fn finish(resp: Result<ureq::http::Response<ureq::Body>, ureq::Error>) -> Resp {
+        let mut resp = resp.expect("HTTP request");
+        let status = resp.status().as_u16();
+        let headers = resp
+            .headers()
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or("").to_string()))
+            .collect();
+        let text = resp.body_mut().read_to_string().unwrap_or_default();
+        let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        Resp {
+            status,
+            body,
+            headers,
+        }
+    }
+
+    pub fn get(&self, path: &str) -> Resp {
+        Self::finish(self.agent.get(format!("{}{path}", self.base)).call())
+    }
+
+    pub fn post_json(&self, path: &str, body: &Value) -> Resp {
+        Self::finish(
+            self.agent
+                .post(format!("{}{path}", self.base))
+                .header("content-type", "application/json")
+                .send(body.to_string()),
+        )
+    }
+
+    /// POST with raw bytes and an explicit content type (or none).
+    pub fn post_raw(&self, path: &str, content_type: Option<&str>, body: &[u8]) -> Resp {
+        let mut req = self.agent.post(format!("{}{path}", self.base));
+        if let Some(ct) = content_type {
+            req = req.header("content-type", ct);
+        }
+        Self::finish(req.send(body))
+    }
+
+    pub fn post_empty(&self, path: &str) -> Resp {
+        Self::finish(self.agent.post(format!("{}{path}", self.base)).send_empty())
+    }
+
+    pub fn post_with_header(&self, path: &str, header: (&str, &str), body: &Value) -> Resp {
+        Self::finish(
+            self.agent
+                .post(format!("{}{path}", self.base))
+                .header("content-type", "application/json")
+                .header(header.0, header.1)
+                .send(body.to_string()),
+        )
+    }
+
+    /// Reads an SSE stream to its end (the daemon closes it after the run's final event).
+    pub fn sse(&self, path: &str, last_event_id: Option<i64>) -> Vec<(i64, String, Value)> {
+        let mut req = self
+            .agent
+            .get(format!("{}{path}", self.base))
+            .header("accept", "text/event-stream");
+        if let Some(id) = last_event_id {
+            req = req.header("last-event-id", id.to_string());
+        }
+        let resp = req.call().expect("SSE request");
+        assert_eq!(resp.status().as_u16(), 200);
+        let reader = BufReader::new(resp.into_body().into_reader());
+        let mut out = Vec::new();
+        let (mut id, mut event, mut data): (Option<i64>, Option<String>, Option<String>) =
+            (None, None, None);
+        for line in reader.lines() {
+            let line = line.expect("SSE line");
+            if line.is_empty() {
+                if let (Some(i), Some(e), Some(d)) = (id.take(), event.take(), data.take()) {
+                    out.push((i, e, serde_json::from_str(&d).expect("SSE data is JSON")));
+                }
+                continue;
+            }
+            if let Some(v) = line.strip_prefix("id: ") {
+                id = Some(v.parse::<i64>().expect("numeric id"));
+            } else if let Some(v) = line.strip_prefix("event: ") {
+                event = Some(v.to_string());
+            } else if let Some(v) = line.strip_prefix("data: ") {
+                data = Some(v.to_string());
+            }
+        }
+        out
+    }
+
+    // ---- API conveniences ----
+
+    /// Enqueues a test job with the given `options.test` spec; returns its run id.
+    pub fn write(&self, procedure: &str, test: Value) -> String {
+        let r = self.post_json(
+            "/api/write",
+            &serde_json::json!({ "procedure": procedure, "options": { "test": test } }),
+        );
+        assert_eq!(r.status, 202, "{r:?}");
+        r.body["run_id"].as_str().unwrap().to_string()
+    }
+
+    pub fn run(&self, id: &str) -> Value {
+        let r = self.get(&format!("/api/runs/{id}"));
+        assert_eq!(r.status, 200, "{r:?}");
+        r.body
+    }
+
+    pub fn status(&self, id: &str) -> String {
+        self.run(id)["status"].as_str().unwrap().to_string()
+    }
+
+    pub fn events(&self, id: &str) -> Vec<Value> {
+        let r = self.get(&format!("/api/runs/{id}/events"));
+        assert_eq!(r.status, 200, "{r:?}");
+        r.body["events"].as_array().unwrap().clone()
+    }
+
+    pub fn event_kinds(&self, id: &str) -> Vec<String> {
+        self.events(id)
+            .iter()
+            .map(|e| e["kind"].as_str().unwrap().to_string())
+            .collect()
+    }
+
+    /// Waits until the run reaches `status`.
+    pub fn wait_status(&self, id: &str, status: &str, limit: Duration) -> Value {
+        wait_for(&format!("run {id} to be {status}"), limit, || {
+            let run = self.run(id);
+            (run["status"] == status).then_some(run)
+        })
+    }
+}
+
+pub fn write_config(dir: &Path, text: &str) -> PathBuf {
+    let path = dir.join("custom.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
