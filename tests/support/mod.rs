@@ -154,8 +154,7 @@ impl Daemon {
     /// Waits for the process to exit by itself.
     pub fn wait_exit(mut self, limit: Duration) -> ExitStatus {
         let mut child = self.child.take().unwrap();
-        let status = wait_for("the daemon to exit", limit, || child.try_wait().unwrap());
-        status
+        wait_for("the daemon to exit", limit, || child.try_wait().unwrap())
     }
 
     pub fn http(&self) -> Http {
