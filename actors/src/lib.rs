@@ -22,7 +22,7 @@ mod worker;
 
 pub use error::{Error, Result};
 pub use heartbeat::HeartbeatActor;
-pub use metrics::QueueMetrics;
+pub use metrics::{QueueMetrics, StoreMetrics};
 pub use model::{Event, NewRun, Outcome, Run, RunPage, RunStatus};
 pub use queue::{Cancel, Enqueue, QueueActor, Retry};
 pub use reaper::ReaperActor;

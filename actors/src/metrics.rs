@@ -70,3 +70,27 @@ impl QueueMetrics {
         );
     }
 }
+
+/// The store writer's group-commit counters.
+#[derive(Clone, Debug, Default)]
+pub struct StoreMetrics {
+    /// Write transactions committed.
+    pub commits: Counter,
+    /// State changes committed (each in its own savepoint of some commit).
+    pub writes: Counter,
+}
+
+impl StoreMetrics {
+    pub fn register(&self, registry: &mut Registry) {
+        registry.register(
+            "store_commits",
+            "SQLite write transactions committed",
+            self.commits.clone(),
+        );
+        registry.register(
+            "store_writes",
+            "State changes committed; writes / commits is the group-commit factor",
+            self.writes.clone(),
+        );
+    }
+}

@@ -118,7 +118,7 @@ impl Daemon {
         system.block_on(async move {
             let started = Instant::now();
             let store = Store::open(&settings.db_path(), sync)?;
-            let metrics = Arc::new(Metrics::new());
+            let metrics = Arc::new(Metrics::new(store.metrics()));
             // Recovery before any actor exists: we hold the lock, so every RUNNING run was
             // left by a dead daemon and can go back to the queue now, not after the stale
             // timeout.

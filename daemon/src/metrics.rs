@@ -2,7 +2,7 @@
 //! crate), runs by status (read from the store at scrape time) and HTTP requests by route and
 //! status.
 
-use procedurewriter_actors::QueueMetrics;
+use procedurewriter_actors::{QueueMetrics, StoreMetrics};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -30,17 +30,13 @@ pub struct Metrics {
     http: Family<HttpLabels, Counter>,
 }
 
-impl Default for Metrics {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
 impl Metrics {
-    pub fn new() -> Self {
+    /// The registry, with the store's commit counters registered too.
+    pub fn new(store: &StoreMetrics) -> Self {
         let mut registry = Registry::with_prefix("procedurewriter");
         let queue = QueueMetrics::default();
         queue.register(&mut registry);
+        store.register(&mut registry);
         let runs = Family::<StatusLabel, Gauge>::default();
         registry.register("runs", "Runs by status", runs.clone());
         let http = Family::<HttpLabels, Counter>::default();

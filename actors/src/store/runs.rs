@@ -106,14 +106,15 @@ fn set_status(
     extra_sql: &str,
     extra: &[&dyn rusqlite::ToSql],
 ) -> Result<Run> {
-    let sql = format!(
-        "UPDATE runs SET status = ?1, updated_at = ?2{extra_sql} WHERE id = ?3 RETURNING {RUN_COLUMNS}"
-    );
+    // UPDATE ... RETURNING would materialise its result in an ephemeral table on every
+    // call; a plain UPDATE followed by the cached point read is cheaper.
+    let sql = format!("UPDATE runs SET status = ?1, updated_at = ?2{extra_sql} WHERE id = ?3");
     let mut stmt = conn.prepare_cached(&sql)?;
     let status = status.as_str();
     let mut all: Vec<&dyn rusqlite::ToSql> = vec![&status, &now, &id];
     all.extend_from_slice(extra);
-    Ok(stmt.query_row(all.as_slice(), run_from_row)?)
+    stmt.execute(all.as_slice())?;
+    require_run(conn, id)
 }
 
 /// Columns that end a lease; appended to a status change that leaves RUNNING.
@@ -235,26 +236,23 @@ impl Store {
                 }
             }
             let id = uuid::Uuid::now_v7().to_string();
-            let run = tx
-                .conn()
-                .prepare_cached(&format!(
+            tx.conn()
+                .prepare_cached(
                     "INSERT INTO runs (id, procedure, context, params, priority, status, \
                      max_attempts, idempotency_key, created_at, updated_at) \
-                     VALUES (?1, ?2, ?3, ?4, ?5, 'QUEUED', ?6, ?7, ?8, ?8) RETURNING {RUN_COLUMNS}"
-                ))?
-                .query_row(
-                    params![
-                        id,
-                        new.procedure,
-                        new.context,
-                        new.params.to_string(),
-                        new.priority,
-                        new.max_attempts,
-                        new.idempotency_key,
-                        now
-                    ],
-                    run_from_row,
-                )?;
+                     VALUES (?1, ?2, ?3, ?4, ?5, 'QUEUED', ?6, ?7, ?8, ?8)",
+                )?
+                .execute(params![
+                    id,
+                    new.procedure,
+                    new.context,
+                    new.params.to_string(),
+                    new.priority,
+                    new.max_attempts,
+                    new.idempotency_key,
+                    now
+                ])?;
+            let run = require_run(tx.conn(), &id)?;
             tx.event(
                 &id,
                 "enqueued",
@@ -691,13 +689,21 @@ impl Store {
         .await
     }
 
-    /// How many runs are in each status (every status present, zero included).
+    /// Runs waiting (QUEUED) and running (RUNNING), for `/health`.
+    pub async fn depth(&self) -> Result<(u64, u64)> {
+        let counts = self.counts().await?;
+        let get = |s: RunStatus| counts.get(s.as_str()).copied().unwrap_or(0);
+        Ok((get(RunStatus::Queued), get(RunStatus::Running)))
+    }
+
+    /// How many runs are in each status (every status present, zero included). Constant
+    /// time: the counts are maintained by triggers.
     pub async fn counts(&self) -> Result<BTreeMap<&'static str, u64>> {
         self.read(|conn| {
             let mut out: BTreeMap<&'static str, u64> =
                 RunStatus::ALL.iter().map(|s| (s.as_str(), 0)).collect();
-            let mut stmt =
-                conn.prepare_cached("SELECT status, COUNT(*) FROM runs GROUP BY status")?;
+            // Kept by triggers (migration 0001): six rows, not a scan.
+            let mut stmt = conn.prepare_cached("SELECT status, n FROM run_counts")?;
             let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?;
             for row in rows {
                 let (status, n) = row?;

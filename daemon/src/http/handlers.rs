@@ -204,20 +204,15 @@ fn too_large(limit: usize) -> ApiError {
 }
 
 async fn health(state: &Arc<AppState>) -> Handled {
-    let counts = state.store.counts().await;
+    let depth = state.store.depth().await;
     let stats = state.supervisor.send(Stats).await.ok();
     let reload_error = state
         .last_reload_error
         .lock()
         .map(|g| g.clone())
         .unwrap_or(None);
-    let (status, db, depth, running) = match &counts {
-        Ok(c) => (
-            StatusCode::OK,
-            json!("ok"),
-            c.get("QUEUED").copied(),
-            c.get("RUNNING").copied(),
-        ),
+    let (status, db, depth, running) = match &depth {
+        Ok((queued, running)) => (StatusCode::OK, json!("ok"), Some(*queued), Some(*running)),
         Err(e) => (
             StatusCode::SERVICE_UNAVAILABLE,
             json!(e.to_string()),

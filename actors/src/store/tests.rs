@@ -1,0 +1,261 @@
+//! In-process tests of the store's transitions: the fast paths, without actors or HTTP.
+
+use super::*;
+use crate::model::{NewRun, Outcome, RunStatus};
+use serde_json::json;
+
+fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(f)
+}
+
+fn new_run(name: &str, priority: i64) -> NewRun {
+    NewRun {
+        procedure: name.into(),
+        context: String::new(),
+        params: json!({}),
+        priority,
+        idempotency_key: None,
+        max_attempts: 3,
+    }
+}
+
+fn open() -> (tempfile::TempDir, Store) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("t.db"), Synchronous::Normal).unwrap();
+    (dir, store)
+}
+
+#[test]
+fn claims_follow_priority_then_fifo() {
+    let (_d, store) = open();
+    block_on(async {
+        for (name, prio) in [("a", 0), ("b", 5), ("c", 0), ("d", 5)] {
+            store.enqueue(new_run(name, prio)).await.unwrap();
+        }
+        let owners = (0..4).map(|i| format!("t/w{i}")).collect();
+        let got: Vec<String> = store
+            .claim(owners)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|c| c.run.procedure)
+            .collect();
+        assert_eq!(got, ["b", "d", "a", "c"]);
+    });
+}
+
+#[test]
+fn a_result_under_a_superseded_lease_token_is_refused_and_recorded() {
+    let (_d, store) = open();
+    block_on(async {
+        let (run, _) = store.enqueue(new_run("x", 0)).await.unwrap();
+        let first = store.claim(vec!["t/w0".into()]).await.unwrap().remove(0);
+        // The lease goes stale and is reaped; another worker claims it under a new token.
+        let reaped = store.reap(i64::MAX).await.unwrap();
+        assert_eq!(reaped[0].status, RunStatus::Queued);
+        let second = store.claim(vec!["t/w1".into()]).await.unwrap().remove(0);
+        assert!(second.run.lease_token > first.run.lease_token);
+
+        let late = store
+            .finish(
+                run.id.clone(),
+                first.run.lease_token,
+                "t/w0".into(),
+                Outcome::Done { result: json!({}) },
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            late,
+            Fenced::Refused {
+                status: RunStatus::Running,
+                token: second.run.lease_token
+            }
+        );
+        // Heartbeats under the old token touch nothing either.
+        assert_eq!(
+            store
+                .heartbeat(vec![(run.id.clone(), first.run.lease_token)])
+                .await
+                .unwrap(),
+            0
+        );
+        assert_eq!(
+            store
+                .heartbeat(vec![(run.id.clone(), second.run.lease_token)])
+                .await
+                .unwrap(),
+            1
+        );
+
+        let ok = store
+            .finish(
+                run.id.clone(),
+                second.run.lease_token,
+                "t/w1".into(),
+                Outcome::Done { result: json!({}) },
+            )
+            .await
+            .unwrap();
+        assert!(matches!(ok, Fenced::Applied(r) if r.status == RunStatus::Done));
+        let kinds: Vec<String> = store
+            .events(run.id.clone(), 0)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|e| e.kind)
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                "enqueued",
+                "claimed",
+                "reaped",
+                "claimed",
+                "late_result_refused",
+                "completed"
+            ]
+        );
+    });
+}
+
+#[test]
+fn a_failed_write_rolls_back_only_itself_inside_a_shared_commit() {
+    let (_d, store) = open();
+    block_on(async {
+        // Issue many writes at once so they share batches; the bad ones must not take the
+        // good ones down with them, nor leave half a transition behind.
+        let mut futs = Vec::new();
+        for i in 0..50 {
+            let s = store.clone();
+            futs.push(async move {
+                if i % 5 == 0 {
+                    // Writes a run and its event, then fails: both must vanish.
+                    s.write(move |tx| {
+                        tx.conn().execute(
+                            "INSERT INTO runs (id, procedure, status, max_attempts, created_at, updated_at) \
+                             VALUES (?1, 'half', 'QUEUED', 3, 0, 0)",
+                            [format!("half-{i}")],
+                        )?;
+                        tx.event(&format!("half-{i}"), "enqueued", RunStatus::Queued, "test", json!({}), 0)?;
+                        Err::<(), _>(Error::Invalid("changed my mind".into()))
+                    })
+                    .await
+                } else {
+                    s.enqueue(new_run(&format!("r{i}"), 0)).await.map(|_| ())
+                }
+            });
+        }
+        let results = futures_util::future::join_all(futs).await;
+        assert_eq!(results.iter().filter(|r| r.is_ok()).count(), 40);
+        assert!(results
+            .iter()
+            .filter(|r| r.is_err())
+            .all(|r| matches!(r, Err(Error::Invalid(_)))));
+        let page = store.list_runs(None, None, 100).await.unwrap();
+        assert_eq!(page.runs.len(), 40);
+        assert!(page.runs.iter().all(|r| r.procedure != "half"));
+        assert_eq!(
+            store.counts().await.unwrap()["QUEUED"],
+            40,
+            "the trigger's count rolled back too"
+        );
+        let commits = store.metrics().commits.get();
+        assert!(
+            commits < 50,
+            "writes shared commits ({commits} commits for 50 writes)"
+        );
+    });
+}
+
+#[test]
+fn status_counts_kept_by_triggers_match_a_full_count() {
+    let (dir, store) = open();
+    block_on(async {
+        for i in 0..12 {
+            store.enqueue(new_run(&format!("r{i}"), 0)).await.unwrap();
+        }
+        let claimed = store
+            .claim((0..6).map(|i| format!("t/w{i}")).collect())
+            .await
+            .unwrap();
+        for (i, c) in claimed.iter().enumerate() {
+            let outcome = match i % 3 {
+                0 => Outcome::Done { result: json!({}) },
+                1 => Outcome::Failed {
+                    error: "x".into(),
+                    retryable: false,
+                },
+                _ => Outcome::NeedsAck { details: json!({}) },
+            };
+            store
+                .finish(
+                    c.run.id.clone(),
+                    c.run.lease_token,
+                    c.owner.clone(),
+                    outcome,
+                )
+                .await
+                .unwrap();
+        }
+        let queued = store
+            .list_runs(Some(RunStatus::Queued), None, 100)
+            .await
+            .unwrap();
+        store.cancel(queued.runs[0].id.clone()).await.unwrap();
+        let counts = store.counts().await.unwrap();
+        let conn = rusqlite::Connection::open(dir.path().join("t.db")).unwrap();
+        for st in RunStatus::ALL {
+            let n: i64 = conn
+                .query_row(
+                    "SELECT COUNT(*) FROM runs WHERE status = ?1",
+                    [st.as_str()],
+                    |r| r.get(0),
+                )
+                .unwrap();
+            assert_eq!(counts[st.as_str()], n as u64, "{st}");
+        }
+        assert_eq!(counts["DONE"], 2);
+        assert_eq!(counts["NEEDS_ACK"], 2);
+        assert_eq!(counts["CANCELLED"], 1);
+    });
+}
+
+#[test]
+fn the_event_log_is_append_only() {
+    let (dir, store) = open();
+    block_on(async { store.enqueue(new_run("x", 0)).await.unwrap() });
+    let conn = rusqlite::Connection::open(dir.path().join("t.db")).unwrap();
+    let err = conn
+        .execute("UPDATE run_events SET kind = 'forged'", [])
+        .unwrap_err();
+    assert!(err.to_string().contains("append-only"), "{err}");
+    let err = conn.execute("DELETE FROM run_events", []).unwrap_err();
+    assert!(err.to_string().contains("append-only"), "{err}");
+}
+
+#[test]
+fn a_database_from_a_newer_binary_is_refused_and_an_old_one_is_migrated() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t.db");
+    {
+        let _fresh = Store::open(&path, Synchronous::Normal).unwrap();
+    }
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    let v: i64 = conn
+        .pragma_query_value(None, "user_version", |r| r.get(0))
+        .unwrap();
+    assert_eq!(v as usize, schema_version());
+    conn.pragma_update(None, "user_version", schema_version() as i64 + 1)
+        .unwrap();
+    drop(conn);
+    let err = Store::open(&path, Synchronous::Normal).unwrap_err();
+    assert!(
+        matches!(err, Error::Schema(ref m) if m.contains("newer")),
+        "{err}"
+    );
+}
