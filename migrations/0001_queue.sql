@@ -39,7 +39,7 @@ CREATE TABLE runs (
     ack_note         TEXT,
     ack_tiers        TEXT,
     ack_at           INTEGER,
-    idempotency_key  TEXT UNIQUE,
+    idempotency_key  TEXT,
     -- Unix milliseconds.
     created_at       INTEGER NOT NULL,
     updated_at       INTEGER NOT NULL,
@@ -48,9 +48,12 @@ CREATE TABLE runs (
 );
 
 -- The claim path: the next QUEUED run by priority, then FIFO, read straight off the index
--- (no sort). A partial index on status = 'QUEUED' loses to runs_status_seq in the planner
--- and sorts every queued run on every claim.
-CREATE INDEX runs_claim ON runs (status, priority DESC, seq);
+-- (no sort). Partial, so finished runs cost it nothing; the claim query names it with
+-- INDEXED BY because the planner would otherwise pick runs_status_seq and sort every queued
+-- run on every claim.
+CREATE INDEX runs_queued ON runs (priority DESC, seq) WHERE status = 'QUEUED';
+-- Idempotent enqueue; partial so the runs without a key cost nothing.
+CREATE UNIQUE INDEX runs_idempotency_key ON runs (idempotency_key) WHERE idempotency_key IS NOT NULL;
 -- Listing by status with the seq cursor.
 CREATE INDEX runs_status_seq ON runs (status, seq);
 -- The reaper's scan of live leases.

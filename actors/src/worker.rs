@@ -144,8 +144,8 @@ impl Handler<RunJob> for WorkerActor {
                             let failed = matches!(outcome, Outcome::Failed { .. });
                             let done = matches!(outcome, Outcome::Done { .. });
                             match store.finish(run_id.clone(), token, owner, outcome).await {
-                                Ok(Fenced::Applied(run)) => {
-                                    requeued = run.status == RunStatus::Queued;
+                                Ok(Fenced::Applied(status)) => {
+                                    requeued = status == RunStatus::Queued;
                                     if done {
                                         metrics.completions.inc();
                                     }

@@ -31,8 +31,8 @@ pub struct ClaimedRun {
 /// What happened to a worker's fenced write.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Fenced {
-    /// The write was applied; the run as it now stands.
-    Applied(Box<Run>),
+    /// The write was applied; the run's status now.
+    Applied(RunStatus),
     /// The worker no longer holds the lease; nothing changed but a `late_result_refused` event.
     Refused { status: RunStatus, token: i64 },
 }
@@ -108,13 +108,52 @@ fn set_status(
 ) -> Result<Run> {
     // UPDATE ... RETURNING would materialise its result in an ephemeral table on every
     // call; a plain UPDATE followed by the cached point read is cheaper.
+    update_status(conn, id, status, now, extra_sql, extra)?;
+    require_run(conn, id)
+}
+
+/// [`set_status`] without re-reading the row, for callers that need nothing back.
+fn update_status(
+    conn: &Connection,
+    id: &str,
+    status: RunStatus,
+    now: i64,
+    extra_sql: &str,
+    extra: &[&dyn rusqlite::ToSql],
+) -> Result<()> {
     let sql = format!("UPDATE runs SET status = ?1, updated_at = ?2{extra_sql} WHERE id = ?3");
     let mut stmt = conn.prepare_cached(&sql)?;
     let status = status.as_str();
     let mut all: Vec<&dyn rusqlite::ToSql> = vec![&status, &now, &id];
     all.extend_from_slice(extra);
     stmt.execute(all.as_slice())?;
-    require_run(conn, id)
+    Ok(())
+}
+
+/// The fields a fenced write checks, without decoding the whole row.
+struct LeaseState {
+    status: RunStatus,
+    lease_token: i64,
+    attempts: u32,
+    max_attempts: u32,
+}
+
+fn lease_state(conn: &Connection, id: &str) -> Result<LeaseState> {
+    conn.prepare_cached(
+        "SELECT status, lease_token, attempts, max_attempts FROM runs WHERE id = ?1",
+    )?
+    .query_row([id], |r| {
+        let status: String = r.get(0)?;
+        Ok((status, r.get(1)?, r.get(2)?, r.get(3)?))
+    })
+    .optional()?
+    .map(|(status, lease_token, attempts, max_attempts)| LeaseState {
+        status: RunStatus::parse(&status).unwrap_or(RunStatus::Failed),
+        lease_token,
+        attempts,
+        max_attempts,
+    })
+    .ok_or_else(|| Error::NotFound(id.to_string()))
 }
 
 /// Columns that end a lease; appended to a status change that leaves RUNNING.
@@ -252,7 +291,32 @@ impl Store {
                     new.idempotency_key,
                     now
                 ])?;
-            let run = require_run(tx.conn(), &id)?;
+            // Built here rather than read back: every column is known.
+            let run = Run {
+                id: id.clone(),
+                seq: tx.conn().last_insert_rowid(),
+                procedure: new.procedure,
+                context: new.context,
+                params: new.params,
+                priority: new.priority,
+                status: RunStatus::Queued,
+                attempts: 0,
+                max_attempts: new.max_attempts,
+                lease_owner: None,
+                lease_token: 0,
+                locked_at: None,
+                heartbeat_at: None,
+                cancel_requested: false,
+                error: None,
+                result: None,
+                ack_required: None,
+                ack: None,
+                idempotency_key: new.idempotency_key,
+                created_at: now,
+                updated_at: now,
+                started_at: None,
+                finished_at: None,
+            };
             tx.event(
                 &id,
                 "enqueued",
@@ -274,8 +338,8 @@ impl Store {
             let ids: Vec<(String, i64)> = tx
                 .conn()
                 .prepare_cached(
-                    "SELECT id, updated_at FROM runs WHERE status = 'QUEUED' \
-                     ORDER BY priority DESC, seq LIMIT ?1",
+                    "SELECT id, updated_at FROM runs INDEXED BY runs_queued \
+                     WHERE status = 'QUEUED' ORDER BY priority DESC, seq LIMIT ?1",
                 )?
                 .query_map([owners.len() as i64], |r| Ok((r.get(0)?, r.get(1)?)))?
                 .collect::<rusqlite::Result<_>>()?;
@@ -340,7 +404,7 @@ impl Store {
     ) -> Result<Fenced> {
         self.write(move |tx| {
             let now = now_ms();
-            let run = require_run(tx.conn(), &run_id)?;
+            let run = lease_state(tx.conn(), &run_id)?;
             let actor = format!("worker:{owner}");
             if run.status != RunStatus::Running || run.lease_token != token {
                 tx.event(
@@ -364,7 +428,7 @@ impl Store {
             let updated = match outcome {
                 Outcome::Done { result } => {
                     let result = result.to_string();
-                    let r = set_status(
+                    update_status(
                         tx.conn(),
                         &run_id,
                         RunStatus::Done,
@@ -373,11 +437,11 @@ impl Store {
                         &[&result],
                     )?;
                     tx.event(&run_id, "completed", RunStatus::Done, &actor, json!({ "attempt": attempt }), now)?;
-                    r
+                    RunStatus::Done
                 }
                 Outcome::Failed { error, retryable } => {
                     if retryable && run.attempts < run.max_attempts {
-                        let r = set_status(
+                        update_status(
                             tx.conn(),
                             &run_id,
                             RunStatus::Queued,
@@ -393,7 +457,7 @@ impl Store {
                             json!({ "attempt": attempt, "max_attempts": run.max_attempts, "error": error, "will_retry": true }),
                             now,
                         )?;
-                        r
+                        RunStatus::Queued
                     } else {
                         let error = if retryable {
                             format!(
@@ -403,7 +467,7 @@ impl Store {
                         } else {
                             error
                         };
-                        let r = set_status(
+                        update_status(
                             tx.conn(),
                             &run_id,
                             RunStatus::Failed,
@@ -419,12 +483,12 @@ impl Store {
                             json!({ "attempt": attempt, "error": error }),
                             now,
                         )?;
-                        r
+                        RunStatus::Failed
                     }
                 }
                 Outcome::NeedsAck { details } => {
                     let d = details.to_string();
-                    let r = set_status(
+                    update_status(
                         tx.conn(),
                         &run_id,
                         RunStatus::NeedsAck,
@@ -433,10 +497,10 @@ impl Store {
                         &[&d],
                     )?;
                     tx.event(&run_id, "needs_ack", RunStatus::NeedsAck, &actor, details, now)?;
-                    r
+                    RunStatus::NeedsAck
                 }
                 Outcome::Cancelled => {
-                    let r = set_status(
+                    update_status(
                         tx.conn(),
                         &run_id,
                         RunStatus::Cancelled,
@@ -445,10 +509,10 @@ impl Store {
                         &[],
                     )?;
                     tx.event(&run_id, "cancelled", RunStatus::Cancelled, &actor, json!({ "attempt": attempt }), now)?;
-                    r
+                    RunStatus::Cancelled
                 }
             };
-            Ok(Fenced::Applied(Box::new(updated)))
+            Ok(Fenced::Applied(updated))
         })
         .await
     }
