@@ -69,3 +69,42 @@ fn a_database_from_a_newer_binary_is_refused() {
     assert_eq!(code, 6, "{stderr}");
     assert!(stderr.contains("newer procedurewriter"), "{stderr}");
 }
+
+#[test]
+fn sighup_rereads_the_config_keeps_serving_on_a_broken_file_and_says_so_in_health() {
+    let t = std::time::Duration::from_secs(20);
+    let s = Scratch::new();
+    let path = write_config(s.dir.path(), "workers = 2\n");
+    let mut cmd = s.command(&[]);
+    cmd.arg("--config").arg(&path);
+    let d = Daemon::spawn(cmd);
+    let h = d.http();
+
+    std::fs::write(&path, "workers = [").unwrap();
+    d.signal(libc::SIGHUP);
+    let err = wait_for("the reload error in /health", t, || {
+        h.get("/health").body["last_reload_error"]
+            .as_str()
+            .map(str::to_string)
+    });
+    assert!(err.contains("invalid configuration"), "{err}");
+    assert_eq!(
+        h.get("/health").body["workers"],
+        2,
+        "the running settings stay"
+    );
+    let id = h.write("still working", serde_json::json!({}));
+    h.wait_status(&id, "DONE", t);
+
+    std::fs::write(&path, "workers = 3\n").unwrap();
+    d.signal(libc::SIGHUP);
+    wait_for("the reload error to clear", t, || {
+        h.get("/health").body["last_reload_error"]
+            .is_null()
+            .then_some(())
+    });
+    wait_for("the restart-needed report", t, || {
+        let log = d.log_text();
+        (log.contains("need a restart") && log.contains("workers")).then_some(())
+    });
+}

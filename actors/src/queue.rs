@@ -100,6 +100,8 @@ pub struct QueueActor {
     recheck: bool,
     /// Shutting down: no more claims.
     draining: bool,
+    /// Runs claimed after the drain began are being handed back.
+    releasing: bool,
     /// Told when the last busy worker goes idle during a drain.
     drained: Vec<oneshot::Sender<()>>,
 }
@@ -124,6 +126,7 @@ impl QueueActor {
             claiming: false,
             recheck: false,
             draining: false,
+            releasing: false,
             drained: Vec::new(),
         }
     }
@@ -134,6 +137,16 @@ impl QueueActor {
             self.recheck = true;
         }
         self.dispatch(ctx);
+    }
+
+    /// During a drain: tells the waiters once no worker holds a lease and no claim or
+    /// hand-back is in flight.
+    fn notify_if_drained(&mut self) {
+        if self.draining && self.busy.is_empty() && !self.claiming && !self.releasing {
+            for tx in self.drained.drain(..) {
+                let _ = tx.send(());
+            }
+        }
     }
 
     /// Claims runs for all idle workers in one store call and hands them out.
@@ -154,6 +167,33 @@ impl QueueActor {
                     let requested = idle.len();
                     let mut idle = idle;
                     match res {
+                        // The drain began while this claim was in flight: hand the runs
+                        // straight back rather than start jobs the shutdown would abandon.
+                        Ok(claimed) if act.draining => {
+                            act.idle.extend(idle);
+                            if claimed.is_empty() {
+                                act.notify_if_drained();
+                                return;
+                            }
+                            let leases: Vec<(String, i64)> = claimed
+                                .into_iter()
+                                .map(|c| (c.run.id, c.run.lease_token))
+                                .collect();
+                            act.releasing = true;
+                            let store = act.store.clone();
+                            ctx.spawn(
+                                async move {
+                                    if let Err(e) = store.release(leases, "shutdown").await {
+                                        tracing::error!(cause = %e, "cannot hand claimed runs back; the next start recovers them");
+                                    }
+                                }
+                                .into_actor(act)
+                                .map(|(), act, _ctx| {
+                                    act.releasing = false;
+                                    act.notify_if_drained();
+                                }),
+                            );
+                        }
                         Ok(claimed) => {
                             let n = claimed.len();
                             let now = now_ms();
@@ -174,6 +214,7 @@ impl QueueActor {
                         Err(e) => {
                             tracing::error!(cause = %e, "claim failed; retrying shortly");
                             act.idle.extend(idle);
+                            act.notify_if_drained();
                             ctx.run_later(CLAIM_RETRY, |act, ctx| act.dispatch(ctx));
                         }
                     }
@@ -274,11 +315,7 @@ impl Handler<WorkerIdle> for QueueActor {
             }
         }
         if self.draining {
-            if self.busy.is_empty() {
-                for tx in self.drained.drain(..) {
-                    let _ = tx.send(());
-                }
-            }
+            self.notify_if_drained();
             return;
         }
         self.dispatch(ctx);
@@ -333,11 +370,8 @@ impl Handler<Drain> for QueueActor {
     fn handle(&mut self, msg: Drain, _ctx: &mut Context<Self>) -> Self::Result {
         self.draining = true;
         let (tx, rx) = oneshot::channel();
-        if self.busy.is_empty() {
-            let _ = tx.send(());
-        } else {
-            self.drained.push(tx);
-        }
+        self.drained.push(tx);
+        self.notify_if_drained();
         let grace = msg.grace;
         Box::pin(
             async move {
