@@ -35,6 +35,18 @@ pub enum Error {
     /// The schema or the database file is not what this binary can work with.
     #[error("database schema: {0}")]
     Schema(String),
+    /// The configured secret key is not the one the stored secrets were encrypted with.
+    #[error(
+        "the secret key (id {configured}) is not the key this database's secrets were encrypted \
+         with (id {recorded}); start with the right key, or finish a rotation with its new key"
+    )]
+    KeyMismatch {
+        recorded: String,
+        configured: String,
+    },
+    /// A stored secret could not be decrypted while rotating.
+    #[error("{0}")]
+    Secret(#[from] crate::crypto::OpenError),
     /// A bug: an invariant did not hold.
     #[error("internal error: {0}")]
     Internal(String),

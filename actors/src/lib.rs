@@ -8,6 +8,7 @@
 //! This crate knows nothing of procedures, evidence or HTTP: a job is an opaque
 //! `procedure`/`context`/`params` triple handed to whatever [`JobRunner`] the daemon supplies.
 
+pub mod crypto;
 pub mod error;
 pub mod metrics;
 pub mod model;

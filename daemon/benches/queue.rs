@@ -263,6 +263,12 @@ impl Proc {
             .env("PROCEDUREWRITER_DATA_DIR", data)
             .env("PROCEDUREWRITER_LISTEN", "127.0.0.1:0")
             .env("PROCEDUREWRITER_LOG", "info")
+            .env(
+                "PROCEDUREWRITER_SECRET_KEY",
+                procedurewriter_actors::crypto::SecretKey::generate()
+                    .to_base64()
+                    .as_str(),
+            )
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
         for (k, v) in env {

@@ -34,6 +34,23 @@ pub enum Command {
         #[arg(long, env = "PROCEDUREWRITER_CONFIG")]
         config: Option<PathBuf>,
     },
+    /// Create the secret key file (mode 0600) that encrypts stored API keys.
+    InitSecret {
+        #[arg(long, env = "PROCEDUREWRITER_CONFIG")]
+        config: Option<PathBuf>,
+        /// Replace an existing key file; refused while secrets are stored under it.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Re-encrypt every stored secret under a new key (the daemon must be stopped).
+    RotateSecret {
+        #[arg(long, env = "PROCEDUREWRITER_CONFIG")]
+        config: Option<PathBuf>,
+        /// The new key (base64 in a 0600 file, or - for standard input); required when the
+        /// key comes from PROCEDUREWRITER_SECRET_KEY, generated otherwise.
+        #[arg(long)]
+        new_key_file: Option<PathBuf>,
+    },
     /// Start a throw-away daemon on a fresh data directory, write one procedure end to end
     /// with live progress, print the result and stop.
     Demo {
@@ -91,6 +108,15 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Daemon { config } => daemon(config),
+        Command::InitSecret { config, force } => {
+            admin(config, |s| crate::admin::init_secret(s, force))
+        }
+        Command::RotateSecret {
+            config,
+            new_key_file,
+        } => admin(config, |s| {
+            crate::admin::rotate_secret(s, new_key_file.as_deref())
+        }),
         Command::Demo {
             procedure,
             data_dir,
@@ -114,25 +140,46 @@ fn fail(err: &DaemonError) -> ExitCode {
     ExitCode::from(err.exit_code() as u8)
 }
 
+fn admin(
+    config: Option<PathBuf>,
+    f: impl FnOnce(&Settings) -> Result<String, DaemonError>,
+) -> ExitCode {
+    let settings = match Settings::load(config.as_deref()) {
+        Ok(s) => s,
+        Err(e) => return fail(&e.into()),
+    };
+    init_tracing("warn");
+    match f(&settings) {
+        Ok(msg) => {
+            println!("{msg}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail(&e),
+    }
+}
+
 fn daemon(config: Option<PathBuf>) -> ExitCode {
     let settings = match Settings::load(config.as_deref()) {
         Ok(s) => s,
         Err(e) => return fail(&e.into()),
     };
     init_tracing(&settings.log);
-    let listener = match std::net::TcpListener::bind(settings.listen) {
+    // Every check that can fail happens before the port opens.
+    let listen = settings.listen;
+    let prepared = match Daemon::new(settings).config_path(config).prepare() {
+        Ok(p) => p,
+        Err(e) => return fail(&e),
+    };
+    let listener = match std::net::TcpListener::bind(listen) {
         Ok(l) => l,
         Err(cause) => {
             return fail(&DaemonError::Listen {
-                addr: settings.listen.to_string(),
+                addr: listen.to_string(),
                 cause,
             })
         }
     };
-    match Daemon::new(settings)
-        .config_path(config)
-        .run(listener, termination())
-    {
+    match prepared.run(listener, termination()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => fail(&e),
     }

@@ -293,7 +293,10 @@ pub fn run(url: &str, command: Command) -> ExitCode {
                 println!("run {run_id}: {status}");
                 Ok(())
             }
-            Command::Daemon { .. } | Command::Demo { .. } => {
+            Command::Daemon { .. }
+            | Command::Demo { .. }
+            | Command::InitSecret { .. }
+            | Command::RotateSecret { .. } => {
                 Err(ClientError::Usage("not a client subcommand".into()))
             }
         }
@@ -324,6 +327,18 @@ pub fn demo(procedure: &str, data_dir: Option<PathBuf>) -> ExitCode {
         ))
     });
     settings.log = "warn".into();
+    // A fresh data directory needs its own secret key (it encrypts stored API keys); the
+    // demo creates one the way `procedurewriter init-secret` does, unless the environment
+    // supplies one.
+    if std::env::var(crate::keys::KEY_ENV).map_or(true, |v| v.trim().is_empty()) {
+        match crate::admin::init_secret(&settings, false) {
+            Ok(msg) => println!("{msg}"),
+            Err(e) => {
+                eprintln!("procedurewriter: {e}");
+                return ExitCode::from(e.exit_code() as u8);
+            }
+        }
+    }
     let listener = match std::net::TcpListener::bind("127.0.0.1:0") {
         Ok(l) => l,
         Err(e) => {

@@ -4,9 +4,11 @@
 //! `main.rs` only parses the command line; everything testable is behind [`Daemon::run`], whose
 //! listener and shutdown future are parameters so tests pass their own.
 
+pub mod admin;
 pub mod cli;
 pub mod client;
 pub mod http;
+pub mod keys;
 pub mod lock;
 pub mod metrics;
 pub mod runner;
@@ -16,6 +18,8 @@ use crate::http::AppState;
 use crate::lock::DataDirLock;
 use crate::metrics::Metrics;
 use crate::settings::{RunnerKind, Settings, SqliteSynchronous};
+use procedurewriter_actors::crypto::SecretKey;
+use procedurewriter_actors::store::KeyCheck;
 use procedurewriter_actors::{JobRunner, QueueConfig, Shutdown, Store, Supervisor, Synchronous};
 use std::future::Future;
 use std::path::PathBuf;
@@ -39,18 +43,29 @@ pub enum DaemonError {
     Listen { addr: String, cause: std::io::Error },
     #[error("{0}")]
     Store(#[from] procedurewriter_actors::Error),
+    #[error(transparent)]
+    Key(#[from] keys::KeyLoadError),
+    #[error("cannot finish an interrupted key rotation: {0}")]
+    Rotation(std::io::Error),
+    #[error("{0}")]
+    Refused(String),
 }
 
 impl DaemonError {
-    /// The process exit code for this failure: 2 configuration, 3 data directory locked,
-    /// 4 data directory, 5 listen address, 6 database.
+    /// The process exit code for this failure: 1 refused, 2 configuration, 3 data directory
+    /// locked, 4 data directory, 5 listen address, 6 database, 10 no secret key, 11 malformed
+    /// key, 12 key file readable by others, 13 wrong key, 14 key file unreadable, 15 rotation.
     pub fn exit_code(&self) -> i32 {
         match self {
+            DaemonError::Refused(_) => 1,
             DaemonError::Settings(_) => 2,
             DaemonError::Locked(_) => 3,
             DaemonError::DataDir { .. } => 4,
             DaemonError::Listen { .. } => 5,
+            DaemonError::Store(procedurewriter_actors::Error::KeyMismatch { .. }) => 13,
             DaemonError::Store(_) => 6,
+            DaemonError::Key(e) => e.exit_code(),
+            DaemonError::Rotation(_) => 15,
         }
     }
 }
@@ -58,6 +73,8 @@ impl DaemonError {
 /// A configured daemon, ready to [`run`](Daemon::run).
 pub struct Daemon {
     settings: Settings,
+    /// The secret key, when the caller has it already (else it is loaded in `prepare`).
+    key: Option<SecretKey>,
     /// The file SIGHUP re-reads (None: defaults and environment only).
     config_path: Option<PathBuf>,
     /// Overrides the runner named by `job_runner` (benchmarks and in-process tests).
@@ -68,9 +85,16 @@ impl Daemon {
     pub fn new(settings: Settings) -> Self {
         Daemon {
             settings,
+            key: None,
             config_path: None,
             runner: None,
         }
+    }
+
+    /// Uses `key` instead of loading it from the environment or the key file.
+    pub fn key(mut self, key: SecretKey) -> Self {
+        self.key = Some(key);
+        self
     }
 
     /// The config file to re-read on SIGHUP.
@@ -85,8 +109,84 @@ impl Daemon {
         self
     }
 
-    /// Runs the daemon until `shutdown` resolves, then drains: new work gets 503, running jobs
-    /// get `shutdown_grace_s`, their leases are handed back, and the call returns.
+    /// Everything that can fail before the daemon serves: the secret key, the data directory,
+    /// its lock, the database and its migrations, an interrupted key rotation, the key check,
+    /// and recovery of runs a dead daemon left RUNNING. Nothing here opens a port.
+    pub fn prepare(self) -> Result<Prepared, DaemonError> {
+        let settings = self.settings;
+        let key_file = settings.key_file();
+        let rotation_pending = keys::side_file(&key_file).exists();
+        // Without a rotation to finish, a missing or bad key fails before anything is touched.
+        let mut key = self.key;
+        if key.is_none() && !rotation_pending {
+            key = Some(keys::load_key(&key_file)?.0);
+        }
+        prepare_data_dir(&settings)?;
+        let lock = DataDirLock::acquire(&settings.data_dir)?;
+        let sync = match settings.sqlite_synchronous {
+            SqliteSynchronous::Normal => Synchronous::Normal,
+            SqliteSynchronous::Full => Synchronous::Full,
+        };
+        let store = Store::open(&settings.db_path(), sync)?;
+        if rotation_pending {
+            let recorded = block_on(store.recorded_key_id())?;
+            let outcome = keys::finish_rotation(&key_file, recorded.as_deref())
+                .map_err(DaemonError::Rotation)?;
+            tracing::warn!(?outcome, "found an interrupted key rotation");
+        }
+        let key = match key {
+            Some(k) => k,
+            None => keys::load_key(&key_file)?.0,
+        };
+        if block_on(store.check_key(key.id()))? == KeyCheck::Recorded {
+            tracing::info!(key_id = %key.id(), "recorded the secret key's id in the database");
+        }
+        // We hold the lock, so every RUNNING run was left by a dead daemon: back to the queue
+        // now, not after the stale timeout.
+        let recovered = block_on(store.recover())?.len();
+        let runner: Arc<dyn JobRunner> = match self.runner {
+            Some(r) => r,
+            None => match settings.job_runner {
+                RunnerKind::Test => Arc::new(runner::TestRunner),
+            },
+        };
+        Ok(Prepared {
+            settings,
+            key,
+            store,
+            recovered,
+            runner,
+            config_path: self.config_path,
+            _lock: lock,
+        })
+    }
+
+    /// [`prepare`](Daemon::prepare), then [`Prepared::run`].
+    pub fn run(
+        self,
+        listener: std::net::TcpListener,
+        shutdown: impl Future<Output = ()> + 'static,
+    ) -> Result<(), DaemonError> {
+        self.prepare()?.run(listener, shutdown)
+    }
+}
+
+/// A daemon whose start-up checks passed, holding its data directory, ready to serve.
+pub struct Prepared {
+    settings: Settings,
+    key: SecretKey,
+    store: Store,
+    /// Runs re-queued at start (a metric).
+    recovered: usize,
+    runner: Arc<dyn JobRunner>,
+    config_path: Option<PathBuf>,
+    /// Held until the daemon stops.
+    _lock: DataDirLock,
+}
+
+impl Prepared {
+    /// Serves on `listener` until `shutdown` resolves, then drains: new work gets 503, running
+    /// jobs get `shutdown_grace_s`, their leases are handed back, and the call returns.
     ///
     /// Blocks the calling thread (it runs its own actix system).
     pub fn run(
@@ -94,38 +194,28 @@ impl Daemon {
         listener: std::net::TcpListener,
         shutdown: impl Future<Output = ()> + 'static,
     ) -> Result<(), DaemonError> {
-        let settings = self.settings;
-        prepare_data_dir(&settings)?;
-        let _lock = DataDirLock::acquire(&settings.data_dir)?;
-        let sync = match settings.sqlite_synchronous {
-            SqliteSynchronous::Normal => Synchronous::Normal,
-            SqliteSynchronous::Full => Synchronous::Full,
-        };
-        let runner: Arc<dyn JobRunner> = match self.runner {
-            Some(r) => r,
-            None => match settings.job_runner {
-                RunnerKind::Test => Arc::new(runner::TestRunner),
-            },
-        };
+        let Prepared {
+            settings,
+            key,
+            store,
+            recovered,
+            runner,
+            config_path,
+            _lock,
+        } = self;
         listener
             .set_nonblocking(true)
             .map_err(|cause| DaemonError::Listen {
                 addr: format!("{:?}", listener.local_addr().ok()),
                 cause,
             })?;
-        let config_path = self.config_path;
         let system = actix_rt::System::new();
         system.block_on(async move {
             let started = Instant::now();
-            let store = Store::open(&settings.db_path(), sync)?;
             let metrics = Arc::new(Metrics::new(store.metrics()));
-            // Recovery before any actor exists: we hold the lock, so every RUNNING run was
-            // left by a dead daemon and can go back to the queue now, not after the stale
-            // timeout.
-            let recovered = store.recover().await?;
-            if !recovered.is_empty() {
-                metrics.queue.recoveries.inc_by(recovered.len() as u64);
-                tracing::info!(runs = recovered.len(), "re-queued runs interrupted by the previous daemon");
+            if recovered > 0 {
+                metrics.queue.recoveries.inc_by(recovered as u64);
+                tracing::info!(runs = recovered, "re-queued runs interrupted by the previous daemon");
             }
             let instance = uuid::Uuid::new_v4().simple().to_string()[..12].to_string();
             let (supervisor, queue) = Supervisor::start(
@@ -155,6 +245,7 @@ impl Daemon {
                 settings,
                 metrics,
                 instance.clone(),
+                key,
             ));
             let (stop_http, http_stopped) = tokio::sync::oneshot::channel::<()>();
             let server = tokio::task::spawn_local(http::serve(listener, Arc::clone(&state), async {
@@ -180,6 +271,15 @@ impl Daemon {
     }
 }
 
+/// Waits for a store call from outside the actor system (start-up, admin commands): the
+/// store replies from its own threads, so no runtime is needed.
+pub fn block_on<F: Future>(f: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("a current-thread runtime needs no resources that can fail")
+        .block_on(f)
+}
+
 /// Runs a daemon with `settings` on `listener` until `shutdown` resolves.
 pub fn run(
     settings: Settings,
@@ -190,7 +290,7 @@ pub fn run(
 }
 
 /// Creates the data directory (mode 0700: it holds the database and, later, the key file).
-fn prepare_data_dir(settings: &Settings) -> Result<(), DaemonError> {
+pub(crate) fn prepare_data_dir(settings: &Settings) -> Result<(), DaemonError> {
     use std::os::unix::fs::DirBuilderExt;
     let dir = &settings.data_dir;
     if !dir.exists() {

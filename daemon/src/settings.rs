@@ -43,6 +43,7 @@ pub enum RunnerKind {
 #[serde(deny_unknown_fields)]
 pub struct Settings {
     pub data_dir: PathBuf,
+    pub secret_key_file: PathBuf,
     pub listen: SocketAddr,
     pub workers: usize,
     pub heartbeat_interval_s: f64,
@@ -161,6 +162,15 @@ impl Settings {
                 m.into_iter().map(|(k, v)| (k, v.to_string())).collect()
             }
             _ => BTreeMap::new(),
+        }
+    }
+
+    /// The key file: `secret_key_file`, or `<data_dir>/secret.key` when that is empty.
+    pub fn key_file(&self) -> PathBuf {
+        if self.secret_key_file.as_os_str().is_empty() {
+            self.data_dir.join("secret.key")
+        } else {
+            self.secret_key_file.clone()
         }
     }
 

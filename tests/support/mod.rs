@@ -29,12 +29,17 @@ pub fn wait_for<T>(what: &str, limit: Duration, mut f: impl FnMut() -> Option<T>
 /// A scratch directory for one test's daemon(s); the data directory lives inside it.
 pub struct Scratch {
     pub dir: tempfile::TempDir,
+    /// The secret key this scratch's daemons get in PROCEDUREWRITER_SECRET_KEY, created
+    /// explicitly here (tests never rely on a silently generated key).
+    pub key: String,
 }
 
 impl Scratch {
     pub fn new() -> Scratch {
+        let key = procedurewriter_actors::crypto::SecretKey::generate();
         Scratch {
             dir: tempfile::tempdir().expect("temp dir"),
+            key: key.to_base64().to_string(),
         }
     }
 
@@ -46,8 +51,15 @@ impl Scratch {
         self.data_dir().join("procedurewriter.db")
     }
 
-    /// The daemon command with this scratch's data dir, an ephemeral port and `env`.
+    /// The daemon command with this scratch's data dir, key, an ephemeral port and `env`.
     pub fn command(&self, env: &[(&str, &str)]) -> Command {
+        let mut cmd = self.command_without_key(env);
+        cmd.env("PROCEDUREWRITER_SECRET_KEY", &self.key);
+        cmd
+    }
+
+    /// [`Scratch::command`] with no key in the environment (key-file tests set their own).
+    pub fn command_without_key(&self, env: &[(&str, &str)]) -> Command {
         let mut cmd = Command::new(BIN);
         cmd.arg("daemon")
             .current_dir(self.dir.path())
@@ -72,7 +84,11 @@ impl Scratch {
 
     /// Runs the daemon expecting it to fail at start; returns (exit code, stderr).
     pub fn start_failing(&self, env: &[(&str, &str)]) -> (i32, String) {
-        let mut cmd = self.command(env);
+        Self::fails(self.command(env))
+    }
+
+    /// Runs `cmd` expecting it to fail at start; returns (exit code, stderr).
+    pub fn fails(mut cmd: Command) -> (i32, String) {
         cmd.stderr(Stdio::piped());
         let child = cmd.spawn().expect("spawn daemon");
         let out = child.wait_with_output().expect("wait daemon");

@@ -12,8 +12,10 @@
 //! async side only awaits oneshot replies.
 
 mod runs;
+mod secrets;
 
 pub use runs::{ClaimedRun, Fenced};
+pub use secrets::{KeyCheck, SecretMeta, StoredSecret};
 
 use crate::error::{Error, Result};
 use crate::metrics::StoreMetrics;
@@ -40,7 +42,10 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 const STATEMENT_CACHE: usize = 128;
 
 /// The migrations, in order. Forward-only; the schema version is SQLite's `user_version`.
-static MIGRATIONS: &[M<'static>] = &[M::up(include_str!("../../../migrations/0001_queue.sql"))];
+static MIGRATIONS: &[M<'static>] = &[
+    M::up(include_str!("../../../migrations/0001_queue.sql")),
+    M::up(include_str!("../../../migrations/0002_secrets.sql")),
+];
 
 /// SQLite's `synchronous` setting for the writer connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

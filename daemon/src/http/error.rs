@@ -48,7 +48,10 @@ impl From<Error> for ApiError {
             Error::Invalid(_) => (StatusCode::BAD_REQUEST, "invalid_request"),
             Error::ShuttingDown => (StatusCode::SERVICE_UNAVAILABLE, "shutting_down"),
             Error::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "database_unavailable"),
-            Error::Schema(_) | Error::Internal(_) => {
+            Error::Schema(_)
+            | Error::Internal(_)
+            | Error::KeyMismatch { .. }
+            | Error::Secret(_) => {
                 tracing::error!(cause = %err, "internal error answering a request");
                 (StatusCode::INTERNAL_SERVER_ERROR, "internal")
             }

@@ -18,6 +18,7 @@ use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::{header, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
+use procedurewriter_actors::crypto::SecretKey;
 use procedurewriter_actors::{QueueActor, Store, Supervisor};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -45,6 +46,8 @@ pub struct AppState {
     pub instance: String,
     /// The error of the last failed SIGHUP reload, shown by `/health`.
     pub last_reload_error: Mutex<Option<String>>,
+    /// Encrypts and decrypts stored API keys (`/api/keys`). Never printed.
+    pub secret_key: SecretKey,
 }
 
 impl AppState {
@@ -55,6 +58,7 @@ impl AppState {
         settings: Settings,
         metrics: Arc<Metrics>,
         instance: String,
+        secret_key: SecretKey,
     ) -> Self {
         AppState {
             queue,
@@ -67,6 +71,7 @@ impl AppState {
             started: Instant::now(),
             instance,
             last_reload_error: Mutex::new(None),
+            secret_key,
         }
     }
 

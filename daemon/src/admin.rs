@@ -1,0 +1,141 @@
+//! `procedurewriter init-secret` and `procedurewriter rotate-secret`: key administration that
+//! must not run beside a daemon (both take the data-directory lock).
+
+use crate::keys::{self, KeySource};
+use crate::lock::{DataDirLock, LockError};
+use crate::settings::{Settings, SqliteSynchronous};
+use crate::{block_on, prepare_data_dir, DaemonError};
+use procedurewriter_actors::crypto::SecretKey;
+use procedurewriter_actors::{Store, Synchronous};
+use std::path::Path;
+
+/// Takes the lock (refusing while a daemon runs) and opens the database.
+fn open_locked(settings: &Settings, what: &str) -> Result<(DataDirLock, Store), DaemonError> {
+    prepare_data_dir(settings)?;
+    let lock = DataDirLock::acquire(&settings.data_dir).map_err(|e| match e {
+        LockError::Held { dir, pid } => DaemonError::Refused(format!(
+            "a procedurewriter daemon (pid {pid}) is running on {}; stop it before {what}",
+            dir.display()
+        )),
+        other => DaemonError::Locked(other),
+    })?;
+    let sync = match settings.sqlite_synchronous {
+        SqliteSynchronous::Normal => Synchronous::Normal,
+        SqliteSynchronous::Full => Synchronous::Full,
+    };
+    let store = Store::open(&settings.db_path(), sync)?;
+    Ok((lock, store))
+}
+
+/// Creates the key file with a new key from the OS random source. Refuses to overwrite one;
+/// with `force`, replaces it only while no secret is encrypted under it.
+pub fn init_secret(settings: &Settings, force: bool) -> Result<String, DaemonError> {
+    let path = settings.key_file();
+    let mut notes = Vec::new();
+    if std::env::var(keys::KEY_ENV).is_ok_and(|v| !v.trim().is_empty()) {
+        notes.push(format!(
+            "note: {} is set and takes precedence over the key file",
+            keys::KEY_ENV
+        ));
+    }
+    let key = SecretKey::generate();
+    if path.exists() {
+        if !force {
+            return Err(DaemonError::Refused(format!(
+                "the key file {} already exists; refusing to overwrite it (it decrypts the stored \
+                 secrets). To change the key use `procedurewriter rotate-secret`",
+                path.display()
+            )));
+        }
+        let (_lock, store) = open_locked(settings, "replacing the key")?;
+        let stored = block_on(store.secret_count())?;
+        if stored > 0 {
+            return Err(DaemonError::Refused(format!(
+                "refusing --force: {stored} secrets are encrypted under the existing key and would \
+                 be lost; use `procedurewriter rotate-secret` to change the key"
+            )));
+        }
+        block_on(store.reset_key(key.id()))?;
+        keys::write_key_file(&path, &key, true).map_err(|cause| DaemonError::DataDir {
+            path: path.clone(),
+            cause,
+        })?;
+    } else {
+        keys::write_key_file(&path, &key, false).map_err(|cause| DaemonError::DataDir {
+            path: path.clone(),
+            cause,
+        })?;
+    }
+    notes.push(format!(
+        "created secret key {} at {} (mode 0600). Back it up somewhere safe: without it the \
+         stored API keys cannot be decrypted.",
+        key.id(),
+        path.display()
+    ));
+    Ok(notes.join("\n"))
+}
+
+/// Re-encrypts every stored secret under a new key (see `keys.rs` for the crash-safety
+/// argument). With the key in the environment, the new key comes from `new_key` (a file, or
+/// `-` for standard input) and the operator updates the environment afterwards.
+pub fn rotate_secret(settings: &Settings, new_key: Option<&Path>) -> Result<String, DaemonError> {
+    let key_file = settings.key_file();
+    let (_lock, store) = open_locked(settings, "rotating the key")?;
+    let recorded = block_on(store.recorded_key_id())?;
+    let recovery =
+        keys::finish_rotation(&key_file, recorded.as_deref()).map_err(DaemonError::Rotation)?;
+    let (old, source) = keys::load_key(&key_file)?;
+    block_on(store.check_key(old.id()))?;
+    let new = match (&source, new_key) {
+        (_, Some(p)) => keys::read_new_key(p)?,
+        (KeySource::File(_), None) => SecretKey::generate(),
+        (KeySource::Environment, None) => {
+            return Err(DaemonError::Refused(format!(
+                "the key comes from {}: pass the new key with --new-key-file PATH (or - to read \
+                 it from standard input)",
+                keys::KEY_ENV
+            )))
+        }
+    };
+    if new.id() == old.id() {
+        return Err(DaemonError::Refused(
+            "the new key is the current key".into(),
+        ));
+    }
+    let mut out = Vec::new();
+    if recovery != keys::Recovery::Nothing {
+        out.push(format!(
+            "finished an interrupted rotation first: {recovery:?}"
+        ));
+    }
+    match source {
+        KeySource::File(path) => {
+            let side = keys::side_file(&path);
+            keys::write_key_file(&side, &new, true).map_err(|cause| DaemonError::DataDir {
+                path: side.clone(),
+                cause,
+            })?;
+            keys::failpoint("rotate-after-side-file");
+            let n = block_on(store.rotate_secrets(old, new.clone()))?;
+            keys::failpoint("rotate-after-database");
+            keys::finish_rotation(&path, Some(&new.id())).map_err(DaemonError::Rotation)?;
+            keys::failpoint("rotate-after-rename");
+            out.push(format!(
+                "re-encrypted {n} secrets under the new key {}; {} now holds it. Back up the new \
+                 key file: the old key no longer opens anything.",
+                new.id(),
+                path.display()
+            ));
+        }
+        KeySource::Environment => {
+            let n = block_on(store.rotate_secrets(old, new.clone()))?;
+            out.push(format!(
+                "re-encrypted {n} secrets under the new key {}. Now set {} to the new key and \
+                 restart the daemon: it refuses the old key from here on.",
+                new.id(),
+                keys::KEY_ENV
+            ));
+        }
+    }
+    Ok(out.join("\n"))
+}
