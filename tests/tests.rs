@@ -7,4 +7,5 @@ mod api_errors;
 mod cli;
 mod lifecycle;
 mod recovery;
+mod secrets;
 mod startup;

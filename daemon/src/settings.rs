@@ -16,6 +16,7 @@ const NOT_SETTINGS: &[&str] = &[
     "PROCEDUREWRITER_CONFIG",
     "PROCEDUREWRITER_URL",
     "PROCEDUREWRITER_SECRET_KEY",
+    "PROCEDUREWRITER_TEST_FAILPOINT",
 ];
 
 /// Why the settings could not be loaded; the message names the key and the source.

@@ -98,6 +98,26 @@ impl Scratch {
         )
     }
 
+    /// Runs an admin subcommand (`init-secret`, `rotate-secret`) on this scratch's data dir,
+    /// with only `env` (no key unless given).
+    pub fn admin(&self, args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
+        let mut cmd = Command::new(BIN);
+        cmd.args(args)
+            .current_dir(self.dir.path())
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("PROCEDUREWRITER_DATA_DIR", self.data_dir())
+            .stdin(Stdio::null());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        cmd.output().expect("run admin command")
+    }
+
+    pub fn key_file(&self) -> PathBuf {
+        self.data_dir().join("secret.key")
+    }
+
     /// Opens the database read-only, for checks the API does not expose.
     pub fn db(&self) -> rusqlite::Connection {
         rusqlite::Connection::open_with_flags(
@@ -272,6 +292,19 @@ impl Http {
             req = req.header("content-type", ct);
         }
         Self::finish(req.send(body))
+    }
+
+    pub fn put_json(&self, path: &str, body: &Value) -> Resp {
+        Self::finish(
+            self.agent
+                .put(format!("{}{path}", self.base))
+                .header("content-type", "application/json")
+                .send(body.to_string()),
+        )
+    }
+
+    pub fn delete(&self, path: &str) -> Resp {
+        Self::finish(self.agent.delete(format!("{}{path}", self.base)).call())
     }
 
     pub fn post_empty(&self, path: &str) -> Resp {
