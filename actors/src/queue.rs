@@ -102,6 +102,9 @@ pub struct QueueActor {
     draining: bool,
     /// Runs claimed after the drain began are being handed back.
     releasing: bool,
+    /// Runs cancelled while RUNNING whose claim had not reached us yet: their worker is told
+    /// as soon as it gets them.
+    pending_cancels: std::collections::HashSet<String>,
     /// Told when the last busy worker goes idle during a drain.
     drained: Vec<oneshot::Sender<()>>,
 }
@@ -127,6 +130,7 @@ impl QueueActor {
             recheck: false,
             draining: false,
             releasing: false,
+            pending_cancels: Default::default(),
             drained: Vec::new(),
         }
     }
@@ -203,7 +207,12 @@ impl QueueActor {
                                     .enqueue_to_claim
                                     .observe((now - c.queued_at).max(0) as f64 / 1000.0);
                                 act.busy.insert(w, (c.run.id.clone(), c.run.lease_token));
+                                let cancel = act.pending_cancels.remove(&c.run.id);
+                                let run_id = c.run.id.clone();
                                 act.workers[w].do_send(RunJob(c));
+                                if cancel {
+                                    act.workers[w].do_send(CancelJob { run_id });
+                                }
                             }
                             act.idle.extend(idle);
                             if n < requested && !act.recheck {
@@ -268,10 +277,14 @@ impl Handler<Cancel> for QueueActor {
                                 .iter()
                                 .find(|(_, (id, _))| *id == run.id)
                                 .map(|(w, _)| *w);
-                            if let Some(w) = holder {
-                                act.workers[w].do_send(CancelJob {
+                            match holder {
+                                Some(w) => act.workers[w].do_send(CancelJob {
                                     run_id: run.id.clone(),
-                                });
+                                }),
+                                // Claimed, but the claim's reply is still on its way here.
+                                None => {
+                                    act.pending_cancels.insert(run.id.clone());
+                                }
                             }
                         }
                     }
@@ -353,6 +366,7 @@ impl Handler<Reap> for QueueActor {
                 Ok(reaped) if !reaped.is_empty() => {
                     act.metrics.reaps.inc_by(reaped.len() as u64);
                     for run in &reaped {
+                        act.pending_cancels.remove(&run.id);
                         tracing::warn!(run_id = %run.id, status = %run.status, "stale lease reaped");
                     }
                     act.work_arrived(ctx);

@@ -330,7 +330,9 @@ pub fn demo(procedure: &str, data_dir: Option<PathBuf>) -> ExitCode {
     // A fresh data directory needs its own secret key (it encrypts stored API keys); the
     // demo creates one the way `procedurewriter init-secret` does, unless the environment
     // supplies one.
-    if std::env::var(crate::keys::KEY_ENV).map_or(true, |v| v.trim().is_empty()) {
+    if std::env::var(crate::keys::KEY_ENV).map_or(true, |v| v.trim().is_empty())
+        && !settings.key_file().exists()
+    {
         match crate::admin::init_secret(&settings, false) {
             Ok(msg) => println!("{msg}"),
             Err(e) => {
