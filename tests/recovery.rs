@@ -177,3 +177,64 @@ fn a_second_sigterm_exits_at_once() {
     let run = d.http().wait_status(&id, "RUNNING", T);
     assert_eq!(run["attempts"], 2);
 }
+
+#[test]
+fn a_run_waiting_for_acknowledgement_survives_a_restart_and_resumes_once_acknowledged() {
+    let s = Scratch::new();
+    let d = s.start(&[]);
+    let h = d.http();
+    let id = h.write("gap", json!({ "outcome": "needs_ack" }));
+    h.wait_status(&id, "NEEDS_ACK", T);
+    d.kill9();
+
+    let d = s.start(&[]);
+    let h = d.http();
+    let run = h.run(&id);
+    assert_eq!(run["status"], "NEEDS_ACK", "still waiting after the crash");
+    assert_eq!(
+        run["ack_required"]["missing_tiers"],
+        json!(["danish_guideline"])
+    );
+
+    let path = format!("/api/runs/{id}/ack");
+    h.post_json(
+        &path,
+        &json!({ "note": "ok", "acknowledged_by": "Dr. Hansen", "tiers": ["rct"] }),
+    )
+    .assert_error(422, "ack_incomplete");
+    h.post_json(
+        &path,
+        &json!({ "note": "", "acknowledged_by": "Dr. Hansen", "tiers": ["danish_guideline"] }),
+    )
+    .assert_error(400, "invalid_request");
+    assert_eq!(h.status(&id), "NEEDS_ACK", "refused acks change nothing");
+
+    let r = h.post_json(
+        &path,
+        &json!({
+            "note": "No Danish guideline exists yet; international guidance accepted",
+            "acknowledged_by": "Dr. Hansen",
+            "tiers": ["danish_guideline"]
+        }),
+    );
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(r.body["ack"]["acknowledged_by"], "Dr. Hansen");
+    let run = h.wait_status(&id, "DONE", T);
+    assert_eq!(
+        run["result"]["acknowledged"], true,
+        "the ack took effect: not asked again"
+    );
+    let kinds = h.event_kinds(&id);
+    assert_eq!(
+        kinds.iter().filter(|k| *k == "needs_ack").count(),
+        1,
+        "{kinds:?}"
+    );
+    assert!(kinds.contains(&"acknowledged".to_string()), "{kinds:?}");
+
+    h.post_json(
+        &path,
+        &json!({ "note": "again", "acknowledged_by": "x", "tiers": ["danish_guideline"] }),
+    )
+    .assert_error(409, "transition_not_allowed");
+}

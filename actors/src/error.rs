@@ -21,6 +21,11 @@ pub enum Error {
     /// The same idempotency key was used before for a different request.
     #[error("idempotency key {0:?} was already used for a different request; use a new key")]
     IdempotencyMismatch(String),
+    /// An acknowledgement does not cover everything the run is waiting on.
+    #[error(
+        "the acknowledgement does not cover {uncovered:?}; list every missing item in `tiers`"
+    )]
+    AckIncomplete { uncovered: Vec<String> },
     /// The caller supplied something the store cannot accept.
     #[error("{0}")]
     Invalid(String),

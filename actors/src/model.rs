@@ -126,6 +126,15 @@ pub struct Ack {
     pub at: i64,
 }
 
+/// An acknowledgement as a person gives it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewAck {
+    pub acknowledged_by: String,
+    pub note: String,
+    /// What is acknowledged; must cover every item in the run's `ack_required.missing_tiers`.
+    pub tiers: Vec<String>,
+}
+
 /// One row of the append-only event log.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Event {

@@ -9,7 +9,7 @@
 
 use crate::error::{Error, Result};
 use crate::metrics::QueueMetrics;
-use crate::model::{now_ms, NewRun, Run, RunStatus};
+use crate::model::{now_ms, NewAck, NewRun, Run, RunStatus};
 use crate::store::Store;
 use crate::worker::{Abandon, CancelJob, RunJob, WorkerActor};
 use actix::prelude::*;
@@ -38,6 +38,14 @@ pub struct Cancel {
 #[rtype(result = "Result<Run>")]
 pub struct Retry {
     pub run_id: String,
+}
+
+/// Acknowledge a NEEDS_ACK run's gaps; it returns to the queue and resumes.
+#[derive(Message)]
+#[rtype(result = "Result<Run>")]
+pub struct Acknowledge {
+    pub run_id: String,
+    pub ack: NewAck,
 }
 
 /// A worker finished its job (its outcome is already committed) and can take another.
@@ -304,6 +312,27 @@ impl Handler<Retry> for QueueActor {
         let store = self.store.clone();
         Box::pin(
             async move { store.retry(msg.run_id).await }
+                .into_actor(self)
+                .map(|res, act, ctx| {
+                    if res.is_ok() {
+                        act.work_arrived(ctx);
+                    }
+                    res
+                }),
+        )
+    }
+}
+
+impl Handler<Acknowledge> for QueueActor {
+    type Result = ResponseActFuture<Self, Result<Run>>;
+
+    fn handle(&mut self, msg: Acknowledge, _ctx: &mut Context<Self>) -> Self::Result {
+        if self.draining {
+            return Box::pin(fut::ready(Err(Error::ShuttingDown)));
+        }
+        let store = self.store.clone();
+        Box::pin(
+            async move { store.ack(msg.run_id, msg.ack).await }
                 .into_actor(self)
                 .map(|res, act, ctx| {
                     if res.is_ok() {

@@ -65,9 +65,23 @@ impl JobRunner for TestRunner {
                     retryable: true,
                 },
                 "panic" => panic!("test runner panics as asked"),
-                "needs_ack" => Outcome::NeedsAck {
-                    details: json!({ "missing_tiers": ["danish_guideline"], "found": {} }),
-                },
+                // Waits for an acknowledgement of the (pretend) missing tier, then finishes.
+                "needs_ack" => {
+                    let acked = run.ack.as_ref().is_some_and(|a| {
+                        a.tiers
+                            .as_array()
+                            .is_some_and(|t| t.iter().any(|t| t == "danish_guideline"))
+                    });
+                    if acked {
+                        Outcome::Done {
+                            result: json!({ "runner": "test", "acknowledged": true }),
+                        }
+                    } else {
+                        Outcome::NeedsAck {
+                            details: json!({ "missing_tiers": ["danish_guideline"], "found": {} }),
+                        }
+                    }
+                }
                 other => Outcome::Failed {
                     error: format!("unknown options.test.outcome {other:?}"),
                     retryable: false,

@@ -8,7 +8,7 @@
 
 use super::{Store, Tx};
 use crate::error::{Error, Result};
-use crate::model::{now_ms, Ack, Event, NewRun, Outcome, Run, RunPage, RunStatus};
+use crate::model::{now_ms, Ack, Event, NewAck, NewRun, Outcome, Run, RunPage, RunStatus};
 use rusqlite::{params, Connection, OptionalExtension, Row};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
@@ -608,6 +608,60 @@ impl Store {
                     status,
                 }),
             }
+        })
+        .await
+    }
+
+    /// Acknowledges what a NEEDS_ACK run waits on (`ack_required.missing_tiers`) and returns it
+    /// to the queue with a fresh attempt budget. Checked and applied in one transaction: a run
+    /// not in NEEDS_ACK is a conflict; `tiers` that leave a missing item uncovered are refused.
+    pub async fn ack(&self, run_id: String, ack: NewAck) -> Result<Run> {
+        self.write(move |tx| {
+            let now = now_ms();
+            let run = require_run(tx.conn(), &run_id)?;
+            if run.status != RunStatus::NeedsAck {
+                return Err(Error::Conflict {
+                    run_id,
+                    action: "acknowledge",
+                    status: run.status,
+                });
+            }
+            let missing: Vec<String> = run
+                .ack_required
+                .as_ref()
+                .and_then(|r| r.get("missing_tiers"))
+                .and_then(Value::as_array)
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|v| v.as_str().map(str::to_string))
+                        .collect()
+                })
+                .unwrap_or_default();
+            let uncovered: Vec<String> = missing
+                .into_iter()
+                .filter(|m| !ack.tiers.contains(m))
+                .collect();
+            if !uncovered.is_empty() {
+                return Err(Error::AckIncomplete { uncovered });
+            }
+            let tiers = json!(ack.tiers);
+            let r = set_status(
+                tx.conn(),
+                &run_id,
+                RunStatus::Queued,
+                now,
+                ", attempts = 0, ack_by = ?4, ack_note = ?5, ack_tiers = ?6, ack_at = ?2",
+                &[&ack.acknowledged_by, &ack.note, &tiers.to_string()],
+            )?;
+            tx.event(
+                &run_id,
+                "acknowledged",
+                RunStatus::Queued,
+                "http",
+                json!({ "acknowledged_by": ack.acknowledged_by, "note": ack.note, "tiers": tiers }),
+                now,
+            )?;
+            Ok(r)
         })
         .await
     }

@@ -42,6 +42,7 @@ impl From<Error> for ApiError {
         let (status, code) = match &err {
             Error::NotFound(_) => (StatusCode::NOT_FOUND, "run_not_found"),
             Error::Conflict { .. } => (StatusCode::CONFLICT, "transition_not_allowed"),
+            Error::AckIncomplete { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "ack_incomplete"),
             Error::IdempotencyMismatch(_) => {
                 (StatusCode::UNPROCESSABLE_ENTITY, "idempotency_key_reused")
             }

@@ -6,7 +6,9 @@ use futures_util::future::LocalBoxFuture;
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 use hyper::{header, Method, Request, Response, StatusCode};
-use procedurewriter_actors::{Cancel, Enqueue, NewRun, Retry, RunStatus, Stats};
+use procedurewriter_actors::{
+    Acknowledge, Cancel, Enqueue, NewAck, NewRun, Retry, RunStatus, Stats,
+};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use std::sync::Arc;
@@ -87,6 +89,14 @@ pub async fn route(state: &Arc<AppState>, req: Request<Incoming>) -> Answer {
                 _ => None,
             };
             ("/api/keys/{name}", "GET, PUT, DELETE", fut)
+        }
+        ["api", "runs", id, "ack"] => {
+            let id = id.to_string();
+            (
+                "/api/runs/{id}/ack",
+                "POST",
+                (method == Method::POST).then(|| boxed(ack(state, id, req))),
+            )
         }
         ["api", "runs", id, "events"] => {
             let id = id.to_string();
@@ -440,6 +450,57 @@ async fn retry(state: &Arc<AppState>, id: String, req: Request<Incoming>) -> Han
     let run = state
         .queue
         .send(Retry { run_id: id })
+        .await
+        .map_err(procedurewriter_actors::Error::from)??;
+    Ok(json_response(StatusCode::OK, &run))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AckRequest {
+    note: String,
+    acknowledged_by: String,
+    tiers: Vec<String>,
+}
+
+async fn ack(state: &Arc<AppState>, id: String, req: Request<Incoming>) -> Handled {
+    if state.is_shutting_down() {
+        return Err(procedurewriter_actors::Error::ShuttingDown.into());
+    }
+    let id = check_run_id(&id)?;
+    let body: AckRequest = json_body(state, req, false).await?;
+    let (note, by) = (body.note.trim(), body.acknowledged_by.trim());
+    if note.is_empty() || by.is_empty() {
+        return Err(ApiError::bad_request(
+            "invalid_request",
+            "`note` and `acknowledged_by` must name who accepts the gap and why",
+        ));
+    }
+    if note.chars().count() > MAX_CONTEXT_CHARS || by.chars().count() > MAX_PROCEDURE_CHARS {
+        return Err(ApiError::bad_request(
+            "invalid_request",
+            "`note` or `acknowledged_by` is too long",
+        ));
+    }
+    if body.tiers.is_empty()
+        || body
+            .tiers
+            .iter()
+            .any(|t| t.trim().is_empty() || t.len() > 100)
+    {
+        return Err(ApiError::bad_request(
+            "invalid_request",
+            "`tiers` must list the acknowledged tiers, e.g. [\"danish_guideline\"]",
+        ));
+    }
+    let ack = NewAck {
+        acknowledged_by: by.to_string(),
+        note: note.to_string(),
+        tiers: body.tiers,
+    };
+    let run = state
+        .queue
+        .send(Acknowledge { run_id: id, ack })
         .await
         .map_err(procedurewriter_actors::Error::from)??;
     Ok(json_response(StatusCode::OK, &run))
