@@ -11,6 +11,9 @@ pub enum Error {
     /// No run has this id.
     #[error("run {0} not found")]
     NotFound(String),
+    /// No source has this id.
+    #[error("source {0} not found")]
+    SourceNotFound(String),
     /// The requested transition is not allowed from the run's current status.
     #[error("cannot {action} run {run_id}: it is {status}")]
     Conflict {

@@ -11,9 +11,11 @@
 //! lets them read while the writer commits. Nothing here ever runs on an async thread: the
 //! async side only awaits oneshot replies.
 
+mod library;
 mod runs;
 mod secrets;
 
+pub use library::{NewSource, Source, SourceHit, SourcePage};
 pub use runs::{ClaimedRun, Fenced};
 pub use secrets::{KeyCheck, SecretMeta, StoredSecret};
 
@@ -45,6 +47,7 @@ const STATEMENT_CACHE: usize = 128;
 static MIGRATIONS: &[M<'static>] = &[
     M::up(include_str!("../../../migrations/0001_queue.sql")),
     M::up(include_str!("../../../migrations/0002_secrets.sql")),
+    M::up(include_str!("../../../migrations/0003_library.sql")),
 ];
 
 /// SQLite's `synchronous` setting for the writer connection.

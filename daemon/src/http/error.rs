@@ -41,6 +41,7 @@ impl From<Error> for ApiError {
     fn from(err: Error) -> Self {
         let (status, code) = match &err {
             Error::NotFound(_) => (StatusCode::NOT_FOUND, "run_not_found"),
+            Error::SourceNotFound(_) => (StatusCode::NOT_FOUND, "source_not_found"),
             Error::Conflict { .. } => (StatusCode::CONFLICT, "transition_not_allowed"),
             Error::AckIncomplete { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "ack_incomplete"),
             Error::IdempotencyMismatch(_) => {

@@ -1,0 +1,6 @@
+//! The procedure pipeline's domain: the evidence library and its tiers. It knows what a tier
+//! means; the store (in `procedurewriter-actors`) only keeps and ranks documents with a tier
+//! label, and the daemon only moves requests in and JSON out.
+
+pub mod library;
+pub mod tiers;
