@@ -5,6 +5,7 @@ mod support;
 
 mod api_errors;
 mod cli;
+mod library;
 mod lifecycle;
 mod recovery;
 mod secrets;

@@ -99,6 +99,15 @@ pub enum Command {
     Cancel { run_id: String },
     /// Re-queue a failed or cancelled run.
     Retry { run_id: String },
+    /// Add documents (.md with optional TOML front matter, .txt) to the evidence library.
+    Ingest {
+        /// Files to ingest.
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+        /// Give every file this tier instead of classifying it.
+        #[arg(long)]
+        tier: Option<String>,
+    },
     /// Show a run's events live until it finishes.
     Follow { run_id: String },
 }

@@ -54,6 +54,22 @@ impl Client {
         body: Option<&Value>,
         headers: &[(&str, String)],
     ) -> Result<hyper::Response<hyper::body::Incoming>, ClientError> {
+        let body = body.map(|v| {
+            (
+                "application/json",
+                Bytes::from(serde_json::to_vec(v).unwrap_or_default()),
+            )
+        });
+        self.send_raw(method, path, body, headers).await
+    }
+
+    async fn send_raw(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<(&str, Bytes)>,
+        headers: &[(&str, String)],
+    ) -> Result<hyper::Response<hyper::body::Incoming>, ClientError> {
         let stream = tokio::net::TcpStream::connect(&self.authority)
             .await
             .map_err(|cause| ClientError::Connect {
@@ -75,9 +91,9 @@ impl Client {
             req = req.header(*k, v);
         }
         let bytes = match body {
-            Some(v) => {
-                req = req.header(header::CONTENT_TYPE, "application/json");
-                Bytes::from(serde_json::to_vec(v).unwrap_or_default())
+            Some((content_type, bytes)) => {
+                req = req.header(header::CONTENT_TYPE, content_type);
+                bytes
             }
             None => Bytes::new(),
         };
@@ -99,6 +115,24 @@ impl Client {
         headers: &[(&str, String)],
     ) -> Result<Value, ClientError> {
         let resp = self.send(method, path, body, headers).await?;
+        Self::answer(resp).await
+    }
+
+    /// Sends a document body of `content_type`; answers as [`Client::call`].
+    pub async fn call_raw(
+        &self,
+        method: Method,
+        path: &str,
+        content_type: &str,
+        body: Bytes,
+    ) -> Result<Value, ClientError> {
+        let resp = self
+            .send_raw(method, path, Some((content_type, body)), &[])
+            .await?;
+        Self::answer(resp).await
+    }
+
+    async fn answer(resp: hyper::Response<hyper::body::Incoming>) -> Result<Value, ClientError> {
         let status = resp.status();
         let bytes = resp
             .into_body()
@@ -286,6 +320,71 @@ pub fn run(url: &str, command: Command) -> ExitCode {
                         )
                         .await?,
                 );
+                Ok(())
+            }
+            Command::Ingest { paths, tier } => {
+                let mut failed = 0;
+                for path in paths {
+                    let content_type = match path.extension().and_then(|e| e.to_str()) {
+                        Some("md") | Some("markdown") => "text/markdown",
+                        Some("txt") => "text/plain",
+                        _ => {
+                            eprintln!("{}: skipped: only .md and .txt are supported (HTML and PDF are not yet)", path.display());
+                            failed += 1;
+                            continue;
+                        }
+                    };
+                    let bytes = match std::fs::read(&path) {
+                        Ok(b) => Bytes::from(b),
+                        Err(e) => {
+                            eprintln!("{}: {e}", path.display());
+                            failed += 1;
+                            continue;
+                        }
+                    };
+                    let name = path
+                        .file_name()
+                        .and_then(|n| n.to_str())
+                        .unwrap_or("document");
+                    let mut query = vec![("filename", name.to_string())];
+                    if let Some(t) = &tier {
+                        query.push(("tier", t.clone()));
+                    }
+                    let q = serde_urlencoded::to_string(&query).unwrap_or_default();
+                    match client
+                        .call_raw(
+                            Method::POST,
+                            &format!("/api/sources?{q}"),
+                            content_type,
+                            bytes,
+                        )
+                        .await
+                    {
+                        Ok(v) => {
+                            let s = &v["source"];
+                            println!(
+                                "{}  {:<8} {:<24} {}",
+                                s["id"].as_str().unwrap_or(""),
+                                if v["created"] == true {
+                                    "added"
+                                } else {
+                                    "existing"
+                                },
+                                s["tier"].as_str().unwrap_or(""),
+                                s["title"].as_str().unwrap_or("")
+                            );
+                        }
+                        Err(e) => {
+                            eprintln!("{}: {e}", path.display());
+                            failed += 1;
+                        }
+                    }
+                }
+                if failed > 0 {
+                    return Err(ClientError::Usage(format!(
+                        "{failed} files were not ingested"
+                    )));
+                }
                 Ok(())
             }
             Command::Follow { run_id } => {

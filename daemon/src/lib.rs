@@ -21,6 +21,8 @@ use crate::settings::{RunnerKind, Settings, SqliteSynchronous};
 use procedurewriter_actors::crypto::SecretKey;
 use procedurewriter_actors::store::KeyCheck;
 use procedurewriter_actors::{JobRunner, QueueConfig, Shutdown, Store, Supervisor, Synchronous};
+use procedurewriter_pipeline::library;
+use procedurewriter_pipeline::tiers::TierRules;
 use std::future::Future;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -144,6 +146,22 @@ impl Daemon {
         // We hold the lock, so every RUNNING run was left by a dead daemon: back to the queue
         // now, not after the stale timeout.
         let recovered = block_on(store.recover())?.len();
+        let rules = Arc::new(TierRules::embedded());
+        if settings.load_demo_library {
+            match block_on(library::load_demo_library(&store, &rules)) {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(
+                    sources = n,
+                    "loaded the demonstration library into the empty evidence library"
+                ),
+                Err(library::IngestError::Store(e)) => return Err(e.into()),
+                Err(e) => {
+                    return Err(DaemonError::Refused(format!(
+                        "the bundled demo library is invalid: {e}"
+                    )))
+                }
+            }
+        }
         let runner: Arc<dyn JobRunner> = match self.runner {
             Some(r) => r,
             None => match settings.job_runner {
@@ -153,6 +171,7 @@ impl Daemon {
         Ok(Prepared {
             settings,
             key,
+            rules,
             store,
             recovered,
             runner,
@@ -175,6 +194,8 @@ impl Daemon {
 pub struct Prepared {
     settings: Settings,
     key: SecretKey,
+    /// Evidence tier rules, for classifying ingested sources.
+    rules: Arc<TierRules>,
     store: Store,
     /// Runs re-queued at start (a metric).
     recovered: usize,
@@ -197,6 +218,7 @@ impl Prepared {
         let Prepared {
             settings,
             key,
+            rules,
             store,
             recovered,
             runner,
@@ -246,6 +268,7 @@ impl Prepared {
                 metrics,
                 instance.clone(),
                 key,
+                rules,
             ));
             let (stop_http, http_stopped) = tokio::sync::oneshot::channel::<()>();
             let server = tokio::task::spawn_local(http::serve(listener, Arc::clone(&state), async {

@@ -58,6 +58,7 @@ pub struct Settings {
     pub header_read_timeout_s: f64,
     pub sse_keepalive_s: f64,
     pub log: String,
+    pub load_demo_library: bool,
     pub job_runner: RunnerKind,
 }
 

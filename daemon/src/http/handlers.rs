@@ -75,6 +75,27 @@ pub async fn route(state: &Arc<AppState>, req: Request<Incoming>) -> Answer {
                 (method == Method::POST).then(|| boxed(retry(state, id, req))),
             )
         }
+        ["api", "sources"] => {
+            let fut = match method {
+                Method::GET => Some(boxed(list_sources(state, req))),
+                Method::POST => Some(boxed(add_source(state, req))),
+                _ => None,
+            };
+            ("/api/sources", "GET, POST", fut)
+        }
+        ["api", "sources", "search"] => (
+            "/api/sources/search",
+            "GET",
+            (method == Method::GET).then(|| boxed(search_sources(state, req))),
+        ),
+        ["api", "sources", id] => {
+            let id = id.to_string();
+            (
+                "/api/sources/{id}",
+                "GET",
+                (method == Method::GET).then(|| boxed(get_source(state, id))),
+            )
+        }
         ["api", "keys"] => (
             "/api/keys",
             "GET",
@@ -160,13 +181,12 @@ fn truncate(s: &str, n: usize) -> String {
     s.chars().take(n).collect()
 }
 
-/// Reads a JSON body: 415 unless it says `application/json`, 413 over the limit, 400 when it
-/// does not parse into `T`. An empty body is allowed (as `{}`) only when `allow_empty`.
-async fn json_body<T: serde::de::DeserializeOwned>(
+/// Reads a body up to `max_body_bytes` (413 beyond); returns its media type (lower case,
+/// without parameters) and bytes.
+async fn read_body(
     state: &AppState,
     req: Request<Incoming>,
-    allow_empty: bool,
-) -> Result<T, ApiError> {
+) -> Result<(Option<String>, bytes::Bytes), ApiError> {
     let limit = state.settings.max_body_bytes;
     let content_type = req
         .headers()
@@ -189,21 +209,29 @@ async fn json_body<T: serde::de::DeserializeOwned>(
             return Err(too_large(limit));
         }
     }
-    let bytes = match Limited::new(req.into_body(), limit).collect().await {
-        Ok(c) => c.to_bytes(),
+    match Limited::new(req.into_body(), limit).collect().await {
+        Ok(c) => Ok((content_type, c.to_bytes())),
         Err(e)
             if e.downcast_ref::<http_body_util::LengthLimitError>()
                 .is_some() =>
         {
-            return Err(too_large(limit))
+            Err(too_large(limit))
         }
-        Err(e) => {
-            return Err(ApiError::bad_request(
-                "body_unreadable",
-                format!("could not read the request body: {e}"),
-            ))
-        }
-    };
+        Err(e) => Err(ApiError::bad_request(
+            "body_unreadable",
+            format!("could not read the request body: {e}"),
+        )),
+    }
+}
+
+/// Reads a JSON body: 415 unless it says `application/json`, 413 over the limit, 400 when it
+/// does not parse into `T`. An empty body is allowed (as `{}`) only when `allow_empty`.
+async fn json_body<T: serde::de::DeserializeOwned>(
+    state: &AppState,
+    req: Request<Incoming>,
+    allow_empty: bool,
+) -> Result<T, ApiError> {
+    let (content_type, bytes) = read_body(state, req).await?;
     if bytes.is_empty() && allow_empty {
         return serde_json::from_value(json!({}))
             .map_err(|e| ApiError::bad_request("invalid_request", e.to_string()));
@@ -705,4 +733,153 @@ async fn delete_key(state: &Arc<AppState>, name: String) -> Handled {
         StatusCode::OK,
         &key_view(state, name, env_var).await?,
     ))
+}
+
+/// Metadata for a text body, from the query string.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct SourceQuery {
+    title: Option<String>,
+    url: Option<String>,
+    tier: Option<String>,
+    year: Option<i32>,
+    publication_type: Option<String>,
+    /// The file name, the title of last resort.
+    filename: Option<String>,
+}
+
+/// `POST /api/sources`: a JSON source, or a `text/markdown` / `text/plain` document (TOML front
+/// matter and query parameters give its metadata; query parameters win).
+async fn add_source(state: &Arc<AppState>, req: Request<Incoming>) -> Handled {
+    use procedurewriter_pipeline::library::{self, IngestError, IngestRequest};
+    let q: SourceQuery = serde_urlencoded::from_str(req.uri().query().unwrap_or(""))
+        .map_err(|e| ApiError::bad_request("invalid_query", format!("bad query string: {e}")))?;
+    let (content_type, bytes) = read_body(state, req).await?;
+    let ingest: IngestRequest = match content_type.as_deref() {
+        Some("application/json") => serde_json::from_slice(&bytes).map_err(|e| {
+            ApiError::bad_request("malformed_json", format!("the JSON body is not valid: {e}"))
+        })?,
+        Some("text/markdown") | Some("text/plain") => {
+            let text = std::str::from_utf8(&bytes).map_err(|_| {
+                ApiError::bad_request("invalid_request", "the document is not valid UTF-8")
+            })?;
+            let fallback = q.filename.clone().unwrap_or_default();
+            let mut doc = library::parse_document(text, &fallback)
+                .map_err(|e| ApiError::bad_request("invalid_request", e.to_string()))?;
+            doc.title = q.title.or(Some(doc.title).filter(|t| !t.is_empty())).unwrap_or_default();
+            doc.url = q.url.or(doc.url);
+            doc.tier = q.tier.or(doc.tier);
+            doc.year = q.year.or(doc.year);
+            doc.publication_type = q.publication_type.or(doc.publication_type);
+            doc
+        }
+        _ => {
+            return Err(ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                "send a source as application/json, text/markdown or text/plain (HTML and PDF are not supported yet)",
+            ))
+        }
+    };
+    match library::ingest(&state.store, &state.rules, ingest, false).await {
+        Ok((source, created)) => {
+            let status = if created {
+                StatusCode::CREATED
+            } else {
+                StatusCode::OK
+            };
+            Ok(json_response(
+                status,
+                &json!({ "created": created, "source": source }),
+            ))
+        }
+        Err(IngestError::Invalid(m)) => Err(ApiError::bad_request("invalid_request", m)),
+        Err(IngestError::Store(e)) => Err(e.into()),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PageQuery {
+    cursor: Option<String>,
+    limit: Option<usize>,
+}
+
+async fn list_sources(state: &Arc<AppState>, req: Request<Incoming>) -> Handled {
+    let q: PageQuery =
+        serde_urlencoded::from_str(req.uri().query().unwrap_or("")).map_err(|e| {
+            ApiError::bad_request(
+                "invalid_query",
+                format!("bad query string: {e}; use cursor, limit"),
+            )
+        })?;
+    let cursor = match q.cursor.as_deref() {
+        None | Some("") => None,
+        Some(c) => Some(c.parse::<i64>().ok().filter(|c| *c > 0).ok_or_else(|| {
+            ApiError::bad_request(
+                "invalid_query",
+                "cursor must be a next_cursor value from a previous page",
+            )
+        })?),
+    };
+    let limit = q.limit.unwrap_or(DEFAULT_PAGE);
+    if limit == 0 || limit > MAX_PAGE {
+        return Err(ApiError::bad_request(
+            "invalid_query",
+            format!("limit must be between 1 and {MAX_PAGE}; page with next_cursor for more"),
+        ));
+    }
+    let page = state.store.list_sources(cursor, limit).await?;
+    Ok(json_response(StatusCode::OK, &page))
+}
+
+async fn get_source(state: &Arc<AppState>, id: String) -> Handled {
+    let valid = id.len() <= 12
+        && id
+            .strip_prefix("SRC")
+            .is_some_and(|n| n.len() >= 4 && n.bytes().all(|b| b.is_ascii_digit()));
+    if !valid {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "source_not_found",
+            format!(
+                "source {:?} not found: source ids look like SRC0001",
+                truncate(&id, 40)
+            ),
+        ));
+    }
+    let source = state.store.get_source(id).await?;
+    Ok(json_response(StatusCode::OK, &source))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SearchQuery {
+    q: String,
+    limit: Option<usize>,
+}
+
+async fn search_sources(state: &Arc<AppState>, req: Request<Incoming>) -> Handled {
+    let q: SearchQuery =
+        serde_urlencoded::from_str(req.uri().query().unwrap_or("")).map_err(|e| {
+            ApiError::bad_request(
+                "invalid_query",
+                format!("bad query string: {e}; use q (required), limit"),
+            )
+        })?;
+    if q.q.trim().is_empty() || q.q.chars().count() > 1000 {
+        return Err(ApiError::bad_request(
+            "invalid_query",
+            "`q` must be 1 to 1000 characters of search text",
+        ));
+    }
+    let limit = q.limit.unwrap_or(20);
+    if limit == 0 || limit > 200 {
+        return Err(ApiError::bad_request(
+            "invalid_query",
+            "limit must be between 1 and 200",
+        ));
+    }
+    let hits = state.store.search_sources(q.q, limit).await?;
+    Ok(json_response(StatusCode::OK, &json!({ "hits": hits })))
 }

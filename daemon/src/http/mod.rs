@@ -20,6 +20,7 @@ use hyper::{header, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use procedurewriter_actors::crypto::SecretKey;
 use procedurewriter_actors::{QueueActor, Store, Supervisor};
+use procedurewriter_pipeline::tiers::TierRules;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -48,6 +49,8 @@ pub struct AppState {
     pub last_reload_error: Mutex<Option<String>>,
     /// Encrypts and decrypts stored API keys (`/api/keys`). Never printed.
     pub secret_key: SecretKey,
+    /// Classifies ingested sources (`/api/sources`).
+    pub rules: Arc<TierRules>,
 }
 
 impl AppState {
@@ -59,6 +62,7 @@ impl AppState {
         metrics: Arc<Metrics>,
         instance: String,
         secret_key: SecretKey,
+        rules: Arc<TierRules>,
     ) -> Self {
         AppState {
             queue,
@@ -72,6 +76,7 @@ impl AppState {
             instance,
             last_reload_error: Mutex::new(None),
             secret_key,
+            rules,
         }
     }
 
