@@ -260,16 +260,13 @@ impl Prepared {
             })?;
             let addr = listener.local_addr().unwrap_or(settings.listen);
             let grace = settings.shutdown_grace();
-            let state = Arc::new(AppState::new(
+            let services = http::Services {
                 queue,
-                supervisor.clone(),
+                supervisor: supervisor.clone(),
                 store,
-                settings,
                 metrics,
-                instance.clone(),
-                key,
-                rules,
-            ));
+            };
+            let state = Arc::new(AppState::new(services, settings, instance.clone(), key, rules));
             let (stop_http, http_stopped) = tokio::sync::oneshot::channel::<()>();
             let server = tokio::task::spawn_local(http::serve(listener, Arc::clone(&state), async {
                 let _ = http_stopped.await;

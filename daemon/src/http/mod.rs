@@ -30,6 +30,14 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 /// Every response body: a full JSON/text body or an event stream.
 pub type Body = http_body_util::combinators::UnsyncBoxBody<Bytes, BoxError>;
 
+/// The running parts the HTTP layer talks to.
+pub struct Services {
+    pub queue: Addr<QueueActor>,
+    pub supervisor: Addr<Supervisor>,
+    pub store: Store,
+    pub metrics: Arc<Metrics>,
+}
+
 /// What the request handlers share.
 pub struct AppState {
     pub queue: Addr<QueueActor>,
@@ -55,15 +63,18 @@ pub struct AppState {
 
 impl AppState {
     pub fn new(
-        queue: Addr<QueueActor>,
-        supervisor: Addr<Supervisor>,
-        store: Store,
+        services: Services,
         settings: Settings,
-        metrics: Arc<Metrics>,
         instance: String,
         secret_key: SecretKey,
         rules: Arc<TierRules>,
     ) -> Self {
+        let Services {
+            queue,
+            supervisor,
+            store,
+            metrics,
+        } = services;
         AppState {
             queue,
             supervisor,
