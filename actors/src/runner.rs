@@ -2,6 +2,7 @@
 //! [`Outcome`]. The queue supplies the run and a cancellation flag; it never looks inside.
 
 use crate::model::{Outcome, Run};
+use crate::store::Store;
 use futures_util::future::LocalBoxFuture;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -19,16 +20,50 @@ pub struct JobContext {
     /// Set when a cancel was requested. The job's future is also dropped at its next await,
     /// so only long synchronous sections (inside `spawn_blocking`) need to poll this.
     cancelled: Arc<AtomicBool>,
+    /// Where progress events go, under the job's lease (None outside the queue).
+    lease: Option<(Store, String, i64, String)>,
 }
 
 impl JobContext {
-    pub(crate) fn new(cancelled: Arc<AtomicBool>) -> Self {
-        JobContext { cancelled }
+    pub(crate) fn new(
+        cancelled: Arc<AtomicBool>,
+        store: Store,
+        run_id: String,
+        token: i64,
+        owner: String,
+    ) -> Self {
+        JobContext {
+            cancelled,
+            lease: Some((store, run_id, token, owner)),
+        }
     }
 
-    /// A context that is never cancelled, for running a job outside the queue.
+    /// A context that is never cancelled and records no events, for running a job outside the
+    /// queue (benchmarks, tools).
     pub fn detached() -> Self {
-        JobContext::new(Arc::new(AtomicBool::new(false)))
+        JobContext {
+            cancelled: Arc::new(AtomicBool::new(false)),
+            lease: None,
+        }
+    }
+
+    /// Appends a progress event to the run's history (a pipeline stage finishing, say), if
+    /// the job still holds its lease. Returns whether it was recorded.
+    pub async fn event(&self, kind: &str, details: serde_json::Value) -> crate::Result<bool> {
+        match &self.lease {
+            Some((store, run_id, token, owner)) => {
+                store
+                    .job_event(
+                        run_id.clone(),
+                        *token,
+                        owner.clone(),
+                        kind.to_string(),
+                        details,
+                    )
+                    .await
+            }
+            None => Ok(false),
+        }
     }
 
     /// Whether a cancel of this run was requested.

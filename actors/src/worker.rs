@@ -103,9 +103,16 @@ impl Handler<RunJob> for WorkerActor {
         let token = run.lease_token;
         let cancelled = Arc::new(AtomicBool::new(false));
         let span = tracing::info_span!("job", run_id = %run_id, attempt = run.attempts);
-        let job = self
-            .runner
-            .run(Job { run }, JobContext::new(Arc::clone(&cancelled)));
+        let job = self.runner.run(
+            Job { run },
+            JobContext::new(
+                Arc::clone(&cancelled),
+                self.store.clone(),
+                run_id.clone(),
+                token,
+                self.owner.clone(),
+            ),
+        );
         let handle = tokio::task::spawn_local(tracing::Instrument::instrument(job, span));
         self.current = Some(Current {
             run_id: run_id.clone(),

@@ -2,5 +2,9 @@
 //! means; the store (in `procedurewriter-actors`) only keeps and ranks documents with a tier
 //! label, and the daemon only moves requests in and JSON out.
 
+pub mod evaluate;
+pub mod gate;
 pub mod library;
+pub mod outline;
 pub mod tiers;
+pub mod writer;

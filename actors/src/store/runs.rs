@@ -517,6 +517,34 @@ impl Store {
         .await
     }
 
+    /// Appends a job's progress event while it holds the lease `token`; nothing else changes.
+    /// Returns `false` (and records nothing) if the lease is gone.
+    pub async fn job_event(
+        &self,
+        run_id: String,
+        token: i64,
+        owner: String,
+        kind: String,
+        details: Value,
+    ) -> Result<bool> {
+        self.write(move |tx| {
+            let lease = lease_state(tx.conn(), &run_id)?;
+            if lease.status != RunStatus::Running || lease.lease_token != token {
+                return Ok(false);
+            }
+            tx.event(
+                &run_id,
+                &kind,
+                RunStatus::Running,
+                &format!("worker:{owner}"),
+                details,
+                now_ms(),
+            )?;
+            Ok(true)
+        })
+        .await
+    }
+
     /// Hands leases back at shutdown: each run still held under its token returns to QUEUED
     /// without spending the attempt (or becomes CANCELLED if a cancel was pending).
     pub async fn release(&self, leases: Vec<(String, i64)>, reason: &'static str) -> Result<usize> {

@@ -1,0 +1,234 @@
+//! The evaluator: a deterministic 0–10 score for a written procedure, with the concrete issues
+//! behind it and a per-sentence evidence report. It reads Markdown, so it judges any writer.
+//!
+//! Score (points): citation coverage 3, sections with cited evidence 2, sentence support 2,
+//! citations that resolve to retrieved sources 2 (each unknown id, a hallucination, costs 1),
+//! weight of the cited sources' tiers 1.
+
+use crate::outline::{evidence_sections, REFERENCES};
+use crate::writer::{words, EvidenceSource};
+use serde::Serialize;
+use std::collections::BTreeMap;
+
+/// A sentence is supported when this share of its words occurs in a source it cites.
+pub const SUPPORT_THRESHOLD: f64 = 0.6;
+
+/// One sentence of the procedure and its evidence.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SentenceReport {
+    pub section: String,
+    pub text: String,
+    pub citations: Vec<String>,
+    /// Word overlap with each cited source (unknown ids absent).
+    pub support: BTreeMap<String, f64>,
+    pub supported: bool,
+}
+
+/// The evaluation of one procedure.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Evaluation {
+    pub score: f64,
+    pub issues: Vec<String>,
+    pub sentences: usize,
+    pub cited_sentences: usize,
+    pub unknown_citations: Vec<String>,
+    pub sections_with_evidence: usize,
+    pub sections_total: usize,
+    pub report: Vec<SentenceReport>,
+}
+
+/// Splits a line into its text and its `[S:...]` citations.
+fn citations(line: &str) -> (String, Vec<String>) {
+    let mut text = String::new();
+    let mut ids = Vec::new();
+    let mut rest = line;
+    while let Some(start) = rest.find("[S:") {
+        text.push_str(&rest[..start]);
+        match rest[start..].find(']') {
+            Some(end) => {
+                ids.push(rest[start + 3..start + end].trim().to_string());
+                rest = &rest[start + end + 1..];
+            }
+            None => {
+                rest = &rest[start..];
+                break;
+            }
+        }
+    }
+    text.push_str(rest);
+    (text.trim().to_string(), ids)
+}
+
+fn strip_marker(line: &str) -> &str {
+    let l = line.trim();
+    let l = l
+        .strip_prefix("- [ ] ")
+        .or_else(|| l.strip_prefix("- "))
+        .unwrap_or(l);
+    match l.split_once(". ") {
+        Some((n, rest)) if !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()) => rest,
+        _ => l,
+    }
+}
+
+/// Scores `markdown` against the sources it was written from.
+pub fn evaluate(markdown: &str, sources: &[EvidenceSource]) -> Evaluation {
+    let by_id: BTreeMap<&str, &EvidenceSource> =
+        sources.iter().map(|s| (s.id.as_str(), s)).collect();
+    let source_words: BTreeMap<&str, Vec<String>> = sources
+        .iter()
+        .map(|s| (s.id.as_str(), words(&s.text)))
+        .collect();
+    let mut section: Option<String> = None;
+    let mut report = Vec::new();
+    let mut unknown: Vec<String> = Vec::new();
+    for line in markdown.lines() {
+        let t = line.trim();
+        if let Some(h) = t.strip_prefix("## ") {
+            section = Some(h.trim().to_string());
+            continue;
+        }
+        let Some(sec) = &section else { continue };
+        if sec == REFERENCES
+            || t.is_empty()
+            || t.starts_with('>')
+            || t.starts_with('#')
+            || (t.starts_with('_') && t.ends_with('_'))
+        {
+            continue;
+        }
+        let (text, ids) = citations(strip_marker(t));
+        let sw = words(&text);
+        let mut support = BTreeMap::new();
+        for id in &ids {
+            match source_words.get(id.as_str()) {
+                Some(src) => {
+                    let shared = sw.iter().filter(|w| src.contains(w)).count();
+                    let v = if sw.is_empty() {
+                        0.0
+                    } else {
+                        shared as f64 / sw.len() as f64
+                    };
+                    support.insert(id.clone(), (v * 100.0).round() / 100.0);
+                }
+                None => {
+                    if !unknown.contains(id) {
+                        unknown.push(id.clone());
+                    }
+                }
+            }
+        }
+        let supported = support.values().any(|v| *v >= SUPPORT_THRESHOLD);
+        report.push(SentenceReport {
+            section: sec.clone(),
+            text,
+            citations: ids,
+            support,
+            supported,
+        });
+    }
+    let evidence: Vec<&str> = evidence_sections().map(|s| s.heading).collect();
+    let with_evidence = evidence
+        .iter()
+        .filter(|h| {
+            report
+                .iter()
+                .any(|r| r.section == **h && !r.citations.is_empty())
+        })
+        .count();
+    let n = report.len();
+    let cited = report.iter().filter(|r| !r.citations.is_empty()).count();
+    let supported = report.iter().filter(|r| r.supported).count();
+    let cited_priorities: Vec<i32> = report
+        .iter()
+        .flat_map(|r| r.citations.iter())
+        .filter_map(|id| by_id.get(id.as_str()).map(|s| s.tier_priority))
+        .collect();
+    let ratio = |a: usize, b: usize| if b == 0 { 0.0 } else { a as f64 / b as f64 };
+    let tier_weight = if cited_priorities.is_empty() {
+        0.0
+    } else {
+        cited_priorities.iter().map(|p| *p as f64).sum::<f64>()
+            / cited_priorities.len() as f64
+            / 1000.0
+    };
+    let score = 3.0 * ratio(cited, n)
+        + 2.0 * ratio(with_evidence, evidence.len())
+        + 2.0 * ratio(supported, n)
+        + 2.0 * (1.0 - unknown.len() as f64).max(0.0)
+        + tier_weight.min(1.0);
+    let score = (score.clamp(0.0, 10.0) * 10.0).round() / 10.0;
+
+    let mut issues = Vec::new();
+    for h in &evidence {
+        if !report
+            .iter()
+            .any(|r| r.section == *h && !r.citations.is_empty())
+        {
+            issues.push(format!("section \"{h}\" has no cited evidence"));
+        }
+    }
+    for id in &unknown {
+        issues.push(format!(
+            "citation {id} does not resolve to a retrieved source (hallucinated)"
+        ));
+    }
+    for r in &report {
+        if r.citations.is_empty() {
+            issues.push(format!("uncited sentence in \"{}\": {}", r.section, r.text));
+        } else if !r.supported {
+            issues.push(format!(
+                "weakly supported sentence in \"{}\": {}",
+                r.section, r.text
+            ));
+        }
+    }
+    Evaluation {
+        score,
+        issues,
+        sentences: n,
+        cited_sentences: cited,
+        unknown_citations: unknown,
+        sections_with_evidence: with_evidence,
+        sections_total: evidence.len(),
+        report,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn src(id: &str, text: &str) -> EvidenceSource {
+        EvidenceSource {
+            id: id.into(),
+            title: "t".into(),
+            url: None,
+            year: None,
+            tier: "danish_guideline".into(),
+            tier_priority: 1000,
+            text: text.into(),
+            demo: false,
+        }
+    }
+
+    #[test]
+    fn hallucinated_uncited_and_unsupported_sentences_cost_points() {
+        let sources = [src(
+            "SRC0001",
+            "Give adrenaline intramuscularly into the thigh.",
+        )];
+        let good =
+            "# P\n\n## Key Points\n\nGive adrenaline intramuscularly into the thigh. [S:SRC0001]\n";
+        let bad = "# P\n\n## Key Points\n\nGive adrenaline intramuscularly into the thigh. [S:SRC0042]\nWear a hat.\nCats purr loudly at night. [S:SRC0001]\n";
+        let g = evaluate(good, &sources);
+        let b = evaluate(bad, &sources);
+        assert!(g.score > b.score + 3.0, "{} vs {}", g.score, b.score);
+        assert_eq!(b.unknown_citations, ["SRC0042"]);
+        assert!(b.issues.iter().any(|i| i.contains("hallucinated")));
+        assert!(b.issues.iter().any(|i| i.contains("uncited sentence")));
+        assert!(b.issues.iter().any(|i| i.contains("weakly supported")));
+        assert_eq!(g.report[0].support["SRC0001"], 1.0);
+        assert_eq!(evaluate(good, &sources), g, "deterministic");
+    }
+}
