@@ -78,6 +78,15 @@ fn the_demo_runs_one_job_end_to_end_on_the_embedded_defaults() {
         "{stdout}\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(stdout.contains("\"status\": \"DONE\""), "{stdout}");
+    for needle in [
+        ": DONE  score",
+        "## Procedure (trin-for-trin)",
+        "[S:SRC",
+        "Demonstrationsmateriale",
+        "artifacts: ",
+        "completed",
+    ] {
+        assert!(stdout.contains(needle), "missing {needle:?} in\n{stdout}");
+    }
     assert!(s.db_path().exists());
 }

@@ -462,8 +462,23 @@ pub fn demo(procedure: &str, data_dir: Option<PathBuf>) -> ExitCode {
     let _ = stop.send(());
     let stopped = daemon.join();
     match (outcome, stopped) {
-        (Ok(run), Ok(Ok(()))) => {
-            print(&run);
+        (Ok((run, procedure)), Ok(Ok(()))) => {
+            println!("\n{procedure}");
+            let r = &run["result"];
+            println!(
+                "run {}: {}  score {}/10  sources {}  writer {}",
+                run["run_id"].as_str().unwrap_or(""),
+                run["status"].as_str().unwrap_or(""),
+                r["score"],
+                r["sources"].as_array().map_or(0, Vec::len),
+                r["writer"].as_str().unwrap_or("")
+            );
+            if let Some(dir) = r["artifact_dir"].as_str() {
+                println!("artifacts: {dir}/{{procedure.md, evidence_report.json, manifest.json}}");
+            }
+            println!(
+                "next: `procedurewriter daemon` serves the same over HTTP; see README for curl examples"
+            );
             if run["status"] == "DONE" {
                 ExitCode::SUCCESS
             } else {
@@ -485,7 +500,7 @@ pub fn demo(procedure: &str, data_dir: Option<PathBuf>) -> ExitCode {
     }
 }
 
-fn run_demo_job(url: &str, procedure: &str) -> Result<Value, ClientError> {
+fn run_demo_job(url: &str, procedure: &str) -> Result<(Value, String), ClientError> {
     block_on(async {
         let client = Client::new(url)?;
         // The daemon thread may still be starting: the listener is bound, so connections
@@ -494,15 +509,30 @@ fn run_demo_job(url: &str, procedure: &str) -> Result<Value, ClientError> {
             .call(
                 Method::POST,
                 "/api/write",
-                Some(&json!({ "procedure": procedure, "context": "demo" })),
+                Some(&json!({ "procedure": procedure, "context": "akutmodtagelse, voksne" })),
                 &[],
             )
             .await?;
         let id = run["run_id"].as_str().unwrap_or_default().to_string();
         println!("run {id} enqueued; events:");
         client.follow(&id).await?;
-        client
+        let run = client
             .call(Method::GET, &format!("/api/runs/{id}"), None, &[])
-            .await
+            .await?;
+        let procedure = if run["status"] == "DONE" {
+            match client
+                .call(Method::GET, &format!("/api/runs/{id}/procedure"), None, &[])
+                .await?
+            {
+                Value::String(s) => s,
+                other => other.to_string(),
+            }
+        } else {
+            format!(
+                "(no procedure: the run ended {}: {})",
+                run["status"], run["error"]
+            )
+        };
+        Ok((run, procedure))
     })
 }

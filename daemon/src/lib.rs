@@ -22,6 +22,7 @@ use procedurewriter_actors::crypto::SecretKey;
 use procedurewriter_actors::store::KeyCheck;
 use procedurewriter_actors::{JobRunner, QueueConfig, Shutdown, Store, Supervisor, Synchronous};
 use procedurewriter_pipeline::library;
+use procedurewriter_pipeline::runner::PipelineRunner;
 use procedurewriter_pipeline::tiers::TierRules;
 use std::future::Future;
 use std::path::PathBuf;
@@ -165,6 +166,11 @@ impl Daemon {
         let runner: Arc<dyn JobRunner> = match self.runner {
             Some(r) => r,
             None => match settings.job_runner {
+                RunnerKind::Pipeline => Arc::new(PipelineRunner::new(
+                    store.clone(),
+                    Arc::clone(&rules),
+                    settings.pipeline(),
+                )),
                 RunnerKind::Test => Arc::new(runner::TestRunner),
             },
         };

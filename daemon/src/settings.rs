@@ -36,6 +36,7 @@ pub enum SqliteSynchronous {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum RunnerKind {
+    Pipeline,
     Test,
 }
 
@@ -60,6 +61,12 @@ pub struct Settings {
     pub log: String,
     pub load_demo_library: bool,
     pub job_runner: RunnerKind,
+    pub required_tiers: Vec<String>,
+    pub missing_tier_policy: String,
+    pub retrieval_limit: usize,
+    pub retrieval_min_relative_score: f64,
+    pub generic_words: Vec<String>,
+    pub synonyms: BTreeMap<String, Vec<String>>,
 }
 
 impl Settings {
@@ -151,6 +158,25 @@ impl Settings {
         if self.data_dir.as_os_str().is_empty() {
             return bad("data_dir", "must not be empty");
         }
+        let rules = procedurewriter_pipeline::tiers::TierRules::embedded();
+        if let Some(t) = self.required_tiers.iter().find(|t| rules.get(t).is_none()) {
+            return bad(
+                "required_tiers",
+                &format!("{t:?} is not a tier in etc/evidence_tiers.toml"),
+            );
+        }
+        if procedurewriter_pipeline::gate::Policy::parse(&self.missing_tier_policy).is_none() {
+            return bad(
+                "missing_tier_policy",
+                "must be \"STRICT\" or \"allow_with_ack\"",
+            );
+        }
+        if self.retrieval_limit == 0 || self.retrieval_limit > 200 {
+            return bad("retrieval_limit", "must be between 1 and 200");
+        }
+        if !(0.0..=1.0).contains(&self.retrieval_min_relative_score) {
+            return bad("retrieval_min_relative_score", "must be between 0 and 1");
+        }
         if tracing_subscriber::EnvFilter::try_new(&self.log).is_err() {
             return bad("log", &format!("{:?} is not a valid log filter", self.log));
         }
@@ -173,6 +199,44 @@ impl Settings {
             self.data_dir.join("secret.key")
         } else {
             self.secret_key_file.clone()
+        }
+    }
+
+    /// The pipeline's settings.
+    pub fn pipeline(&self) -> procedurewriter_pipeline::runner::PipelineConfig {
+        use procedurewriter_pipeline::gate::Policy;
+        let digest_input = serde_json::json!({
+            "required_tiers": self.required_tiers,
+            "missing_tier_policy": self.missing_tier_policy,
+            "retrieval_limit": self.retrieval_limit,
+            "retrieval_min_relative_score": self.retrieval_min_relative_score,
+            "generic_words": self.generic_words,
+            "synonyms": self.synonyms,
+        });
+        procedurewriter_pipeline::runner::PipelineConfig {
+            required_tiers: self.required_tiers.clone(),
+            missing_tier_policy: Policy::parse(&self.missing_tier_policy).unwrap_or(Policy::Strict),
+            synonyms: self
+                .synonyms
+                .iter()
+                .map(|(k, v)| {
+                    (
+                        k.to_lowercase(),
+                        v.iter().map(|x| x.to_lowercase()).collect(),
+                    )
+                })
+                .collect(),
+            retrieval_limit: self.retrieval_limit,
+            min_relative_score: self.retrieval_min_relative_score,
+            generic_words: self
+                .generic_words
+                .iter()
+                .map(|w| w.to_lowercase())
+                .collect(),
+            runs_dir: self.data_dir.join("runs"),
+            digest: procedurewriter_pipeline::library::sha256_hex(
+                digest_input.to_string().as_bytes(),
+            ),
         }
     }
 

@@ -6,5 +6,6 @@ pub mod evaluate;
 pub mod gate;
 pub mod library;
 pub mod outline;
+pub mod runner;
 pub mod tiers;
 pub mod writer;

@@ -68,6 +68,9 @@ impl Scratch {
             .env("PROCEDUREWRITER_DATA_DIR", self.data_dir())
             .env("PROCEDUREWRITER_LISTEN", "127.0.0.1:0")
             .env("PROCEDUREWRITER_LOG", "info")
+            // The queue's tests drive jobs with the programmable test runner; the pipeline's
+            // tests ask for the pipeline explicitly.
+            .env("PROCEDUREWRITER_JOB_RUNNER", "test")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped());

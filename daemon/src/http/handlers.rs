@@ -119,6 +119,14 @@ pub async fn route(state: &Arc<AppState>, req: Request<Incoming>) -> Answer {
                 (method == Method::POST).then(|| boxed(ack(state, id, req))),
             )
         }
+        ["api", "runs", id, artifact @ ("procedure" | "manifest" | "evidence" | "sources")] => {
+            let (id, artifact) = (id.to_string(), artifact.to_string());
+            (
+                "/api/runs/{id}/{artifact}",
+                "GET",
+                (method == Method::GET).then(|| boxed(run_artifact(state, id, artifact))),
+            )
+        }
         ["api", "runs", id, "events"] => {
             let id = id.to_string();
             (
@@ -364,6 +372,21 @@ async fn write(state: &Arc<AppState>, req: Request<Incoming>) -> Handled {
             "invalid_request",
             "text fields must not contain NUL characters",
         ));
+    }
+    if let Some(p) = body
+        .options
+        .as_ref()
+        .and_then(|o| o.get("missing_tier_policy"))
+    {
+        if p.as_str()
+            .and_then(procedurewriter_pipeline::gate::Policy::parse)
+            .is_none()
+        {
+            return Err(ApiError::bad_request(
+                "invalid_request",
+                "`options.missing_tier_policy` must be \"STRICT\" or \"allow_with_ack\"",
+            ));
+        }
     }
     if !(-1000..=1000).contains(&body.priority) {
         return Err(ApiError::bad_request(
@@ -882,4 +905,61 @@ async fn search_sources(state: &Arc<AppState>, req: Request<Incoming>) -> Handle
     }
     let hits = state.store.search_sources(q.q, limit).await?;
     Ok(json_response(StatusCode::OK, &json!({ "hits": hits })))
+}
+
+/// A finished run's artifacts: `procedure` (Markdown), `manifest` and `evidence` (JSON) from
+/// `<data_dir>/runs/<id>/`, and `sources` (the sources it used, from the library).
+async fn run_artifact(state: &Arc<AppState>, id: String, artifact: String) -> Handled {
+    let id = check_run_id(&id)?;
+    let run = state.store.get_run(id.clone()).await?;
+    let not_yet = || {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "artifact_not_found",
+            format!("run {id} has no {artifact} (it is {}; artifacts exist once a pipeline run is DONE)", run.status),
+        )
+    };
+    if artifact == "sources" {
+        let ids: Vec<String> = run
+            .result
+            .as_ref()
+            .and_then(|r| r.get("sources"))
+            .and_then(Value::as_array)
+            .ok_or_else(not_yet)?
+            .iter()
+            .filter_map(|v| v.as_str().map(str::to_string))
+            .collect();
+        let mut sources = Vec::new();
+        for sid in ids {
+            sources.push(state.store.get_source(sid).await?);
+        }
+        return Ok(json_response(
+            StatusCode::OK,
+            &json!({ "sources": sources }),
+        ));
+    }
+    let (file, content_type) = match artifact.as_str() {
+        "procedure" => ("procedure.md", "text/markdown; charset=utf-8"),
+        "manifest" => ("manifest.json", "application/json"),
+        _ => ("evidence_report.json", "application/json"),
+    };
+    // `id` is a parsed UUID, so the path stays inside the runs directory.
+    let path = state.settings.data_dir.join("runs").join(&id).join(file);
+    let bytes = match tokio::fs::read(&path).await {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(not_yet()),
+        Err(e) => {
+            return Err(ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "artifact_unreadable",
+                format!("cannot read {file}: {e}"),
+            ))
+        }
+    };
+    let mut resp = Response::new(super::full(bytes));
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static(content_type),
+    );
+    Ok(resp)
 }

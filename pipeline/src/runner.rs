@@ -1,0 +1,353 @@
+//! The pipeline as a job: retrieve → evidence gate → write → evaluate → package. Each stage
+//! appends an event to the run's history; artifacts go to `<runs_dir>/<run_id>/`.
+
+use crate::evaluate::{self, Evaluation};
+use crate::gate::{self, Policy};
+use crate::library::sha256_hex;
+use crate::tiers::TierRules;
+use crate::writer::{self, AckNotice, EvidenceSource};
+use futures_util::future::LocalBoxFuture;
+use procedurewriter_actors::{Job, JobContext, JobRunner, Outcome, Run, Store};
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+/// The writer's name in manifests.
+pub const WRITER: &str = "offline-v1";
+
+/// The pipeline's settings (from the daemon's configuration).
+#[derive(Debug, Clone)]
+pub struct PipelineConfig {
+    /// Tiers the retrieved evidence must include.
+    pub required_tiers: Vec<String>,
+    /// What a missing tier does, unless the run says otherwise.
+    pub missing_tier_policy: Policy,
+    /// Word → extra search terms (lower case), e.g. anafylaksi → anaphylaxis.
+    pub synonyms: BTreeMap<String, Vec<String>>,
+    /// Most sources retrieved.
+    pub retrieval_limit: usize,
+    /// A hit is kept when its BM25 score is at least this share of the best hit's.
+    pub min_relative_score: f64,
+    /// Title words that say nothing about the topic ("behandling"); left out of the anchor.
+    pub generic_words: Vec<String>,
+    /// Where run artifacts go (`<data_dir>/runs`).
+    pub runs_dir: PathBuf,
+    /// A digest of the settings above, recorded in every manifest.
+    pub digest: String,
+}
+
+/// Runs the pipeline on claimed runs.
+#[derive(Clone)]
+pub struct PipelineRunner {
+    store: Store,
+    rules: Arc<TierRules>,
+    config: Arc<PipelineConfig>,
+}
+
+impl PipelineRunner {
+    pub fn new(store: Store, rules: Arc<TierRules>, config: PipelineConfig) -> Self {
+        PipelineRunner {
+            store,
+            rules,
+            config: Arc::new(config),
+        }
+    }
+}
+
+impl JobRunner for PipelineRunner {
+    fn run(&self, job: Job, ctx: JobContext) -> LocalBoxFuture<'static, Outcome> {
+        let me = self.clone();
+        Box::pin(async move {
+            match me.execute(job.run, ctx).await {
+                Ok(outcome) => outcome,
+                Err(e) => Outcome::Failed {
+                    error: e.to_string(),
+                    retryable: matches!(e, procedurewriter_actors::Error::Unavailable(_)),
+                },
+            }
+        })
+    }
+}
+
+/// The search text: title, context and the configured synonyms of their words.
+pub fn query_for(title: &str, context: &str, synonyms: &BTreeMap<String, Vec<String>>) -> String {
+    let mut q = format!("{title} {context}");
+    for w in writer::words(&q.clone()) {
+        if let Some(extra) = synonyms.get(&w) {
+            for e in extra {
+                q.push(' ');
+                q.push_str(e);
+            }
+        }
+    }
+    q
+}
+
+impl PipelineRunner {
+    /// Retrieves the sources for a run. Which sources: BM25 over the library for the title and
+    /// its synonyms, keeping hits within `min_relative_score` of the best (the title says what
+    /// the procedure is about; context words alone must not pull in another procedure's
+    /// sources). In which order: BM25 for title, context and synonyms together.
+    pub async fn retrieve(
+        &self,
+        title: &str,
+        context: &str,
+    ) -> procedurewriter_actors::Result<(String, Vec<EvidenceSource>)> {
+        let limit = self.config.retrieval_limit;
+        let topic: Vec<String> = writer::words(title)
+            .into_iter()
+            .filter(|w| !self.config.generic_words.contains(w))
+            .collect();
+        let anchor = query_for(&topic.join(" "), "", &self.config.synonyms);
+        let hits = self.store.search_sources(anchor, limit).await?;
+        // SQLite's bm25() is negative: more negative is better.
+        let best = hits.first().map(|h| -h.rank).unwrap_or(0.0);
+        let selected: Vec<String> = hits
+            .into_iter()
+            .filter(|h| -h.rank >= best * self.config.min_relative_score)
+            .map(|h| h.source.id)
+            .collect();
+        let query = query_for(title, context, &self.config.synonyms);
+        let mut ordered: Vec<String> = self
+            .store
+            .search_sources(query.clone(), limit * 4)
+            .await?
+            .into_iter()
+            .map(|h| h.source.id)
+            .filter(|id| selected.contains(id))
+            .collect();
+        for id in &selected {
+            if !ordered.contains(id) {
+                ordered.push(id.clone());
+            }
+        }
+        let mut sources = Vec::new();
+        for id in ordered {
+            let full = self.store.get_source(id).await?;
+            sources.push(EvidenceSource {
+                tier_priority: self.rules.get(&full.tier).map(|t| t.priority).unwrap_or(0),
+                id: full.id,
+                title: full.title,
+                url: full.url,
+                year: full.year,
+                tier: full.tier,
+                text: full.text.unwrap_or_default(),
+                demo: full.demo,
+            });
+        }
+        Ok((query, sources))
+    }
+
+    async fn execute(&self, run: Run, ctx: JobContext) -> procedurewriter_actors::Result<Outcome> {
+        let mut timings: BTreeMap<&str, u64> = BTreeMap::new();
+        let started = Instant::now();
+        let policy = match run
+            .params
+            .get("missing_tier_policy")
+            .and_then(Value::as_str)
+        {
+            None => self.config.missing_tier_policy,
+            Some(p) => match Policy::parse(p) {
+                Some(p) => p,
+                None => {
+                    return Ok(Outcome::Failed {
+                        error: format!("missing_tier_policy {p:?} is not STRICT or allow_with_ack"),
+                        retryable: false,
+                    })
+                }
+            },
+        };
+
+        // 1. Retrieve.
+        let t = Instant::now();
+        let (query, sources) = self.retrieve(&run.procedure, &run.context).await?;
+        timings.insert("retrieve", t.elapsed().as_millis() as u64);
+        ctx.event(
+            "retrieved",
+            json!({ "query": query, "sources": sources.iter().map(|s| json!({ "id": s.id, "tier": s.tier })).collect::<Vec<_>>() }),
+        )
+        .await?;
+
+        // 2. Evidence gate.
+        let report = gate::check(&self.config.required_tiers, &sources);
+        let mut ack_notice = None;
+        if !report.missing_tiers.is_empty() {
+            let acked_tiers: Vec<String> = run
+                .ack
+                .as_ref()
+                .and_then(|a| a.tiers.as_array().cloned())
+                .unwrap_or_default()
+                .into_iter()
+                .filter_map(|v| v.as_str().map(str::to_string))
+                .collect();
+            let covered = report.missing_tiers.iter().all(|m| acked_tiers.contains(m));
+            match (covered, &run.ack, policy) {
+                (true, Some(ack), _) => {
+                    ack_notice = Some(AckNotice {
+                        missing_tiers: report.missing_tiers.clone(),
+                        acknowledged_by: ack.acknowledged_by.clone(),
+                        note: ack.note.clone(),
+                    });
+                }
+                (_, _, Policy::Strict) => {
+                    ctx.event(
+                        "evidence_gate",
+                        json!({ "passed": false, "policy": policy.as_str(), "report": report }),
+                    )
+                    .await?;
+                    return Ok(Outcome::Failed {
+                        error: report.failure_message(),
+                        retryable: false,
+                    });
+                }
+                (_, _, Policy::AllowWithAck) => {
+                    ctx.event(
+                        "evidence_gate",
+                        json!({ "passed": false, "policy": policy.as_str(), "report": report }),
+                    )
+                    .await?;
+                    return Ok(Outcome::NeedsAck {
+                        details: json!({
+                            "missing_tiers": report.missing_tiers,
+                            "found": report.found,
+                            "required_tiers": report.required_tiers,
+                            "policy": policy.as_str(),
+                        }),
+                    });
+                }
+            }
+        }
+        ctx.event(
+            "evidence_gate",
+            json!({ "passed": true, "policy": policy.as_str(), "acknowledged": ack_notice.is_some(), "report": report }),
+        )
+        .await?;
+
+        // 3. Write, 4. evaluate: CPU only, deterministic.
+        let t = Instant::now();
+        let markdown = writer::write(&run.procedure, &sources, ack_notice.as_ref());
+        timings.insert("write", t.elapsed().as_millis() as u64);
+        ctx.event(
+            "written",
+            json!({ "writer": WRITER, "bytes": markdown.len() }),
+        )
+        .await?;
+        let t = Instant::now();
+        let eval = evaluate::evaluate(&markdown, &sources);
+        timings.insert("evaluate", t.elapsed().as_millis() as u64);
+        ctx.event(
+            "evaluated",
+            json!({ "score": eval.score, "issues": eval.issues.len(), "sentences": eval.sentences, "unknown_citations": eval.unknown_citations }),
+        )
+        .await?;
+
+        // 5. Package.
+        let t = Instant::now();
+        timings.insert("total_before_package", started.elapsed().as_millis() as u64);
+        let packaged = package(
+            &self.config,
+            &run,
+            &sources,
+            &markdown,
+            &eval,
+            ack_notice.as_ref(),
+            &report,
+            &timings,
+        )
+        .map_err(|e| {
+            procedurewriter_actors::Error::Unavailable(format!(
+                "cannot write the run's artifacts: {e}"
+            ))
+        })?;
+        let package_ms = t.elapsed().as_millis() as u64;
+        ctx.event(
+            "packaged",
+            json!({ "dir": packaged.dir, "artifacts": packaged.artifacts }),
+        )
+        .await?;
+        Ok(Outcome::Done {
+            result: json!({
+                "writer": WRITER,
+                "score": eval.score,
+                "issues": eval.issues,
+                "iterations": 1,
+                "cost_usd": 0.0,
+                "stop_reason": "single_draft",
+                "sources": sources.iter().map(|s| &s.id).collect::<Vec<_>>(),
+                "artifacts": packaged.artifacts,
+                "artifact_dir": packaged.dir,
+                "acknowledged_gaps": ack_notice.as_ref().map(|a| &a.missing_tiers),
+                "timings_ms": { "retrieve": timings["retrieve"], "write": timings["write"], "evaluate": timings["evaluate"], "package": package_ms, "total": started.elapsed().as_millis() as u64 },
+            }),
+        })
+    }
+}
+
+struct Packaged {
+    dir: String,
+    artifacts: Vec<Value>,
+}
+
+#[allow(clippy::too_many_arguments)]
+fn package(
+    config: &PipelineConfig,
+    run: &Run,
+    sources: &[EvidenceSource],
+    markdown: &str,
+    eval: &Evaluation,
+    ack: Option<&AckNotice>,
+    gate: &gate::GateReport,
+    timings: &BTreeMap<&str, u64>,
+) -> std::io::Result<Packaged> {
+    // The run id is a UUID from the store: it cannot name a path outside runs_dir.
+    let dir = config.runs_dir.join(&run.id);
+    std::fs::create_dir_all(&dir)?;
+    let evidence = serde_json::to_vec_pretty(&json!({
+        "run_id": run.id,
+        "score": eval.score,
+        "support_threshold": evaluate::SUPPORT_THRESHOLD,
+        "sentences": eval.report,
+        "issues": eval.issues,
+        "gate": gate,
+    }))?;
+    let files: Vec<(&str, Vec<u8>)> = vec![
+        ("procedure.md", markdown.as_bytes().to_vec()),
+        ("evidence_report.json", evidence),
+    ];
+    let mut artifacts = Vec::new();
+    for (name, bytes) in &files {
+        write_atomic(&dir.join(name), bytes)?;
+        artifacts.push(json!({ "name": name, "sha256": sha256_hex(bytes), "bytes": bytes.len() }));
+    }
+    let manifest = json!({
+        "run_id": run.id,
+        "procedure": run.procedure,
+        "context": run.context,
+        "attempt": run.attempts,
+        "writer": WRITER,
+        "score": eval.score,
+        "issues": eval.issues.len(),
+        "cost_usd": 0.0,
+        "config_digest": config.digest,
+        "sources": sources.iter().map(|s| json!({ "id": s.id, "title": s.title, "tier": s.tier, "sha256": sha256_hex(s.text.as_bytes()), "demo": s.demo })).collect::<Vec<_>>(),
+        "artifacts": artifacts,
+        "timings_ms": timings,
+        "acknowledgement": ack.map(|a| json!({ "acknowledged_by": a.acknowledged_by, "note": a.note, "missing_tiers": a.missing_tiers })),
+    });
+    let manifest = serde_json::to_vec_pretty(&manifest)?;
+    write_atomic(&dir.join("manifest.json"), &manifest)?;
+    artifacts.push(json!({ "name": "manifest.json", "sha256": sha256_hex(&manifest), "bytes": manifest.len() }));
+    Ok(Packaged {
+        dir: dir.display().to_string(),
+        artifacts,
+    })
+}
+
+/// Writes through a temp file and a rename, so a reader never sees half an artifact.
+fn write_atomic(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, bytes)?;
+    std::fs::rename(tmp, path)
+}
