@@ -7,6 +7,7 @@ mod api_errors;
 mod cli;
 mod library;
 mod lifecycle;
+mod pipeline;
 mod recovery;
 mod secrets;
 mod startup;

@@ -1,0 +1,230 @@
+//! The procedure pipeline through the real daemon and its HTTP API, on the demo library.
+
+use crate::support::*;
+use procedurewriter_pipeline::library::sha256_hex;
+use serde_json::json;
+use std::time::Duration;
+
+const T: Duration = Duration::from_secs(30);
+const PIPELINE: (&str, &str) = ("PROCEDUREWRITER_JOB_RUNNER", "pipeline");
+
+fn write(h: &Http, procedure: &str, options: serde_json::Value) -> String {
+    let r = h.post_json(
+        "/api/write",
+        &json!({ "procedure": procedure, "options": options }),
+    );
+    assert_eq!(r.status, 202, "{r:?}");
+    r.body["run_id"].as_str().unwrap().to_string()
+}
+
+#[test]
+fn a_procedure_is_written_end_to_end_every_sentence_cited_and_the_manifest_matches_the_files() {
+    let s = Scratch::new();
+    let d = s.start(&[PIPELINE]);
+    let h = d.http();
+    let id = write(&h, "Anafylaksi behandling", json!({}));
+    let run = h.wait_status(&id, "DONE", T);
+    let result = &run["result"];
+    assert!(result["score"].as_f64().unwrap() >= 8.0, "{result}");
+    let used: Vec<String> = result["sources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap().to_string())
+        .collect();
+    assert!(used.len() >= 4, "{used:?}");
+
+    let kinds = h.event_kinds(&id);
+    for stage in [
+        "retrieved",
+        "evidence_gate",
+        "written",
+        "evaluated",
+        "packaged",
+        "completed",
+    ] {
+        assert!(
+            kinds.contains(&stage.to_string()),
+            "{stage} missing: {kinds:?}"
+        );
+    }
+
+    // Every sentence under a section heading (but the references) carries a citation that
+    // resolves to a retrieved source.
+    let md = h
+        .get(&format!("/api/runs/{id}/procedure"))
+        .body
+        .as_str()
+        .unwrap()
+        .to_string();
+    let mut section = None;
+    let mut checked = 0;
+    for line in md.lines() {
+        if let Some(hd) = line.strip_prefix("## ") {
+            section = Some(hd.to_string());
+            continue;
+        }
+        let t = line.trim();
+        if section.is_none()
+            || section.as_deref() == Some("Referencer")
+            || t.is_empty()
+            || t.starts_with('_')
+        {
+            continue;
+        }
+        let cites: Vec<&str> = t
+            .match_indices("[S:")
+            .map(|(i, _)| &t[i + 3..i + 3 + t[i..].find(']').unwrap() - 3])
+            .collect();
+        assert!(!cites.is_empty(), "uncited line: {t}");
+        for c in cites {
+            assert!(
+                used.iter().any(|u| u == c),
+                "{c} is not a retrieved source: {t}"
+            );
+        }
+        checked += 1;
+    }
+    assert!(checked >= 15, "{checked} lines checked in\n{md}");
+    assert_eq!(
+        md.matches("\n## ").count(),
+        14,
+        "every outline section: {md}"
+    );
+
+    // The manifest's hashes are the files' hashes, and the sources' hashes the library's.
+    let manifest = h.get(&format!("/api/runs/{id}/manifest")).body;
+    let dir = s.data_dir().join("runs").join(&id);
+    for a in manifest["artifacts"].as_array().unwrap() {
+        let name = a["name"].as_str().unwrap();
+        let bytes = std::fs::read(dir.join(name)).unwrap();
+        assert_eq!(a["sha256"], sha256_hex(&bytes), "{name}");
+    }
+    for src in manifest["sources"].as_array().unwrap() {
+        let stored = h
+            .get(&format!("/api/sources/{}", src["id"].as_str().unwrap()))
+            .body;
+        assert_eq!(src["sha256"], stored["sha256"]);
+    }
+    assert_eq!(manifest["writer"], "offline-v1");
+    assert_eq!(manifest["config_digest"].as_str().unwrap().len(), 64);
+
+    let evidence = h.get(&format!("/api/runs/{id}/evidence")).body;
+    assert!(evidence["sentences"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|s| s["supported"] == true));
+    let sources = h.get(&format!("/api/runs/{id}/sources")).body;
+    assert_eq!(sources["sources"].as_array().unwrap().len(), used.len());
+
+    // Deterministic: the same request writes the same procedure.
+    let again = write(&h, "Anafylaksi behandling", json!({}));
+    h.wait_status(&again, "DONE", T);
+    assert_eq!(
+        h.get(&format!("/api/runs/{again}/procedure"))
+            .body
+            .as_str()
+            .unwrap(),
+        md
+    );
+}
+
+#[test]
+fn strict_fails_a_run_missing_a_required_tier_and_says_what_was_found() {
+    let s = Scratch::new();
+    let path = write_config(
+        s.dir.path(),
+        "required_tiers = [\"danish_guideline\", \"nordic_guideline\"]\n",
+    );
+    let mut cmd = s.command(&[PIPELINE]);
+    cmd.arg("--config").arg(&path);
+    let d = Daemon::spawn(cmd);
+    let h = d.http();
+    let id = write(&h, "Anafylaksi behandling", json!({}));
+    let run = h.wait_status(&id, "FAILED", T);
+    let err = run["error"].as_str().unwrap();
+    assert!(
+        err.contains("missing required tiers: nordic_guideline"),
+        "{err}"
+    );
+    assert!(
+        err.contains("danish_guideline: SRC"),
+        "found per tier: {err}"
+    );
+    assert_eq!(run["attempts"], 1, "a gate failure is not retried");
+    h.get(&format!("/api/runs/{id}/procedure"))
+        .assert_error(404, "artifact_not_found");
+    h.post_json(
+        "/api/write",
+        &json!({ "procedure": "x", "options": { "missing_tier_policy": "sometimes" } }),
+    )
+    .assert_error(400, "invalid_request");
+}
+
+#[test]
+fn allow_with_ack_waits_survives_a_restart_and_the_acknowledged_gap_shows_in_procedure_and_manifest(
+) {
+    let s = Scratch::new();
+    let path = write_config(
+        s.dir.path(),
+        "required_tiers = [\"danish_guideline\", \"nordic_guideline\"]\n",
+    );
+    let start = || {
+        let mut cmd = s.command(&[PIPELINE]);
+        cmd.arg("--config").arg(&path);
+        Daemon::spawn(cmd)
+    };
+    let d = start();
+    let h = d.http();
+    let id = write(
+        &h,
+        "Anafylaksi behandling",
+        json!({ "missing_tier_policy": "allow_with_ack" }),
+    );
+    let run = h.wait_status(&id, "NEEDS_ACK", T);
+    assert_eq!(
+        run["ack_required"]["missing_tiers"],
+        json!(["nordic_guideline"])
+    );
+    assert!(run["ack_required"]["found"]["danish_guideline"].is_array());
+    d.signal(libc::SIGTERM);
+    assert_eq!(d.wait_exit(T).code(), Some(0));
+
+    let d = start();
+    let h = d.http();
+    assert_eq!(h.status(&id), "NEEDS_ACK");
+    let r = h.post_json(
+        &format!("/api/runs/{id}/ack"),
+        &json!({ "note": "Ingen nordisk retningslinje; dansk vejledning dækker", "acknowledged_by": "Overlæge Jensen", "tiers": ["nordic_guideline"] }),
+    );
+    assert_eq!(r.status, 200, "{r:?}");
+    let run = h.wait_status(&id, "DONE", T);
+    assert_eq!(
+        run["result"]["acknowledged_gaps"],
+        json!(["nordic_guideline"])
+    );
+    let md = h
+        .get(&format!("/api/runs/{id}/procedure"))
+        .body
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        md.contains("Kvitterede evidenshuller")
+            && md.contains("Overlæge Jensen")
+            && md.contains("nordic_guideline"),
+        "{md}"
+    );
+    let manifest = h.get(&format!("/api/runs/{id}/manifest")).body;
+    assert_eq!(
+        manifest["acknowledgement"]["acknowledged_by"],
+        "Overlæge Jensen"
+    );
+    let gates = h
+        .events(&id)
+        .into_iter()
+        .filter(|e| e["kind"] == "evidence_gate")
+        .count();
+    assert_eq!(gates, 2, "asked once, passed once");
+}
