@@ -109,6 +109,28 @@ fn a_procedure_is_written_end_to_end_every_sentence_cited_and_the_manifest_match
     assert_eq!(manifest["writer"], "offline-v1");
     assert_eq!(manifest["config_digest"].as_str().unwrap().len(), 64);
 
+    let names: Vec<&str> = manifest["artifacts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        ["procedure.md", "procedure.docx", "evidence_report.json"]
+    );
+    // The run lists the manifest too (a manifest cannot hash itself).
+    let listed = result["artifacts"].as_array().unwrap();
+    let m = listed
+        .iter()
+        .find(|a| a["name"] == "manifest.json")
+        .unwrap();
+    assert_eq!(
+        m["sha256"],
+        sha256_hex(&std::fs::read(dir.join("manifest.json")).unwrap())
+    );
+    let docx = std::fs::read(dir.join("procedure.docx")).unwrap();
+    assert_eq!(&docx[..2], b"PK");
     let evidence = h.get(&format!("/api/runs/{id}/evidence")).body;
     assert!(evidence["sentences"]
         .as_array()

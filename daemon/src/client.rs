@@ -474,7 +474,9 @@ pub fn demo(procedure: &str, data_dir: Option<PathBuf>) -> ExitCode {
                 r["writer"].as_str().unwrap_or("")
             );
             if let Some(dir) = r["artifact_dir"].as_str() {
-                println!("artifacts: {dir}/{{procedure.md, evidence_report.json, manifest.json}}");
+                println!(
+                    "artifacts: {dir}/{{procedure.md, procedure.docx, evidence_report.json, manifest.json}}"
+                );
             }
             println!(
                 "next: `procedurewriter daemon` serves the same over HTTP; see README for curl examples"

@@ -2,6 +2,7 @@
 //! means; the store (in `procedurewriter-actors`) only keeps and ranks documents with a tier
 //! label, and the daemon only moves requests in and JSON out.
 
+pub mod docx;
 pub mod evaluate;
 pub mod gate;
 pub mod library;

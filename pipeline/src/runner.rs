@@ -312,8 +312,10 @@ fn package(
         "issues": eval.issues,
         "gate": gate,
     }))?;
+    let docx = crate::docx::render(markdown).map_err(std::io::Error::other)?;
     let files: Vec<(&str, Vec<u8>)> = vec![
         ("procedure.md", markdown.as_bytes().to_vec()),
+        ("procedure.docx", docx),
         ("evidence_report.json", evidence),
     ];
     let mut artifacts = Vec::new();

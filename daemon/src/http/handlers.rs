@@ -119,7 +119,8 @@ pub async fn route(state: &Arc<AppState>, req: Request<Incoming>) -> Answer {
                 (method == Method::POST).then(|| boxed(ack(state, id, req))),
             )
         }
-        ["api", "runs", id, artifact @ ("procedure" | "manifest" | "evidence" | "sources")] => {
+        ["api", "runs", id, artifact @ ("procedure" | "docx" | "manifest" | "evidence" | "sources")] =>
+        {
             let (id, artifact) = (id.to_string(), artifact.to_string());
             (
                 "/api/runs/{id}/{artifact}",
@@ -940,6 +941,10 @@ async fn run_artifact(state: &Arc<AppState>, id: String, artifact: String) -> Ha
     }
     let (file, content_type) = match artifact.as_str() {
         "procedure" => ("procedure.md", "text/markdown; charset=utf-8"),
+        "docx" => (
+            "procedure.docx",
+            "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+        ),
         "manifest" => ("manifest.json", "application/json"),
         _ => ("evidence_report.json", "application/json"),
     };
