@@ -139,6 +139,15 @@ fn a_procedure_is_written_end_to_end_every_sentence_cited_and_the_manifest_match
         .all(|s| s["supported"] == true));
     let sources = h.get(&format!("/api/runs/{id}/sources")).body;
     assert_eq!(sources["sources"].as_array().unwrap().len(), used.len());
+    // Only sources about the topic: the pleural drain sources share generic words
+    // ("behandling") with the title but are not retrieved.
+    for src in sources["sources"].as_array().unwrap() {
+        let title = src["title"].as_str().unwrap().to_lowercase();
+        assert!(
+            !title.contains("pleura") && !title.contains("chest"),
+            "off-topic source {title}"
+        );
+    }
 
     // Deterministic: the same request writes the same procedure.
     let again = write(&h, "Anafylaksi behandling", json!({}));

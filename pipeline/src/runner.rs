@@ -86,58 +86,53 @@ pub fn query_for(title: &str, context: &str, synonyms: &BTreeMap<String, Vec<Str
 }
 
 impl PipelineRunner {
-    /// Retrieves the sources for a run. Which sources: BM25 over the library for the title and
-    /// its synonyms, keeping hits within `min_relative_score` of the best (the title says what
-    /// the procedure is about; context words alone must not pull in another procedure's
-    /// sources). In which order: BM25 for title, context and synonyms together.
+    /// Retrieves the sources for a run: those matching the title's topic words (the title
+    /// minus generic words, plus synonyms), ranked by BM25 over topic, context and synonyms
+    /// together, keeping hits within `min_relative_score` of the best. The title says what the
+    /// procedure is about; context words alone must not pull in another procedure's sources.
     pub async fn retrieve(
         &self,
         title: &str,
         context: &str,
     ) -> procedurewriter_actors::Result<(String, Vec<EvidenceSource>)> {
-        let limit = self.config.retrieval_limit;
         let topic: Vec<String> = writer::words(title)
             .into_iter()
             .filter(|w| !self.config.generic_words.contains(w))
             .collect();
         let anchor = query_for(&topic.join(" "), "", &self.config.synonyms);
-        let hits = self.store.search_sources(anchor, limit).await?;
+        // Generic words rank nothing and would make FTS5 visit every source containing them.
+        let specific = |text: &str| -> String {
+            writer::words(text)
+                .into_iter()
+                .filter(|w| !self.config.generic_words.contains(w))
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
+        let rest = query_for(&specific(title), &specific(context), &self.config.synonyms);
+        let hits = self
+            .store
+            .search_anchored(anchor.clone(), rest.clone(), self.config.retrieval_limit)
+            .await?;
         // SQLite's bm25() is negative: more negative is better.
         let best = hits.first().map(|h| -h.rank).unwrap_or(0.0);
-        let selected: Vec<String> = hits
+        let sources = hits
             .into_iter()
             .filter(|h| -h.rank >= best * self.config.min_relative_score)
-            .map(|h| h.source.id)
+            .map(|h| {
+                let s = h.source;
+                EvidenceSource {
+                    tier_priority: self.rules.get(&s.tier).map(|t| t.priority).unwrap_or(0),
+                    id: s.id,
+                    title: s.title,
+                    url: s.url,
+                    year: s.year,
+                    tier: s.tier,
+                    text: s.text.unwrap_or_default(),
+                    demo: s.demo,
+                }
+            })
             .collect();
-        let query = query_for(title, context, &self.config.synonyms);
-        let mut ordered: Vec<String> = self
-            .store
-            .search_sources(query.clone(), limit * 4)
-            .await?
-            .into_iter()
-            .map(|h| h.source.id)
-            .filter(|id| selected.contains(id))
-            .collect();
-        for id in &selected {
-            if !ordered.contains(id) {
-                ordered.push(id.clone());
-            }
-        }
-        let mut sources = Vec::new();
-        for id in ordered {
-            let full = self.store.get_source(id).await?;
-            sources.push(EvidenceSource {
-                tier_priority: self.rules.get(&full.tier).map(|t| t.priority).unwrap_or(0),
-                id: full.id,
-                title: full.title,
-                url: full.url,
-                year: full.year,
-                tier: full.tier,
-                text: full.text.unwrap_or_default(),
-                demo: full.demo,
-            });
-        }
-        Ok((query, sources))
+        Ok((format!("{anchor} | {rest}"), sources))
     }
 
     async fn execute(&self, run: Run, ctx: JobContext) -> procedurewriter_actors::Result<Outcome> {

@@ -188,6 +188,44 @@ impl Store {
         .await
     }
 
+    /// Sources matching at least one `anchor` word, ranked by BM25 over the anchor and the
+    /// `context` words together, with their text: one query, one round trip. The pipeline's
+    /// retrieval (a source must be about the title's topic; the context only reorders).
+    pub async fn search_anchored(
+        &self,
+        anchor: String,
+        context: String,
+        limit: usize,
+    ) -> Result<Vec<SourceHit>> {
+        let Some(anchor) = fts_query(&anchor) else {
+            return Ok(Vec::new());
+        };
+        let fts = match fts_query(&context) {
+            Some(ctx) => format!("({anchor}) AND ({anchor} OR {ctx})"),
+            None => anchor,
+        };
+        self.read(move |conn| {
+            let hits = conn
+                .prepare_cached(&format!(
+                    "SELECT {COLUMNS}, bm25(sources_fts, 3.0, 1.0) AS rank, s.text \
+                     FROM sources_fts JOIN sources s ON s.seq = sources_fts.rowid \
+                     WHERE sources_fts MATCH ?1 ORDER BY rank LIMIT ?2"
+                ))?
+                .query_map(params![fts, limit as i64], |r| {
+                    let mut source = source_from_row(r)?;
+                    source.text = Some(r.get(13)?);
+                    Ok(SourceHit {
+                        source,
+                        rank: r.get(12)?,
+                        snippet: String::new(),
+                    })
+                })?
+                .collect::<rusqlite::Result<_>>()?;
+            Ok(hits)
+        })
+        .await
+    }
+
     /// The best `limit` sources for `query` by BM25 (title weighted 3× over text), each with
     /// a snippet. Free text only: see [`fts_query`].
     pub async fn search_sources(&self, query: String, limit: usize) -> Result<Vec<SourceHit>> {

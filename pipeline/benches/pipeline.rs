@@ -1,0 +1,171 @@
+//! Pipeline benchmark: one procedure through retrieve → gate → write → evaluate → DOCX with the
+//! offline writer, and retrieval latency, over a generated library of 100 and of 10,000
+//! sources (how cost grows with the library).
+//!
+//!     cargo bench -p procedurewriter-pipeline --bench pipeline
+
+use procedurewriter_actors::store::NewSource;
+use procedurewriter_actors::{Store, Synchronous};
+use procedurewriter_pipeline::library::{self, sha256_hex};
+use procedurewriter_pipeline::runner::{PipelineConfig, PipelineRunner};
+use procedurewriter_pipeline::tiers::TierRules;
+use procedurewriter_pipeline::{docx, evaluate, gate, writer};
+use std::sync::Arc;
+use std::time::Instant;
+
+const VOCAB: &[&str] = &[
+    "patient",
+    "behandling",
+    "dosis",
+    "observation",
+    "komplikation",
+    "udstyr",
+    "monitorering",
+    "infektion",
+    "smerte",
+    "kateter",
+    "blodtryk",
+    "puls",
+    "ilt",
+    "væske",
+    "antibiotika",
+    "sår",
+    "fraktur",
+    "anæstesi",
+    "ultralyd",
+    "røntgen",
+    "journal",
+    "indikation",
+    "kontraindikation",
+    "trial",
+    "cohort",
+    "review",
+    "guideline",
+    "risk",
+    "outcome",
+    "adults",
+    "children",
+    "ward",
+];
+const TIERS: &[&str] = &[
+    "danish_guideline",
+    "international_guideline",
+    "systematic_review",
+    "rct",
+    "observational",
+    "library_document",
+];
+
+/// A deterministic pseudo-random text of `words` words.
+fn text(seed: &mut u64, words: usize) -> String {
+    let mut out = Vec::with_capacity(words);
+    for i in 0..words {
+        *seed = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        out.push(VOCAB[(*seed >> 33) as usize % VOCAB.len()]);
+        if i % 12 == 11 {
+            out.push("gives.");
+        }
+    }
+    let mut t = out.join(" ");
+    t.push('.');
+    t
+}
+
+fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap()
+        .block_on(f)
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
+}
+
+fn measure(n: usize) -> (f64, f64, f64, f64) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("b.db"), Synchronous::Normal).unwrap();
+    let rules = Arc::new(TierRules::embedded());
+    block_on(async {
+        library::load_demo_library(&store, &rules).await.unwrap();
+        let mut seed = 42u64;
+        let mut pending = Vec::new();
+        for i in 0..n {
+            let body = text(&mut seed, 150);
+            let new = NewSource {
+                title: format!("Generated source {i}"),
+                url: None,
+                tier: TIERS[i % TIERS.len()].to_string(),
+                tier_reason: "explicit".into(),
+                year: Some(2000 + (i % 25) as i32),
+                publication_type: None,
+                sha256: sha256_hex(format!("{i}{body}").as_bytes()),
+                text: body,
+                demo: false,
+            };
+            pending.push(store.add_source(new));
+            if pending.len() == 256 {
+                for f in pending.drain(..) {
+                    f.await.unwrap();
+                }
+            }
+        }
+        for f in pending.drain(..) {
+            f.await.unwrap();
+        }
+    });
+    let config = PipelineConfig {
+        required_tiers: vec!["danish_guideline".into(), "systematic_review".into()],
+        missing_tier_policy: gate::Policy::Strict,
+        synonyms: [(
+            "anafylaksi".to_string(),
+            vec!["anaphylaxis".to_string(), "adrenaline".to_string()],
+        )]
+        .into(),
+        retrieval_limit: 12,
+        min_relative_score: 0.1,
+        generic_words: vec!["behandling".into()],
+        runs_dir: dir.path().join("runs"),
+        digest: String::new(),
+    };
+    let runner = PipelineRunner::new(store.clone(), Arc::clone(&rules), config.clone());
+    let mut retrieval = Vec::new();
+    let mut whole = Vec::new();
+    for _ in 0..200 {
+        let t = Instant::now();
+        let (_, sources) =
+            block_on(runner.retrieve("Anafylaksi behandling", "akutmodtagelse")).unwrap();
+        retrieval.push(t.elapsed().as_secs_f64());
+        let report = gate::check(&config.required_tiers, &sources);
+        assert!(report.missing_tiers.is_empty());
+        let md = writer::write("Anafylaksi behandling", &sources, None);
+        let eval = evaluate::evaluate(&md, &sources);
+        assert!(eval.score > 8.0);
+        docx::render(&md).unwrap();
+        whole.push(t.elapsed().as_secs_f64());
+    }
+    retrieval.sort_by(f64::total_cmp);
+    whole.sort_by(f64::total_cmp);
+    (
+        percentile(&retrieval, 0.5),
+        percentile(&retrieval, 0.99),
+        percentile(&whole, 0.5),
+        percentile(&whole, 0.99),
+    )
+}
+
+fn main() {
+    println!(
+        "procedurewriter pipeline benchmark (offline writer, 200 procedures per library size)"
+    );
+    println!("reproduce: cargo bench -p procedurewriter-pipeline --bench pipeline\n");
+    for n in [100, 10_000] {
+        let (r50, r99, p50, p99) = measure(n);
+        println!(
+            "library {:>6} sources + demo: retrieval p50 {:.2} ms p99 {:.2} ms (target p99 < 5 ms) | procedure p50 {:.1} ms p99 {:.1} ms (target < 100 ms)",
+            n, r50 * 1e3, r99 * 1e3, p50 * 1e3, p99 * 1e3
+        );
+    }
+}
