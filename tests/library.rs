@@ -139,7 +139,15 @@ fn sources_are_ingested_as_json_markdown_and_text_deduplicated_and_classified() 
         .assert_error(400, "invalid_request");
     h.post_json("/api/sources", &json!({ "title": "x" }))
         .assert_error(400, "malformed_json");
-    h.post_raw("/api/sources", Some("text/html"), b"<p>x</p>")
+    let r = h.post_raw(
+        "/api/sources?url=https://www.ersnet.org/x",
+        Some("text/html"),
+        b"<html><body><h1>Pleural statement</h1><p>Drains go in the safe triangle.</p></body></html>",
+    );
+    assert_eq!(r.status, 201, "{r:?}");
+    assert_eq!(r.body["source"]["title"], "Pleural statement");
+    assert_eq!(r.body["source"]["tier"], "european_guideline");
+    h.post_raw("/api/sources", Some("application/pdf"), b"%PDF-1.4")
         .assert_error(415, "unsupported_media_type");
     h.post_raw("/api/sources", Some("text/plain"), b"\xff\xfe")
         .assert_error(400, "invalid_request");
@@ -154,7 +162,7 @@ fn sources_are_ingested_as_json_markdown_and_text_deduplicated_and_classified() 
             .as_array()
             .unwrap()
             .len(),
-        3
+        4
     );
 }
 

@@ -99,7 +99,7 @@ pub enum Command {
     Cancel { run_id: String },
     /// Re-queue a failed or cancelled run.
     Retry { run_id: String },
-    /// Add documents (.md with optional TOML front matter, .txt) to the evidence library.
+    /// Add documents (.md with optional TOML front matter, .txt, .html) to the evidence library.
     Ingest {
         /// Files to ingest.
         #[arg(required = true)]

@@ -328,8 +328,12 @@ pub fn run(url: &str, command: Command) -> ExitCode {
                     let content_type = match path.extension().and_then(|e| e.to_str()) {
                         Some("md") | Some("markdown") => "text/markdown",
                         Some("txt") => "text/plain",
+                        Some("html") | Some("htm") => "text/html",
                         _ => {
-                            eprintln!("{}: skipped: only .md and .txt are supported (HTML and PDF are not yet)", path.display());
+                            eprintln!(
+                                "{}: skipped: .md, .txt and .html are supported (PDF is not yet)",
+                                path.display()
+                            );
                             failed += 1;
                             continue;
                         }

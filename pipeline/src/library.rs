@@ -178,6 +178,35 @@ pub fn parse_document(content: &str, fallback_title: &str) -> Result<IngestReque
     })
 }
 
+/// Reads an HTML document as text (html2text, without markup or link footnotes). The
+/// title is `fallback_title` when given, else the document's first line of text (its first
+/// heading, as a rule).
+pub fn parse_html(content: &[u8], fallback_title: &str) -> Result<IngestRequest, IngestError> {
+    // The trivial decorator adds no markup: no "# " headings, no "[link]" brackets.
+    let text = html2text::config::with_decorator(html2text::render::TrivialDecorator::new())
+        .link_footnotes(false)
+        .string_from_read(content, 100_000)
+        .map_err(|e| IngestError::Invalid(format!("cannot read the HTML: {e}")))?;
+    let first_line = text
+        .lines()
+        .map(|l| l.trim().trim_start_matches('#').trim())
+        .find(|l| !l.is_empty())
+        .unwrap_or_default()
+        .chars()
+        .take(MAX_TITLE_CHARS)
+        .collect::<String>();
+    let title = if fallback_title.trim().is_empty() {
+        first_line
+    } else {
+        fallback_title.to_string()
+    };
+    Ok(IngestRequest {
+        title,
+        text,
+        ..Default::default()
+    })
+}
+
 /// The bundled demonstration library (`etc/demo_library/`): short texts written for this
 /// project to show the pipeline working. Not clinical guidance.
 pub const DEMO_LIBRARY: &[(&str, &str)] = &[
@@ -361,6 +390,20 @@ mod tests {
             }
             assert_eq!(store.source_count().await.unwrap(), 1);
         });
+    }
+
+    #[test]
+    fn html_is_read_as_text_with_its_first_heading_as_the_title() {
+        let html = b"<html><head><title>t</title><style>p{}</style></head><body><h1>Pleural drains</h1><p>Use <a href='https://x'>ultrasound</a> guidance.</p><script>x()</script></body></html>";
+        let d = parse_html(html, "").unwrap();
+        assert_eq!(d.title, "Pleural drains");
+        assert!(d.text.contains("Use ultrasound guidance."), "{:?}", d.text);
+        assert!(
+            !d.text.contains("x()") && !d.text.contains("https://x"),
+            "{:?}",
+            d.text
+        );
+        assert_eq!(parse_html(html, "Given").unwrap().title, "Given");
     }
 
     #[test]

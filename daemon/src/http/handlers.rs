@@ -783,13 +783,18 @@ async fn add_source(state: &Arc<AppState>, req: Request<Incoming>) -> Handled {
         Some("application/json") => serde_json::from_slice(&bytes).map_err(|e| {
             ApiError::bad_request("malformed_json", format!("the JSON body is not valid: {e}"))
         })?,
-        Some("text/markdown") | Some("text/plain") => {
+        Some(kind @ ("text/markdown" | "text/plain" | "text/html")) => {
             let text = std::str::from_utf8(&bytes).map_err(|_| {
                 ApiError::bad_request("invalid_request", "the document is not valid UTF-8")
             })?;
             let fallback = q.filename.clone().unwrap_or_default();
-            let mut doc = library::parse_document(text, &fallback)
-                .map_err(|e| ApiError::bad_request("invalid_request", e.to_string()))?;
+            let parsed = if kind == "text/html" {
+                library::parse_html(text.as_bytes(), q.title.as_deref().unwrap_or(""))
+            } else {
+                library::parse_document(text, &fallback)
+            };
+            let mut doc =
+                parsed.map_err(|e| ApiError::bad_request("invalid_request", e.to_string()))?;
             doc.title = q.title.or(Some(doc.title).filter(|t| !t.is_empty())).unwrap_or_default();
             doc.url = q.url.or(doc.url);
             doc.tier = q.tier.or(doc.tier);
@@ -801,7 +806,7 @@ async fn add_source(state: &Arc<AppState>, req: Request<Incoming>) -> Handled {
             return Err(ApiError::new(
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 "unsupported_media_type",
-                "send a source as application/json, text/markdown or text/plain (HTML and PDF are not supported yet)",
+                "send a source as application/json, text/markdown, text/plain or text/html (PDF is not supported yet)",
             ))
         }
     };
