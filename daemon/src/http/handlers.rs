@@ -265,6 +265,42 @@ fn too_large(limit: usize) -> ApiError {
     )
 }
 
+/// Parses the query string into `T` (strict: unknown parameters are refused); `hint` names the
+/// parameters the route takes.
+fn query<T: serde::de::DeserializeOwned>(
+    req: &Request<Incoming>,
+    hint: &str,
+) -> Result<T, ApiError> {
+    serde_urlencoded::from_str(req.uri().query().unwrap_or("")).map_err(|e| {
+        ApiError::bad_request(
+            "invalid_query",
+            format!("bad query string: {e}; use {hint}"),
+        )
+    })
+}
+
+/// Validates a page request: a cursor from a previous page's `next_cursor`, and a limit in
+/// 1..=MAX_PAGE (asking for more is an error, not a silent cap).
+fn page(cursor: Option<&str>, limit: Option<usize>) -> Result<(Option<i64>, usize), ApiError> {
+    let cursor = match cursor {
+        None | Some("") => None,
+        Some(c) => Some(c.parse::<i64>().ok().filter(|c| *c > 0).ok_or_else(|| {
+            ApiError::bad_request(
+                "invalid_query",
+                "cursor must be a next_cursor value from a previous page",
+            )
+        })?),
+    };
+    let limit = limit.unwrap_or(DEFAULT_PAGE);
+    if limit == 0 || limit > MAX_PAGE {
+        return Err(ApiError::bad_request(
+            "invalid_query",
+            format!("limit must be between 1 and {MAX_PAGE}; page with next_cursor for more"),
+        ));
+    }
+    Ok((cursor, limit))
+}
+
 async fn health(state: &Arc<AppState>) -> Handled {
     let depth = state.store.depth().await;
     let stats = state.supervisor.send(Stats).await.ok();
@@ -430,13 +466,7 @@ struct ListQuery {
 }
 
 async fn list(state: &Arc<AppState>, req: Request<Incoming>) -> Handled {
-    let q: ListQuery =
-        serde_urlencoded::from_str(req.uri().query().unwrap_or("")).map_err(|e| {
-            ApiError::bad_request(
-                "invalid_query",
-                format!("bad query string: {e}; use status, cursor, limit"),
-            )
-        })?;
+    let q: ListQuery = query(&req, "status, cursor, limit")?;
     let status = match q.status.as_deref() {
         None | Some("") => None,
         Some(s) => Some(RunStatus::parse(&s.to_ascii_uppercase()).ok_or_else(|| {
@@ -446,24 +476,9 @@ async fn list(state: &Arc<AppState>, req: Request<Incoming>) -> Handled {
             )
         })?),
     };
-    let cursor = match q.cursor.as_deref() {
-        None | Some("") => None,
-        Some(c) => Some(c.parse::<i64>().ok().filter(|c| *c > 0).ok_or_else(|| {
-            ApiError::bad_request(
-                "invalid_query",
-                "cursor must be a next_cursor value from a previous page",
-            )
-        })?),
-    };
-    let limit = q.limit.unwrap_or(DEFAULT_PAGE);
-    if limit == 0 || limit > MAX_PAGE {
-        return Err(ApiError::bad_request(
-            "invalid_query",
-            format!("limit must be between 1 and {MAX_PAGE}; page with next_cursor for more"),
-        ));
-    }
-    let page = state.store.list_runs(status, cursor, limit).await?;
-    Ok(json_response(StatusCode::OK, &page))
+    let (cursor, limit) = page(q.cursor.as_deref(), q.limit)?;
+    let runs = state.store.list_runs(status, cursor, limit).await?;
+    Ok(json_response(StatusCode::OK, &runs))
 }
 
 async fn get_run(state: &Arc<AppState>, id: String) -> Handled {
@@ -566,10 +581,7 @@ struct EventsQuery {
 
 async fn events(state: &Arc<AppState>, id: String, req: Request<Incoming>) -> Handled {
     let id = check_run_id(&id)?;
-    let q: EventsQuery =
-        serde_urlencoded::from_str(req.uri().query().unwrap_or("")).map_err(|e| {
-            ApiError::bad_request("invalid_query", format!("bad query string: {e}; use after"))
-        })?;
+    let q: EventsQuery = query(&req, "after")?;
     let wants_sse = req
         .headers()
         .get(header::ACCEPT)
@@ -776,8 +788,7 @@ struct SourceQuery {
 /// matter and query parameters give its metadata; query parameters win).
 async fn add_source(state: &Arc<AppState>, req: Request<Incoming>) -> Handled {
     use procedurewriter_pipeline::library::{self, IngestError, IngestRequest};
-    let q: SourceQuery = serde_urlencoded::from_str(req.uri().query().unwrap_or(""))
-        .map_err(|e| ApiError::bad_request("invalid_query", format!("bad query string: {e}")))?;
+    let q: SourceQuery = query(&req, "title, url, tier, year, publication_type, filename")?;
     let (content_type, bytes) = read_body(state, req).await?;
     let ingest: IngestRequest = match content_type.as_deref() {
         Some("application/json") => serde_json::from_slice(&bytes).map_err(|e| {
@@ -835,31 +846,10 @@ struct PageQuery {
 }
 
 async fn list_sources(state: &Arc<AppState>, req: Request<Incoming>) -> Handled {
-    let q: PageQuery =
-        serde_urlencoded::from_str(req.uri().query().unwrap_or("")).map_err(|e| {
-            ApiError::bad_request(
-                "invalid_query",
-                format!("bad query string: {e}; use cursor, limit"),
-            )
-        })?;
-    let cursor = match q.cursor.as_deref() {
-        None | Some("") => None,
-        Some(c) => Some(c.parse::<i64>().ok().filter(|c| *c > 0).ok_or_else(|| {
-            ApiError::bad_request(
-                "invalid_query",
-                "cursor must be a next_cursor value from a previous page",
-            )
-        })?),
-    };
-    let limit = q.limit.unwrap_or(DEFAULT_PAGE);
-    if limit == 0 || limit > MAX_PAGE {
-        return Err(ApiError::bad_request(
-            "invalid_query",
-            format!("limit must be between 1 and {MAX_PAGE}; page with next_cursor for more"),
-        ));
-    }
-    let page = state.store.list_sources(cursor, limit).await?;
-    Ok(json_response(StatusCode::OK, &page))
+    let q: PageQuery = query(&req, "cursor, limit")?;
+    let (cursor, limit) = page(q.cursor.as_deref(), q.limit)?;
+    let sources = state.store.list_sources(cursor, limit).await?;
+    Ok(json_response(StatusCode::OK, &sources))
 }
 
 async fn get_source(state: &Arc<AppState>, id: String) -> Handled {
@@ -889,13 +879,7 @@ struct SearchQuery {
 }
 
 async fn search_sources(state: &Arc<AppState>, req: Request<Incoming>) -> Handled {
-    let q: SearchQuery =
-        serde_urlencoded::from_str(req.uri().query().unwrap_or("")).map_err(|e| {
-            ApiError::bad_request(
-                "invalid_query",
-                format!("bad query string: {e}; use q (required), limit"),
-            )
-        })?;
+    let q: SearchQuery = query(&req, "q (required), limit")?;
     if q.q.trim().is_empty() || q.q.chars().count() > 1000 {
         return Err(ApiError::bad_request(
             "invalid_query",
