@@ -19,12 +19,7 @@ fn write_follow_status_and_runs_work_against_a_running_daemon() {
         ])
         .output()
         .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let stdout = assert_ok(&out);
     assert!(stdout.contains("completed"), "{stdout}");
     let id = d.http().get("/api/runs").body["runs"][0]["run_id"]
         .as_str()
@@ -72,12 +67,7 @@ fn the_demo_runs_one_job_end_to_end_on_the_embedded_defaults() {
         .env_remove("PROCEDUREWRITER_DATA_DIR")
         .output()
         .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let stdout = assert_ok(&out);
     for needle in [
         ": DONE  score",
         "## Procedure (trin-for-trin)",

@@ -26,16 +26,6 @@ fn fails(cmd: std::process::Command) -> (i32, String) {
     (code, err)
 }
 
-fn assert_ok(out: &std::process::Output) -> String {
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(
-        out.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    stdout
-}
-
 #[test]
 fn missing_malformed_loose_and_wrong_keys_each_fail_fast_with_their_own_message() {
     let s = Scratch::new();

@@ -402,6 +402,17 @@ impl Http {
     }
 }
 
+/// Asserts a command succeeded (showing both streams if not) and returns its stdout.
+pub fn assert_ok(out: &std::process::Output) -> String {
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
 pub fn write_config(dir: &Path, text: &str) -> PathBuf {
     let path = dir.join("custom.toml");
     std::fs::write(&path, text).unwrap();
