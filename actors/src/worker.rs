@@ -150,7 +150,7 @@ impl Handler<RunJob> for WorkerActor {
                         if let Some(outcome) = outcome {
                             let failed = matches!(outcome, Outcome::Failed { .. });
                             let done = matches!(outcome, Outcome::Done { .. });
-                            match store.finish(run_id.clone(), token, owner, outcome).await {
+                            match finish_with_retry(&store, &run_id, token, &owner, outcome).await {
                                 Ok(Fenced::Applied(status)) => {
                                     requeued = status == RunStatus::Queued;
                                     if done {
@@ -168,9 +168,10 @@ impl Handler<RunJob> for WorkerActor {
                                     );
                                 }
                                 Err(e) => {
-                                    // The lease stays RUNNING; the reaper or the next start
-                                    // re-queues it.
-                                    tracing::error!(run_id = %run_id, cause = %e, "cannot record the job's outcome");
+                                    // Still failing after the retries: the lease stays RUNNING
+                                    // and unrefreshed, so the reaper (or the next start)
+                                    // re-queues the run, which runs again.
+                                    tracing::error!(run_id = %run_id, cause = %e, "cannot record the job's outcome; the run will be retried");
                                 }
                             }
                         }
@@ -182,6 +183,43 @@ impl Handler<RunJob> for WorkerActor {
                     .into_actor(act)
                 }),
         );
+    }
+}
+
+/// How many times, and how far apart at most, a worker retries recording an outcome the
+/// database could not take (a full disk, a read-only file). The worker stays busy meanwhile, so
+/// its lease keeps being refreshed and nobody else runs the job.
+const FINISH_RETRIES: u32 = 8;
+const FINISH_BACKOFF_MAX: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Records an outcome, retrying with backoff while the database is unavailable.
+async fn finish_with_retry(
+    store: &Store,
+    run_id: &str,
+    token: i64,
+    owner: &str,
+    outcome: Outcome,
+) -> crate::Result<Fenced> {
+    let mut delay = std::time::Duration::from_millis(100);
+    let mut attempt = 0;
+    loop {
+        match store
+            .finish(
+                run_id.to_string(),
+                token,
+                owner.to_string(),
+                outcome.clone(),
+            )
+            .await
+        {
+            Err(crate::Error::Unavailable(cause)) if attempt < FINISH_RETRIES => {
+                attempt += 1;
+                tracing::warn!(run_id, %cause, attempt, "cannot record the job's outcome yet; retrying");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(FINISH_BACKOFF_MAX);
+            }
+            other => return other,
+        }
     }
 }
 
