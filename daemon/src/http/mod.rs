@@ -5,7 +5,10 @@
 //! [`ApiError`], so every 4xx/5xx has a JSON body.
 
 mod error;
-mod handlers;
+mod keys;
+mod routes;
+mod runs;
+mod sources;
 mod sse;
 
 pub use error::ApiError;
@@ -190,7 +193,7 @@ async fn handle(state: Arc<AppState>, req: Request<Incoming>) -> Response<Body> 
     let method = req.method().clone();
     let path = req.uri().path().to_string();
     let span = tracing::debug_span!("http", %method, %path);
-    let (route, resp) = tracing::Instrument::instrument(handlers::route(&state, req), span).await;
+    let (route, resp) = tracing::Instrument::instrument(routes::route(&state, req), span).await;
     state.metrics.http_request(route, resp.status().as_u16());
     resp
 }

@@ -1,0 +1,392 @@
+//! Runs: enqueue, list, read, cancel, retry, acknowledge, events (JSON and SSE), artifacts;
+//! and the daemon's own `/health` and `/metrics`.
+
+use super::routes::{
+    check_run_id, json_body, page, query, Handled, MAX_CONTEXT_CHARS, MAX_IDEMPOTENCY_KEY,
+    MAX_PROCEDURE_CHARS,
+};
+use super::{json_response, sse, ApiError, AppState};
+use hyper::body::Incoming;
+use hyper::{header, Request, Response, StatusCode};
+use procedurewriter_actors::{
+    Acknowledge, Cancel, Enqueue, NewAck, NewRun, Retry, RunStatus, Stats,
+};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use std::sync::Arc;
+
+pub(super) async fn health(state: &Arc<AppState>) -> Handled {
+    let depth = state.store.depth().await;
+    let stats = state.supervisor.send(Stats).await.ok();
+    let reload_error = state
+        .last_reload_error
+        .lock()
+        .map(|g| g.clone())
+        .unwrap_or(None);
+    let (status, db, depth, running) = match &depth {
+        Ok((queued, running)) => (StatusCode::OK, json!("ok"), Some(*queued), Some(*running)),
+        Err(e) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            json!(e.to_string()),
+            None,
+            None,
+        ),
+    };
+    Ok(json_response(
+        status,
+        &json!({
+            "status": if state.is_shutting_down() { "shutting_down" } else if status == StatusCode::OK { "ok" } else { "degraded" },
+            "db": db,
+            "queue_depth": depth,
+            "running": running,
+            "workers": stats.map(|s| s.workers),
+            "busy_workers": stats.map(|s| s.busy),
+            "instance": state.instance,
+            "version": env!("CARGO_PKG_VERSION"),
+            "uptime_s": state.started.elapsed().as_secs(),
+            "last_reload_error": reload_error,
+        }),
+    ))
+}
+
+pub(super) async fn metrics(state: &Arc<AppState>) -> Handled {
+    let counts = state.store.counts().await.map_err(ApiError::from)?;
+    let text = state.metrics.encode(&counts);
+    let mut resp = Response::new(super::full(text));
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static(
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        ),
+    );
+    Ok(resp)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WriteRequest {
+    procedure: String,
+    #[serde(default)]
+    context: String,
+    /// Per-run options for the job runner.
+    #[serde(default)]
+    options: Option<serde_json::Map<String, Value>>,
+    #[serde(default)]
+    priority: i64,
+}
+
+pub(super) async fn write(state: &Arc<AppState>, req: Request<Incoming>) -> Handled {
+    if state.is_shutting_down() {
+        return Err(procedurewriter_actors::Error::ShuttingDown.into());
+    }
+    let key = match req.headers().get("idempotency-key") {
+        None => None,
+        Some(v) => {
+            let k = v.to_str().ok().map(str::trim).filter(|k| {
+                !k.is_empty()
+                    && k.len() <= MAX_IDEMPOTENCY_KEY
+                    && k.bytes().all(|b| b.is_ascii_graphic())
+            });
+            match k {
+                Some(k) => Some(k.to_string()),
+                None => {
+                    return Err(ApiError::bad_request(
+                        "invalid_idempotency_key",
+                        format!("Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY} visible ASCII characters"),
+                    ))
+                }
+            }
+        }
+    };
+    let body: WriteRequest = json_body(state, req, false).await?;
+    let procedure = body.procedure.trim().to_string();
+    if procedure.is_empty() {
+        return Err(ApiError::bad_request(
+            "invalid_request",
+            "`procedure` must not be empty",
+        ));
+    }
+    if procedure.chars().count() > MAX_PROCEDURE_CHARS {
+        return Err(ApiError::bad_request(
+            "invalid_request",
+            format!("`procedure` is longer than {MAX_PROCEDURE_CHARS} characters"),
+        ));
+    }
+    if body.context.chars().count() > MAX_CONTEXT_CHARS {
+        return Err(ApiError::bad_request(
+            "invalid_request",
+            format!("`context` is longer than {MAX_CONTEXT_CHARS} characters"),
+        ));
+    }
+    if procedure.contains('\0') || body.context.contains('\0') {
+        return Err(ApiError::bad_request(
+            "invalid_request",
+            "text fields must not contain NUL characters",
+        ));
+    }
+    if let Some(p) = body
+        .options
+        .as_ref()
+        .and_then(|o| o.get("missing_tier_policy"))
+    {
+        if p.as_str()
+            .and_then(procedurewriter_pipeline::gate::Policy::parse)
+            .is_none()
+        {
+            return Err(ApiError::bad_request(
+                "invalid_request",
+                "`options.missing_tier_policy` must be \"STRICT\" or \"allow_with_ack\"",
+            ));
+        }
+    }
+    if !(-1000..=1000).contains(&body.priority) {
+        return Err(ApiError::bad_request(
+            "invalid_request",
+            "`priority` must be between -1000 and 1000",
+        ));
+    }
+    let new = NewRun {
+        procedure,
+        context: body.context,
+        params: Value::Object(body.options.unwrap_or_default()),
+        priority: body.priority,
+        idempotency_key: key,
+        max_attempts: state.settings.max_attempts,
+    };
+    let (run, created) = state
+        .queue
+        .send(Enqueue(new))
+        .await
+        .map_err(procedurewriter_actors::Error::from)??;
+    let mut resp = json_response(StatusCode::ACCEPTED, &run);
+    if let Ok(loc) = header::HeaderValue::from_str(&format!("/api/runs/{}", run.id)) {
+        resp.headers_mut().insert(header::LOCATION, loc);
+    }
+    if !created {
+        resp.headers_mut().insert(
+            "idempotent-replayed",
+            header::HeaderValue::from_static("true"),
+        );
+    }
+    Ok(resp)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListQuery {
+    status: Option<String>,
+    cursor: Option<String>,
+    limit: Option<usize>,
+}
+
+pub(super) async fn list(state: &Arc<AppState>, req: Request<Incoming>) -> Handled {
+    let q: ListQuery = query(&req, "status, cursor, limit")?;
+    let status = match q.status.as_deref() {
+        None | Some("") => None,
+        Some(s) => Some(RunStatus::parse(&s.to_ascii_uppercase()).ok_or_else(|| {
+            ApiError::bad_request(
+                "invalid_query",
+                format!("unknown status {s:?}; one of QUEUED, RUNNING, NEEDS_ACK, DONE, FAILED, CANCELLED"),
+            )
+        })?),
+    };
+    let (cursor, limit) = page(q.cursor.as_deref(), q.limit)?;
+    let runs = state.store.list_runs(status, cursor, limit).await?;
+    Ok(json_response(StatusCode::OK, &runs))
+}
+
+pub(super) async fn get_run(state: &Arc<AppState>, id: String) -> Handled {
+    let id = check_run_id(&id)?;
+    let run = state.store.get_run(id).await?;
+    Ok(json_response(StatusCode::OK, &run))
+}
+
+/// Cancel and retry take no body; an empty body or `{}` is accepted.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NoFields {}
+
+pub(super) async fn cancel(state: &Arc<AppState>, id: String, req: Request<Incoming>) -> Handled {
+    let id = check_run_id(&id)?;
+    let _: NoFields = json_body(state, req, true).await?;
+    let run = state
+        .queue
+        .send(Cancel { run_id: id })
+        .await
+        .map_err(procedurewriter_actors::Error::from)??;
+    let status = if run.status == RunStatus::Running {
+        StatusCode::ACCEPTED
+    } else {
+        StatusCode::OK
+    };
+    Ok(json_response(status, &run))
+}
+
+pub(super) async fn retry(state: &Arc<AppState>, id: String, req: Request<Incoming>) -> Handled {
+    if state.is_shutting_down() {
+        return Err(procedurewriter_actors::Error::ShuttingDown.into());
+    }
+    let id = check_run_id(&id)?;
+    let _: NoFields = json_body(state, req, true).await?;
+    let run = state
+        .queue
+        .send(Retry { run_id: id })
+        .await
+        .map_err(procedurewriter_actors::Error::from)??;
+    Ok(json_response(StatusCode::OK, &run))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AckRequest {
+    note: String,
+    acknowledged_by: String,
+    tiers: Vec<String>,
+}
+
+pub(super) async fn ack(state: &Arc<AppState>, id: String, req: Request<Incoming>) -> Handled {
+    if state.is_shutting_down() {
+        return Err(procedurewriter_actors::Error::ShuttingDown.into());
+    }
+    let id = check_run_id(&id)?;
+    let body: AckRequest = json_body(state, req, false).await?;
+    let (note, by) = (body.note.trim(), body.acknowledged_by.trim());
+    if note.is_empty() || by.is_empty() {
+        return Err(ApiError::bad_request(
+            "invalid_request",
+            "`note` and `acknowledged_by` must name who accepts the gap and why",
+        ));
+    }
+    if note.chars().count() > MAX_CONTEXT_CHARS || by.chars().count() > MAX_PROCEDURE_CHARS {
+        return Err(ApiError::bad_request(
+            "invalid_request",
+            "`note` or `acknowledged_by` is too long",
+        ));
+    }
+    if body.tiers.is_empty()
+        || body
+            .tiers
+            .iter()
+            .any(|t| t.trim().is_empty() || t.len() > 100)
+    {
+        return Err(ApiError::bad_request(
+            "invalid_request",
+            "`tiers` must list the acknowledged tiers, e.g. [\"danish_guideline\"]",
+        ));
+    }
+    let ack = NewAck {
+        acknowledged_by: by.to_string(),
+        note: note.to_string(),
+        tiers: body.tiers,
+    };
+    let run = state
+        .queue
+        .send(Acknowledge { run_id: id, ack })
+        .await
+        .map_err(procedurewriter_actors::Error::from)??;
+    Ok(json_response(StatusCode::OK, &run))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EventsQuery {
+    after: Option<i64>,
+}
+
+pub(super) async fn events(state: &Arc<AppState>, id: String, req: Request<Incoming>) -> Handled {
+    let id = check_run_id(&id)?;
+    let q: EventsQuery = query(&req, "after")?;
+    let wants_sse = req
+        .headers()
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("text/event-stream"));
+    let last_event_id = req
+        .headers()
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .map(|v| {
+            v.trim().parse::<i64>().map_err(|_| {
+                ApiError::bad_request(
+                    "invalid_last_event_id",
+                    "Last-Event-ID must be an event id (an integer)",
+                )
+            })
+        })
+        .transpose()?;
+    let after = last_event_id.or(q.after).unwrap_or(0).max(0);
+    if wants_sse {
+        // 404 before the stream starts, not an empty stream.
+        state.store.get_run(id.clone()).await?;
+        return Ok(sse::stream(
+            state.store.clone(),
+            id,
+            after,
+            state.settings.sse_keepalive(),
+            state.shutdown_watch(),
+        ));
+    }
+    let events = state.store.events(id, after).await?;
+    Ok(json_response(StatusCode::OK, &json!({ "events": events })))
+}
+
+/// A finished run's artifacts: `procedure` (Markdown), `manifest` and `evidence` (JSON) from
+/// `<data_dir>/runs/<id>/`, and `sources` (the sources it used, from the library).
+pub(super) async fn run_artifact(state: &Arc<AppState>, id: String, artifact: String) -> Handled {
+    let id = check_run_id(&id)?;
+    let run = state.store.get_run(id.clone()).await?;
+    let not_yet = || {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "artifact_not_found",
+            format!("run {id} has no {artifact} (it is {}; artifacts exist once a pipeline run is DONE)", run.status),
+        )
+    };
+    if artifact == "sources" {
+        let ids: Vec<String> = run
+            .result
+            .as_ref()
+            .and_then(|r| r.get("sources"))
+            .and_then(Value::as_array)
+            .ok_or_else(not_yet)?
+            .iter()
+            .filter_map(|v| v.as_str().map(str::to_string))
+            .collect();
+        let mut sources = Vec::new();
+        for sid in ids {
+            sources.push(state.store.get_source(sid).await?);
+        }
+        return Ok(json_response(
+            StatusCode::OK,
+            &json!({ "sources": sources }),
+        ));
+    }
+    let (file, content_type) = match artifact.as_str() {
+        "procedure" => ("procedure.md", "text/markdown; charset=utf-8"),
+        "docx" => (
+            "procedure.docx",
+            "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+        ),
+        "manifest" => ("manifest.json", "application/json"),
+        _ => ("evidence_report.json", "application/json"),
+    };
+    // `id` is a parsed UUID, so the path stays inside the runs directory.
+    let path = state.settings.data_dir.join("runs").join(&id).join(file);
+    let bytes = match tokio::fs::read(&path).await {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(not_yet()),
+        Err(e) => {
+            return Err(ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "artifact_unreadable",
+                format!("cannot read {file}: {e}"),
+            ))
+        }
+    };
+    let mut resp = Response::new(super::full(bytes));
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static(content_type),
+    );
+    Ok(resp)
+}
