@@ -257,18 +257,17 @@ struct Proc {
 }
 
 impl Proc {
-    fn start(data: &std::path::Path, env: &[(&str, &str)]) -> (Proc, Instant) {
+    /// Starts the daemon on `data` with `key` (the same key for every start on one data dir).
+    fn start(data: &std::path::Path, key: &str, env: &[(&str, &str)]) -> (Proc, Instant) {
         let mut cmd = Command::new(BIN);
         cmd.arg("daemon")
             .env("PROCEDUREWRITER_DATA_DIR", data)
             .env("PROCEDUREWRITER_LISTEN", "127.0.0.1:0")
             .env("PROCEDUREWRITER_LOG", "info")
-            .env(
-                "PROCEDUREWRITER_SECRET_KEY",
-                procedurewriter_actors::crypto::SecretKey::generate()
-                    .to_base64()
-                    .as_str(),
-            )
+            // The queue is measured, not the pipeline: jobs run the test runner (no-op unless
+            // a run's options say otherwise).
+            .env("PROCEDUREWRITER_JOB_RUNNER", "test")
+            .env("PROCEDUREWRITER_SECRET_KEY", key)
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
         for (k, v) in env {
@@ -374,6 +373,12 @@ impl Conn {
     }
 }
 
+fn new_key() -> String {
+    procedurewriter_actors::crypto::SecretKey::generate()
+        .to_base64()
+        .to_string()
+}
+
 fn block_on<F: std::future::Future>(f: F) -> F::Output {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -387,7 +392,8 @@ fn recovery() -> (f64, usize) {
     let data = dir.path().join("data");
     let jobs = 8;
     let env = [("PROCEDUREWRITER_WORKERS", "8")];
-    let (p, _) = Proc::start(&data, &env);
+    let key = new_key();
+    let (p, _) = Proc::start(&data, &key, &env);
     let addr = p.url_addr.clone();
     block_on(async {
         let mut c = Conn::open(&addr).await;
@@ -396,26 +402,33 @@ fn recovery() -> (f64, usize) {
             let (s, _) = c.request("POST", "/api/write", Some(&body)).await.unwrap();
             assert_eq!(s, 202);
         }
+        let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             let (_, b) = c.request("GET", "/health", None).await.unwrap();
             let h: serde_json::Value = serde_json::from_slice(&b).unwrap();
             if h["running"] == jobs {
                 break;
             }
+            assert!(Instant::now() < deadline, "the jobs never all ran: {h}");
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
     });
     drop(p); // SIGKILL
-    let (p, spawned) = Proc::start(&data, &env);
+    let (p, spawned) = Proc::start(&data, &key, &env);
     let addr = p.url_addr.clone();
     block_on(async {
         let mut c = Conn::open(&addr).await;
+        let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             let (_, b) = c.request("GET", "/health", None).await.unwrap();
             let h: serde_json::Value = serde_json::from_slice(&b).unwrap();
             if h["running"] == jobs && h["busy_workers"] == jobs {
                 return (spawned.elapsed().as_secs_f64(), jobs);
             }
+            assert!(
+                Instant::now() < deadline,
+                "the interrupted jobs never ran again: {h}"
+            );
             tokio::time::sleep(Duration::from_millis(2)).await;
         }
     })
@@ -495,6 +508,7 @@ fn http_load(phase: Duration) -> HttpFigures {
     let dir = tempfile::tempdir().unwrap();
     let (p, _) = Proc::start(
         &dir.path().join("data"),
+        &new_key(),
         &[("PROCEDUREWRITER_MAX_CONNECTIONS", "256")],
     );
     let addr = p.url_addr.clone();

@@ -157,11 +157,17 @@ fn measure(n: usize) -> (f64, f64, f64, f64) {
 }
 
 fn main() {
+    // `--quick` (CI): a smaller large library, to show the benchmark still runs.
+    let quick = std::env::args().any(|a| a == "--quick");
+    let sizes: &[usize] = if quick { &[100, 2_000] } else { &[100, 10_000] };
     println!(
         "procedurewriter pipeline benchmark (offline writer, 200 procedures per library size)"
     );
-    println!("reproduce: cargo bench -p procedurewriter-pipeline --bench pipeline\n");
-    for n in [100, 10_000] {
+    println!(
+        "reproduce: cargo bench -p procedurewriter-pipeline --bench pipeline{}\n",
+        if quick { " -- --quick" } else { "" }
+    );
+    for &n in sizes {
         let (r50, r99, p50, p99) = measure(n);
         println!(
             "library {:>6} sources + demo: retrieval p50 {:.2} ms p99 {:.2} ms (target p99 < 5 ms) | procedure p50 {:.1} ms p99 {:.1} ms (target < 100 ms)",
