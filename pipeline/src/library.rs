@@ -288,15 +288,20 @@ mod tests {
             .block_on(f)
     }
 
-    #[test]
-    fn the_demo_library_loads_once_classified_across_tiers_and_is_searchable() {
+    /// An empty store in a temp dir, and the shipped tier rules.
+    fn fresh() -> (tempfile::TempDir, Store, TierRules) {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(
             &dir.path().join("t.db"),
             procedurewriter_actors::Synchronous::Normal,
         )
         .unwrap();
-        let rules = TierRules::embedded();
+        (dir, store, TierRules::embedded())
+    }
+
+    #[test]
+    fn the_demo_library_loads_once_classified_across_tiers_and_is_searchable() {
+        let (_dir, store, rules) = fresh();
         block_on(async {
             assert_eq!(
                 load_demo_library(&store, &rules).await.unwrap(),
@@ -335,13 +340,7 @@ mod tests {
 
     #[test]
     fn the_same_text_is_stored_once_and_bad_input_is_refused() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(
-            &dir.path().join("t.db"),
-            procedurewriter_actors::Synchronous::Normal,
-        )
-        .unwrap();
-        let rules = TierRules::embedded();
+        let (_dir, store, rules) = fresh();
         block_on(async {
             let req = IngestRequest {
                 title: "Note".into(),
