@@ -26,6 +26,12 @@ fn a_procedure_is_written_end_to_end_every_sentence_cited_and_the_manifest_match
     let run = h.wait_status(&id, "DONE", T);
     let result = &run["result"];
     assert!(result["score"].as_f64().unwrap() >= 8.0, "{result}");
+    // The offline draft meets the shipped threshold: one draft, no spend.
+    assert_eq!(result["stop_reason"], "threshold_met", "{result}");
+    assert_eq!(result["iterations"], 1);
+    assert_eq!(run["score"], result["score"]);
+    assert_eq!(run["cost_usd"], 0.0);
+    assert_eq!(run["llm_calls"], 0);
     let used: Vec<String> = result["sources"]
         .as_array()
         .unwrap()
@@ -38,8 +44,9 @@ fn a_procedure_is_written_end_to_end_every_sentence_cited_and_the_manifest_match
     for stage in [
         "retrieved",
         "evidence_gate",
-        "written",
-        "evaluated",
+        "iteration_started",
+        "iteration_scored",
+        "quality_loop_stopped",
         "packaged",
         "completed",
     ] {

@@ -27,7 +27,7 @@ pub use metrics::{QueueMetrics, StoreMetrics};
 pub use model::{Event, NewAck, NewRun, Outcome, Run, RunPage, RunStatus};
 pub use queue::{Acknowledge, Cancel, Enqueue, QueueActor, Retry};
 pub use reaper::ReaperActor;
-pub use runner::{Job, JobContext, JobRunner};
+pub use runner::{Job, JobContext, JobRunner, Lease, CANCEL_GRACE};
 pub use store::{Store, Synchronous};
 pub use supervisor::{QueueConfig, Shutdown, Stats, StatsReport, Supervisor};
 pub use worker::WorkerActor;

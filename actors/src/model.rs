@@ -114,6 +114,14 @@ pub struct Run {
     pub started_at: Option<i64>,
     #[serde(serialize_with = "time::opt")]
     pub finished_at: Option<i64>,
+    /// What the run's language-model calls cost, over all its attempts (pico-USD; shown in USD).
+    #[serde(rename = "cost_usd", serialize_with = "money::usd")]
+    pub cost_pusd: i64,
+    /// Language-model calls made for the run, failed ones included.
+    pub llm_calls: u64,
+    /// Tokens the provider reported, in and out, over those calls.
+    pub tokens_in: u64,
+    pub tokens_out: u64,
 }
 
 /// Who acknowledged an evidence gap, when, why and for which tiers.
@@ -169,6 +177,30 @@ pub enum Outcome {
     NeedsAck { details: serde_json::Value },
     /// The job observed a cancel request and stopped.
     Cancelled,
+}
+
+/// Money. Amounts are integer pico-USD (1e-12 USD) so that sums and the cost cap compare
+/// exactly; clients see USD.
+pub mod money {
+    use serde::Serializer;
+
+    /// Pico-USD in one USD.
+    pub const PICO_PER_USD: i64 = 1_000_000_000_000;
+
+    /// Pico-USD as USD, for display.
+    pub fn to_usd(pico: i64) -> f64 {
+        pico as f64 / PICO_PER_USD as f64
+    }
+
+    /// USD as pico-USD, rounded to the nearest; `None` if negative, not finite or too large.
+    pub fn from_usd(usd: f64) -> Option<i64> {
+        let p = (usd * PICO_PER_USD as f64).round();
+        (usd.is_finite() && usd >= 0.0 && p < i64::MAX as f64 / 2.0).then_some(p as i64)
+    }
+
+    pub fn usd<S: Serializer>(pico: &i64, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_f64(to_usd(*pico))
+    }
 }
 
 /// Unix-millisecond timestamps rendered as RFC 3339 for clients.

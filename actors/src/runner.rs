@@ -4,8 +4,7 @@
 use crate::model::{Outcome, Run};
 use crate::store::Store;
 use futures_util::future::LocalBoxFuture;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use tokio::sync::watch;
 
 /// A claimed run, as handed to the runner.
 #[derive(Debug, Clone)]
@@ -14,49 +13,83 @@ pub struct Job {
     pub run: Run,
 }
 
+/// The lease a job runs under: where it records what it does, and the fence it writes with.
+#[derive(Clone)]
+pub struct Lease {
+    pub store: Store,
+    pub run_id: String,
+    /// The claim's fencing token.
+    pub token: i64,
+    /// `<instance>/w<n>`, the worker holding the lease.
+    pub owner: String,
+}
+
 /// What a running job can ask of the runtime.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct JobContext {
-    /// Set when a cancel was requested. The job's future is also dropped at its next await,
-    /// so only long synchronous sections (inside `spawn_blocking`) need to poll this.
-    cancelled: Arc<AtomicBool>,
+    /// Becomes `true` when a cancel was requested. The worker waits [`CANCEL_GRACE`] for the
+    /// job to stop on its own (recording why) before dropping its future.
+    cancelled: watch::Receiver<bool>,
     /// Where progress events go, under the job's lease (None outside the queue).
-    lease: Option<(Store, String, i64, String)>,
+    lease: Option<Lease>,
+}
+
+/// How long a cancelled job may take to wind down (record an in-flight call, say why it
+/// stopped) before its future is dropped at its next await.
+pub const CANCEL_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
+
+impl std::fmt::Debug for JobContext {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JobContext")
+            .field("run_id", &self.lease.as_ref().map(|l| &l.run_id))
+            .field("cancelled", &self.is_cancelled())
+            .finish()
+    }
 }
 
 impl JobContext {
-    pub(crate) fn new(
-        cancelled: Arc<AtomicBool>,
-        store: Store,
-        run_id: String,
-        token: i64,
-        owner: String,
-    ) -> Self {
+    pub(crate) fn new(cancelled: watch::Receiver<bool>, lease: Lease) -> Self {
         JobContext {
             cancelled,
-            lease: Some((store, run_id, token, owner)),
+            lease: Some(lease),
         }
     }
 
     /// A context that is never cancelled and records no events, for running a job outside the
     /// queue (benchmarks, tools).
     pub fn detached() -> Self {
+        let (tx, rx) = watch::channel(false);
+        // Keep the sender alive so `cancelled()` pends instead of seeing a closed channel.
+        std::mem::forget(tx);
         JobContext {
-            cancelled: Arc::new(AtomicBool::new(false)),
+            cancelled: rx,
             lease: None,
         }
+    }
+
+    /// A context that records nothing and is cancelled when `cancel` is set (tests).
+    pub fn detached_with_cancel(cancel: watch::Receiver<bool>) -> Self {
+        JobContext {
+            cancelled: cancel,
+            lease: None,
+        }
+    }
+
+    /// The job's lease (None outside the queue).
+    pub fn lease(&self) -> Option<&Lease> {
+        self.lease.as_ref()
     }
 
     /// Appends a progress event to the run's history (a pipeline stage finishing, say), if
     /// the job still holds its lease. Returns whether it was recorded.
     pub async fn event(&self, kind: &str, details: serde_json::Value) -> crate::Result<bool> {
         match &self.lease {
-            Some((store, run_id, token, owner)) => {
-                store
+            Some(l) => {
+                l.store
                     .job_event(
-                        run_id.clone(),
-                        *token,
-                        owner.clone(),
+                        l.run_id.clone(),
+                        l.token,
+                        l.owner.clone(),
                         kind.to_string(),
                         details,
                     )
@@ -68,7 +101,15 @@ impl JobContext {
 
     /// Whether a cancel of this run was requested.
     pub fn is_cancelled(&self) -> bool {
-        self.cancelled.load(Ordering::Relaxed)
+        *self.cancelled.borrow()
+    }
+
+    /// Resolves when a cancel of this run is requested (never, if none is).
+    pub async fn cancelled(&self) {
+        let mut rx = self.cancelled.clone();
+        if rx.wait_for(|c| *c).await.is_err() {
+            std::future::pending::<()>().await;
+        }
     }
 }
 

@@ -1,16 +1,17 @@
 //! WorkerActor: runs one job at a time and records how it ended, fenced by its lease token.
 //!
-//! The job's future runs as its own task, so a panic inside it fails that run only, and a
-//! cancel (or the end of the shutdown grace) drops it at its next await.
+//! The job's future runs as its own task, so a panic inside it fails that run only. A cancel
+//! tells the job (which may stop on its own and say why) and drops its future at its next
+//! await after [`CANCEL_GRACE`]; the end of the shutdown grace drops it at once.
 
 use crate::metrics::QueueMetrics;
 use crate::model::{Outcome, RunStatus};
 use crate::queue::{QueueActor, WorkerIdle};
-use crate::runner::{Job, JobContext, JobRunner};
+use crate::runner::{Job, JobContext, JobRunner, Lease, CANCEL_GRACE};
 use crate::store::{ClaimedRun, Fenced, Store};
 use actix::prelude::*;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use tokio::sync::watch;
 
 /// Start the claimed run.
 #[derive(Message)]
@@ -41,7 +42,7 @@ struct Current {
     run_id: String,
     token: i64,
     abort: tokio::task::AbortHandle,
-    cancelled: Arc<AtomicBool>,
+    cancelled: watch::Sender<bool>,
     stop: Option<Stop>,
 }
 
@@ -101,16 +102,18 @@ impl Handler<RunJob> for WorkerActor {
         let run = msg.0.run;
         let run_id = run.id.clone();
         let token = run.lease_token;
-        let cancelled = Arc::new(AtomicBool::new(false));
+        let (cancelled, cancel_rx) = watch::channel(false);
         let span = tracing::info_span!("job", run_id = %run_id, attempt = run.attempts);
         let job = self.runner.run(
             Job { run },
             JobContext::new(
-                Arc::clone(&cancelled),
-                self.store.clone(),
-                run_id.clone(),
-                token,
-                self.owner.clone(),
+                cancel_rx,
+                Lease {
+                    store: self.store.clone(),
+                    run_id: run_id.clone(),
+                    token,
+                    owner: self.owner.clone(),
+                },
             ),
         );
         let handle = tokio::task::spawn_local(tracing::Instrument::instrument(job, span));
@@ -226,12 +229,20 @@ async fn finish_with_retry(
 impl Handler<CancelJob> for WorkerActor {
     type Result = ();
 
-    fn handle(&mut self, msg: CancelJob, _ctx: &mut Context<Self>) {
+    fn handle(&mut self, msg: CancelJob, ctx: &mut Context<Self>) {
         if let Some(cur) = self.current.as_mut() {
             if cur.run_id == msg.run_id && cur.stop.is_none() {
                 cur.stop = Some(Stop::Cancel);
-                cur.cancelled.store(true, Ordering::Relaxed);
-                cur.abort.abort();
+                cur.cancelled.send_replace(true);
+                let token = cur.token;
+                // A job that ignores the request is dropped after the grace.
+                ctx.run_later(CANCEL_GRACE, move |act, _| {
+                    if let Some(cur) = act.current.as_ref() {
+                        if cur.token == token && cur.run_id == msg.run_id {
+                            cur.abort.abort();
+                        }
+                    }
+                });
             }
         }
     }
@@ -245,7 +256,7 @@ impl Handler<Abandon> for WorkerActor {
         if cur.stop != Some(Stop::Cancel) {
             cur.stop = Some(Stop::Abandon);
         }
-        cur.cancelled.store(true, Ordering::Relaxed);
+        cur.cancelled.send_replace(true);
         cur.abort.abort();
         Some((cur.run_id.clone(), cur.token))
     }

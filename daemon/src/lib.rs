@@ -11,8 +11,10 @@ pub mod http;
 pub mod keys;
 pub mod lock;
 pub mod metrics;
+pub mod reload;
 pub mod runner;
 pub mod settings;
+pub mod writer;
 
 use crate::http::AppState;
 use crate::lock::DataDirLock;
@@ -22,6 +24,7 @@ use procedurewriter_actors::crypto::SecretKey;
 use procedurewriter_actors::store::KeyCheck;
 use procedurewriter_actors::{JobRunner, QueueConfig, Shutdown, Store, Supervisor, Synchronous};
 use procedurewriter_pipeline::library;
+use procedurewriter_pipeline::quality::HotLoopSettings;
 use procedurewriter_pipeline::runner::PipelineRunner;
 use procedurewriter_pipeline::tiers::TierRules;
 use std::future::Future;
@@ -163,6 +166,7 @@ impl Daemon {
                 }
             }
         }
+        let loop_settings = Arc::new(std::sync::RwLock::new(settings.loop_settings()));
         let runner: Arc<dyn JobRunner> = match self.runner {
             Some(r) => r,
             None => match settings.job_runner {
@@ -170,12 +174,15 @@ impl Daemon {
                     store.clone(),
                     Arc::clone(&rules),
                     settings.pipeline(),
+                    writer::build(&settings, &store, &key)?,
+                    Arc::clone(&loop_settings),
                 )),
                 RunnerKind::Test => Arc::new(runner::TestRunner),
             },
         };
         Ok(Prepared {
             settings,
+            loop_settings,
             key,
             rules,
             store,
@@ -199,6 +206,8 @@ impl Daemon {
 /// A daemon whose start-up checks passed, holding its data directory, ready to serve.
 pub struct Prepared {
     settings: Settings,
+    /// The quality loop's settings, shared by the runner and the SIGHUP handler.
+    loop_settings: HotLoopSettings,
     key: SecretKey,
     /// Evidence tier rules, for classifying ingested sources.
     rules: Arc<TierRules>,
@@ -223,6 +232,7 @@ impl Prepared {
     ) -> Result<(), DaemonError> {
         let Prepared {
             settings,
+            loop_settings,
             key,
             rules,
             store,
@@ -272,12 +282,12 @@ impl Prepared {
                 store,
                 metrics,
             };
-            let state = Arc::new(AppState::new(services, settings, instance.clone(), key, rules));
+            let state = Arc::new(AppState::new(services, settings, loop_settings, instance.clone(), key, rules));
             let (stop_http, http_stopped) = tokio::sync::oneshot::channel::<()>();
             let server = tokio::task::spawn_local(http::serve(listener, Arc::clone(&state), async {
                 let _ = http_stopped.await;
             }));
-            spawn_reload_handler(Arc::clone(&state), config_path);
+            reload::spawn_handler(Arc::clone(&state), config_path);
             tracing::info!(
                 addr = %addr, instance = %instance, startup_ms = started.elapsed().as_millis() as u64,
                 "procedurewriter daemon ready"
@@ -330,48 +340,4 @@ pub(crate) fn prepare_data_dir(settings: &Settings) -> Result<(), DaemonError> {
             })?;
     }
     Ok(())
-}
-
-/// SIGHUP re-reads the configuration. A file that fails to load keeps the running settings
-/// and is reported in `/health` (`last_reload_error`). None of the current keys can change
-/// in a running daemon, so changed keys are reported as needing a restart rather than
-/// half-applied.
-fn spawn_reload_handler(state: Arc<AppState>, config_path: Option<PathBuf>) {
-    use futures_util::StreamExt;
-    let mut signals = match signal_hook_tokio::Signals::new([signal_hook::consts::SIGHUP]) {
-        Ok(s) => s,
-        Err(e) => {
-            tracing::error!(cause = %e, "cannot listen for SIGHUP; configuration reload is unavailable");
-            return;
-        }
-    };
-    tokio::task::spawn_local(async move {
-        while signals.next().await.is_some() {
-            match Settings::load(config_path.as_deref()) {
-                Err(e) => {
-                    tracing::error!(cause = %e, "configuration reload failed; keeping the running settings");
-                    if let Ok(mut g) = state.last_reload_error.lock() {
-                        *g = Some(e.to_string());
-                    }
-                }
-                Ok(new) => {
-                    if let Ok(mut g) = state.last_reload_error.lock() {
-                        *g = None;
-                    }
-                    let old = state.settings.flatten();
-                    let changed: Vec<String> = new
-                        .flatten()
-                        .into_iter()
-                        .filter(|(k, v)| old.get(k) != Some(v))
-                        .map(|(k, _)| k)
-                        .collect();
-                    if changed.is_empty() {
-                        tracing::info!("configuration reloaded: nothing changed");
-                    } else {
-                        tracing::warn!(keys = ?changed, "configuration reloaded: these keys need a restart to take effect");
-                    }
-                }
-            }
-        }
-    });
 }

@@ -28,7 +28,7 @@ struct TestSpec {
 pub struct TestRunner;
 
 impl JobRunner for TestRunner {
-    fn run(&self, job: Job, _ctx: JobContext) -> LocalBoxFuture<'static, Outcome> {
+    fn run(&self, job: Job, ctx: JobContext) -> LocalBoxFuture<'static, Outcome> {
         let run = job.run;
         Box::pin(async move {
             let spec: TestSpec = match run.params.get("test") {
@@ -44,7 +44,11 @@ impl JobRunner for TestRunner {
                 },
             };
             if spec.duration_ms > 0 {
-                tokio::time::sleep(Duration::from_millis(spec.duration_ms)).await;
+                // A cancel stops the pretend work at once, as a cooperative job does.
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_millis(spec.duration_ms)) => {}
+                    _ = ctx.cancelled() => return Outcome::Cancelled,
+                }
             }
             if run.attempts <= spec.fail_attempts {
                 return Outcome::Failed {

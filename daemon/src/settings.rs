@@ -40,6 +40,25 @@ pub enum RunnerKind {
     Test,
 }
 
+/// Which writer drafts procedures (see the `llm_provider` key).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LlmProvider {
+    Offline,
+    Openai,
+    Anthropic,
+}
+
+/// The keys SIGHUP applies to the running daemon (the quality loop's); every other key needs a
+/// restart.
+pub const HOT_KEYS: &[&str] = &[
+    "quality_loop_policy",
+    "quality_loop_quality_threshold",
+    "quality_loop_max_iterations",
+    "quality_loop_max_additional_cost_usd",
+    "quality_loop_min_improvement",
+];
+
 /// Every setting of the daemon; see `etc/procedurewriter.toml` for what each key does.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -67,6 +86,23 @@ pub struct Settings {
     pub retrieval_min_relative_score: f64,
     pub generic_words: Vec<String>,
     pub synonyms: BTreeMap<String, Vec<String>>,
+    pub llm_provider: LlmProvider,
+    pub llm_model: String,
+    pub llm_base_url: String,
+    pub llm_api_key_name: String,
+    pub llm_api_key_env: String,
+    pub llm_timeout_s: f64,
+    pub llm_max_retries: u32,
+    pub llm_retry_base_delay_s: f64,
+    pub llm_retry_max_delay_s: f64,
+    pub llm_max_tokens: u32,
+    pub llm_min_output_tokens: u32,
+    pub prices_file: PathBuf,
+    pub quality_loop_policy: String,
+    pub quality_loop_quality_threshold: f64,
+    pub quality_loop_max_iterations: u32,
+    pub quality_loop_max_additional_cost_usd: f64,
+    pub quality_loop_min_improvement: f64,
 }
 
 impl Settings {
@@ -120,6 +156,9 @@ impl Settings {
             ("reaper_interval_s", self.reaper_interval_s),
             ("header_read_timeout_s", self.header_read_timeout_s),
             ("sse_keepalive_s", self.sse_keepalive_s),
+            ("llm_timeout_s", self.llm_timeout_s),
+            ("llm_retry_base_delay_s", self.llm_retry_base_delay_s),
+            ("llm_retry_max_delay_s", self.llm_retry_max_delay_s),
         ] {
             if !(v.is_finite() && v > 0.0 && v < 1e9) {
                 return bad(
@@ -177,10 +216,143 @@ impl Settings {
         if !(0.0..=1.0).contains(&self.retrieval_min_relative_score) {
             return bad("retrieval_min_relative_score", "must be between 0 and 1");
         }
+        if procedurewriter_pipeline::quality::LoopPolicy::parse(&self.quality_loop_policy).is_none()
+        {
+            return bad(
+                "quality_loop_policy",
+                "must be \"auto\", \"manual\" or \"off\"",
+            );
+        }
+        if !(0.0..=10.0).contains(&self.quality_loop_quality_threshold) {
+            return bad("quality_loop_quality_threshold", "must be between 0 and 10");
+        }
+        if self.quality_loop_max_iterations == 0 || self.quality_loop_max_iterations > 100 {
+            return bad("quality_loop_max_iterations", "must be between 1 and 100");
+        }
+        if !(self.quality_loop_max_additional_cost_usd.is_finite()
+            && (0.0..=1_000_000.0).contains(&self.quality_loop_max_additional_cost_usd))
+        {
+            return bad(
+                "quality_loop_max_additional_cost_usd",
+                "must be between 0 and 1000000 (USD)",
+            );
+        }
+        if !(self.quality_loop_min_improvement.is_finite()
+            && (0.0..=10.0).contains(&self.quality_loop_min_improvement))
+        {
+            return bad("quality_loop_min_improvement", "must be between 0 and 10");
+        }
+        if self.llm_max_tokens == 0 || self.llm_max_tokens > 1_000_000 {
+            return bad("llm_max_tokens", "must be between 1 and 1000000");
+        }
+        if self.llm_min_output_tokens == 0 || self.llm_min_output_tokens > self.llm_max_tokens {
+            return bad(
+                "llm_min_output_tokens",
+                "must be at least 1 and at most llm_max_tokens",
+            );
+        }
+        if self.llm_max_retries > 20 {
+            return bad("llm_max_retries", "must be at most 20");
+        }
+        if self.llm_provider != LlmProvider::Offline {
+            if self.llm_model.trim().is_empty() {
+                return bad(
+                    "llm_model",
+                    "must name a model when llm_provider is not \"offline\"",
+                );
+            }
+            let base = self.llm_base_url();
+            if !(base.starts_with("http://") || base.starts_with("https://")) {
+                return bad("llm_base_url", "must start with http:// or https://");
+            }
+            let table = self.prices()?;
+            if table.lookup(&self.llm_model).is_none() {
+                return bad(
+                    "llm_model",
+                    &format!(
+                        "{:?} has no price in {} (no exact entry and no family); add it there \
+                         or name your own table with `prices_file`",
+                        self.llm_model,
+                        self.prices_origin()
+                    ),
+                );
+            }
+        } else if !self.prices_file.as_os_str().is_empty() {
+            self.prices()?;
+        }
         if tracing_subscriber::EnvFilter::try_new(&self.log).is_err() {
             return bad("log", &format!("{:?} is not a valid log filter", self.log));
         }
         Ok(())
+    }
+
+    fn prices_origin(&self) -> String {
+        if self.prices_file.as_os_str().is_empty() {
+            "etc/prices.toml (embedded)".to_string()
+        } else {
+            self.prices_file.display().to_string()
+        }
+    }
+
+    /// The price table: `prices_file`, or the shipped one.
+    pub fn prices(
+        &self,
+    ) -> Result<procedurewriter_pipeline::llm::prices::PriceTable, SettingsError> {
+        use procedurewriter_pipeline::llm::prices::PriceTable;
+        if self.prices_file.as_os_str().is_empty() {
+            return Ok(PriceTable::embedded());
+        }
+        let text = std::fs::read_to_string(&self.prices_file).map_err(|e| {
+            SettingsError(format!(
+                "key `prices_file`: cannot read {}: {e}",
+                self.prices_file.display()
+            ))
+        })?;
+        PriceTable::parse(&text, &self.prices_file.display().to_string())
+            .map_err(|e| SettingsError(format!("key `prices_file`: {e}")))
+    }
+
+    /// `llm_base_url`, or the provider's public endpoint.
+    pub fn llm_base_url(&self) -> String {
+        match (self.llm_base_url.trim(), self.llm_provider) {
+            ("", LlmProvider::Anthropic) => "https://api.anthropic.com".into(),
+            ("", _) => "https://api.openai.com/v1".into(),
+            (url, _) => url.to_string(),
+        }
+    }
+
+    /// The stored secret's name and the environment variable that hold the API key.
+    pub fn llm_key_names(&self) -> (String, String) {
+        let (name, env) = match self.llm_provider {
+            LlmProvider::Anthropic => ("anthropic", "ANTHROPIC_API_KEY"),
+            _ => ("openai", "OPENAI_API_KEY"),
+        };
+        let pick = |set: &str, default: &str| {
+            if set.trim().is_empty() {
+                default.to_string()
+            } else {
+                set.trim().to_string()
+            }
+        };
+        (
+            pick(&self.llm_api_key_name, name),
+            pick(&self.llm_api_key_env, env),
+        )
+    }
+
+    /// The quality loop's settings.
+    pub fn loop_settings(&self) -> procedurewriter_pipeline::quality::LoopSettings {
+        use procedurewriter_pipeline::quality::{LoopPolicy, LoopSettings};
+        LoopSettings {
+            policy: LoopPolicy::parse(&self.quality_loop_policy).unwrap_or(LoopPolicy::Auto),
+            threshold: self.quality_loop_quality_threshold,
+            max_iterations: self.quality_loop_max_iterations,
+            max_additional_cost_pusd: procedurewriter_actors::model::money::from_usd(
+                self.quality_loop_max_additional_cost_usd,
+            )
+            .unwrap_or(0),
+            min_improvement: self.quality_loop_min_improvement,
+        }
     }
 
     /// The settings as flat `key → value` strings, for diffing on reload.
@@ -284,6 +456,49 @@ mod tests {
         assert_eq!(s.stale_timeout_s, 1800.0);
         assert_eq!(s.sqlite_synchronous, SqliteSynchronous::Normal);
         assert!(s.listen.ip().is_loopback());
+        assert_eq!(s.llm_provider, LlmProvider::Offline);
+        let l = s.loop_settings();
+        assert_eq!(l.threshold, 8.0);
+        assert_eq!(l.max_iterations, 3);
+        assert_eq!(l.max_additional_cost_pusd, 2_000_000_000_000);
+        assert_eq!(l.min_improvement, 0.5);
+        for k in HOT_KEYS {
+            assert!(s.flatten().contains_key(*k), "{k} is not a settings key");
+        }
+    }
+
+    #[test]
+    fn a_model_without_a_price_is_refused_and_a_priced_family_is_accepted() {
+        let err = Settings::load_from(
+            None,
+            env(&[
+                ("PROCEDUREWRITER_LLM_PROVIDER", "openai"),
+                ("PROCEDUREWRITER_LLM_MODEL", "mystery-9"),
+            ]),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("llm_model") && err.contains("mystery-9") && err.contains("no price"),
+            "{err}"
+        );
+        let s = Settings::load_from(
+            None,
+            env(&[
+                ("PROCEDUREWRITER_LLM_PROVIDER", "anthropic"),
+                ("PROCEDUREWRITER_LLM_MODEL", "claude-3-5-haiku-latest"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(s.llm_base_url(), "https://api.anthropic.com");
+        assert_eq!(
+            s.llm_key_names(),
+            ("anthropic".into(), "ANTHROPIC_API_KEY".into())
+        );
+        let err = Settings::load_from(None, env(&[("PROCEDUREWRITER_LLM_PROVIDER", "openai")]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("llm_model"), "{err}");
     }
 
     #[test]
@@ -327,6 +542,22 @@ mod tests {
                 "sqlite_synchronous",
             ),
             ("PROCEDUREWRITER_LISTEN", "not an address", "listen"),
+            (
+                "PROCEDUREWRITER_QUALITY_LOOP_POLICY",
+                "sometimes",
+                "quality_loop_policy",
+            ),
+            (
+                "PROCEDUREWRITER_QUALITY_LOOP_MAX_ADDITIONAL_COST_USD",
+                "-1",
+                "quality_loop_max_additional_cost_usd",
+            ),
+            (
+                "PROCEDUREWRITER_QUALITY_LOOP_MAX_ITERATIONS",
+                "0",
+                "quality_loop_max_iterations",
+            ),
+            ("PROCEDUREWRITER_LLM_PROVIDER", "gemini", "llm_provider"),
         ] {
             let err = Settings::load_from(None, env(&[(k, v)]))
                 .unwrap_err()

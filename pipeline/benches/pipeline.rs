@@ -7,8 +7,10 @@
 use procedurewriter_actors::store::NewSource;
 use procedurewriter_actors::{Store, Synchronous};
 use procedurewriter_pipeline::library::{self, sha256_hex};
+use procedurewriter_pipeline::quality::{LoopPolicy, LoopSettings};
 use procedurewriter_pipeline::runner::{PipelineConfig, PipelineRunner};
 use procedurewriter_pipeline::tiers::TierRules;
+use procedurewriter_pipeline::writers::OfflineWriter;
 use procedurewriter_pipeline::{docx, evaluate, gate, writer};
 use std::sync::Arc;
 use std::time::Instant;
@@ -130,7 +132,22 @@ fn measure(n: usize) -> (f64, f64, f64, f64) {
         runs_dir: dir.path().join("runs"),
         digest: String::new(),
     };
-    let runner = PipelineRunner::new(store.clone(), Arc::clone(&rules), config.clone());
+    // The shipped loop settings: the offline writer's revision equals its draft, so a draft
+    // under the threshold costs one more (identical) write and evaluation, then a plateau.
+    let loop_settings = LoopSettings {
+        policy: LoopPolicy::Auto,
+        threshold: 8.0,
+        max_iterations: 3,
+        max_additional_cost_pusd: 2_000_000_000_000,
+        min_improvement: 0.5,
+    };
+    let runner = PipelineRunner::new(
+        store.clone(),
+        Arc::clone(&rules),
+        config.clone(),
+        Arc::new(OfflineWriter),
+        Arc::new(std::sync::RwLock::new(loop_settings)),
+    );
     let mut retrieval = Vec::new();
     let mut whole = Vec::new();
     for _ in 0..200 {

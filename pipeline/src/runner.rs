@@ -4,9 +4,13 @@
 use crate::evaluate::{self, Evaluation};
 use crate::gate::{self, Policy};
 use crate::library::sha256_hex;
+use crate::llm::LlmError;
+use crate::quality::{self, HotLoopSettings, LoopEnd, PriorSpend};
 use crate::tiers::TierRules;
 use crate::writer::{self, AckNotice, EvidenceSource};
+use crate::writers::{Brief, Writer};
 use futures_util::future::LocalBoxFuture;
+use procedurewriter_actors::model::money::to_usd;
 use procedurewriter_actors::{Job, JobContext, JobRunner, Outcome, Run, Store};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
@@ -14,7 +18,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
-/// The writer's name in manifests.
+/// The offline writer's name in manifests.
 pub const WRITER: &str = "offline-v1";
 
 /// The pipeline's settings (from the daemon's configuration).
@@ -44,14 +48,26 @@ pub struct PipelineRunner {
     store: Store,
     rules: Arc<TierRules>,
     config: Arc<PipelineConfig>,
+    /// Drafts and revisions: the offline writer or a language model.
+    writer: Arc<dyn Writer>,
+    /// The quality loop's settings, which SIGHUP replaces.
+    loop_settings: HotLoopSettings,
 }
 
 impl PipelineRunner {
-    pub fn new(store: Store, rules: Arc<TierRules>, config: PipelineConfig) -> Self {
+    pub fn new(
+        store: Store,
+        rules: Arc<TierRules>,
+        config: PipelineConfig,
+        writer: Arc<dyn Writer>,
+        loop_settings: HotLoopSettings,
+    ) -> Self {
         PipelineRunner {
             store,
             rules,
             config: Arc::new(config),
+            writer,
+            loop_settings,
         }
     }
 }
@@ -220,23 +236,44 @@ impl PipelineRunner {
         )
         .await?;
 
-        // 3. Write, 4. evaluate: CPU only, deterministic.
+        // 3. Write, 4. evaluate, revise: the quality loop.
         let t = Instant::now();
-        let markdown = writer::write(&run.procedure, &sources, ack_notice.as_ref());
+        let prior = match ctx.lease() {
+            Some(l) => PriorSpend {
+                draft_pusd: self
+                    .store
+                    .llm_spend(l.run_id.clone(), "draft".into())
+                    .await?,
+                revision_pusd: self
+                    .store
+                    .llm_spend(l.run_id.clone(), "revision".into())
+                    .await?,
+            },
+            None => PriorSpend::default(),
+        };
+        let brief = Brief {
+            title: &run.procedure,
+            context: &run.context,
+            sources: &sources,
+            ack: ack_notice.as_ref(),
+            attempt: run.attempts,
+        };
+        let ended = quality::run(&ctx, &*self.writer, brief, &self.loop_settings, prior).await;
+        let looped = match ended {
+            Ok(LoopEnd::Finished(r)) => r,
+            Ok(LoopEnd::Cancelled) => return Ok(Outcome::Cancelled),
+            Err(LlmError::Store(e)) => return Err(e),
+            Err(LlmError::Provider { message, .. }) => {
+                return Ok(Outcome::Failed {
+                    error: message,
+                    retryable: false,
+                })
+            }
+        };
         timings.insert("write", t.elapsed().as_millis() as u64);
-        ctx.event(
-            "written",
-            json!({ "writer": WRITER, "bytes": markdown.len() }),
-        )
-        .await?;
-        let t = Instant::now();
-        let eval = evaluate::evaluate(&markdown, &sources);
-        timings.insert("evaluate", t.elapsed().as_millis() as u64);
-        ctx.event(
-            "evaluated",
-            json!({ "score": eval.score, "issues": eval.issues.len(), "sentences": eval.sentences, "unknown_citations": eval.unknown_citations }),
-        )
-        .await?;
+        let markdown = looped.best.markdown.clone();
+        let eval = looped.best.eval.clone();
+        let writer_name = self.writer.name();
 
         // 5. Package.
         let t = Instant::now();
@@ -245,8 +282,12 @@ impl PipelineRunner {
             &self.config,
             &run,
             &sources,
-            &markdown,
-            &eval,
+            &Written {
+                writer: &writer_name,
+                markdown: &markdown,
+                eval: &eval,
+                looped: &looped,
+            },
             ack_notice.as_ref(),
             &report,
             &timings,
@@ -264,20 +305,33 @@ impl PipelineRunner {
         .await?;
         Ok(Outcome::Done {
             result: json!({
-                "writer": WRITER,
+                "writer": writer_name,
                 "score": eval.score,
                 "issues": eval.issues,
-                "iterations": 1,
-                "cost_usd": 0.0,
-                "stop_reason": "single_draft",
+                "iterations": looped.iterations,
+                "best_iteration": looped.best.iteration,
+                "scores": looped.scores,
+                "stop_reason": looped.stop_reason.as_str(),
+                "cost_usd": to_usd(looped.total_pusd),
+                "revision_cost_usd": to_usd(looped.revision_pusd),
+                "revision_cap_usd": to_usd(looped.cap_pusd),
+                "reused_calls": looped.reused_calls,
                 "sources": sources.iter().map(|s| &s.id).collect::<Vec<_>>(),
                 "artifacts": packaged.artifacts,
                 "artifact_dir": packaged.dir,
                 "acknowledged_gaps": ack_notice.as_ref().map(|a| &a.missing_tiers),
-                "timings_ms": { "retrieve": timings["retrieve"], "write": timings["write"], "evaluate": timings["evaluate"], "package": package_ms, "total": started.elapsed().as_millis() as u64 },
+                "timings_ms": { "retrieve": timings["retrieve"], "write_and_evaluate": timings["write"], "package": package_ms, "total": started.elapsed().as_millis() as u64 },
             }),
         })
     }
+}
+
+/// The chosen draft and how the loop arrived at it.
+struct Written<'a> {
+    writer: &'a str,
+    markdown: &'a str,
+    eval: &'a Evaluation,
+    looped: &'a quality::LoopResult,
 }
 
 struct Packaged {
@@ -290,12 +344,17 @@ fn package(
     config: &PipelineConfig,
     run: &Run,
     sources: &[EvidenceSource],
-    markdown: &str,
-    eval: &Evaluation,
+    written: &Written<'_>,
     ack: Option<&AckNotice>,
     gate: &gate::GateReport,
     timings: &BTreeMap<&str, u64>,
 ) -> std::io::Result<Packaged> {
+    let Written {
+        writer,
+        markdown,
+        eval,
+        looped,
+    } = *written;
     // The run id is a UUID from the store: it cannot name a path outside runs_dir.
     let dir = config.runs_dir.join(&run.id);
     std::fs::create_dir_all(&dir)?;
@@ -323,10 +382,19 @@ fn package(
         "procedure": run.procedure,
         "context": run.context,
         "attempt": run.attempts,
-        "writer": WRITER,
+        "writer": writer,
         "score": eval.score,
         "issues": eval.issues.len(),
-        "cost_usd": 0.0,
+        "quality_loop": {
+            "iterations": looped.iterations,
+            "best_iteration": looped.best.iteration,
+            "scores": looped.scores,
+            "stop_reason": looped.stop_reason.as_str(),
+            "revision_cost_usd": to_usd(looped.revision_pusd),
+            "revision_cap_usd": to_usd(looped.cap_pusd),
+            "reused_calls": looped.reused_calls,
+        },
+        "cost_usd": to_usd(looped.total_pusd),
         "config_digest": config.digest,
         "sources": sources.iter().map(|s| json!({ "id": s.id, "title": s.title, "tier": s.tier, "sha256": sha256_hex(s.text.as_bytes()), "demo": s.demo })).collect::<Vec<_>>(),
         "artifacts": artifacts,

@@ -88,6 +88,55 @@ struct Candidate {
     words: Vec<String>,
 }
 
+/// The title and the notice block every writer puts first: who wrote it, demonstration
+/// material, acknowledged evidence gaps.
+pub fn header(
+    procedure: &str,
+    writer_line: &str,
+    sources: &[EvidenceSource],
+    ack: Option<&AckNotice>,
+) -> String {
+    let mut md = format!("# {}\n\n> {writer_line}\n", procedure.trim());
+    if sources.iter().any(|s| s.demo) {
+        md.push_str(
+            ">\n> **Demonstrationsmateriale:** bygget på procedurewriters demobibliotek. \
+             Ikke klinisk vejledning.\n",
+        );
+    }
+    if let Some(a) = ack {
+        md.push_str(&format!(
+            ">\n> **Kvitterede evidenshuller:** mangler {}. Kvitteret af {}: \"{}\".\n",
+            a.missing_tiers.join(", "),
+            a.acknowledged_by,
+            a.note
+        ));
+    }
+    md
+}
+
+/// The reference list: every source among `cited`, by id.
+pub fn references(sources: &[EvidenceSource], cited: &[&str]) -> String {
+    let mut md = format!("## {REFERENCES}\n\n");
+    let mut refs: Vec<&EvidenceSource> = sources
+        .iter()
+        .filter(|s| cited.contains(&s.id.as_str()))
+        .collect();
+    refs.sort_by(|a, b| a.id.cmp(&b.id));
+    for s in refs {
+        let year = s.year.map(|y| format!(" ({y})")).unwrap_or_default();
+        let url = s
+            .url
+            .as_deref()
+            .map(|u| format!(". {u}"))
+            .unwrap_or_default();
+        md.push_str(&format!(
+            "- [S:{}] {}{year}{url}. Evidensniveau: {}.\n",
+            s.id, s.title, s.tier
+        ));
+    }
+    md
+}
+
 /// Writes the procedure as Markdown.
 pub fn write(procedure: &str, sources: &[EvidenceSource], ack: Option<&AckNotice>) -> String {
     let sections: Vec<_> = evidence_sections().collect();
@@ -138,25 +187,13 @@ pub fn write(procedure: &str, sources: &[EvidenceSource], ack: Option<&AckNotice
         taken.push(c);
     }
 
-    let mut md = format!("# {}\n\n", procedure.trim());
-    md.push_str(
-        "> Skrevet af procedurewriters offline-skribent ud fra afdelingens evidensbibliotek; \
-         hver sætning angiver sin kilde som [S:SRC….].\n",
+    let mut md = header(
+        procedure,
+        "Skrevet af procedurewriters offline-skribent ud fra afdelingens evidensbibliotek; \
+         hver sætning angiver sin kilde som [S:SRC….].",
+        sources,
+        ack,
     );
-    if sources.iter().any(|s| s.demo) {
-        md.push_str(
-            ">\n> **Demonstrationsmateriale:** bygget på procedurewriters demobibliotek. \
-             Ikke klinisk vejledning.\n",
-        );
-    }
-    if let Some(a) = ack {
-        md.push_str(&format!(
-            ">\n> **Kvitterede evidenshuller:** mangler {}. Kvitteret af {}: \"{}\".\n",
-            a.missing_tiers.join(", "),
-            a.acknowledged_by,
-            a.note
-        ));
-    }
     md.push('\n');
     let mut cited: Vec<&str> = Vec::new();
     for (i, section) in sections.iter().enumerate() {
@@ -195,24 +232,7 @@ pub fn write(procedure: &str, sources: &[EvidenceSource], ack: Option<&AckNotice
     if !checks.is_empty() {
         md.push('\n');
     }
-    md.push_str(&format!("## {REFERENCES}\n\n"));
-    let mut refs: Vec<&EvidenceSource> = sources
-        .iter()
-        .filter(|s| cited.contains(&s.id.as_str()))
-        .collect();
-    refs.sort_by(|a, b| a.id.cmp(&b.id));
-    for s in refs {
-        let year = s.year.map(|y| format!(" ({y})")).unwrap_or_default();
-        let url = s
-            .url
-            .as_deref()
-            .map(|u| format!(". {u}"))
-            .unwrap_or_default();
-        md.push_str(&format!(
-            "- [S:{}] {}{year}{url}. Evidensniveau: {}.\n",
-            s.id, s.title, s.tier
-        ));
-    }
+    md.push_str(&references(sources, &cited));
     debug_assert_eq!(OUTLINE.last().map(|s| s.heading), Some(REFERENCES));
     md
 }

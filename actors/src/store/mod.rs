@@ -11,10 +11,14 @@
 //! lets them read while the writer commits. Nothing here ever runs on an async thread: the
 //! async side only awaits oneshot replies.
 
+mod costs;
 mod library;
 mod runs;
 mod secrets;
 
+pub use costs::{
+    CallOutcome, CostQuery, CostReport, CostRow, NewLlmCall, ReloadRecord, StoredCall,
+};
 pub use library::{NewSource, Source, SourceHit, SourcePage};
 pub use runs::{ClaimedRun, Fenced};
 pub use secrets::{KeyCheck, SecretMeta, StoredSecret};
@@ -48,6 +52,7 @@ static MIGRATIONS: &[M<'static>] = &[
     M::up(include_str!("../../../migrations/0001_queue.sql")),
     M::up(include_str!("../../../migrations/0002_secrets.sql")),
     M::up(include_str!("../../../migrations/0003_library.sql")),
+    M::up(include_str!("../../../migrations/0004_llm_calls.sql")),
 ];
 
 /// SQLite's `synchronous` setting for the writer connection.

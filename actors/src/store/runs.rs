@@ -16,7 +16,7 @@ use std::collections::BTreeMap;
 const RUN_COLUMNS: &str = "seq, id, procedure, context, params, priority, status, attempts, \
      max_attempts, lease_owner, lease_token, locked_at, heartbeat_at, cancel_requested, error, \
      result, ack_required, ack_by, ack_note, ack_tiers, ack_at, idempotency_key, created_at, \
-     updated_at, started_at, finished_at";
+     updated_at, started_at, finished_at, cost_pusd, llm_calls, tokens_in, tokens_out";
 
 /// A run handed to a worker: the run as claimed (its `lease_token` is the worker's fence) and
 /// the lease owner it was claimed for.
@@ -85,6 +85,10 @@ fn run_from_row(row: &Row<'_>) -> rusqlite::Result<Run> {
         updated_at: row.get(23)?,
         started_at: row.get(24)?,
         finished_at: row.get(25)?,
+        cost_pusd: row.get(26)?,
+        llm_calls: super::costs::count(row, 27)?,
+        tokens_in: super::costs::count(row, 28)?,
+        tokens_out: super::costs::count(row, 29)?,
     })
 }
 
@@ -131,14 +135,14 @@ fn update_status(
 }
 
 /// The fields a fenced write checks, without decoding the whole row.
-struct LeaseState {
-    status: RunStatus,
-    lease_token: i64,
+pub(super) struct LeaseState {
+    pub(super) status: RunStatus,
+    pub(super) lease_token: i64,
     attempts: u32,
     max_attempts: u32,
 }
 
-fn lease_state(conn: &Connection, id: &str) -> Result<LeaseState> {
+pub(super) fn lease_state(conn: &Connection, id: &str) -> Result<LeaseState> {
     conn.prepare_cached(
         "SELECT status, lease_token, attempts, max_attempts FROM runs WHERE id = ?1",
     )?
@@ -316,6 +320,10 @@ impl Store {
                 updated_at: now,
                 started_at: None,
                 finished_at: None,
+                cost_pusd: 0,
+                llm_calls: 0,
+                tokens_in: 0,
+                tokens_out: 0,
             };
             tx.event(
                 &id,

@@ -4,6 +4,7 @@
 //! query methods; it never sees SQL or a connection. Every error leaves through
 //! [`ApiError`], so every 4xx/5xx has a JSON body.
 
+mod costs;
 mod error;
 mod keys;
 mod routes;
@@ -23,6 +24,7 @@ use hyper::{header, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use procedurewriter_actors::crypto::SecretKey;
 use procedurewriter_actors::{QueueActor, Store, Supervisor};
+use procedurewriter_pipeline::quality::HotLoopSettings;
 use procedurewriter_pipeline::tiers::TierRules;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -47,7 +49,12 @@ pub struct AppState {
     pub supervisor: Addr<Supervisor>,
     /// For reads only; writes go through the queue.
     pub store: Store,
+    /// The settings the daemon started with.
     pub settings: Settings,
+    /// The settings in force: those it started with, and the reloadable keys as last reloaded.
+    pub applied_settings: Mutex<Settings>,
+    /// The quality loop's settings as the runner reads them (SIGHUP replaces them).
+    pub loop_settings: HotLoopSettings,
     pub metrics: Arc<Metrics>,
     /// Set on SIGTERM/SIGINT: new work is refused with 503.
     shutting_down: AtomicBool,
@@ -68,6 +75,7 @@ impl AppState {
     pub fn new(
         services: Services,
         settings: Settings,
+        loop_settings: HotLoopSettings,
         instance: String,
         secret_key: SecretKey,
         rules: Arc<TierRules>,
@@ -82,7 +90,9 @@ impl AppState {
             queue,
             supervisor,
             store,
+            applied_settings: Mutex::new(settings.clone()),
             settings,
+            loop_settings,
             metrics,
             shutting_down: AtomicBool::new(false),
             shutdown_tx: watch::channel(false).0,

@@ -1,6 +1,8 @@
 //! Routing, and what every handler shares: reading bodies and query strings strictly, id
-//! checks, pagination. The handlers live by resource: `runs.rs`, `sources.rs`, `keys.rs`.
+//! checks, pagination. The handlers live by resource: `runs.rs`, `sources.rs`, `keys.rs`,
+//! `costs.rs`.
 
+use super::costs::{costs, reloads};
 use super::keys::{delete_key, get_key, list_keys, put_key};
 use super::runs::{
     ack, cancel, events, get_run, health, list, metrics, retry, run_artifact, write,
@@ -46,6 +48,16 @@ pub async fn route(state: &Arc<AppState>, req: Request<Incoming>) -> Answer {
             "/api/write",
             "POST",
             (method == Method::POST).then(|| boxed(write(state, req))),
+        ),
+        ["api", "costs"] => (
+            "/api/costs",
+            "GET",
+            (method == Method::GET).then(|| boxed(costs(state, req))),
+        ),
+        ["api", "reloads"] => (
+            "/api/reloads",
+            "GET",
+            (method == Method::GET).then(|| boxed(reloads(state, req))),
         ),
         ["api", "runs"] => (
             "/api/runs",

@@ -45,8 +45,24 @@ pub(super) async fn health(state: &Arc<AppState>) -> Handled {
             "version": env!("CARGO_PKG_VERSION"),
             "uptime_s": state.started.elapsed().as_secs(),
             "last_reload_error": reload_error,
+            "quality_loop": loop_settings(state),
         }),
     ))
+}
+
+/// The quality loop's settings in force (they change on SIGHUP).
+fn loop_settings(state: &AppState) -> Value {
+    let s = match state.loop_settings.read() {
+        Ok(g) => g.clone(),
+        Err(p) => p.into_inner().clone(),
+    };
+    json!({
+        "policy": s.policy.as_str(),
+        "quality_threshold": s.threshold,
+        "max_iterations": s.max_iterations,
+        "max_additional_cost_usd": procedurewriter_actors::model::money::to_usd(s.max_additional_cost_pusd),
+        "min_improvement": s.min_improvement,
+    })
 }
 
 pub(super) async fn metrics(state: &Arc<AppState>) -> Handled {
@@ -198,7 +214,15 @@ pub(super) async fn list(state: &Arc<AppState>, req: Request<Incoming>) -> Handl
 pub(super) async fn get_run(state: &Arc<AppState>, id: String) -> Handled {
     let id = check_run_id(&id)?;
     let run = state.store.get_run(id).await?;
-    Ok(json_response(StatusCode::OK, &run))
+    // The quality loop's outcome at the top level, next to the run's cost.
+    let mut body = serde_json::to_value(&run)
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?;
+    if let Some(r) = &run.result {
+        for k in ["score", "iterations", "stop_reason"] {
+            body[k] = r.get(k).cloned().unwrap_or(Value::Null);
+        }
+    }
+    Ok(json_response(StatusCode::OK, &body))
 }
 
 /// Cancel and retry take no body; an empty body or `{}` is accepted.

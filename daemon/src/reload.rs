@@ -1,0 +1,126 @@
+//! SIGHUP: re-read the configuration file and apply what can change in a running daemon.
+//!
+//! The quality loop's keys ([`HOT_KEYS`]) are applied at once: every loop iteration that starts
+//! afterwards, in running jobs too, reads them. Every other changed key is reported as needing
+//! a restart and left as it was, never half-applied. A file that fails to load changes
+//! nothing; its error is logged, recorded and shown by `/health` until a reload succeeds.
+//! Each reload that changed something (or failed) is recorded in `config_reloads`, and running
+//! runs get a `config_reloaded` event naming the applied keys (old → new).
+
+use crate::http::AppState;
+use crate::settings::{Settings, HOT_KEYS};
+use serde_json::{json, Map, Value};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// What one reload did.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Reloaded {
+    Applied {
+        applied: Map<String, Value>,
+        restart_required: Map<String, Value>,
+    },
+    Refused(String),
+}
+
+/// Re-reads `config_path` and applies its hot keys to `state`.
+pub async fn reload(state: &AppState, config_path: Option<&std::path::Path>) -> Reloaded {
+    let new = match Settings::load(config_path) {
+        Ok(s) => s,
+        Err(e) => {
+            let msg = e.to_string();
+            tracing::error!(cause = %msg, "configuration reload failed; keeping the running settings");
+            if let Ok(mut g) = state.last_reload_error.lock() {
+                *g = Some(msg.clone());
+            }
+            if let Err(e) = state
+                .store
+                .record_reload(json!({}), json!({}), Some(msg.clone()))
+                .await
+            {
+                tracing::error!(cause = %e, "cannot record the failed reload");
+            }
+            return Reloaded::Refused(msg);
+        }
+    };
+    if let Ok(mut g) = state.last_reload_error.lock() {
+        *g = None;
+    }
+    let mut in_force = match state.applied_settings.lock() {
+        Ok(g) => g.clone(),
+        Err(p) => p.into_inner().clone(),
+    };
+    let old = in_force.flatten();
+    let mut applied = Map::new();
+    let mut restart_required = Map::new();
+    for (k, v) in new.flatten() {
+        let before = old.get(&k).cloned().unwrap_or_default();
+        if before == v {
+            continue;
+        }
+        let change = json!([parse(&before), parse(&v)]);
+        if HOT_KEYS.contains(&k.as_str()) {
+            applied.insert(k, change);
+        } else {
+            restart_required.insert(k, change);
+        }
+    }
+    if !applied.is_empty() {
+        in_force.quality_loop_policy = new.quality_loop_policy.clone();
+        in_force.quality_loop_quality_threshold = new.quality_loop_quality_threshold;
+        in_force.quality_loop_max_iterations = new.quality_loop_max_iterations;
+        in_force.quality_loop_max_additional_cost_usd = new.quality_loop_max_additional_cost_usd;
+        in_force.quality_loop_min_improvement = new.quality_loop_min_improvement;
+        match state.loop_settings.write() {
+            Ok(mut g) => *g = in_force.loop_settings(),
+            Err(p) => *p.into_inner() = in_force.loop_settings(),
+        }
+        if let Ok(mut g) = state.applied_settings.lock() {
+            *g = in_force;
+        }
+        tracing::info!(keys = ?applied.keys().collect::<Vec<_>>(), "configuration reloaded: applied");
+    }
+    if !restart_required.is_empty() {
+        tracing::warn!(keys = ?restart_required.keys().collect::<Vec<_>>(), "configuration reloaded: these keys need a restart to take effect");
+    }
+    if applied.is_empty() && restart_required.is_empty() {
+        tracing::info!("configuration reloaded: nothing changed");
+    } else if let Err(e) = state
+        .store
+        .record_reload(
+            Value::Object(applied.clone()),
+            Value::Object(restart_required.clone()),
+            None,
+        )
+        .await
+    {
+        tracing::error!(cause = %e, "cannot record the reload (the settings are applied)");
+    }
+    Reloaded::Applied {
+        applied,
+        restart_required,
+    }
+}
+
+/// A flattened value back as JSON (they were rendered with `to_string`).
+fn parse(v: &str) -> Value {
+    serde_json::from_str(v).unwrap_or_else(|_| Value::String(v.to_string()))
+}
+
+/// Reloads on every SIGHUP (signal-hook's tokio stream; signals arriving during a reload are
+/// coalesced into the next one).
+pub fn spawn_handler(state: Arc<AppState>, config_path: Option<PathBuf>) {
+    use futures_util::StreamExt;
+    let mut signals = match signal_hook_tokio::Signals::new([signal_hook::consts::SIGHUP]) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!(cause = %e, "cannot listen for SIGHUP; configuration reload is unavailable");
+            return;
+        }
+    };
+    tokio::task::spawn_local(async move {
+        while signals.next().await.is_some() {
+            reload(&state, config_path.as_deref()).await;
+        }
+    });
+}

@@ -1,0 +1,84 @@
+//! Which writer the pipeline uses, from the `llm_*` settings: the offline writer, or a model
+//! behind an OpenAI-compatible or Anthropic API whose key is looked up at each call (the
+//! encrypted secret store first, then the environment).
+
+use crate::settings::{LlmProvider, Settings, SettingsError};
+use futures_util::future::BoxFuture;
+use procedurewriter_actors::crypto::{SecretKey, SecretValue};
+use procedurewriter_actors::Store;
+use procedurewriter_pipeline::llm::anthropic::Anthropic;
+use procedurewriter_pipeline::llm::openai::OpenAi;
+use procedurewriter_pipeline::llm::{KeyLookup, Llm, Provider, RetryPolicy};
+use procedurewriter_pipeline::writers::{LlmWriter, OfflineWriter, Writer};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How long connecting to a provider may take (part of `llm_timeout_s`).
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The writer the settings name.
+pub fn build(
+    settings: &Settings,
+    store: &Store,
+    key: &SecretKey,
+) -> Result<Arc<dyn Writer>, SettingsError> {
+    if settings.llm_provider == LlmProvider::Offline {
+        return Ok(Arc::new(OfflineWriter));
+    }
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs_f64(settings.llm_timeout_s))
+        .connect_timeout(CONNECT_TIMEOUT.min(Duration::from_secs_f64(settings.llm_timeout_s)))
+        .user_agent(concat!("procedurewriter/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .map_err(|e| SettingsError(format!("cannot build the HTTP client for the model: {e}")))?;
+    let base = settings.llm_base_url();
+    let model = settings.llm_model.trim();
+    let provider: Arc<dyn Provider> = match settings.llm_provider {
+        LlmProvider::Anthropic => Arc::new(Anthropic::new(client, &base, model)),
+        _ => Arc::new(OpenAi::new(client, &base, model)),
+    };
+    let (_, price) = settings
+        .prices()?
+        .lookup(model)
+        .ok_or_else(|| SettingsError(format!("key `llm_model`: {model:?} has no price")))?;
+    let (secret_name, env_var) = settings.llm_key_names();
+    tracing::info!(provider = provider.name(), model, base_url = %base, key_secret = %secret_name, key_env = %env_var, "writing with a language model");
+    Ok(Arc::new(LlmWriter {
+        llm: Llm {
+            provider,
+            price,
+            keys: key_lookup(store.clone(), key.clone(), secret_name, env_var),
+            retry: RetryPolicy {
+                max_retries: settings.llm_max_retries,
+                base_delay: Duration::from_secs_f64(settings.llm_retry_base_delay_s),
+                max_delay: Duration::from_secs_f64(settings.llm_retry_max_delay_s),
+            },
+            max_tokens: settings.llm_max_tokens,
+            min_output_tokens: settings.llm_min_output_tokens,
+        },
+    }))
+}
+
+/// The stored secret `name`, else the environment variable `env_var`, else no key.
+fn key_lookup(store: Store, key: SecretKey, name: String, env_var: String) -> KeyLookup {
+    Arc::new(
+        move || -> BoxFuture<'static, Result<Option<SecretValue>, String>> {
+            let store = store.clone();
+            let key = key.clone();
+            let name = name.clone();
+            let env_var = env_var.clone();
+            Box::pin(async move {
+                match store.get_secret(name.clone(), key).await {
+                    Ok(Some(stored)) => stored.value.map(Some).map_err(|e| {
+                        format!("the stored API key {name:?} cannot be used: {e}; PUT it again")
+                    }),
+                    Ok(None) => Ok(std::env::var(&env_var)
+                        .ok()
+                        .filter(|v| !v.is_empty())
+                        .map(SecretValue::new)),
+                    Err(e) => Err(format!("cannot read the stored API key {name:?}: {e}")),
+                }
+            })
+        },
+    )
+}

@@ -1,0 +1,564 @@
+//! Language-model providers and the one way the pipeline calls them: [`Llm::call`].
+//!
+//! A call is planned against what its budget has left (the worst case — input counted
+//! conservatively, plus `max_tokens` of output at the model's price — must fit, and
+//! `max_tokens` shrinks to fit), replayed if an earlier attempt of the run already finished the
+//! same step, retried with backoff and jitter on 429, 5xx, timeouts and resets (honouring
+//! `Retry-After`), and every HTTP attempt is recorded with its usage and cost in the store,
+//! failed ones included.
+//!
+//! Input tokens are counted as the prompt's UTF-8 bytes plus [`MESSAGE_OVERHEAD_TOKENS`]:
+//! every tokenizer these APIs use (byte-level BPE) turns at least one byte into each token, so
+//! the estimate is never below what the provider will report. The cap also relies on the
+//! provider never returning more than `max_tokens` of output, which the APIs guarantee.
+
+pub mod anthropic;
+pub mod openai;
+pub mod prices;
+
+use crate::library::sha256_hex;
+use futures_util::future::BoxFuture;
+use prices::Price;
+use procedurewriter_actors::crypto::SecretValue;
+use procedurewriter_actors::store::{CallOutcome, NewLlmCall};
+use procedurewriter_actors::JobContext;
+use serde_json::json;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Tokens added to the byte count of a prompt for the chat framing of its messages.
+pub const MESSAGE_OVERHEAD_TOKENS: u64 = 64;
+
+/// Longest provider message kept in an error.
+const MAX_ERROR_CHARS: usize = 400;
+
+/// One chat exchange: a system prompt, a user prompt, and the output limit.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChatRequest {
+    pub system: String,
+    pub user: String,
+    pub max_tokens: u32,
+}
+
+/// What a provider answered, with the usage it reported.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Completion {
+    pub text: String,
+    pub tokens_in: u64,
+    pub tokens_out: u64,
+    /// The output stopped at `max_tokens`.
+    pub truncated: bool,
+}
+
+/// Why one HTTP attempt failed. The message never contains the API key (see [`redact`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct CallError {
+    pub message: String,
+    /// 429, 5xx, timeouts and connection failures are retried; other 4xx are not.
+    pub retryable: bool,
+    /// What the provider asked us to wait (`retry-after-ms` or `Retry-After`).
+    pub retry_after: Option<Duration>,
+}
+
+impl CallError {
+    pub fn terminal(message: String) -> Self {
+        CallError {
+            message,
+            retryable: false,
+            retry_after: None,
+        }
+    }
+}
+
+/// A model behind an HTTP API. One `send` is one HTTP request; retries are [`Llm`]'s.
+pub trait Provider: Send + Sync {
+    /// `openai` or `anthropic` (recorded with each call).
+    fn name(&self) -> &'static str;
+    fn model(&self) -> &str;
+    fn send<'a>(
+        &'a self,
+        req: &'a ChatRequest,
+        key: Option<&'a SecretValue>,
+    ) -> BoxFuture<'a, Result<Completion, CallError>>;
+}
+
+/// Finds the API key at call time (the secret store, then the environment), so a key put over
+/// HTTP is used by the next call. `Err` when a stored key exists but cannot be used.
+pub type KeyLookup =
+    Arc<dyn Fn() -> BoxFuture<'static, Result<Option<SecretValue>, String>> + Send + Sync>;
+
+/// How failed attempts are retried.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RetryPolicy {
+    /// Retries after the first attempt.
+    pub max_retries: u32,
+    /// The first backoff; it doubles per retry, with jitter, up to `max_delay`.
+    pub base_delay: Duration,
+    /// The longest wait between attempts; a `Retry-After` beyond it fails the call instead.
+    pub max_delay: Duration,
+}
+
+/// The pipeline's model: a provider, its price, its key and its limits.
+pub struct Llm {
+    pub provider: Arc<dyn Provider>,
+    pub price: Price,
+    pub keys: KeyLookup,
+    pub retry: RetryPolicy,
+    /// `max_tokens` of a call with room to spare.
+    pub max_tokens: u32,
+    /// A call that cannot be given at least this many output tokens is not made.
+    pub min_output_tokens: u32,
+}
+
+/// Which step of the run a call is: the first draft, or a revision of the quality loop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stage {
+    Draft,
+    Revision,
+}
+
+impl Stage {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Stage::Draft => "draft",
+            Stage::Revision => "revision",
+        }
+    }
+}
+
+/// The run step a call belongs to.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Step {
+    pub stage: Stage,
+    /// 1 for the draft, 2.. for revisions.
+    pub iteration: u32,
+    /// The run's attempt (recorded with the call).
+    pub attempt: u32,
+}
+
+/// How a call ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum CallResult {
+    /// A completion. `reused`: an earlier attempt's result, paid for then.
+    Done {
+        completion: Completion,
+        reused: bool,
+        max_tokens: u32,
+    },
+    /// The call does not fit in the budget; `worst_case_pusd` is what its smallest useful
+    /// version could cost.
+    CapReached { worst_case_pusd: i64 },
+    /// The run was cancelled before or during the call.
+    Cancelled,
+}
+
+/// A call and what it spent (pico-USD), whatever its result.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Spent<T> {
+    pub value: T,
+    pub cost_pusd: i64,
+    /// HTTP attempts made (0 when reused or refused by the budget).
+    pub attempts: u32,
+}
+
+/// Why a call failed for good.
+#[derive(Debug, thiserror::Error)]
+pub enum LlmError {
+    /// The provider refused, or kept failing through every retry.
+    #[error("{message}")]
+    Provider { message: String, cost_pusd: i64 },
+    /// The call could not be recorded.
+    #[error(transparent)]
+    Store(#[from] procedurewriter_actors::Error),
+}
+
+/// The prompt's input tokens, counted so that no tokenizer reports more (see the module).
+pub fn estimate_input_tokens(system: &str, user: &str) -> u64 {
+    (system.len() + user.len()) as u64 + MESSAGE_OVERHEAD_TOKENS
+}
+
+/// Plans a call of `input_tokens` against `remaining` pico-USD (None: no limit): the
+/// `max_tokens` to send, or the worst case of the smallest useful call when even that does
+/// not fit.
+pub fn plan(
+    price: Price,
+    input_tokens: u64,
+    remaining: Option<i64>,
+    max_tokens: u32,
+    min_output_tokens: u32,
+) -> Result<u32, i64> {
+    let Some(remaining) = remaining else {
+        return Ok(max_tokens);
+    };
+    let input_cost = price.cost(input_tokens, 0);
+    let smallest = price.cost(input_tokens, u64::from(min_output_tokens.min(max_tokens)));
+    if smallest > remaining {
+        return Err(smallest);
+    }
+    if price.output_pico_per_token == 0 {
+        return Ok(max_tokens);
+    }
+    let affordable = (remaining - input_cost) / price.output_pico_per_token;
+    Ok(affordable.clamp(0, i64::from(max_tokens)) as u32)
+}
+
+/// Removes the key from a provider message: no run of 8 or more of its characters survives.
+pub fn redact(text: &str, key: Option<&SecretValue>) -> String {
+    let mut out = text.to_string();
+    if let Some(k) = key {
+        let k = k.expose();
+        const RUN: usize = 8;
+        if k.len() >= RUN && k.is_ascii() {
+            for i in 0..=(k.len() - RUN) {
+                let part = &k[i..i + RUN];
+                if out.contains(part) {
+                    out = out.replace(part, "***");
+                }
+            }
+        } else if !k.is_empty() {
+            out = out.replace(k, "***");
+        }
+    }
+    out
+}
+
+/// The step's identity for replay.
+fn step_key(provider: &str, model: &str, step: Step, system: &str, user: &str) -> String {
+    let mut h = String::new();
+    for part in [
+        provider,
+        model,
+        step.stage.as_str(),
+        &step.iteration.to_string(),
+        system,
+        user,
+    ] {
+        h.push_str(&part.len().to_string());
+        h.push(':');
+        h.push_str(part);
+    }
+    sha256_hex(h.as_bytes())
+}
+
+/// The wait before retry `n` (0-based): exponential with jitter in its upper half, at least
+/// what the provider asked.
+fn backoff(policy: &RetryPolicy, n: u32, retry_after: Option<Duration>) -> Duration {
+    let exp = policy
+        .base_delay
+        .saturating_mul(1u32 << n.min(16))
+        .min(policy.max_delay);
+    let jittered = exp.mul_f64(0.5 + fastrand::f64() * 0.5);
+    jittered.max(retry_after.unwrap_or_default())
+}
+
+impl Llm {
+    pub fn provider_name(&self) -> &'static str {
+        self.provider.name()
+    }
+
+    pub fn model(&self) -> &str {
+        self.provider.model()
+    }
+
+    /// Makes (or replays) one step's call. `budget`: what the call may cost at most (pico-USD;
+    /// None: no limit). Every HTTP attempt is recorded under the job's lease.
+    pub async fn call(
+        &self,
+        ctx: &JobContext,
+        step: Step,
+        system: &str,
+        user: &str,
+        budget: Option<i64>,
+    ) -> Result<Spent<CallResult>, LlmError> {
+        let provider = self.provider.name();
+        let model = self.provider.model().to_string();
+        let key = step_key(provider, &model, step, system, user);
+        if let Some(lease) = ctx.lease() {
+            let found = lease
+                .store
+                .reusable_llm_call(lease.run_id.clone(), key.clone())
+                .await?;
+            if let Some(stored) = found {
+                ctx.event(
+                    "llm_call_reused",
+                    json!({
+                        "stage": step.stage.as_str(), "iteration": step.iteration,
+                        "call_id": stored.id, "from_attempt": stored.attempt,
+                        "tokens_in": stored.tokens_in, "tokens_out": stored.tokens_out,
+                        "cost_usd_not_spent_again": procedurewriter_actors::model::money::to_usd(stored.cost_pusd),
+                    }),
+                )
+                .await?;
+                return Ok(Spent {
+                    value: CallResult::Done {
+                        completion: Completion {
+                            text: stored.response,
+                            tokens_in: stored.tokens_in,
+                            tokens_out: stored.tokens_out,
+                            truncated: false,
+                        },
+                        reused: true,
+                        max_tokens: 0,
+                    },
+                    cost_pusd: 0,
+                    attempts: 0,
+                });
+            }
+        }
+        let input_tokens = estimate_input_tokens(system, user);
+        let mut spent: i64 = 0;
+        let mut attempts = 0u32;
+        loop {
+            if ctx.is_cancelled() {
+                return Ok(Spent {
+                    value: CallResult::Cancelled,
+                    cost_pusd: spent,
+                    attempts,
+                });
+            }
+            let max_tokens = match plan(
+                self.price,
+                input_tokens,
+                budget.map(|b| b - spent),
+                self.max_tokens,
+                self.min_output_tokens,
+            ) {
+                Ok(m) => m,
+                Err(worst_case_pusd) => {
+                    return Ok(Spent {
+                        value: CallResult::CapReached { worst_case_pusd },
+                        cost_pusd: spent,
+                        attempts,
+                    })
+                }
+            };
+            let api_key = (self.keys)().await.map_err(|message| LlmError::Provider {
+                message,
+                cost_pusd: spent,
+            })?;
+            let req = ChatRequest {
+                system: system.to_string(),
+                user: user.to_string(),
+                max_tokens,
+            };
+            attempts += 1;
+            let started = Instant::now();
+            let sent = tokio::select! {
+                r = self.provider.send(&req, api_key.as_ref()) => Some(r),
+                _ = ctx.cancelled() => None,
+            };
+            let latency_ms = started.elapsed().as_millis() as u64;
+            let (tokens_in, tokens_out, outcome) = match &sent {
+                Some(Ok(c)) => (
+                    c.tokens_in,
+                    c.tokens_out,
+                    CallOutcome::Ok {
+                        response: c.text.clone(),
+                    },
+                ),
+                Some(Err(e)) => (
+                    0,
+                    0,
+                    CallOutcome::Error {
+                        error: redact(&e.message, api_key.as_ref()),
+                    },
+                ),
+                None => (0, 0, CallOutcome::Cancelled),
+            };
+            let cost = self.price.cost(tokens_in, tokens_out);
+            spent = spent.saturating_add(cost);
+            if let Some(lease) = ctx.lease() {
+                lease
+                    .store
+                    .record_llm_call(NewLlmCall {
+                        run_id: lease.run_id.clone(),
+                        attempt: step.attempt,
+                        lease_token: lease.token,
+                        owner: lease.owner.clone(),
+                        stage: step.stage.as_str().to_string(),
+                        iteration: step.iteration,
+                        provider: provider.to_string(),
+                        model: model.clone(),
+                        step_key: key.clone(),
+                        tokens_in,
+                        tokens_out,
+                        cost_pusd: cost,
+                        latency_ms,
+                        outcome,
+                    })
+                    .await?;
+            }
+            match sent {
+                None => {
+                    return Ok(Spent {
+                        value: CallResult::Cancelled,
+                        cost_pusd: spent,
+                        attempts,
+                    })
+                }
+                Some(Ok(completion)) => {
+                    return Ok(Spent {
+                        value: CallResult::Done {
+                            completion,
+                            reused: false,
+                            max_tokens,
+                        },
+                        cost_pusd: spent,
+                        attempts,
+                    })
+                }
+                Some(Err(e)) => {
+                    let message = redact(&e.message, api_key.as_ref());
+                    let too_long = e.retry_after.is_some_and(|d| d > self.retry.max_delay);
+                    if !e.retryable || attempts > self.retry.max_retries || too_long {
+                        let why = if !e.retryable {
+                            String::new()
+                        } else if too_long {
+                            format!(
+                                " (the provider asked to wait {:.0} s, beyond llm_retry_max_delay_s)",
+                                e.retry_after.unwrap_or_default().as_secs_f64()
+                            )
+                        } else {
+                            format!(" (after {attempts} attempts)")
+                        };
+                        return Err(LlmError::Provider {
+                            message: format!("{provider} model {model} failed{why}: {message}"),
+                            cost_pusd: spent,
+                        });
+                    }
+                    let wait = backoff(&self.retry, attempts - 1, e.retry_after);
+                    tracing::warn!(provider, model = %model, attempt = attempts, wait_ms = wait.as_millis() as u64, error = %message, "model call failed; retrying");
+                    tokio::select! {
+                        _ = tokio::time::sleep(wait) => {}
+                        _ = ctx.cancelled() => {}
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Reads a provider's error response: 429/408/5xx are retryable; the message is the
+/// provider's own (via `extract`) or the start of the body.
+pub(crate) fn http_error(
+    provider: &str,
+    status: reqwest::StatusCode,
+    headers: &reqwest::header::HeaderMap,
+    body: &[u8],
+    extract: impl Fn(&serde_json::Value) -> Option<String>,
+) -> CallError {
+    let text = serde_json::from_slice::<serde_json::Value>(body)
+        .ok()
+        .and_then(|v| extract(&v))
+        .unwrap_or_else(|| String::from_utf8_lossy(body).into_owned());
+    let text: String = text.chars().take(MAX_ERROR_CHARS).collect();
+    let code = status.as_u16();
+    let retryable = code == 429 || code == 408 || status.is_server_error();
+    let retry_after = headers
+        .get("retry-after-ms")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .filter(|ms| ms.is_finite() && *ms >= 0.0)
+        .map(|ms| Duration::from_secs_f64(ms / 1000.0))
+        .or_else(|| {
+            let v = headers
+                .get(reqwest::header::RETRY_AFTER)?
+                .to_str()
+                .ok()?
+                .trim();
+            match v.parse::<f64>() {
+                Ok(s) if s.is_finite() && s >= 0.0 => Some(Duration::from_secs_f64(s)),
+                Ok(_) => None,
+                Err(_) => httpdate::parse_http_date(v).ok().map(|t| {
+                    t.duration_since(std::time::SystemTime::now())
+                        .unwrap_or_default()
+                }),
+            }
+        });
+    CallError {
+        message: format!("{provider} answered {code}: {}", text.trim()),
+        retryable,
+        retry_after,
+    }
+}
+
+/// A request that got no HTTP answer: timeouts and connection failures are retryable.
+pub(crate) fn transport_error(provider: &str, e: reqwest::Error) -> CallError {
+    let what = if e.is_timeout() {
+        "timed out"
+    } else if e.is_connect() {
+        "cannot connect"
+    } else {
+        "request failed"
+    };
+    // The URL carries no secret (keys travel in headers), so the error may name it.
+    CallError {
+        message: format!("{provider} {what}: {e}"),
+        retryable: e.is_timeout() || e.is_connect() || e.is_request() || e.is_body(),
+        retry_after: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const P: Price = Price {
+        input_pico_per_token: 2_500_000,
+        output_pico_per_token: 10_000_000,
+    };
+
+    #[test]
+    fn plan_shrinks_max_tokens_to_what_remains_and_refuses_what_cannot_fit() {
+        // 1000 input tokens at 2.5 USD/M = 0.0025 USD; output 10 USD/M.
+        assert_eq!(plan(P, 1000, None, 4096, 256), Ok(4096));
+        let input = P.cost(1000, 0);
+        assert_eq!(
+            plan(P, 1000, Some(input + P.cost(0, 5000)), 4096, 256),
+            Ok(4096)
+        );
+        assert_eq!(
+            plan(P, 1000, Some(input + P.cost(0, 300)), 4096, 256),
+            Ok(300)
+        );
+        assert_eq!(
+            plan(P, 1000, Some(input + P.cost(0, 255)), 4096, 256),
+            Err(input + P.cost(0, 256))
+        );
+        assert!(plan(P, 1000, Some(-5), 4096, 256).is_err());
+        let free = Price {
+            input_pico_per_token: 0,
+            output_pico_per_token: 0,
+        };
+        assert_eq!(plan(free, 10, Some(0), 4096, 256), Ok(4096));
+    }
+
+    #[test]
+    fn the_key_never_survives_redaction() {
+        let key = SecretValue::new("sk-test-abcdefghijklmnopqrstuvwxyz0123".into());
+        let msg = "Incorrect API key provided: sk-test-abcdefghijklmnopqrstuvwxyz0123. Also ...wxyz0123 and sk-test-abcdefgh";
+        let out = redact(msg, Some(&key));
+        for i in 0..=(key.expose().len() - 8) {
+            assert!(!out.contains(&key.expose()[i..i + 8]), "{out}");
+        }
+        assert!(out.starts_with("Incorrect API key provided: ***"));
+    }
+
+    #[test]
+    fn backoff_grows_stays_bounded_and_honours_retry_after() {
+        let p = RetryPolicy {
+            max_retries: 5,
+            base_delay: Duration::from_millis(100),
+            max_delay: Duration::from_secs(2),
+        };
+        for n in 0..10 {
+            let d = backoff(&p, n, None);
+            let exp = Duration::from_millis(100 * (1 << n.min(16))).min(p.max_delay);
+            assert!(d >= exp / 2 && d <= exp, "{n}: {d:?}");
+        }
+        assert_eq!(
+            backoff(&p, 0, Some(Duration::from_secs(1))),
+            Duration::from_secs(1)
+        );
+    }
+}

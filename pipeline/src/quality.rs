@@ -1,0 +1,344 @@
+//! The quality loop: a first draft, then revisions of the best draft so far, each scored by
+//! the evaluator, until one of the stop reasons holds. Its spending on revisions can never go
+//! beyond `quality_loop_max_additional_cost_usd`: before each call the writer plans it against
+//! what remains (see [`crate::llm::plan`]) and a call that cannot fit is not made.
+//!
+//! The settings are read afresh at the start of every iteration, so a SIGHUP that lowers the
+//! cap or the iteration limit stops a running job at its next iteration. What a run already
+//! spent on revisions in earlier attempts counts against the cap too.
+
+use crate::evaluate::{self, Evaluation};
+use crate::llm::LlmError;
+use crate::writers::{Brief, Drafted, Task, Writer};
+use procedurewriter_actors::model::money::to_usd;
+use procedurewriter_actors::JobContext;
+use serde_json::json;
+use std::sync::{Arc, RwLock};
+
+/// `quality_loop_policy`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LoopPolicy {
+    /// Revise until a stop reason holds.
+    Auto,
+    /// Stop after the first draft; revising is a person's decision.
+    Manual,
+    /// Never revise.
+    Off,
+}
+
+impl LoopPolicy {
+    pub fn parse(s: &str) -> Option<LoopPolicy> {
+        match s {
+            "auto" => Some(LoopPolicy::Auto),
+            "manual" => Some(LoopPolicy::Manual),
+            "off" => Some(LoopPolicy::Off),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LoopPolicy::Auto => "auto",
+            LoopPolicy::Manual => "manual",
+            LoopPolicy::Off => "off",
+        }
+    }
+}
+
+/// The loop's settings (the `quality_loop_*` keys); reloadable.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LoopSettings {
+    pub policy: LoopPolicy,
+    /// Stop when the best score reaches this (0–10).
+    pub threshold: f64,
+    /// Drafts at most, the first included.
+    pub max_iterations: u32,
+    /// What revisions may spend beyond the first draft (pico-USD).
+    pub max_additional_cost_pusd: i64,
+    /// Stop when a revision improves the best score by less than this.
+    pub min_improvement: f64,
+}
+
+/// The settings shared with the SIGHUP handler; each iteration reads a copy.
+pub type HotLoopSettings = Arc<RwLock<LoopSettings>>;
+
+fn current(settings: &HotLoopSettings) -> LoopSettings {
+    match settings.read() {
+        Ok(g) => g.clone(),
+        Err(poisoned) => poisoned.into_inner().clone(),
+    }
+}
+
+/// Why the loop stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StopReason {
+    ThresholdMet,
+    MaxIterations,
+    CostCap,
+    Plateau,
+    PolicyManual,
+    PolicyOff,
+    Cancelled,
+}
+
+impl StopReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StopReason::ThresholdMet => "threshold_met",
+            StopReason::MaxIterations => "max_iterations",
+            StopReason::CostCap => "cost_cap",
+            StopReason::Plateau => "plateau",
+            StopReason::PolicyManual => "policy_manual",
+            StopReason::PolicyOff => "policy_off",
+            StopReason::Cancelled => "cancelled",
+        }
+    }
+}
+
+/// A scored draft.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Draft {
+    pub markdown: String,
+    pub eval: Evaluation,
+    pub iteration: u32,
+}
+
+/// What the run spent before this attempt (pico-USD), by stage.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct PriorSpend {
+    pub draft_pusd: i64,
+    pub revision_pusd: i64,
+}
+
+/// A finished loop.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LoopResult {
+    /// The best-scoring draft (the earliest of equals), not necessarily the last.
+    pub best: Draft,
+    /// Drafts written and scored, the first included.
+    pub iterations: u32,
+    pub stop_reason: StopReason,
+    /// Each draft's score, in order.
+    pub scores: Vec<f64>,
+    /// Spent on revisions over all attempts of the run, and the cap it was held to (pico-USD).
+    pub revision_pusd: i64,
+    pub cap_pusd: i64,
+    /// Spent on the run's model calls over all its attempts (pico-USD).
+    pub total_pusd: i64,
+    /// Calls reused from earlier attempts.
+    pub reused_calls: u32,
+}
+
+/// How the loop ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum LoopEnd {
+    Finished(Box<LoopResult>),
+    /// Cancelled before a first draft existed, or while revising (the run is cancelled, not
+    /// finished with a partial result).
+    Cancelled,
+}
+
+async fn event(ctx: &JobContext, kind: &str, details: serde_json::Value) -> Result<(), LlmError> {
+    ctx.event(kind, details).await?;
+    Ok(())
+}
+
+/// Runs the loop for one run attempt.
+pub async fn run(
+    ctx: &JobContext,
+    writer: &dyn Writer,
+    brief: Brief<'_>,
+    settings: &HotLoopSettings,
+    prior: PriorSpend,
+) -> Result<LoopEnd, LlmError> {
+    let s = current(settings);
+    let mut spent_now: i64 = 0;
+    let mut revision_pusd = prior.revision_pusd;
+    let mut reused_calls = 0;
+    let total = |spent_now: i64| prior.draft_pusd + prior.revision_pusd + spent_now;
+
+    event(
+        ctx,
+        "iteration_started",
+        json!({ "iteration": 1, "stage": "draft", "writer": writer.name(), "policy": s.policy.as_str() }),
+    )
+    .await?;
+    let first = writer.write(ctx, brief, Task::Draft, 1, None).await?;
+    spent_now += first.cost_pusd;
+    let (markdown, reused, max_tokens, truncated) = match first.value {
+        Drafted::Text {
+            markdown,
+            reused,
+            max_tokens,
+            truncated,
+        } => (markdown, reused, max_tokens, truncated),
+        Drafted::Cancelled | Drafted::CapReached { .. } => {
+            event(
+                ctx,
+                "quality_loop_stopped",
+                json!({ "reason": StopReason::Cancelled.as_str(), "iterations": 0 }),
+            )
+            .await?;
+            return Ok(LoopEnd::Cancelled);
+        }
+    };
+    reused_calls += u32::from(reused);
+    let eval = evaluate::evaluate(&markdown, brief.sources);
+    let mut scores = vec![eval.score];
+    event(
+        ctx,
+        "iteration_scored",
+        json!({
+            "iteration": 1, "score": eval.score, "best_score": eval.score, "issues": eval.issues.len(),
+            "cost_usd": to_usd(first.cost_pusd), "cost_so_far_usd": to_usd(total(spent_now)),
+            "revision_spent_usd": to_usd(revision_pusd),
+            "remaining_usd": to_usd((s.max_additional_cost_pusd - revision_pusd).max(0)),
+            "reused": reused, "truncated": truncated, "max_tokens": max_tokens,
+        }),
+    )
+    .await?;
+    let mut best = Draft {
+        markdown,
+        eval,
+        iteration: 1,
+    };
+    let mut iteration = 1u32;
+    let mut last_improvement: Option<f64> = None;
+    let mut cap;
+
+    let reason = loop {
+        // The settings in force for this iteration (a SIGHUP may have changed them).
+        let s = current(settings);
+        cap = s.max_additional_cost_pusd;
+        if ctx.is_cancelled() {
+            break StopReason::Cancelled;
+        }
+        match s.policy {
+            LoopPolicy::Off => break StopReason::PolicyOff,
+            LoopPolicy::Manual => break StopReason::PolicyManual,
+            LoopPolicy::Auto => {}
+        }
+        if best.eval.score >= s.threshold {
+            break StopReason::ThresholdMet;
+        }
+        if last_improvement.is_some_and(|i| i < s.min_improvement) {
+            break StopReason::Plateau;
+        }
+        if iteration >= s.max_iterations {
+            break StopReason::MaxIterations;
+        }
+        let remaining = s.max_additional_cost_pusd - revision_pusd;
+        let task = Task::Revise {
+            previous: &best.markdown,
+            issues: &best.eval.issues,
+        };
+        if let Err(worst_case_pusd) = writer.plan(brief, task, iteration + 1, remaining) {
+            event(
+                ctx,
+                "cost_cap_reached",
+                json!({
+                    "iteration": iteration + 1, "spent_usd": to_usd(revision_pusd),
+                    "cap_usd": to_usd(cap), "remaining_usd": to_usd(remaining.max(0)),
+                    "worst_case_usd": to_usd(worst_case_pusd),
+                }),
+            )
+            .await?;
+            break StopReason::CostCap;
+        }
+        iteration += 1;
+        event(
+            ctx,
+            "iteration_started",
+            json!({
+                "iteration": iteration, "stage": "revision", "revising_iteration": best.iteration,
+                "issues": best.eval.issues.len(), "threshold": s.threshold,
+                "max_iterations": s.max_iterations, "cap_usd": to_usd(cap),
+                "min_improvement": s.min_improvement,
+                "revision_spent_usd": to_usd(revision_pusd), "remaining_usd": to_usd(remaining),
+            }),
+        )
+        .await?;
+        let got = writer
+            .write(ctx, brief, task, iteration, Some(remaining))
+            .await?;
+        spent_now += got.cost_pusd;
+        revision_pusd += got.cost_pusd;
+        let (markdown, reused, max_tokens, truncated) = match got.value {
+            Drafted::Text {
+                markdown,
+                reused,
+                max_tokens,
+                truncated,
+            } => (markdown, reused, max_tokens, truncated),
+            Drafted::Cancelled => break StopReason::Cancelled,
+            Drafted::CapReached { worst_case_pusd } => {
+                // Retries inside the call spent what was left.
+                iteration -= 1;
+                event(
+                    ctx,
+                    "cost_cap_reached",
+                    json!({
+                        "iteration": iteration + 1, "spent_usd": to_usd(revision_pusd),
+                        "cap_usd": to_usd(cap),
+                        "remaining_usd": to_usd((cap - revision_pusd).max(0)),
+                        "worst_case_usd": to_usd(worst_case_pusd),
+                    }),
+                )
+                .await?;
+                break StopReason::CostCap;
+            }
+        };
+        reused_calls += u32::from(reused);
+        let eval = evaluate::evaluate(&markdown, brief.sources);
+        let improvement = eval.score - best.eval.score;
+        scores.push(eval.score);
+        last_improvement = Some(improvement);
+        let score = eval.score;
+        let issues = eval.issues.len();
+        if score > best.eval.score {
+            best = Draft {
+                markdown,
+                eval,
+                iteration,
+            };
+        }
+        event(
+            ctx,
+            "iteration_scored",
+            json!({
+                "iteration": iteration, "score": score, "best_score": best.eval.score,
+                "best_iteration": best.iteration, "improvement": (improvement * 100.0).round() / 100.0,
+                "issues": issues, "cost_usd": to_usd(got.cost_pusd),
+                "cost_so_far_usd": to_usd(total(spent_now)),
+                "revision_spent_usd": to_usd(revision_pusd),
+                "remaining_usd": to_usd((cap - revision_pusd).max(0)),
+                "reused": reused, "truncated": truncated, "max_tokens": max_tokens,
+            }),
+        )
+        .await?;
+    };
+    event(
+        ctx,
+        "quality_loop_stopped",
+        json!({
+            "reason": reason.as_str(), "iterations": scores.len(), "best_iteration": best.iteration,
+            "best_score": best.eval.score, "scores": scores,
+            "revision_spent_usd": to_usd(revision_pusd), "cap_usd": to_usd(cap),
+            "cost_so_far_usd": to_usd(total(spent_now)),
+        }),
+    )
+    .await?;
+    if reason == StopReason::Cancelled {
+        return Ok(LoopEnd::Cancelled);
+    }
+    Ok(LoopEnd::Finished(Box::new(LoopResult {
+        iterations: scores.len() as u32,
+        best,
+        stop_reason: reason,
+        scores,
+        revision_pusd,
+        cap_pusd: cap,
+        total_pusd: total(spent_now),
+        reused_calls,
+    })))
+}
