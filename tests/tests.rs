@@ -8,6 +8,7 @@ mod cli;
 mod library;
 mod lifecycle;
 mod pipeline;
+mod quality;
 mod recovery;
 mod secrets;
 mod startup;

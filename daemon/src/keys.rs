@@ -19,6 +19,14 @@ use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use zeroize::Zeroizing;
 
+/// The API keys the daemon knows (stored secrets, `/api/keys/{name}`), each with the
+/// environment variable used when none is stored.
+pub const API_KEYS: &[(&str, &str)] = &[
+    ("openai_api_key", "OPENAI_API_KEY"),
+    ("anthropic_api_key", "ANTHROPIC_API_KEY"),
+    ("ncbi_api_key", "NCBI_API_KEY"),
+];
+
 /// The environment variable that carries the key (base64 of 32 bytes) instead of a file.
 pub const KEY_ENV: &str = "PROCEDUREWRITER_SECRET_KEY";
 

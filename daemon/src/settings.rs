@@ -89,8 +89,6 @@ pub struct Settings {
     pub llm_provider: LlmProvider,
     pub llm_model: String,
     pub llm_base_url: String,
-    pub llm_api_key_name: String,
-    pub llm_api_key_env: String,
     pub llm_timeout_s: f64,
     pub llm_max_retries: u32,
     pub llm_retry_base_delay_s: f64,
@@ -322,22 +320,16 @@ impl Settings {
     }
 
     /// The stored secret's name and the environment variable that hold the API key.
-    pub fn llm_key_names(&self) -> (String, String) {
-        let (name, env) = match self.llm_provider {
-            LlmProvider::Anthropic => ("anthropic", "ANTHROPIC_API_KEY"),
-            _ => ("openai", "OPENAI_API_KEY"),
+    pub fn llm_key_names(&self) -> (&'static str, &'static str) {
+        let name = match self.llm_provider {
+            LlmProvider::Anthropic => "anthropic_api_key",
+            _ => "openai_api_key",
         };
-        let pick = |set: &str, default: &str| {
-            if set.trim().is_empty() {
-                default.to_string()
-            } else {
-                set.trim().to_string()
-            }
-        };
-        (
-            pick(&self.llm_api_key_name, name),
-            pick(&self.llm_api_key_env, env),
-        )
+        crate::keys::API_KEYS
+            .iter()
+            .copied()
+            .find(|(n, _)| *n == name)
+            .unwrap_or((name, ""))
     }
 
     /// The quality loop's settings.
@@ -493,7 +485,7 @@ mod tests {
         assert_eq!(s.llm_base_url(), "https://api.anthropic.com");
         assert_eq!(
             s.llm_key_names(),
-            ("anthropic".into(), "ANTHROPIC_API_KEY".into())
+            ("anthropic_api_key", "ANTHROPIC_API_KEY")
         );
         let err = Settings::load_from(None, env(&[("PROCEDUREWRITER_LLM_PROVIDER", "openai")]))
             .unwrap_err()

@@ -60,19 +60,22 @@ pub fn build(
 }
 
 /// The stored secret `name`, else the environment variable `env_var`, else no key.
-fn key_lookup(store: Store, key: SecretKey, name: String, env_var: String) -> KeyLookup {
+fn key_lookup(
+    store: Store,
+    key: SecretKey,
+    name: &'static str,
+    env_var: &'static str,
+) -> KeyLookup {
     Arc::new(
         move || -> BoxFuture<'static, Result<Option<SecretValue>, String>> {
             let store = store.clone();
             let key = key.clone();
-            let name = name.clone();
-            let env_var = env_var.clone();
             Box::pin(async move {
-                match store.get_secret(name.clone(), key).await {
+                match store.get_secret(name.to_string(), key).await {
                     Ok(Some(stored)) => stored.value.map(Some).map_err(|e| {
                         format!("the stored API key {name:?} cannot be used: {e}; PUT it again")
                     }),
-                    Ok(None) => Ok(std::env::var(&env_var)
+                    Ok(None) => Ok(std::env::var(env_var)
                         .ok()
                         .filter(|v| !v.is_empty())
                         .map(SecretValue::new)),

@@ -221,11 +221,11 @@ pub async fn run(
         if best.eval.score >= s.threshold {
             break StopReason::ThresholdMet;
         }
-        if last_improvement.is_some_and(|i| i < s.min_improvement) {
-            break StopReason::Plateau;
-        }
         if iteration >= s.max_iterations {
             break StopReason::MaxIterations;
+        }
+        if last_improvement.is_some_and(|i| i < s.min_improvement) {
+            break StopReason::Plateau;
         }
         let remaining = s.max_additional_cost_pusd - revision_pusd;
         let task = Task::Revise {

@@ -10,6 +10,8 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+pub mod fake_llm;
+
 pub const BIN: &str = env!("CARGO_BIN_EXE_procedurewriter");
 
 /// Polls `f` every 20 ms until it returns `Some`, panicking with `what` after `limit`.

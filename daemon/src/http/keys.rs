@@ -9,12 +9,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use std::sync::Arc;
 
-/// The secrets the daemon knows, each with the environment variable used when none is stored.
-const KNOWN_KEYS: &[(&str, &str)] = &[
-    ("openai_api_key", "OPENAI_API_KEY"),
-    ("anthropic_api_key", "ANTHROPIC_API_KEY"),
-    ("ncbi_api_key", "NCBI_API_KEY"),
-];
+use crate::keys::API_KEYS as KNOWN_KEYS;
 
 /// Longest secret value accepted, in bytes.
 const MAX_SECRET_BYTES: usize = 4096;
