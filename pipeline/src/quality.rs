@@ -342,3 +342,149 @@ pub async fn run(
         reused_calls,
     })))
 }
+
+#[cfg(test)]
+mod tests {
+    //! The cap's property: over many random prices, usages, failures and caps, what revisions
+    //! spend never exceeds the cap. The provider is an in-memory fake that behaves as the APIs
+    //! promise: input tokens at most the prompt's bytes (byte-level tokenizers), output at most
+    //! `max_tokens`, failures with no usage.
+    use super::*;
+    use crate::llm::prices::Price;
+    use crate::llm::{CallError, ChatRequest, Completion, Llm, Provider, RetryPolicy};
+    use crate::writer::EvidenceSource;
+    use crate::writers::LlmWriter;
+    use futures_util::future::BoxFuture;
+    use procedurewriter_actors::crypto::SecretValue;
+    use std::sync::Mutex;
+    use std::time::Duration;
+
+    struct RandomProvider {
+        rng: Mutex<fastrand::Rng>,
+        price: Price,
+        fail_one_in: u32,
+        /// What revision calls cost, summed by the provider itself.
+        revision_spend: Mutex<i64>,
+    }
+
+    impl Provider for RandomProvider {
+        fn name(&self) -> &'static str {
+            "openai"
+        }
+        fn model(&self) -> &str {
+            "fake"
+        }
+        fn send<'a>(
+            &'a self,
+            req: &'a ChatRequest,
+            _key: Option<&'a SecretValue>,
+        ) -> BoxFuture<'a, Result<Completion, CallError>> {
+            Box::pin(async move {
+                let mut rng = self.rng.lock().unwrap();
+                if self.fail_one_in > 0 && rng.u32(0..self.fail_one_in) == 0 {
+                    return Err(CallError {
+                        message: "fake 503".into(),
+                        retryable: true,
+                        retry_after: None,
+                    });
+                }
+                let bytes = (req.system.len() + req.user.len()) as u64;
+                let tokens_in = rng.u64(bytes / 8..=bytes);
+                let tokens_out = rng.u64(0..=u64::from(req.max_tokens));
+                if req.user.contains("<draft>") {
+                    *self.revision_spend.lock().unwrap() += self.price.cost(tokens_in, tokens_out);
+                }
+                Ok(Completion {
+                    text: "## Indikationer\n\nAdrenalin gives ved anafylaksi [S:SRC0001]\n".into(),
+                    tokens_in,
+                    tokens_out,
+                    truncated: false,
+                })
+            })
+        }
+    }
+
+    #[test]
+    fn revisions_never_spend_more_than_the_cap() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap();
+        let sources = vec![EvidenceSource {
+            id: "SRC0001".into(),
+            title: "Anafylaksi".into(),
+            url: None,
+            year: Some(2024),
+            tier: "danish_guideline".into(),
+            tier_priority: 1000,
+            text: "Adrenalin gives ved anafylaksi i låret. Patienten monitoreres.".repeat(20),
+            demo: false,
+        }];
+        let ctx = JobContext::detached();
+        let mut rng = fastrand::Rng::with_seed(0x5eed);
+        let mut stops = std::collections::BTreeMap::<&str, u32>::new();
+        for case in 0..600 {
+            // Prices from free (local models) through 0.001 and 0.1 to 100 USD per million
+            // tokens; caps from nothing to 0.5 USD.
+            let scale = [0, 1_000, 100_000, 100_000_000][rng.usize(0..4)];
+            let price = Price {
+                input_pico_per_token: rng.i64(0..=scale),
+                output_pico_per_token: rng.i64(0..=scale),
+            };
+            let cap = rng.i64(0..=500_000_000_000);
+            let max_tokens = rng.u32(1..=8192);
+            let provider = Arc::new(RandomProvider {
+                rng: Mutex::new(fastrand::Rng::with_seed(case)),
+                price,
+                fail_one_in: [0, 3, 5, 10][rng.usize(0..4)],
+                revision_spend: Mutex::new(0),
+            });
+            let writer = LlmWriter {
+                llm: Llm {
+                    provider: provider.clone(),
+                    price,
+                    keys: Arc::new(|| Box::pin(async { Ok(None) })),
+                    retry: RetryPolicy {
+                        max_retries: 3,
+                        base_delay: Duration::ZERO,
+                        max_delay: Duration::ZERO,
+                    },
+                    max_tokens,
+                    min_output_tokens: rng.u32(1..=max_tokens),
+                },
+            };
+            let settings = Arc::new(RwLock::new(LoopSettings {
+                policy: LoopPolicy::Auto,
+                threshold: 11.0,
+                max_iterations: 40,
+                max_additional_cost_pusd: cap,
+                min_improvement: 0.0,
+            }));
+            let brief = Brief {
+                title: "Anafylaksi",
+                context: "",
+                sources: &sources,
+                ack: None,
+                attempt: 1,
+            };
+            let end = rt.block_on(run(&ctx, &writer, brief, &settings, PriorSpend::default()));
+            let spent = *provider.revision_spend.lock().unwrap();
+            assert!(
+                spent <= cap,
+                "case {case}: spent {spent} > cap {cap} ({price:?}, max_tokens {max_tokens})"
+            );
+            match end {
+                Ok(LoopEnd::Finished(r)) => {
+                    assert_eq!(r.revision_pusd, spent, "case {case}: the loop's tally");
+                    *stops.entry(r.stop_reason.as_str()).or_default() += 1;
+                }
+                // Four failures in a row end the run; what was spent still fits the cap.
+                Err(LlmError::Provider { .. }) => *stops.entry("provider_error").or_default() += 1,
+                other => panic!("case {case}: {other:?}"),
+            }
+        }
+        // The cases exercised both ways the loop can stop here.
+        assert!(stops.get("cost_cap").copied().unwrap_or(0) > 100, "{stops:?}");
+        assert!(stops.get("max_iterations").copied().unwrap_or(0) > 10, "{stops:?}");
+    }
+}
