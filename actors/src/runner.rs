@@ -4,6 +4,7 @@
 use crate::model::{Outcome, Run};
 use crate::store::Store;
 use futures_util::future::LocalBoxFuture;
+use std::sync::Arc;
 use tokio::sync::watch;
 
 /// A claimed run, as handed to the runner.
@@ -32,6 +33,8 @@ pub struct JobContext {
     cancelled: watch::Receiver<bool>,
     /// Where progress events go, under the job's lease (None outside the queue).
     lease: Option<Lease>,
+    /// Outside the worker nobody cancels: this sender only keeps `cancelled` open.
+    _never: Option<Arc<watch::Sender<bool>>>,
 }
 
 /// How long a cancelled job may take to wind down (record an in-flight call, say why it
@@ -52,6 +55,7 @@ impl JobContext {
         JobContext {
             cancelled,
             lease: Some(lease),
+            _never: None,
         }
     }
 
@@ -59,19 +63,21 @@ impl JobContext {
     /// queue (benchmarks, tools).
     pub fn detached() -> Self {
         let (tx, rx) = watch::channel(false);
-        // Keep the sender alive so `cancelled()` pends instead of seeing a closed channel.
-        std::mem::forget(tx);
         JobContext {
             cancelled: rx,
             lease: None,
+            _never: Some(Arc::new(tx)),
         }
     }
 
-    /// A context that records nothing and is cancelled when `cancel` is set (tests).
-    pub fn detached_with_cancel(cancel: watch::Receiver<bool>) -> Self {
+    /// A context that records under `lease` and is never cancelled, for driving a runner on a
+    /// claimed run outside the worker (benchmarks, tools).
+    pub fn leased(lease: Lease) -> Self {
+        let (tx, rx) = watch::channel(false);
         JobContext {
-            cancelled: cancel,
-            lease: None,
+            cancelled: rx,
+            lease: Some(lease),
+            _never: Some(Arc::new(tx)),
         }
     }
 

@@ -484,7 +484,13 @@ mod tests {
             }
         }
         // The cases exercised both ways the loop can stop here.
-        assert!(stops.get("cost_cap").copied().unwrap_or(0) > 100, "{stops:?}");
-        assert!(stops.get("max_iterations").copied().unwrap_or(0) > 10, "{stops:?}");
+        assert!(
+            stops.get("cost_cap").copied().unwrap_or(0) > 100,
+            "{stops:?}"
+        );
+        assert!(
+            stops.get("max_iterations").copied().unwrap_or(0) > 10,
+            "{stops:?}"
+        );
     }
 }
