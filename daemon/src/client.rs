@@ -470,10 +470,13 @@ pub fn demo(procedure: &str, data_dir: Option<PathBuf>) -> ExitCode {
             println!("\n{procedure}");
             let r = &run["result"];
             println!(
-                "run {}: {}  score {}/10  sources {}  writer {}",
+                "run {}: {}  score {}/10  iterations {} (stopped: {})  cost {} USD  sources {}  writer {}",
                 run["run_id"].as_str().unwrap_or(""),
                 run["status"].as_str().unwrap_or(""),
                 r["score"],
+                r["iterations"],
+                r["stop_reason"].as_str().unwrap_or(""),
+                run["cost_usd"],
                 r["sources"].as_array().map_or(0, Vec::len),
                 r["writer"].as_str().unwrap_or("")
             );
