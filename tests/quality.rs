@@ -641,3 +641,86 @@ fn a_cancel_during_a_call_stops_the_loop_and_records_the_call_as_cancelled() {
     assert_eq!(calls[1]["outcome"], "cancelled");
     assert_eq!(run["llm_calls"], 2);
 }
+
+#[test]
+fn a_call_that_hangs_times_out_is_retried_and_then_fails_the_run() {
+    let s = Scratch::new();
+    let fake = FakeLlm::start(Flavor::OpenAi, Reply::Hang);
+    let d = start(
+        &s,
+        &fake,
+        "gpt-4o-mini",
+        &[
+            ("PROCEDUREWRITER_LLM_TIMEOUT_S", "0.3"),
+            ("PROCEDUREWRITER_LLM_MAX_RETRIES", "1"),
+        ],
+    );
+    let h = d.http();
+    let id = write(&h, ANAPHYLAXIS);
+    let run = finished(&h, &id);
+    assert_eq!(run["status"], "FAILED", "{run:#}");
+    let err = run["error"].as_str().unwrap();
+    assert!(
+        err.contains("timed out") && err.contains("after 2 attempts"),
+        "{err}"
+    );
+    assert_eq!(fake.count(), 2);
+    assert_eq!(run["llm_calls"], 2);
+    assert_eq!(run["cost_usd"], 0.0);
+}
+
+#[test]
+fn an_unpriced_model_is_refused_at_start() {
+    let s = Scratch::new();
+    let (code, stderr) = s.start_failing(&[
+        ("PROCEDUREWRITER_JOB_RUNNER", "pipeline"),
+        ("PROCEDUREWRITER_LLM_PROVIDER", "openai"),
+        ("PROCEDUREWRITER_LLM_MODEL", "gpt-5-turbo-max"),
+    ]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains("llm_model")
+            && stderr.contains("gpt-5-turbo-max")
+            && stderr.contains("no price"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_sighup_storm_under_load_changes_nothing_but_the_settings() {
+    let s = Scratch::new();
+    let fake = FakeLlm::start(Flavor::OpenAi, Reply::draft(6, 300));
+    let config = write_config(s.dir.path(), "quality_loop_max_additional_cost_usd = 1.0\n");
+    let d = start_with(&s, &fake, "gpt-4o-mini", &[], Some(&config));
+    let h = d.http();
+    let ids: Vec<String> = (0..20).map(|_| write(&h, ANAPHYLAXIS)).collect();
+    for i in 0..60 {
+        let cap = if i % 2 == 0 { "1.5" } else { "1.0" };
+        write_config(
+            s.dir.path(),
+            &format!("quality_loop_max_additional_cost_usd = {cap}\n"),
+        );
+        d.signal(libc::SIGHUP);
+    }
+    write_config(s.dir.path(), "quality_loop_max_additional_cost_usd = 0.7\n");
+    d.signal(libc::SIGHUP);
+    wait_for("the last file's cap", T, || {
+        (h.get("/health").body["quality_loop"]["max_additional_cost_usd"] == 0.7).then_some(())
+    });
+    for id in &ids {
+        let run = finished(&h, id);
+        assert_eq!(run["status"], "DONE", "{run:#}");
+        assert_eq!(run["attempts"], 1);
+    }
+    let health = h.get("/health").body;
+    assert_eq!(health["status"], "ok");
+    assert!(health["last_reload_error"].is_null());
+    assert_eq!(
+        h.get("/api/runs?limit=100").body["runs"]
+            .as_array()
+            .unwrap()
+            .len(),
+        20
+    );
+    assert!(!d.log_text().contains("panicked"));
+}
