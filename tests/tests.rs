@@ -11,4 +11,5 @@ mod pipeline;
 mod quality;
 mod recovery;
 mod secrets;
+mod security;
 mod startup;

@@ -87,6 +87,13 @@ impl Client {
             .method(method)
             .uri(path)
             .header(header::HOST, &self.authority);
+        // A daemon with an API token (on a non-loopback address) wants it on every call.
+        if let Some(token) = std::env::var("PROCEDUREWRITER_API_TOKEN")
+            .ok()
+            .filter(|t| !t.is_empty())
+        {
+            req = req.header(header::AUTHORIZATION, format!("Bearer {token}"));
+        }
         for (k, v) in headers {
             req = req.header(*k, v);
         }

@@ -59,6 +59,45 @@ pub const HOT_KEYS: &[&str] = &[
     "quality_loop_min_improvement",
 ];
 
+/// The API token (`api_token`): compared in constant time, never printed. `Debug` shows `***`
+/// and serialisation (what reload diffs and records) a short fingerprint, so a changed token is
+/// reported as changed without showing either value.
+#[derive(Clone, PartialEq, Eq, Default, Deserialize)]
+#[serde(transparent)]
+pub struct ApiToken(String);
+
+impl ApiToken {
+    pub fn is_set(&self) -> bool {
+        !self.0.is_empty()
+    }
+
+    /// Whether `presented` is the token, in time independent of where they differ.
+    pub fn matches(&self, presented: &[u8]) -> bool {
+        use subtle::ConstantTimeEq;
+        self.is_set() && bool::from(self.0.as_bytes().ct_eq(presented))
+    }
+
+    fn fingerprint(&self) -> String {
+        if !self.is_set() {
+            return String::new();
+        }
+        let hex = procedurewriter_pipeline::library::sha256_hex(self.0.as_bytes());
+        format!("sha256:{}…", &hex[..8])
+    }
+}
+
+impl std::fmt::Debug for ApiToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.is_set() { "***" } else { "\"\"" })
+    }
+}
+
+impl Serialize for ApiToken {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.fingerprint())
+    }
+}
+
 /// Every setting of the daemon; see `etc/procedurewriter.toml` for what each key does.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -66,6 +105,7 @@ pub struct Settings {
     pub data_dir: PathBuf,
     pub secret_key_file: PathBuf,
     pub listen: SocketAddr,
+    pub api_token: ApiToken,
     pub workers: usize,
     pub heartbeat_interval_s: f64,
     pub stale_timeout_s: f64,
@@ -191,6 +231,19 @@ impl Settings {
         }
         if self.max_connections == 0 {
             return bad("max_connections", "must be at least 1");
+        }
+        if self.api_token.is_set() && self.api_token.0.chars().count() < 32 {
+            return bad("api_token", "must be at least 32 characters (or empty)");
+        }
+        if !self.listen.ip().is_loopback() && !self.api_token.is_set() {
+            return bad(
+                "listen",
+                &format!(
+                    "{} is not a loopback address: set `api_token` (PROCEDUREWRITER_API_TOKEN) \
+                     so the API is not open to the network",
+                    self.listen
+                ),
+            );
         }
         if self.data_dir.as_os_str().is_empty() {
             return bad("data_dir", "must not be empty");
@@ -556,6 +609,32 @@ mod tests {
                 .to_string();
             assert!(err.contains(key), "{k}={v}: {err}");
         }
+    }
+
+    #[test]
+    fn the_api_token_never_prints_and_a_public_address_needs_one() {
+        let token = "t0k3n-abcdefghijklmnopqrstuvwxyz-0123";
+        let err = Settings::load_from(None, env(&[("PROCEDUREWRITER_LISTEN", "0.0.0.0:8077")]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("listen") && err.contains("api_token"), "{err}");
+        let s = Settings::load_from(
+            None,
+            env(&[
+                ("PROCEDUREWRITER_LISTEN", "0.0.0.0:8077"),
+                ("PROCEDUREWRITER_API_TOKEN", token),
+            ]),
+        )
+        .unwrap();
+        assert!(s.api_token.matches(token.as_bytes()));
+        assert!(!s.api_token.matches(b"t0k3n"));
+        let shown = format!("{s:?} {:?}", s.flatten());
+        assert!(!shown.contains("abcdefgh"), "{shown}");
+        assert!(s.flatten()["api_token"].contains("sha256:"));
+        let err = Settings::load_from(None, env(&[("PROCEDUREWRITER_API_TOKEN", "short")]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("api_token") && !err.contains("short"), "{err}");
     }
 
     #[test]

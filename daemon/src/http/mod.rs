@@ -6,6 +6,7 @@
 
 mod costs;
 mod error;
+mod guard;
 mod keys;
 mod routes;
 mod runs;
@@ -140,6 +141,10 @@ pub(crate) fn json_response(status: StatusCode, value: &impl serde::Serialize) -
     resp
 }
 
+/// The request line and headers together, at most (431 beyond): far above what `curl` or the
+/// CLI send, far below what could tie up memory.
+const MAX_HEADER_BYTES: usize = 16 * 1024;
+
 /// Accepts connections until `stop` resolves, then lets open requests finish (bounded).
 pub async fn serve(
     listener: tokio::net::TcpListener,
@@ -180,6 +185,7 @@ pub async fn serve(
             .timer(TokioTimer::new())
             .header_read_timeout(header_timeout)
             .max_buf_size(64 * 1024)
+            .max_header_size(MAX_HEADER_BYTES)
             .serve_connection(TokioIo::new(stream), service);
         let conn = graceful.watch(conn);
         tokio::task::spawn_local(async move {
@@ -203,7 +209,10 @@ async fn handle(state: Arc<AppState>, req: Request<Incoming>) -> Response<Body> 
     let method = req.method().clone();
     let path = req.uri().path().to_string();
     let span = tracing::debug_span!("http", %method, %path);
-    let (route, resp) = tracing::Instrument::instrument(routes::route(&state, req), span).await;
+    let (route, resp) = match guard::refusal(&state, &req) {
+        None => tracing::Instrument::instrument(routes::route(&state, req), span).await,
+        Some(refused) => ("refused", refused),
+    };
     state.metrics.http_request(route, resp.status().as_u16());
     resp
 }
