@@ -13,3 +13,4 @@ mod recovery;
 mod secrets;
 mod security;
 mod startup;
+mod torture;
