@@ -411,7 +411,7 @@ fn a_429_is_retried_after_retry_after_and_counted_with_anthropic() {
     fake.push([Reply::Status {
         code: 429,
         message: "rate limited".into(),
-        retry_after: Some("0".into()),
+        retry_after: Some("1".into()),
     }]);
     let key = "sk-ant-test-abcdefghijklmnopqrstuvwxyz";
     let d = start(
@@ -421,6 +421,7 @@ fn a_429_is_retried_after_retry_after_and_counted_with_anthropic() {
         &[
             ("ANTHROPIC_API_KEY", key),
             ("PROCEDUREWRITER_QUALITY_LOOP_QUALITY_THRESHOLD", "9"),
+            ("PROCEDUREWRITER_LLM_RETRY_MAX_DELAY_S", "5"),
         ],
     );
     let h = d.http();
@@ -434,6 +435,10 @@ fn a_429_is_retried_after_retry_after_and_counted_with_anthropic() {
         assert_eq!(r.path, "/v1/messages");
         assert_eq!(r.credential.as_deref(), Some(key));
     }
+    // The retry waited as long as Retry-After asked.
+    let got = fake.received();
+    let waited = got[1].at - got[0].at;
+    assert!(waited >= Duration::from_secs(1), "{waited:?}");
     let calls = details(&h, &id, "llm_call");
     assert_eq!(calls[0]["outcome"], "error");
     assert!(
@@ -443,6 +448,23 @@ fn a_429_is_retried_after_retry_after_and_counted_with_anthropic() {
     assert_eq!(calls[1]["outcome"], "ok");
     let costs = h.get("/api/costs").body;
     assert_eq!(costs["total"]["failed_calls"], 1);
+    // The window filters; bad windows are 400s that say what to send.
+    let today = run["created_at"].as_str().unwrap()[..10].to_string();
+    let r = h.get(&format!("/api/costs?from={today}&to={today}"));
+    assert_eq!(r.body["total"]["calls"], 2, "{r:?}");
+    assert_eq!(
+        h.get("/api/costs?from=2000-01-01&to=2000-01-02").body["total"]["calls"],
+        0
+    );
+    for q in [
+        "from=yesterday",
+        "from=2026-12-01&to=2026-11-01",
+        "runs=0",
+        "colour=red",
+    ] {
+        h.get(&format!("/api/costs?{q}"))
+            .assert_error(400, "invalid_query");
+    }
     assert_eq!(costs["by_model"][0]["label"], "anthropic");
 }
 

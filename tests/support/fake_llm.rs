@@ -79,6 +79,8 @@ pub struct Received {
     /// The credential header (`authorization` or `x-api-key`), as sent.
     pub credential: Option<String>,
     pub body: Value,
+    /// When it arrived.
+    pub at: std::time::Instant,
 }
 
 impl Received {
@@ -268,6 +270,7 @@ async fn handle(
             path: path.clone(),
             credential,
             body: body.clone(),
+            at: std::time::Instant::now(),
         });
         st.script.pop_front().unwrap_or_else(|| st.default.clone())
     };
