@@ -746,3 +746,25 @@ fn a_sighup_storm_under_load_changes_nothing_but_the_settings() {
     );
     assert!(!d.log_text().contains("panicked"));
 }
+
+#[test]
+fn a_connection_reset_by_the_provider_is_retried() {
+    let s = Scratch::new();
+    let fake = FakeLlm::start(Flavor::OpenAi, Reply::draft(12, 500));
+    fake.push([Reply::Reset]);
+    let d = start(
+        &s,
+        &fake,
+        "gpt-4o-mini",
+        &[("PROCEDUREWRITER_QUALITY_LOOP_QUALITY_THRESHOLD", "9")],
+    );
+    let h = d.http();
+    let id = write(&h, ANAPHYLAXIS);
+    let run = finished(&h, &id);
+    assert_eq!(run["status"], "DONE", "{run:#}");
+    assert_eq!(fake.count(), 2);
+    let calls = details(&h, &id, "llm_call");
+    assert_eq!(calls[0]["outcome"], "error", "{calls:?}");
+    assert_eq!(calls[1]["outcome"], "ok");
+    assert_eq!(run["llm_calls"], 2);
+}
