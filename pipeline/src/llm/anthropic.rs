@@ -1,6 +1,6 @@
 //! The Anthropic Messages API (`POST {base_url}/v1/messages`).
 
-use super::{http_error, transport_error, CallError, ChatRequest, Completion, Provider};
+use super::{exchange, CallError, ChatRequest, Completion, Provider};
 use futures_util::future::BoxFuture;
 use procedurewriter_actors::crypto::SecretValue;
 use serde::Deserialize;
@@ -78,26 +78,7 @@ impl Provider for Anthropic {
             if let Some(k) = key {
                 r = r.header("x-api-key", k.expose());
             }
-            let resp = r
-                .send()
-                .await
-                .map_err(|e| transport_error("anthropic", e))?;
-            let status = resp.status();
-            let headers = resp.headers().clone();
-            let bytes = resp
-                .bytes()
-                .await
-                .map_err(|e| transport_error("anthropic", e))?;
-            if !status.is_success() {
-                return Err(http_error("anthropic", status, &headers, &bytes, |v| {
-                    v.pointer("/error/message")
-                        .and_then(|m| m.as_str())
-                        .map(str::to_string)
-                }));
-            }
-            let parsed: Response = serde_json::from_slice(&bytes).map_err(|e| {
-                CallError::terminal(format!("anthropic: unexpected response body: {e}"))
-            })?;
+            let parsed: Response = exchange("anthropic", r).await?;
             let text = parsed
                 .content
                 .iter()

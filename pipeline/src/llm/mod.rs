@@ -438,18 +438,40 @@ impl Llm {
     }
 }
 
+/// Sends one request and reads its JSON answer as `T`; a failure becomes the [`CallError`] the
+/// retry loop judges.
+pub(crate) async fn exchange<T: serde::de::DeserializeOwned>(
+    provider: &str,
+    request: reqwest::RequestBuilder,
+) -> Result<T, CallError> {
+    let resp = request
+        .send()
+        .await
+        .map_err(|e| transport_error(provider, e))?;
+    let status = resp.status();
+    let headers = resp.headers().clone();
+    let bytes = resp
+        .bytes()
+        .await
+        .map_err(|e| transport_error(provider, e))?;
+    if !status.is_success() {
+        return Err(http_error(provider, status, &headers, &bytes));
+    }
+    serde_json::from_slice(&bytes)
+        .map_err(|e| CallError::terminal(format!("{provider}: unexpected response body: {e}")))
+}
+
 /// Reads a provider's error response: 429/408/5xx are retryable; the message is the
-/// provider's own (via `extract`) or the start of the body.
-pub(crate) fn http_error(
+/// provider's own (`error.message`, in both APIs' error bodies) or the start of the body.
+fn http_error(
     provider: &str,
     status: reqwest::StatusCode,
     headers: &reqwest::header::HeaderMap,
     body: &[u8],
-    extract: impl Fn(&serde_json::Value) -> Option<String>,
 ) -> CallError {
     let text = serde_json::from_slice::<serde_json::Value>(body)
         .ok()
-        .and_then(|v| extract(&v))
+        .and_then(|v| v.pointer("/error/message")?.as_str().map(str::to_string))
         .unwrap_or_else(|| String::from_utf8_lossy(body).into_owned());
     let text: String = text.chars().take(MAX_ERROR_CHARS).collect();
     let code = status.as_u16();
@@ -483,7 +505,7 @@ pub(crate) fn http_error(
 }
 
 /// A request that got no HTTP answer: timeouts and connection failures are retryable.
-pub(crate) fn transport_error(provider: &str, e: reqwest::Error) -> CallError {
+fn transport_error(provider: &str, e: reqwest::Error) -> CallError {
     let what = if e.is_timeout() {
         "timed out"
     } else if e.is_connect() {

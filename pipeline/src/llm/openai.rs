@@ -4,7 +4,7 @@
 //! `max_tokens` is sent rather than the newer `max_completion_tokens` because every compatible
 //! server understands it.
 
-use super::{http_error, transport_error, CallError, ChatRequest, Completion, Provider};
+use super::{exchange, CallError, ChatRequest, Completion, Provider};
 use futures_util::future::BoxFuture;
 use procedurewriter_actors::crypto::SecretValue;
 use serde::Deserialize;
@@ -82,23 +82,7 @@ impl Provider for OpenAi {
             if let Some(k) = key {
                 r = r.bearer_auth(k.expose());
             }
-            let resp = r.send().await.map_err(|e| transport_error("openai", e))?;
-            let status = resp.status();
-            let headers = resp.headers().clone();
-            let bytes = resp
-                .bytes()
-                .await
-                .map_err(|e| transport_error("openai", e))?;
-            if !status.is_success() {
-                return Err(http_error("openai", status, &headers, &bytes, |v| {
-                    v.pointer("/error/message")
-                        .and_then(|m| m.as_str())
-                        .map(str::to_string)
-                }));
-            }
-            let parsed: Response = serde_json::from_slice(&bytes).map_err(|e| {
-                CallError::terminal(format!("openai: unexpected response body: {e}"))
-            })?;
+            let parsed: Response = exchange("openai", r).await?;
             let usage = parsed.usage.ok_or_else(|| {
                 CallError::terminal("openai: the response reports no token usage".into())
             })?;
