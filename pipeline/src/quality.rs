@@ -143,6 +143,25 @@ async fn event(ctx: &JobContext, kind: &str, details: serde_json::Value) -> Resu
     Ok(())
 }
 
+/// Says that the call of `iteration` would not fit: what was spent, the cap, the worst case.
+async fn cap_reached(
+    ctx: &JobContext,
+    iteration: u32,
+    spent: i64,
+    cap: i64,
+    worst_case: i64,
+) -> Result<(), LlmError> {
+    event(
+        ctx,
+        "cost_cap_reached",
+        json!({
+            "iteration": iteration, "spent_usd": to_usd(spent), "cap_usd": to_usd(cap),
+            "remaining_usd": to_usd((cap - spent).max(0)), "worst_case_usd": to_usd(worst_case),
+        }),
+    )
+    .await
+}
+
 /// Runs the loop for one run attempt.
 pub async fn run(
     ctx: &JobContext,
@@ -233,16 +252,7 @@ pub async fn run(
             issues: &best.eval.issues,
         };
         if let Err(worst_case_pusd) = writer.plan(brief, task, iteration + 1, remaining) {
-            event(
-                ctx,
-                "cost_cap_reached",
-                json!({
-                    "iteration": iteration + 1, "spent_usd": to_usd(revision_pusd),
-                    "cap_usd": to_usd(cap), "remaining_usd": to_usd(remaining.max(0)),
-                    "worst_case_usd": to_usd(worst_case_pusd),
-                }),
-            )
-            .await?;
+            cap_reached(ctx, iteration + 1, revision_pusd, cap, worst_case_pusd).await?;
             break StopReason::CostCap;
         }
         iteration += 1;
@@ -274,17 +284,7 @@ pub async fn run(
             Drafted::CapReached { worst_case_pusd } => {
                 // Retries inside the call spent what was left.
                 iteration -= 1;
-                event(
-                    ctx,
-                    "cost_cap_reached",
-                    json!({
-                        "iteration": iteration + 1, "spent_usd": to_usd(revision_pusd),
-                        "cap_usd": to_usd(cap),
-                        "remaining_usd": to_usd((cap - revision_pusd).max(0)),
-                        "worst_case_usd": to_usd(worst_case_pusd),
-                    }),
-                )
-                .await?;
+                cap_reached(ctx, iteration + 1, revision_pusd, cap, worst_case_pusd).await?;
                 break StopReason::CostCap;
             }
         };

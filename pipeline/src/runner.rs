@@ -239,16 +239,13 @@ impl PipelineRunner {
         // 3. Write, 4. evaluate, revise: the quality loop.
         let t = Instant::now();
         let prior = match ctx.lease() {
-            Some(l) => PriorSpend {
-                draft_pusd: self
-                    .store
-                    .llm_spend(l.run_id.clone(), "draft".into())
-                    .await?,
-                revision_pusd: self
-                    .store
-                    .llm_spend(l.run_id.clone(), "revision".into())
-                    .await?,
-            },
+            Some(l) => {
+                let (draft_pusd, revision_pusd) = self.store.llm_spend(l.run_id.clone()).await?;
+                PriorSpend {
+                    draft_pusd,
+                    revision_pusd,
+                }
+            }
             None => PriorSpend::default(),
         };
         let brief = Brief {

@@ -251,14 +251,16 @@ impl Store {
         .await
     }
 
-    /// What the run's calls in `stage` cost over all its attempts (pico-USD).
-    pub async fn llm_spend(&self, run_id: String, stage: String) -> Result<i64> {
+    /// What the run's calls cost over all its attempts (pico-USD): (first draft, revisions).
+    pub async fn llm_spend(&self, run_id: String) -> Result<(i64, i64)> {
         self.read(move |conn| {
             Ok(conn
                 .prepare_cached(
-                    "SELECT coalesce(sum(cost_pusd), 0) FROM llm_calls WHERE run_id = ?1 AND stage = ?2",
+                    "SELECT coalesce(sum(cost_pusd) FILTER (WHERE stage = 'draft'), 0), \
+                     coalesce(sum(cost_pusd) FILTER (WHERE stage = 'revision'), 0) \
+                     FROM llm_calls WHERE run_id = ?1",
                 )?
-                .query_row([run_id, stage], |r| r.get(0))?)
+                .query_row([run_id], |r| Ok((r.get(0)?, r.get(1)?)))?)
         })
         .await
     }
