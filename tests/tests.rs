@@ -5,6 +5,7 @@ mod support;
 
 mod api_errors;
 mod cli;
+mod faults;
 mod library;
 mod lifecycle;
 mod pipeline;

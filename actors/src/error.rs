@@ -64,13 +64,23 @@ impl From<rusqlite::Error> for Error {
     fn from(err: rusqlite::Error) -> Self {
         use rusqlite::ffi::ErrorCode;
         match &err {
+            rusqlite::Error::SqliteFailure(e, _) if e.code == ErrorCode::DiskFull => {
+                Error::Unavailable(format!(
+                    "the database is full ({err}): free disk space or raise max_database_mb; \
+                     reads still work and writes resume once there is room"
+                ))
+            }
+            rusqlite::Error::SqliteFailure(e, _) if e.code == ErrorCode::ReadOnly => {
+                Error::Unavailable(format!(
+                    "the database cannot be written ({err}): check the file's permissions and \
+                     the filesystem; reads still work"
+                ))
+            }
             rusqlite::Error::SqliteFailure(e, _)
                 if matches!(
                     e.code,
                     ErrorCode::DatabaseBusy
                         | ErrorCode::DatabaseLocked
-                        | ErrorCode::DiskFull
-                        | ErrorCode::ReadOnly
                         | ErrorCode::SystemIoFailure
                         | ErrorCode::CannotOpen
                         | ErrorCode::OutOfMemory

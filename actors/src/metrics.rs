@@ -78,6 +78,10 @@ pub struct StoreMetrics {
     pub commits: Counter,
     /// State changes committed (each in its own savepoint of some commit).
     pub writes: Counter,
+    /// Writes the database could not take (full disk, size limit, read-only file, I/O error).
+    pub write_failures: Counter,
+    /// The last of them: why, and when (ms since the epoch).
+    last_write_error: std::sync::Arc<std::sync::Mutex<Option<(String, i64)>>>,
 }
 
 impl StoreMetrics {
@@ -92,5 +96,28 @@ impl StoreMetrics {
             "State changes committed; writes / commits is the group-commit factor",
             self.writes.clone(),
         );
+        registry.register(
+            "store_write_failures",
+            "Writes the database could not take (full disk, size limit, read-only file)",
+            self.write_failures.clone(),
+        );
+    }
+
+    /// The last write the database could not take: why, and when (ms since the epoch).
+    pub fn last_write_error(&self) -> Option<(String, i64)> {
+        match self.last_write_error.lock() {
+            Ok(g) => g.clone(),
+            Err(p) => p.into_inner().clone(),
+        }
+    }
+
+    /// `writes` writes failed for `error`.
+    pub(crate) fn write_failed(&self, error: &str, writes: usize) {
+        self.write_failures.inc_by(writes as u64);
+        let last = Some((error.to_string(), crate::model::now_ms()));
+        match self.last_write_error.lock() {
+            Ok(mut g) => *g = last,
+            Err(p) => *p.into_inner() = last,
+        }
     }
 }

@@ -171,9 +171,9 @@ impl Handler<RunJob> for WorkerActor {
                                     );
                                 }
                                 Err(e) => {
-                                    // Still failing after the retries: the lease stays RUNNING
-                                    // and unrefreshed, so the reaper (or the next start)
-                                    // re-queues the run, which runs again.
+                                    // Not a database outage (those are retried above) but a
+                                    // bug: the lease stays RUNNING and unrefreshed, so the
+                                    // reaper (or the next start) re-queues the run.
                                     tracing::error!(run_id = %run_id, cause = %e, "cannot record the job's outcome; the run will be retried");
                                 }
                             }
@@ -189,13 +189,14 @@ impl Handler<RunJob> for WorkerActor {
     }
 }
 
-/// How many times, and how far apart at most, a worker retries recording an outcome the
-/// database could not take (a full disk, a read-only file). The worker stays busy meanwhile, so
-/// its lease keeps being refreshed and nobody else runs the job.
-const FINISH_RETRIES: u32 = 8;
+/// How far apart at most a worker retries recording an outcome the database could not take
+/// (a full disk, the size limit, a read-only file).
 const FINISH_BACKOFF_MAX: std::time::Duration = std::time::Duration::from_secs(5);
 
-/// Records an outcome, retrying with backoff while the database is unavailable.
+/// Records an outcome, retrying with backoff for as long as the database is unavailable: the
+/// result, perhaps minutes of work and money, is kept until there is room for it. The worker
+/// stays busy meanwhile and its lease keeps being refreshed (when the database takes that);
+/// if the lease is taken over anyway, the late result is refused like any other.
 async fn finish_with_retry(
     store: &Store,
     run_id: &str,
@@ -204,7 +205,7 @@ async fn finish_with_retry(
     outcome: Outcome,
 ) -> crate::Result<Fenced> {
     let mut delay = std::time::Duration::from_millis(100);
-    let mut attempt = 0;
+    let mut attempt: u32 = 0;
     loop {
         match store
             .finish(
@@ -215,7 +216,7 @@ async fn finish_with_retry(
             )
             .await
         {
-            Err(crate::Error::Unavailable(cause)) if attempt < FINISH_RETRIES => {
+            Err(crate::Error::Unavailable(cause)) => {
                 attempt += 1;
                 tracing::warn!(run_id, %cause, attempt, "cannot record the job's outcome yet; retrying");
                 tokio::time::sleep(delay).await;

@@ -134,6 +134,7 @@ impl Daemon {
             SqliteSynchronous::Full => Synchronous::Full,
         };
         let store = Store::open(&settings.db_path(), sync)?;
+        block_on(store.set_max_size(settings.max_database_bytes()))?;
         if rotation_pending {
             let recorded = block_on(store.recorded_key_id())?;
             let outcome = keys::finish_rotation(&key_file, recorded.as_deref())

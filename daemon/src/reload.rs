@@ -1,7 +1,8 @@
 //! SIGHUP: re-read the configuration file and apply what can change in a running daemon.
 //!
 //! The quality loop's keys ([`HOT_KEYS`]) are applied at once: every loop iteration that starts
-//! afterwards, in running jobs too, reads them. Every other changed key is reported as needing
+//! afterwards, in running jobs too, reads them. So is the database size limit, from the next
+//! write on. Every other changed key is reported as needing
 //! a restart and left as it was, never half-applied. A file that fails to load changes
 //! nothing; its error is logged, recorded and shown by `/health` until a reload succeeds.
 //! Each reload that changed something (or failed) is recorded in `config_reloads`, and running
@@ -63,6 +64,22 @@ pub async fn reload(state: &AppState, config_path: Option<&std::path::Path>) -> 
             applied.insert(k, change);
         } else {
             restart_required.insert(k, change);
+        }
+    }
+    if applied.contains_key("max_database_mb") {
+        // Lifting the limit is how writes come back after it filled; lowering it holds the
+        // database where it is.
+        match state.store.set_max_size(new.max_database_bytes()).await {
+            Ok(bytes) => {
+                tracing::info!(limit_bytes = bytes, "database size limit applied");
+                in_force.max_database_mb = new.max_database_mb;
+            }
+            Err(e) => {
+                tracing::error!(cause = %e, "cannot apply the database size limit");
+                if let Some(change) = applied.remove("max_database_mb") {
+                    restart_required.insert("max_database_mb".into(), change);
+                }
+            }
         }
     }
     if !applied.is_empty() {

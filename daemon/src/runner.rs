@@ -21,7 +21,13 @@ struct TestSpec {
     /// Fail retryably on the first N attempts, then follow `outcome`.
     #[serde(default)]
     fail_attempts: u32,
+    /// Pads a successful result with this many bytes (a written procedure is tens of KB).
+    #[serde(default)]
+    result_bytes: usize,
 }
+
+/// Largest `result_bytes` honoured.
+const MAX_RESULT_BYTES: usize = 1 << 20;
 
 /// Runs jobs as `options.test` describes; see `etc/procedurewriter.toml`.
 #[derive(Debug, Default, Clone, Copy)]
@@ -58,7 +64,12 @@ impl JobRunner for TestRunner {
             }
             match spec.outcome.as_deref().unwrap_or("ok") {
                 "ok" => Outcome::Done {
-                    result: json!({ "runner": "test", "attempt": run.attempts, "procedure": run.procedure }),
+                    result: json!({
+                        "runner": "test",
+                        "attempt": run.attempts,
+                        "procedure": run.procedure,
+                        "padding": "p".repeat(spec.result_bytes.min(MAX_RESULT_BYTES)),
+                    }),
                 },
                 "fail" => Outcome::Failed {
                     error: "test failure".into(),

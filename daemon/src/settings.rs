@@ -49,9 +49,10 @@ pub enum LlmProvider {
     Anthropic,
 }
 
-/// The keys SIGHUP applies to the running daemon (the quality loop's); every other key needs a
-/// restart.
+/// The keys SIGHUP applies to the running daemon (the quality loop's and the database size
+/// limit); every other key needs a restart.
 pub const HOT_KEYS: &[&str] = &[
+    "max_database_mb",
     "quality_loop_policy",
     "quality_loop_quality_threshold",
     "quality_loop_max_iterations",
@@ -116,6 +117,8 @@ pub struct Settings {
     pub max_body_bytes: usize,
     pub max_connections: usize,
     pub header_read_timeout_s: f64,
+    pub body_read_timeout_s: f64,
+    pub max_database_mb: u64,
     pub sse_keepalive_s: f64,
     pub log: String,
     pub load_demo_library: bool,
@@ -193,6 +196,7 @@ impl Settings {
             ("stale_timeout_s", self.stale_timeout_s),
             ("reaper_interval_s", self.reaper_interval_s),
             ("header_read_timeout_s", self.header_read_timeout_s),
+            ("body_read_timeout_s", self.body_read_timeout_s),
             ("sse_keepalive_s", self.sse_keepalive_s),
             ("llm_timeout_s", self.llm_timeout_s),
             ("llm_retry_base_delay_s", self.llm_retry_base_delay_s),
@@ -475,6 +479,13 @@ impl Settings {
     }
     pub fn header_read_timeout(&self) -> Duration {
         Duration::from_secs_f64(self.header_read_timeout_s)
+    }
+    pub fn body_read_timeout(&self) -> Duration {
+        Duration::from_secs_f64(self.body_read_timeout_s)
+    }
+    /// The database size limit in bytes; `None`: no limit but the disk's.
+    pub fn max_database_bytes(&self) -> Option<u64> {
+        (self.max_database_mb > 0).then(|| self.max_database_mb.saturating_mul(1024 * 1024))
     }
     pub fn sse_keepalive(&self) -> Duration {
         Duration::from_secs_f64(self.sse_keepalive_s)

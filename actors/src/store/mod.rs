@@ -205,6 +205,7 @@ impl Store {
         F: FnOnce(&mut Tx<'_>) -> Result<T> + Send + 'static,
     {
         let (tx, rx) = oneshot::channel::<Result<T>>();
+        let metrics = self.metrics.clone();
         let job: WriteJob = Box::new(move |conn: &Connection| {
             if let Err(e) = exec_cached(conn, "SAVEPOINT w") {
                 let err = Error::from(e);
@@ -233,6 +234,9 @@ impl Store {
                     }
                 }
                 Err(err) => {
+                    if let Error::Unavailable(cause) = &err {
+                        metrics.write_failed(cause, 1);
+                    }
                     let _ = exec_cached(conn, "ROLLBACK TO w");
                     let _ = exec_cached(conn, "RELEASE w");
                     Staged {
@@ -242,6 +246,28 @@ impl Store {
                         }),
                     }
                 }
+            }
+        });
+        self.writer
+            .send(job)
+            .map_err(|_| Error::Unavailable("the store writer has stopped".into()))?;
+        rx.await
+            .map_err(|_| Error::Unavailable("the store writer has stopped".into()))?
+    }
+
+    /// Limits how large the database may grow (`None`: no limit but the disk's). A write that
+    /// would grow it past the limit fails like one on a full disk: `Unavailable`, nothing of
+    /// it saved. A limit below the current size holds the database at that size. Applies to
+    /// the next write; returns the limit in force, in bytes.
+    pub async fn set_max_size(&self, bytes: Option<u64>) -> Result<u64> {
+        let (tx, rx) = oneshot::channel::<Result<u64>>();
+        // Runs on the writer thread, between the batch's writes: a connection setting, not
+        // part of any transaction, so it holds whatever becomes of the batch.
+        let job: WriteJob = Box::new(move |conn: &Connection| {
+            let _ = tx.send(apply_max_size(conn, bytes));
+            Staged {
+                events: Vec::new(),
+                reply: Box::new(|_| {}),
             }
         });
         self.writer
@@ -318,6 +344,7 @@ fn writer_loop(
         if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
             let msg = Error::from(e).to_string();
             tracing::error!(cause = %msg, "store: cannot begin a write transaction");
+            metrics.write_failed(&msg, batch.len());
             for job in batch.drain(..) {
                 // Run nothing: a job that cannot start replies with the failure at once.
                 let staged = fail_unstarted(job, &conn);
@@ -325,8 +352,34 @@ fn writer_loop(
             }
             continue;
         }
-        let staged: Vec<Staged> = batch.drain(..).map(|job| job(&conn)).collect();
-        match conn.execute_batch("COMMIT") {
+        let mut staged: Vec<Staged> = Vec::with_capacity(batch.len());
+        let mut lost = false;
+        for job in batch.drain(..) {
+            if lost {
+                staged.push(fail_unstarted(job, &conn));
+                continue;
+            }
+            staged.push(job(&conn));
+            // SQLite may roll the whole transaction back on its own after SQLITE_FULL, an
+            // I/O error or out-of-memory. Writes staged before that are gone, and a later
+            // job's SAVEPOINT would open a fresh transaction whose COMMIT would succeed: the
+            // whole batch fails instead, so nobody hears "done" for a lost write.
+            lost = conn.is_autocommit();
+        }
+        let committed = if lost {
+            Err(Error::Unavailable(
+                "a write failed and SQLite rolled back its transaction (is the disk or the \
+                 database size limit full?); nothing in it was saved"
+                    .into(),
+            ))
+        } else {
+            conn.execute_batch("COMMIT").map_err(|e| {
+                let err = Error::from(e);
+                let _ = conn.execute_batch("ROLLBACK");
+                err
+            })
+        };
+        match committed {
             Ok(()) => {
                 metrics.commits.inc();
                 metrics.writes.inc_by(staged.len() as u64);
@@ -338,10 +391,13 @@ fn writer_loop(
                     (s.reply)(Ok(()));
                 }
             }
-            Err(e) => {
-                let msg = Error::from(e).to_string();
+            Err(err) => {
+                let msg = match err {
+                    Error::Unavailable(m) => m,
+                    other => other.to_string(),
+                };
                 tracing::error!(cause = %msg, "store: commit failed, batch rolled back");
-                let _ = conn.execute_batch("ROLLBACK");
+                metrics.write_failed(&msg, staged.len());
                 for s in staged {
                     (s.reply)(Err(Error::Unavailable(msg.clone())));
                 }
@@ -349,6 +405,20 @@ fn writer_loop(
         }
     }
     tracing::debug!("store writer stopped");
+}
+
+/// SQLite's own ceiling for `max_page_count`: what "no limit" sets back.
+const NO_PAGE_LIMIT: u64 = 4_294_967_294;
+
+fn apply_max_size(conn: &Connection, bytes: Option<u64>) -> Result<u64> {
+    let page_size: i64 = conn.query_row("PRAGMA page_size", [], |r| r.get(0))?;
+    let page_size = page_size.max(1) as u64;
+    let pages = bytes.map_or(NO_PAGE_LIMIT, |b| (b / page_size).clamp(1, NO_PAGE_LIMIT));
+    // SQLite answers with the limit it kept (never below the current size).
+    let kept: i64 = conn.query_row(&format!("PRAGMA max_page_count = {pages}"), [], |r| {
+        r.get(0)
+    })?;
+    Ok((kept.max(0) as u64).saturating_mul(page_size))
 }
 
 /// Moves whatever is queued into `batch`, up to [`MAX_BATCH`].

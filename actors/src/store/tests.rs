@@ -259,3 +259,115 @@ fn a_database_from_a_newer_binary_is_refused_and_an_old_one_is_migrated() {
         "{err}"
     );
 }
+
+/// A database that cannot grow (its size limit, standing in for a full disk): some writes of a
+/// concurrent burst fail, and each write is either fully stored (run row, its event, the
+/// counters) or not at all; reads go on; lifting the limit lets writes through again.
+#[test]
+fn a_full_database_fails_whole_writes_keeps_reads_and_recovers() {
+    let (_d, store) = open();
+    block_on(async {
+        store.enqueue(new_run("before", 0)).await.unwrap();
+        let held = store.set_max_size(Some(1)).await.unwrap();
+        assert!(
+            held >= 4096,
+            "the limit never goes below the current size, got {held}"
+        );
+        // Room for a few dozen of the burst's runs, not for all of them.
+        let room = store.set_max_size(Some(held + 256 * 1024)).await.unwrap();
+        assert_eq!(room, held + 256 * 1024);
+        // Contexts of 4 KiB: every run needs pages of its own.
+        let burst = (0..200).map(|i| {
+            let store = store.clone();
+            let mut run = new_run(&format!("burst {i}"), 0);
+            run.context = "x".repeat(4096);
+            async move { store.enqueue(run).await }
+        });
+        let results = futures_util::future::join_all(burst).await;
+        let stored: Vec<crate::model::Run> = results
+            .iter()
+            .filter_map(|r| r.as_ref().ok())
+            .map(|(r, _)| r.clone())
+            .collect();
+        let refused: Vec<&Error> = results.iter().filter_map(|r| r.as_ref().err()).collect();
+        assert!(!refused.is_empty(), "a burst of 800 KiB fitted in 256 KiB");
+        assert!(!stored.is_empty(), "none of the burst fitted in 256 KiB");
+        for err in &refused {
+            assert!(
+                matches!(err, Error::Unavailable(m) if m.contains("full")),
+                "a write refused for lack of room says so: {err}"
+            );
+        }
+        let (last, _) = store
+            .metrics()
+            .last_write_error()
+            .expect("the failures are recorded");
+        assert!(last.contains("full"), "{last}");
+        assert_eq!(store.metrics().write_failures.get(), refused.len() as u64);
+        // Reads work, and they see exactly the writes that were acknowledged.
+        let counts = store.counts().await.unwrap();
+        assert_eq!(counts["QUEUED"], 1 + stored.len() as u64);
+        let page = store.list_runs(None, None, 1000).await.unwrap();
+        assert_eq!(page.runs.len(), 1 + stored.len());
+        for run in &stored {
+            assert_eq!(store.get_run(run.id.clone()).await.unwrap().id, run.id);
+            let events = store.events(run.id.clone(), 0).await.unwrap();
+            assert_eq!(events.len(), 1, "a stored run has its enqueue event");
+        }
+        // The fault is lifted: writes go through again, with no restart.
+        store.set_max_size(None).await.unwrap();
+        let mut big = new_run("after", 0);
+        big.context = "y".repeat(64 * 1024);
+        store.enqueue(big).await.unwrap();
+        assert_eq!(
+            store.counts().await.unwrap()["QUEUED"],
+            2 + stored.len() as u64
+        );
+    });
+}
+
+/// SQLite may roll a whole transaction back by itself (after SQLITE_FULL, an I/O error, out of
+/// memory). Then no write of that batch may be reported as done: the ones before were undone,
+/// and the ones after would land in a transaction of their own.
+#[test]
+fn a_transaction_sqlite_rolled_back_fails_every_write_of_its_batch() {
+    let (_d, store) = open();
+    block_on(async {
+        // Holds the writer so that the next three writes queue up and share one batch.
+        let (started, writer_busy) = std::sync::mpsc::channel();
+        let mut blocker = Box::pin(store.write(move |_tx| {
+            let _ = started.send(());
+            std::thread::sleep(std::time::Duration::from_millis(100));
+            Ok(())
+        }));
+        // One poll hands it to the writer; wait until the writer is inside it.
+        assert!(futures_util::FutureExt::now_or_never(&mut blocker).is_none());
+        writer_busy.recv().unwrap();
+        let before = store.enqueue(new_run("before the rollback", 0));
+        let rollback = store.write(|tx| {
+            tx.conn().execute_batch("ROLLBACK")?;
+            Ok(())
+        });
+        let after = store.enqueue(new_run("after the rollback", 0));
+        let (blocked, before, rollback, after) = tokio::join!(blocker, before, rollback, after);
+        blocked.unwrap();
+        for (what, failed) in [
+            ("before", before.map(|_| ())),
+            ("rollback", rollback),
+            ("after", after.map(|_| ())),
+        ] {
+            assert!(
+                matches!(failed, Err(Error::Unavailable(ref m)) if m.contains("rolled back")),
+                "{what}: {failed:?}"
+            );
+        }
+        assert_eq!(
+            store.counts().await.unwrap()["QUEUED"],
+            0,
+            "nothing of the batch is stored"
+        );
+        // The writer goes on.
+        store.enqueue(new_run("later", 0)).await.unwrap();
+        assert_eq!(store.counts().await.unwrap()["QUEUED"], 1);
+    });
+}

@@ -233,7 +233,20 @@ pub(super) async fn read_body(
             return Err(too_large(limit));
         }
     }
-    match Limited::new(req.into_body(), limit).collect().await {
+    let timeout = state.settings.body_read_timeout();
+    let Ok(read) =
+        tokio::time::timeout(timeout, Limited::new(req.into_body(), limit).collect()).await
+    else {
+        return Err(ApiError::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "body_timeout",
+            format!(
+                "the request body did not arrive within {} s (body_read_timeout_s)",
+                timeout.as_secs_f64()
+            ),
+        ));
+    };
+    match read {
         Ok(c) => Ok((content_type, c.to_bytes())),
         Err(e)
             if e.downcast_ref::<http_body_util::LengthLimitError>()

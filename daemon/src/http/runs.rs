@@ -23,8 +23,22 @@ pub(super) async fn health(state: &Arc<AppState>) -> Handled {
         .lock()
         .map(|g| g.clone())
         .unwrap_or(None);
+    let store_metrics = state.store.metrics();
+    let last_write_error = store_metrics.last_write_error();
+    // Writes failing lately (a full disk, the size limit, a read-only file): reads still work
+    // but new work is refused, which a readiness probe should see.
+    let writes_failing = last_write_error.as_ref().is_some_and(|(_, at)| {
+        procedurewriter_actors::model::now_ms() - at < WRITES_FAILING_WINDOW_MS
+    });
     let (status, db, depth, running) = match &depth {
-        Ok((queued, running)) => (StatusCode::OK, json!("ok"), Some(*queued), Some(*running)),
+        Ok((queued, running)) => {
+            let (status, db) = if writes_failing {
+                (StatusCode::SERVICE_UNAVAILABLE, "writes failing")
+            } else {
+                (StatusCode::OK, "ok")
+            };
+            (status, json!(db), Some(*queued), Some(*running))
+        }
         Err(e) => (
             StatusCode::SERVICE_UNAVAILABLE,
             json!(e.to_string()),
@@ -45,10 +59,19 @@ pub(super) async fn health(state: &Arc<AppState>) -> Handled {
             "version": env!("CARGO_PKG_VERSION"),
             "uptime_s": state.started.elapsed().as_secs(),
             "last_reload_error": reload_error,
+            "db_writes": {
+                "ok": !writes_failing,
+                "failures": store_metrics.write_failures.get(),
+                "last_error": last_write_error.as_ref().map(|(e, _)| e),
+                "last_error_at": last_write_error.as_ref().map(|(_, at)| at),
+            },
             "quality_loop": loop_settings(state),
         }),
     ))
 }
+
+/// `/health` reports writes as failing for this long after the last failed one.
+const WRITES_FAILING_WINDOW_MS: i64 = 10_000;
 
 /// The quality loop's settings in force (they change on SIGHUP).
 fn loop_settings(state: &AppState) -> Value {

@@ -1,0 +1,263 @@
+//! Fault injection: a database that cannot be written, clients that stall, SIGTERM while the
+//! daemon is busy. Each test checks that the fault is reported clearly, that nothing is lost
+//! or half-written, and that the daemon comes back by itself once the fault is gone.
+
+use crate::support::*;
+use serde_json::{json, Value};
+use std::collections::BTreeSet;
+use std::io::{Read, Write};
+use std::time::{Duration, Instant};
+
+const T: Duration = Duration::from_secs(30);
+
+/// Every run id the API lists, following the cursor.
+fn all_run_ids(h: &Http) -> BTreeSet<String> {
+    let mut ids = BTreeSet::new();
+    let mut path = "/api/runs?limit=1000".to_string();
+    loop {
+        let r = h.get(&path);
+        assert_eq!(r.status, 200, "{r:?}");
+        for run in r.body["runs"].as_array().unwrap() {
+            ids.insert(run["run_id"].as_str().unwrap().to_string());
+        }
+        match r.body["next_cursor"].as_str() {
+            Some(c) => path = format!("/api/runs?limit=1000&cursor={c}"),
+            None => return ids,
+        }
+    }
+}
+
+fn is_final(status: &str) -> bool {
+    ["DONE", "FAILED", "CANCELLED"].contains(&status)
+}
+
+/// The database size limit stands in for a full disk (SQLite reports both as SQLITE_FULL).
+#[test]
+fn a_full_database_refuses_writes_with_503_keeps_reads_and_recovers_without_a_restart() {
+    let s = Scratch::new();
+    let config = write_config(s.dir.path(), "max_database_mb = 0\n");
+    let mut cmd = s.command(&[("PROCEDUREWRITER_WORKERS", "4")]);
+    cmd.arg("--config").arg(&config);
+    let d = Daemon::spawn(cmd);
+    let h = d.http();
+    // Jobs in flight through the fault, one per worker: they end while the database is full,
+    // with results of a written procedure's size (the fillers below wait behind them).
+    let running: Vec<String> = (0..4)
+        .map(|i| {
+            let spec = json!({ "duration_ms": 4000, "result_bytes": 40_000 });
+            h.write(&format!("through the fault {i}"), spec)
+        })
+        .collect();
+    for id in &running {
+        h.wait_status(id, "RUNNING", T);
+    }
+
+    write_config(s.dir.path(), "max_database_mb = 1\n");
+    d.signal(libc::SIGHUP);
+    wait_for("the size limit to be applied", T, || {
+        let r = h.get("/api/reloads");
+        (r.body["reloads"][0]["applied"]["max_database_mb"] == json!([0, 1])).then_some(())
+    });
+
+    // Fill it to the brim: 19 KB contexts until the database refuses one, then smaller ones
+    // until it refuses even the smallest, so that the jobs' own small writes meet it too.
+    let mut accepted = Vec::new();
+    let mut refused: Option<(String, Resp)> = None;
+    for size in [19_000, 4_000, 800, 160, 30, 1] {
+        let context = "x".repeat(size);
+        for i in 0..500 {
+            let key = format!("fill-{size}-{i}");
+            let r = h.post_with_header(
+                "/api/write",
+                ("idempotency-key", &key),
+                &json!({ "procedure": format!("filler {size} {i}"), "context": context }),
+            );
+            match r.status {
+                202 => accepted.push(r.body["run_id"].as_str().unwrap().to_string()),
+                503 => {
+                    refused.get_or_insert((key, r));
+                    break;
+                }
+                other => panic!("unexpected answer while filling the database: {other} {r:?}"),
+            }
+        }
+    }
+    let (refused_key, refused) = refused.expect("a 1 MiB database took 10 MB of contexts");
+    refused.assert_error(503, "database_unavailable");
+    let message = refused.body["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("full") && message.contains("max_database_mb"),
+        "the 503 says what is wrong and what to do: {message}"
+    );
+
+    // Reads go on, and they show exactly what was acknowledged: the refused write left nothing.
+    let mut expected: BTreeSet<String> = running.iter().cloned().collect();
+    expected.extend(accepted.iter().cloned());
+    assert_eq!(all_run_ids(&h), expected);
+    assert_eq!(
+        h.run(&accepted[0])["context"].as_str().unwrap().len(),
+        19_000
+    );
+    let health = h.get("/health");
+    assert_eq!(health.status, 503, "{health:?}");
+    assert_eq!(health.body["db_writes"]["ok"], false, "{health:?}");
+    assert!(health.body["db_writes"]["last_error"]
+        .as_str()
+        .unwrap()
+        .contains("full"));
+    assert!(health.body["queue_depth"].is_u64(), "{health:?}");
+    let metrics = h.get("/metrics");
+    assert_eq!(metrics.status, 200);
+    let failures = metrics
+        .body
+        .as_str()
+        .unwrap()
+        .lines()
+        .find(|l| l.starts_with("procedurewriter_store_write_failures_total "))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse::<u64>().ok())
+        .expect("the write failures counter");
+    assert!(failures >= 1);
+
+    // Jobs that end meanwhile cannot record their outcome: their workers keep the lease and
+    // retry instead of dropping the result.
+    wait_for("the finishing jobs to meet the full database", T, || {
+        d.log_text()
+            .contains("cannot record the job's outcome yet; retrying")
+            .then_some(())
+    });
+    for id in &running {
+        assert_eq!(
+            h.status(id),
+            "RUNNING",
+            "no outcome is lost or half-recorded"
+        );
+    }
+
+    // The fault is removed (the limit lifted, as freeing disk space would): writes come back
+    // with no restart, and the same idempotency key now makes a new run — the refused request
+    // had stored nothing under it.
+    write_config(s.dir.path(), "max_database_mb = 0\n");
+    d.signal(libc::SIGHUP);
+    let after = wait_for("writes to be accepted again", T, || {
+        let r = h.post_with_header(
+            "/api/write",
+            ("idempotency-key", &refused_key),
+            &json!({ "procedure": "after the fault" }),
+        );
+        (r.status == 202).then_some(r)
+    });
+    assert_eq!(after.header("idempotent-replayed"), None, "{after:?}");
+    expected.insert(after.body["run_id"].as_str().unwrap().to_string());
+    assert_eq!(all_run_ids(&h), expected);
+
+    // Every run, those in flight through the fault included, ends DONE, once.
+    for id in &expected {
+        h.wait_status(id, "DONE", Duration::from_secs(60));
+        let finals = h
+            .events(id)
+            .iter()
+            .filter(|e| is_final(e["status"].as_str().unwrap_or("")))
+            .count();
+        assert_eq!(finals, 1, "run {id}: {:#?}", h.events(id));
+    }
+    wait_for("/health to be ok again", T, || {
+        let r = h.get("/health");
+        (r.status == 200 && r.body["db_writes"]["ok"] == true).then_some(())
+    });
+    let ok: String = s
+        .db()
+        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(ok, "ok");
+}
+
+fn addr(d: &Daemon) -> String {
+    d.url.trim_start_matches("http://").to_string()
+}
+
+/// Reads until the peer closes or `limit` passes; returns what arrived and whether it closed.
+fn read_until_closed(s: &mut std::net::TcpStream, limit: Duration) -> (String, bool) {
+    s.set_read_timeout(Some(limit)).unwrap();
+    let mut out = Vec::new();
+    let closed = match s.read_to_end(&mut out) {
+        Ok(_) => true,
+        Err(e) => matches!(e.kind(), std::io::ErrorKind::ConnectionReset),
+    };
+    (String::from_utf8_lossy(&out).into_owned(), closed)
+}
+
+#[test]
+fn a_stalled_upload_gets_408_and_stalled_headers_are_cut_off() {
+    let s = Scratch::new();
+    let d = s.start(&[
+        ("PROCEDUREWRITER_HEADER_READ_TIMEOUT_S", "1"),
+        ("PROCEDUREWRITER_BODY_READ_TIMEOUT_S", "1"),
+    ]);
+    let a = addr(&d);
+    let h = d.http();
+
+    // A body promised and never sent: 408 with a JSON error, and nothing enqueued.
+    let mut body_stall = std::net::TcpStream::connect(&a).unwrap();
+    body_stall
+        .write_all(
+            b"POST /api/write HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n\
+              Content-Length: 100\r\n\r\n{\"procedure\": \"sl",
+        )
+        .unwrap();
+    let started = Instant::now();
+    let (answer, closed) = read_until_closed(&mut body_stall, T);
+    assert!(closed, "the stalled upload's connection was closed");
+    assert!(
+        started.elapsed() >= Duration::from_millis(900),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    let json: Value = serde_json::from_str(answer.split_once("\r\n\r\n").unwrap().1).unwrap();
+    assert_eq!(json["error"]["code"], "body_timeout", "{json}");
+    assert_eq!(h.get("/api/runs").body["runs"], json!([]));
+
+    // Headers begun and never finished: the connection is closed.
+    let mut header_stall = std::net::TcpStream::connect(&a).unwrap();
+    header_stall
+        .write_all(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+        .unwrap();
+    let (_, closed) = read_until_closed(&mut header_stall, T);
+    assert!(
+        closed,
+        "a client that never finishes its headers is cut off"
+    );
+}
+
+#[test]
+fn the_connection_limit_holds_further_clients_back_until_a_slot_frees() {
+    let s = Scratch::new();
+    let d = s.start(&[
+        ("PROCEDUREWRITER_HEADER_READ_TIMEOUT_S", "60"),
+        ("PROCEDUREWRITER_MAX_CONNECTIONS", "4"),
+    ]);
+    let a = addr(&d);
+    // Four idle connections take every slot (each sends half a request and waits).
+    let mut idle: Vec<std::net::TcpStream> = (0..4)
+        .map(|_| {
+            let mut c = std::net::TcpStream::connect(&a).unwrap();
+            c.write_all(b"GET /health HTTP/1.1\r\n").unwrap();
+            c
+        })
+        .collect();
+    // A fifth client is accepted by the kernel but not served while they hold the slots.
+    let mut fifth = std::net::TcpStream::connect(&a).unwrap();
+    fifth
+        .write_all(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let (early, _) = read_until_closed(&mut fifth, Duration::from_millis(500));
+    assert_eq!(
+        early, "",
+        "the fifth connection was served beyond the limit of four"
+    );
+    // One idle client leaves: the fifth is served.
+    drop(idle.pop());
+    let (answer, closed) = read_until_closed(&mut fifth, T);
+    assert!(closed && answer.starts_with("HTTP/1.1 200"), "{answer}");
+}
