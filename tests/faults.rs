@@ -261,3 +261,164 @@ fn the_connection_limit_holds_further_clients_back_until_a_slot_frees() {
     let (answer, closed) = read_until_closed(&mut fifth, T);
     assert!(closed && answer.starts_with("HTTP/1.1 200"), "{answer}");
 }
+
+/// What one load client saw.
+#[derive(Default)]
+struct Seen {
+    accepted: Vec<String>,
+    refused_shutting_down: usize,
+    unexpected: Vec<String>,
+}
+
+#[test]
+fn sigterm_under_heavy_load_loses_nothing_and_exits_cleanly() {
+    let s = Scratch::new();
+    let env = [
+        ("PROCEDUREWRITER_WORKERS", "4"),
+        ("PROCEDUREWRITER_SHUTDOWN_GRACE_S", "1"),
+    ];
+    let d = s.start(&env);
+    let url = d.url.clone();
+    // Two jobs that outlast the grace hold two workers; the other two churn through the load.
+    let h = d.http();
+    let long: Vec<String> = (0..2)
+        .map(|i| h.write(&format!("long {i}"), json!({ "duration_ms": 8000 })))
+        .collect();
+    for id in &long {
+        h.wait_status(id, "RUNNING", T);
+    }
+    let term_sent = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let clients: Vec<_> = (0..12)
+        .map(|c| {
+            let url = url.clone();
+            let term_sent = std::sync::Arc::clone(&term_sent);
+            std::thread::spawn(move || {
+                let agent: ureq::Agent = ureq::Agent::config_builder()
+                    .http_status_as_error(false)
+                    .timeout_global(Some(Duration::from_secs(30)))
+                    .build()
+                    .into();
+                let mut seen = Seen::default();
+                let mut rng = fastrand::Rng::with_seed(c);
+                for i in 0.. {
+                    let spec = json!({ "duration_ms": rng.u64(0..400) });
+                    let body = json!({ "procedure": format!("load {c}-{i}"), "options": { "test": spec } });
+                    let sent = agent
+                        .post(format!("{url}/api/write"))
+                        .header("content-type", "application/json")
+                        .send(body.to_string());
+                    let mut resp = match sent {
+                        Ok(r) => r,
+                        // The listener is gone: the daemon is shutting down or has exited.
+                        Err(_) if term_sent.load(std::sync::atomic::Ordering::SeqCst) => break,
+                        Err(e) => {
+                            seen.unexpected.push(format!("transport error before SIGTERM: {e}"));
+                            break;
+                        }
+                    };
+                    let status = resp.status().as_u16();
+                    let text = resp.body_mut().read_to_string().unwrap_or_default();
+                    let json: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+                    match status {
+                        202 => seen.accepted.push(json["run_id"].as_str().unwrap().to_string()),
+                        503 if json["error"]["code"] == "shutting_down" => {
+                            seen.refused_shutting_down += 1
+                        }
+                        _ => seen.unexpected.push(format!("{status} {text}")),
+                    }
+                    // Reads go on too, until the end.
+                    if let Some(id) = seen.accepted.last() {
+                        if let Ok(mut r) = agent.get(format!("{url}/api/runs/{id}")).call() {
+                            let status = r.status().as_u16();
+                            let _ = r.body_mut().read_to_string();
+                            if status != 200 {
+                                seen.unexpected.push(format!("GET run: {status}"));
+                            }
+                        }
+                    }
+                }
+                seen
+            })
+        })
+        .collect();
+
+    // Heavy load: a queue far deeper than the workers, jobs running, writes arriving.
+    wait_for("a deep queue", T, || {
+        (h.get("/health").body["queue_depth"].as_u64().unwrap_or(0) >= 100).then_some(())
+    });
+    term_sent.store(true, std::sync::atomic::Ordering::SeqCst);
+    let signalled = Instant::now();
+    d.signal(libc::SIGTERM);
+    let status = d.wait_exit(T);
+    let exit_time = signalled.elapsed();
+    assert_eq!(status.code(), Some(0), "a clean exit under load");
+
+    let mut accepted: BTreeSet<String> = long.iter().cloned().collect();
+    let mut refused = 0;
+    for c in clients {
+        let seen = c.join().unwrap();
+        assert!(seen.unexpected.is_empty(), "{:?}", seen.unexpected);
+        accepted.extend(seen.accepted);
+        refused += seen.refused_shutting_down;
+    }
+
+    // Every acknowledged run is there, no other run is, and each finishes exactly once.
+    let db = s.db();
+    let stored: BTreeSet<String> = db
+        .prepare("SELECT id FROM runs")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(
+        stored, accepted,
+        "runs lost or made without an acknowledgement"
+    );
+    let running: i64 = db
+        .query_row(
+            "SELECT COUNT(*) FROM runs WHERE status = 'RUNNING'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(running, 0, "every lease was handed back");
+    for id in &long {
+        let released: i64 = db
+            .query_row(
+                "SELECT COUNT(*) FROM run_events WHERE run_id = ?1 AND kind = 'lease_released'",
+                [id],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(
+            released, 1,
+            "the job still running after the grace was handed back"
+        );
+    }
+    drop(db);
+    let d = s.start(&env);
+    let h = d.http();
+    for id in &accepted {
+        let run = h.wait_status(id, "DONE", Duration::from_secs(120));
+        assert_eq!(
+            run["attempts"], 1,
+            "a graceful stop spends no attempt: {run:#}"
+        );
+    }
+    let finals: i64 = s
+        .db()
+        .query_row(
+            "SELECT COUNT(*) FROM run_events WHERE kind = 'completed'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(finals as usize, accepted.len(), "one completion per run");
+    eprintln!(
+        "SIGTERM under load: {} runs accepted, {} refused while draining, exit after {:?}",
+        accepted.len(),
+        refused,
+        exit_time
+    );
+}
