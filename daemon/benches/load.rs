@@ -256,10 +256,22 @@ fn main() {
         settle.as_secs_f64()
     );
     println!(
-        "RSS: start {:.1} MB, end {:.1} MB, peak {:.1} MB",
+        "RSS: start {:.1} MB, end {:.1} MB (heap and other anonymous {:.1}, files {:.1}, shared memory {:.1}), peak {:.1} MB",
         rss_start as f64 / 1024.0,
         rss_end as f64 / 1024.0,
+        p.rss_kb("RssAnon:") as f64 / 1024.0,
+        p.rss_kb("RssFile:") as f64 / 1024.0,
+        p.rss_kb("RssShmem:") as f64 / 1024.0,
         rss_peak as f64 / 1024.0
+    );
+    let size_mb = |name: &str| {
+        std::fs::metadata(dir.path().join("data").join(name))
+            .map_or(0.0, |m| m.len() as f64 / 1048576.0)
+    };
+    println!(
+        "disk: database {:.1} MB, write-ahead log {:.1} MB",
+        size_mb("procedurewriter.db"),
+        size_mb("procedurewriter.db-wal")
     );
     let samples = samples.borrow();
     if soak || seconds >= 120 {
@@ -285,6 +297,12 @@ fn main() {
     {
         println!("error: {e}");
     }
+    // The log starts over at 16 MiB and is cut back to 64 MiB (store::checkpoint_loop); one
+    // that kept growing filled 1.6 GB in a minute of this load.
+    assert!(
+        size_mb("procedurewriter.db-wal") < 128.0,
+        "the write-ahead log grows without bound"
+    );
     assert!(tally.server_errors.is_empty(), "5xx answers under load");
     assert!(tally.other_errors.is_empty(), "errors under load");
     assert_eq!(lost, 0, "runs lost under load");

@@ -131,6 +131,7 @@ impl Store {
         // inline they land on whichever commit crosses the threshold and show up as latency
         // spikes, so the writer never checkpoints; a checkpointer thread does (see below).
         conn.pragma_update(None, "wal_autocheckpoint", 0)?;
+        conn.pragma_update(None, "journal_size_limit", WAL_SIZE_LIMIT)?;
         conn.busy_timeout(BUSY_TIMEOUT)?;
         // Every distinct transition is a cached statement; the default 16 thrashes.
         conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
@@ -446,16 +447,38 @@ fn fail_unstarted(job: WriteJob, conn: &Connection) -> Staged {
 /// How often the checkpointer copies the WAL back into the database file.
 const CHECKPOINT_EVERY: Duration = Duration::from_millis(500);
 
-/// PASSIVE checkpoints never block the writer or readers; they copy what they can. The loop
-/// ends when the last handle to the store is dropped.
+/// A log longer than this many frames (16 MiB of 4 KiB pages) is made to start over.
+const RESTART_AFTER_FRAMES: i64 = 4096;
+
+/// The size the write-ahead log file is cut back to when it starts over, in bytes.
+const WAL_SIZE_LIMIT: i64 = 64 * 1024 * 1024;
+
+/// PASSIVE checkpoints never block the writer or readers; they copy what they can. Under
+/// continuous writes that is never everything — the writer appends while they copy — and a
+/// log that is never wholly copied never starts over: it grows without bound (SQLite's
+/// "checkpoint starvation"; the load benchmark found 1.6 GB after a minute). So once the log
+/// passes [`RESTART_AFTER_FRAMES`] a RESTART checkpoint holds new writes back (a few ms)
+/// until every frame is copied, and the next commit starts the log from the beginning, cut
+/// back to [`WAL_SIZE_LIMIT`]. The loop ends when the last handle to the store is dropped.
 fn checkpoint_loop(conn: Connection, alive: std::sync::Weak<()>) {
+    let checkpoint = |mode: &str| {
+        conn.query_row(&format!("PRAGMA wal_checkpoint({mode})"), [], |r| {
+            r.get::<_, i64>(1)
+        })
+    };
     loop {
         std::thread::sleep(CHECKPOINT_EVERY);
         if alive.upgrade().is_none() {
             return;
         }
-        if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
-            tracing::warn!(cause = %e, "WAL checkpoint failed; will retry");
+        match checkpoint("PASSIVE") {
+            Ok(frames) if frames > RESTART_AFTER_FRAMES => {
+                if let Err(e) = checkpoint("RESTART") {
+                    tracing::warn!(cause = %e, frames, "cannot restart the write-ahead log; will retry");
+                }
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(cause = %e, "WAL checkpoint failed; will retry"),
         }
     }
 }
