@@ -80,3 +80,111 @@ fn every_error_status_has_a_json_body_and_nothing_is_stored() {
 
     assert_eq!(h.get("/health").status, 200, "the daemon is still serving");
 }
+
+/// Hostile input, route by route: each row is a request and the 4xx (and error code) it must
+/// get. Nothing may panic the daemon or be stored.
+#[test]
+fn hostile_inputs_get_their_4xx_json_error_and_store_nothing() {
+    let s = Scratch::new();
+    let d = s.start(&[("PROCEDUREWRITER_MAX_BODY_BYTES", "65536")]);
+    let h = d.http();
+    let json = Some("application/json");
+    let run = "0190f2c4-0000-7000-8000-000000000000";
+    let deep = format!(
+        "{{\"procedure\": {}1{}}}",
+        "[".repeat(2000),
+        "]".repeat(2000)
+    );
+    let big = json!({ "procedure": "x", "context": "y".repeat(70_000) }).to_string();
+    let ack = |tiers: &str| format!(r#"{{"note": "n", "acknowledged_by": "a", "tiers": {tiers}}}"#);
+    // (method, path, content type, body, status, error code)
+    type Row<'a> = (
+        &'a str,
+        String,
+        Option<&'a str>,
+        Option<Vec<u8>>,
+        u16,
+        &'a str,
+    );
+    #[rustfmt::skip]
+    let table: Vec<Row> = vec![
+        // Malformed, truncated, wrong types, unknown fields.
+        ("POST", "/api/write".into(), json, Some(b"{\"procedure\": \"x\"".to_vec()), 400, "malformed_json"),
+        ("POST", "/api/write".into(), json, Some(b"".to_vec()), 400, "malformed_json"),
+        ("POST", "/api/write".into(), json, Some(b"null".to_vec()), 400, "malformed_json"),
+        ("POST", "/api/write".into(), json, Some(br#"{"procedure": ["x"]}"#.to_vec()), 400, "malformed_json"),
+        ("POST", "/api/write".into(), json, Some(br#"{"procedure": "x", "options": "fast"}"#.to_vec()), 400, "malformed_json"),
+        ("POST", "/api/write".into(), json, Some(br#"{"procedure": "x", "run_id": "mine"}"#.to_vec()), 400, "malformed_json"),
+        ("POST", "/api/write".into(), json, Some(br#"{"procedure": "x", "options": {"missing_tier_policy": "YOLO"}}"#.to_vec()), 400, "invalid_request"),
+        // Deep nesting, huge bodies, NUL bytes, invalid UTF-8.
+        ("POST", "/api/write".into(), json, Some(deep.into_bytes()), 400, "malformed_json"),
+        ("POST", "/api/write".into(), json, Some(big.into_bytes()), 413, "body_too_large"),
+        ("POST", "/api/write".into(), json, Some(b"{\"procedure\": \"a\0b\"}".to_vec()), 400, "malformed_json"),
+        ("POST", "/api/write".into(), json, Some(b"{\"procedure\": \"\xc3\x28\"}".to_vec()), 400, "malformed_json"),
+        ("POST", "/api/write".into(), json, Some(br#"{"procedure": "x", "context": "\u0000"}"#.to_vec()), 400, "invalid_request"),
+        // Negative and enormous numbers.
+        ("POST", "/api/write".into(), json, Some(br#"{"procedure": "x", "priority": -1001}"#.to_vec()), 400, "invalid_request"),
+        ("POST", "/api/write".into(), json, Some(br#"{"procedure": "x", "priority": 99999999999999999999999}"#.to_vec()), 400, "malformed_json"),
+        ("POST", "/api/write".into(), json, Some(br#"{"procedure": "x", "priority": 1.5}"#.to_vec()), 400, "malformed_json"),
+        ("GET", "/api/runs?limit=-1".into(), None, None, 400, "invalid_query"),
+        ("GET", "/api/runs?limit=99999999999999999999999".into(), None, None, 400, "invalid_query"),
+        ("GET", "/api/runs?limit=1001".into(), None, None, 400, "invalid_query"),
+        ("GET", "/api/runs?cursor=-5".into(), None, None, 400, "invalid_query"),
+        ("GET", "/api/runs?status=DROPPED".into(), None, None, 400, "invalid_query"),
+        ("GET", "/api/runs?evil=1".into(), None, None, 400, "invalid_query"),
+        ("GET", "/api/costs?from=2026-13-45".into(), None, None, 400, "invalid_query"),
+        ("GET", "/api/costs?runs=-3".into(), None, None, 400, "invalid_query"),
+        ("GET", "/api/reloads?limit=1e9".into(), None, None, 400, "invalid_query"),
+        ("GET", "/api/sources/search?q=".into(), None, None, 400, "invalid_query"),
+        // SQL and path traversal in ids and names.
+        ("GET", "/api/runs/'%20OR%201=1%20--".into(), None, None, 404, "run_not_found"),
+        ("GET", "/api/runs/..%2F..%2Fetc%2Fpasswd/procedure".into(), None, None, 404, "run_not_found"),
+        ("GET", "/api/runs/%00".into(), None, None, 404, "run_not_found"),
+        ("GET", "/api/sources/SRC1'%20OR%20'1'='1".into(), None, None, 404, "source_not_found"),
+        ("GET", "/api/sources/..%2F..%2Fsecret.key".into(), None, None, 404, "source_not_found"),
+        ("PUT", "/api/keys/x';DROP%20TABLE%20secrets;--".into(), json, Some(br#"{"value": "v"}"#.to_vec()), 404, "key_not_found"),
+        ("PUT", "/api/keys/..%2Fsecret.key".into(), json, Some(br#"{"value": "v"}"#.to_vec()), 404, "key_not_found"),
+        ("PUT", "/api/keys/openai_api_key".into(), json, Some(br#"{"value": 42}"#.to_vec()), 400, "malformed_json"),
+        ("PUT", "/api/keys/openai_api_key".into(), json, Some(br#"{"value": "a\u0000b"}"#.to_vec()), 400, "invalid_request"),
+        ("PUT", "/api/keys/openai_api_key".into(), json, Some(br#"{"value": ""}"#.to_vec()), 400, "invalid_request"),
+        ("POST", format!("/api/runs/{run}/ack"), json, Some(ack(r#""danish_guideline""#).into_bytes()), 400, "malformed_json"),
+        ("POST", format!("/api/runs/{run}/ack"), json, Some(ack(r#"["danish_guideline"]"#).into_bytes()), 404, "run_not_found"),
+        ("POST", "/api/sources".into(), json, Some(br#"{"title": 5}"#.to_vec()), 400, "malformed_json"),
+        ("POST", "/api/sources".into(), Some("text/markdown"), Some(b"+++\ntitle = \n+++\n".to_vec()), 400, "invalid_request"),
+        ("POST", "/api/sources".into(), Some("application/x-www-form-urlencoded"), Some(b"title=x".to_vec()), 415, "unsupported_media_type"),
+        // Methods and routes that do not exist.
+        ("DELETE", "/api/runs".into(), None, None, 405, "method_not_allowed"),
+        ("PATCH", format!("/api/runs/{run}"), json, Some(b"{}".to_vec()), 405, "method_not_allowed"),
+        ("GET", "/api/../../etc/passwd".into(), None, None, 404, "route_not_found"),
+    ];
+    for (method, path, ct, body, status, code) in &table {
+        let r = h.request(method, path, *ct, body.as_deref());
+        assert_eq!(
+            (r.status, r.body["error"]["code"].as_str()),
+            (*status, Some(*code)),
+            "{method} {path}: {r:?}"
+        );
+        assert!(r.body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty()));
+    }
+
+    // Nothing was stored: no run, no secret, no source beyond the demo library.
+    assert_eq!(h.get("/api/runs").body["runs"], json!([]));
+    let keys = h.get("/api/keys").body;
+    assert!(
+        keys["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|k| k["present"] == false),
+        "{keys}"
+    );
+    let sources = h.get("/api/sources?limit=1000").body;
+    assert_eq!(
+        sources["sources"].as_array().unwrap().len(),
+        12,
+        "{sources}"
+    );
+    assert_eq!(h.get("/health").status, 200, "the daemon is still serving");
+}

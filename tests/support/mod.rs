@@ -299,6 +299,25 @@ impl Http {
         Self::finish(req.send(body))
     }
 
+    /// Any method, any content type (or none), raw bytes (or no body).
+    pub fn request(
+        &self,
+        method: &str,
+        path: &str,
+        content_type: Option<&str>,
+        body: Option<&[u8]>,
+    ) -> Resp {
+        let url = format!("{}{path}", self.base);
+        let mut req = ureq::http::Request::builder().method(method).uri(url);
+        if let Some(ct) = content_type {
+            req = req.header("content-type", ct);
+        }
+        let req = req
+            .body(body.unwrap_or_default().to_vec())
+            .expect("a valid request");
+        Self::finish(self.agent.run(req))
+    }
+
     pub fn put_json(&self, path: &str, body: &Value) -> Resp {
         Self::finish(
             self.agent
