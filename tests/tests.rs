@@ -6,6 +6,7 @@ mod support;
 mod api_errors;
 mod cli;
 mod faults;
+mod fuzz_corpus;
 mod library;
 mod lifecycle;
 mod pipeline;

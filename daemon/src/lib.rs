@@ -7,6 +7,8 @@
 pub mod admin;
 pub mod cli;
 pub mod client;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod http;
 pub mod keys;
 pub mod lock;
