@@ -172,10 +172,6 @@ fn a_full_database_refuses_writes_with_503_keeps_reads_and_recovers_without_a_re
     assert_eq!(ok, "ok");
 }
 
-fn addr(d: &Daemon) -> String {
-    d.url.trim_start_matches("http://").to_string()
-}
-
 /// Reads until the peer closes or `limit` passes; returns what arrived and whether it closed.
 fn read_until_closed(s: &mut std::net::TcpStream, limit: Duration) -> (String, bool) {
     s.set_read_timeout(Some(limit)).unwrap();
@@ -194,7 +190,7 @@ fn a_stalled_upload_gets_408_and_stalled_headers_are_cut_off() {
         ("PROCEDUREWRITER_HEADER_READ_TIMEOUT_S", "1"),
         ("PROCEDUREWRITER_BODY_READ_TIMEOUT_S", "1"),
     ]);
-    let a = addr(&d);
+    let a = d.addr();
     let h = d.http();
 
     // A body promised and never sent: 408 with a JSON error, and nothing enqueued.
@@ -237,7 +233,7 @@ fn the_connection_limit_holds_further_clients_back_until_a_slot_frees() {
         ("PROCEDUREWRITER_HEADER_READ_TIMEOUT_S", "60"),
         ("PROCEDUREWRITER_MAX_CONNECTIONS", "4"),
     ]);
-    let a = addr(&d);
+    let a = d.addr();
     // Four idle connections take every slot (each sends half a request and waits).
     let mut idle: Vec<std::net::TcpStream> = (0..4)
         .map(|_| {

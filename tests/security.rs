@@ -32,10 +32,6 @@ fn raw(addr: &str, head: &str, body: &str) -> (u16, String, Value) {
     (status, headers.to_lowercase(), body)
 }
 
-fn addr(d: &Daemon) -> String {
-    d.url.trim_start_matches("http://").to_string()
-}
-
 #[test]
 fn a_non_loopback_address_is_refused_without_an_api_token() {
     let s = Scratch::new();
@@ -54,7 +50,7 @@ fn with_a_token_every_api_route_needs_it_and_health_stays_open() {
         ("PROCEDUREWRITER_LISTEN", "0.0.0.0:0"),
         ("PROCEDUREWRITER_API_TOKEN", TOKEN),
     ]);
-    let port = addr(&d).rsplit_once(':').unwrap().1.to_string();
+    let port = d.addr().rsplit_once(':').unwrap().1.to_string();
     let a = format!("127.0.0.1:{port}");
     let host = format!("Host: {a}");
     for (line, body) in [
@@ -93,7 +89,7 @@ fn with_a_token_every_api_route_needs_it_and_health_stays_open() {
 fn a_request_for_another_host_name_is_refused_against_dns_rebinding() {
     let s = Scratch::new();
     let d = s.start(&[]);
-    let a = addr(&d);
+    let a = d.addr();
     let port = a.rsplit_once(':').unwrap().1;
     let (status, _, body) = raw(
         &a,
@@ -116,7 +112,7 @@ fn a_request_for_another_host_name_is_refused_against_dns_rebinding() {
 fn cross_site_browser_requests_and_form_posts_are_refused_and_store_nothing() {
     let s = Scratch::new();
     let d = s.start(&[]);
-    let a = addr(&d);
+    let a = d.addr();
     let host = format!("Host: {a}");
     let json = "Content-Type: application/json";
     let body = r#"{"procedure":"Anafylaksi"}"#;
@@ -182,7 +178,7 @@ fn ids_cannot_name_a_path_and_oversized_headers_are_refused() {
         assert_eq!(r.status, 404, "{path}: {r:?}");
         assert!(r.body["error"]["code"].is_string(), "{path}: {r:?}");
     }
-    let a = addr(&d);
+    let a = d.addr();
     let big = "x".repeat(100 * 1024);
     let (status, _, _) = raw(
         &a,

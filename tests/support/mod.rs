@@ -201,6 +201,11 @@ impl Daemon {
     pub fn http(&self) -> Http {
         Http::new(&self.url)
     }
+
+    /// `host:port`, for raw TCP.
+    pub fn addr(&self) -> String {
+        self.url.trim_start_matches("http://").to_string()
+    }
 }
 
 impl Drop for Daemon {
