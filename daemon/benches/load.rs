@@ -250,7 +250,7 @@ fn main() {
         );
     }
     println!(
-        "runs: {} accepted ({:.0}/s), {listed} listed by the daemon, {lost} lost; all final {:.1} s after the load",
+        "runs: {} accepted ({:.0}/s), {listed} listed by the daemon, {lost} lost, every one final (checked one by one in {:.1} s)",
         tally.accepted.len(),
         tally.accepted.len() as f64 / elapsed,
         settle.as_secs_f64()
@@ -314,7 +314,7 @@ fn main() {
 }
 
 /// Waits for every accepted run to be final; returns (lost runs, runs the daemon lists, how long
-/// the queue took to drain).
+/// the check took).
 async fn check_runs(addr: String, accepted: Vec<String>) -> (usize, usize, Duration) {
     let t0 = Instant::now();
     let mut conn = Conn::open(&addr).await;
