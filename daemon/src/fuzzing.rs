@@ -27,9 +27,9 @@ static TARGET: OnceLock<SocketAddr> = OnceLock::new();
 static PANICS: AtomicUsize = AtomicUsize::new(0);
 
 /// Ends every job at once, successfully.
-struct Instant0;
+struct DoneAtOnce;
 
-impl JobRunner for Instant0 {
+impl JobRunner for DoneAtOnce {
     fn run(&self, _job: Job, _ctx: JobContext) -> LocalBoxFuture<'static, Outcome> {
         Box::pin(async {
             Outcome::Done {
@@ -77,7 +77,7 @@ fn start() -> SocketAddr {
         .spawn(move || {
             let daemon = crate::Daemon::new(settings)
                 .key(SecretKey::generate())
-                .runner(std::sync::Arc::new(Instant0));
+                .runner(std::sync::Arc::new(DoneAtOnce));
             if let Err(e) = daemon.run(listener, std::future::pending()) {
                 panic!("the fuzz daemon stopped: {e}");
             }
