@@ -4,6 +4,7 @@
 mod support;
 
 mod api_errors;
+mod architecture;
 mod cli;
 mod faults;
 mod fuzz_corpus;

@@ -60,39 +60,6 @@ pub enum Error {
     Internal(String),
 }
 
-impl From<rusqlite::Error> for Error {
-    fn from(err: rusqlite::Error) -> Self {
-        use rusqlite::ffi::ErrorCode;
-        match &err {
-            rusqlite::Error::SqliteFailure(e, _) if e.code == ErrorCode::DiskFull => {
-                Error::Unavailable(format!(
-                    "the database is full ({err}): free disk space or raise max_database_mb; \
-                     reads still work and writes resume once there is room"
-                ))
-            }
-            rusqlite::Error::SqliteFailure(e, _) if e.code == ErrorCode::ReadOnly => {
-                Error::Unavailable(format!(
-                    "the database cannot be written ({err}): check the file's permissions and \
-                     the filesystem; reads still work"
-                ))
-            }
-            rusqlite::Error::SqliteFailure(e, _)
-                if matches!(
-                    e.code,
-                    ErrorCode::DatabaseBusy
-                        | ErrorCode::DatabaseLocked
-                        | ErrorCode::SystemIoFailure
-                        | ErrorCode::CannotOpen
-                        | ErrorCode::OutOfMemory
-                ) =>
-            {
-                Error::Unavailable(err.to_string())
-            }
-            _ => Error::Internal(format!("sqlite: {err}")),
-        }
-    }
-}
-
 impl From<actix::MailboxError> for Error {
     fn from(err: actix::MailboxError) -> Self {
         Error::Internal(format!("actor mailbox: {err}"))

@@ -10,7 +10,7 @@
 use crate::error::{Error, Result};
 use crate::metrics::QueueMetrics;
 use crate::model::{now_ms, NewAck, NewRun, Run, RunStatus};
-use crate::store::Store;
+use crate::store::{AckCheck, Store};
 use crate::worker::{Abandon, CancelJob, RunJob, WorkerActor};
 use actix::prelude::*;
 use std::collections::HashMap;
@@ -46,6 +46,8 @@ pub struct Retry {
 pub struct Acknowledge {
     pub run_id: String,
     pub ack: NewAck,
+    /// The runner's coverage test (see [`AckCheck`]).
+    pub uncovered: AckCheck,
 }
 
 /// A worker finished its job (its outcome is already committed) and can take another.
@@ -332,7 +334,7 @@ impl Handler<Acknowledge> for QueueActor {
         }
         let store = self.store.clone();
         Box::pin(
-            async move { store.ack(msg.run_id, msg.ack).await }
+            async move { store.ack(msg.run_id, msg.ack, msg.uncovered).await }
                 .into_actor(self)
                 .map(|res, act, ctx| {
                     if res.is_ok() {

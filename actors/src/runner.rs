@@ -14,10 +14,11 @@ pub struct Job {
     pub run: Run,
 }
 
-/// The lease a job runs under: where it records what it does, and the fence it writes with.
-#[derive(Clone)]
+/// The lease a job runs under: which run, and the fence it writes with. Whatever a job
+/// records under it goes through the store's fenced calls (`job_event`, `record_llm_call`),
+/// which take these three values; the lease itself carries no store.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Lease {
-    pub store: Store,
     pub run_id: String,
     /// The claim's fencing token.
     pub token: i64,
@@ -31,8 +32,10 @@ pub struct JobContext {
     /// Becomes `true` when a cancel was requested. The worker waits [`CANCEL_GRACE`] for the
     /// job to stop on its own (recording why) before dropping its future.
     cancelled: watch::Receiver<bool>,
-    /// Where progress events go, under the job's lease (None outside the queue).
+    /// The job's lease (None outside the queue).
     lease: Option<Lease>,
+    /// Where progress events go, under the lease.
+    store: Option<Store>,
     /// Outside the worker nobody cancels: this sender only keeps `cancelled` open.
     _never: Option<Arc<watch::Sender<bool>>>,
 }
@@ -51,10 +54,11 @@ impl std::fmt::Debug for JobContext {
 }
 
 impl JobContext {
-    pub(crate) fn new(cancelled: watch::Receiver<bool>, lease: Lease) -> Self {
+    pub(crate) fn new(cancelled: watch::Receiver<bool>, store: Store, lease: Lease) -> Self {
         JobContext {
             cancelled,
             lease: Some(lease),
+            store: Some(store),
             _never: None,
         }
     }
@@ -66,17 +70,19 @@ impl JobContext {
         JobContext {
             cancelled: rx,
             lease: None,
+            store: None,
             _never: Some(Arc::new(tx)),
         }
     }
 
     /// A context that records under `lease` and is never cancelled, for driving a runner on a
     /// claimed run outside the worker (benchmarks, tools).
-    pub fn leased(lease: Lease) -> Self {
+    pub fn leased(store: Store, lease: Lease) -> Self {
         let (tx, rx) = watch::channel(false);
         JobContext {
             cancelled: rx,
             lease: Some(lease),
+            store: Some(store),
             _never: Some(Arc::new(tx)),
         }
     }
@@ -89,9 +95,9 @@ impl JobContext {
     /// Appends a progress event to the run's history (a pipeline stage finishing, say), if
     /// the job still holds its lease. Returns whether it was recorded.
     pub async fn event(&self, kind: &str, details: serde_json::Value) -> crate::Result<bool> {
-        match &self.lease {
-            Some(l) => {
-                l.store
+        match (&self.lease, &self.store) {
+            (Some(l), Some(store)) => {
+                store
                     .job_event(
                         l.run_id.clone(),
                         l.token,
@@ -101,7 +107,7 @@ impl JobContext {
                     )
                     .await
             }
-            None => Ok(false),
+            _ => Ok(false),
         }
     }
 
@@ -122,8 +128,9 @@ impl JobContext {
 /// Runs one job attempt. Implementations must be deterministic about side effects they make
 /// outside the store: execution is at-least-once (a crash re-runs the attempt).
 ///
-/// The future runs on the actor system's thread; CPU-heavy work belongs in
-/// `tokio::task::spawn_blocking`. A panic inside it fails this run only.
+/// The future runs on the actor system's thread, which also serves HTTP: CPU-heavy or blocking
+/// work belongs on a blocking pool (the pipeline's `blocking::run`). A panic inside it fails
+/// this run only.
 pub trait JobRunner: Send + Sync + 'static {
     fn run(&self, job: Job, ctx: JobContext) -> LocalBoxFuture<'static, Outcome>;
 }

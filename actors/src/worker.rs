@@ -108,8 +108,8 @@ impl Handler<RunJob> for WorkerActor {
             Job { run },
             JobContext::new(
                 cancel_rx,
+                self.store.clone(),
                 Lease {
-                    store: self.store.clone(),
                     run_id: run_id.clone(),
                     token,
                     owner: self.owner.clone(),

@@ -15,15 +15,17 @@
 mod fake_llm;
 
 use fake_llm::{FakeLlm, Flavor, Reply};
+use procedurewriter::job::{JobProgress, LeaseLedger, PipelineJob};
+use procedurewriter::library::{load_demo_library, StoreLibrary};
 use procedurewriter::settings::Settings;
 use procedurewriter_actors::{Job, JobContext, JobRunner, Lease, NewRun, Store, Synchronous};
-use procedurewriter_pipeline::library::load_demo_library;
 use procedurewriter_pipeline::llm::openai::OpenAi;
 use procedurewriter_pipeline::llm::{Llm, RetryPolicy, Stage, Step};
+use procedurewriter_pipeline::llm_writer::{system_prompt, LlmWriter};
+use procedurewriter_pipeline::ports::RunPorts;
 use procedurewriter_pipeline::quality::{LoopPolicy, LoopSettings};
-use procedurewriter_pipeline::runner::PipelineRunner;
 use procedurewriter_pipeline::tiers::TierRules;
-use procedurewriter_pipeline::writers::{system_prompt, LlmWriter};
+use procedurewriter_pipeline::Pipeline;
 use serde_json::{json, Value};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
@@ -86,12 +88,14 @@ async fn claim(store: &Store, procedure: &str) -> (procedurewriter_actors::Run, 
         .await
         .unwrap()
         .remove(0);
-    let ctx = JobContext::leased(Lease {
-        store: store.clone(),
-        run_id: claimed.run.id.clone(),
-        token: claimed.run.lease_token,
-        owner: claimed.owner.clone(),
-    });
+    let ctx = JobContext::leased(
+        store.clone(),
+        Lease {
+            run_id: claimed.run.id.clone(),
+            token: claimed.run.lease_token,
+            owner: claimed.owner.clone(),
+        },
+    );
     (claimed.run, ctx)
 }
 
@@ -134,13 +138,16 @@ fn main() {
                 max_additional_cost_pusd: 2_000_000_000_000,
                 min_improvement: 0.5,
             };
-            let runner = PipelineRunner::new(
-                store.clone(),
-                Arc::clone(&rules),
-                settings.pipeline(),
-                Arc::new(LlmWriter { llm: llm(&fake, &settings) }),
-                Arc::new(RwLock::new(loop_settings)),
-            );
+            let runner = PipelineJob {
+                pipeline: Pipeline::new(
+                    Arc::new(StoreLibrary(store.clone())),
+                    Arc::clone(&rules),
+                    settings.pipeline(),
+                    Arc::new(LlmWriter { llm: llm(&fake, &settings) }),
+                    Arc::new(RwLock::new(loop_settings)),
+                ),
+                store: store.clone(),
+            };
             let (mut n, mut tin, mut tout, mut cost, mut score, mut wall) =
                 (0u64, 0u64, 0u64, 0f64, 0f64, Vec::new());
             for _ in 0..procedures {
@@ -175,6 +182,15 @@ fn main() {
         let client = reqwest::Client::new();
         let llm = llm(&fake, &settings);
         let (_, ctx) = claim(&store, "Anafylaksi behandling").await;
+        let ledger = LeaseLedger {
+            store: store.clone(),
+            lease: ctx.lease().cloned(),
+        };
+        let progress = JobProgress(ctx);
+        let ports = RunPorts {
+            ledger: &ledger,
+            progress: &progress,
+        };
         let system = system_prompt();
         let user = "Procedure: Anafylaksi\n\nSources:\n<source id=\"SRC0001\" tier=\"danish_guideline\" year=\"2024\">\nTitle: Anafylaksi\nAdrenalin 0,5 mg gives intramuskulært i låret ved mistanke om anafylaksi.\n</source>\n\nWrite the procedure.\n".to_string();
         let body = json!({
@@ -201,7 +217,7 @@ fn main() {
                 attempt: 1,
             };
             let t = Instant::now();
-            llm.call(&ctx, step, &system, &user, None).await.unwrap();
+            llm.call(ports, step, &system, &user, None).await.unwrap();
             daemon.push(t.elapsed().as_secs_f64() * 1e3);
         }
         let (r50, d50) = (median(&mut raw), median(&mut daemon));

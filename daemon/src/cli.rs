@@ -1,8 +1,9 @@
 //! The command line: `procedurewriter daemon` runs the daemon; the other subcommands are
 //! clients of its HTTP API (see [`crate::client`]).
 
+use crate::client::{self, ClientCommand};
 use crate::settings::Settings;
-use crate::{client, Daemon, DaemonError};
+use crate::{demo, Daemon, DaemonError};
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -61,55 +62,9 @@ pub enum Command {
         #[arg(long)]
         data_dir: Option<PathBuf>,
     },
-    /// Enqueue a procedure; prints the run.
-    Write {
-        /// The procedure title, e.g. "Pleuradræn anlæggelse".
-        procedure: String,
-        /// Context that narrows the procedure (department, setting).
-        #[arg(long, default_value = "")]
-        context: String,
-        /// Higher runs are claimed first.
-        #[arg(long, default_value_t = 0, allow_negative_numbers = true)]
-        priority: i64,
-        /// Per-run option as KEY=JSON (repeatable), e.g. test={"duration_ms":500}.
-        #[arg(long = "option", value_name = "KEY=JSON")]
-        options: Vec<String>,
-        /// Sent as Idempotency-Key: the same key returns the same run.
-        #[arg(long)]
-        idempotency_key: Option<String>,
-        /// Follow the run's events until it finishes.
-        #[arg(long)]
-        follow: bool,
-    },
-    /// List runs, newest first.
-    Runs {
-        /// Only runs in this status (QUEUED, RUNNING, NEEDS_ACK, DONE, FAILED, CANCELLED).
-        #[arg(long)]
-        status: Option<String>,
-        /// Page size.
-        #[arg(long, default_value_t = 50)]
-        limit: usize,
-        /// Fetch every page.
-        #[arg(long)]
-        all: bool,
-    },
-    /// Show one run.
-    Status { run_id: String },
-    /// Cancel a run.
-    Cancel { run_id: String },
-    /// Re-queue a failed or cancelled run.
-    Retry { run_id: String },
-    /// Add documents (.md with optional TOML front matter, .txt, .html) to the evidence library.
-    Ingest {
-        /// Files to ingest.
-        #[arg(required = true)]
-        paths: Vec<PathBuf>,
-        /// Give every file this tier instead of classifying it.
-        #[arg(long)]
-        tier: Option<String>,
-    },
-    /// Show a run's events live until it finishes.
-    Follow { run_id: String },
+    /// The client subcommands (they speak to a running daemon over HTTP).
+    #[command(flatten)]
+    Client(ClientCommand),
 }
 
 /// Entry point of the binary.
@@ -129,8 +84,8 @@ pub fn main() -> ExitCode {
         Command::Demo {
             procedure,
             data_dir,
-        } => client::demo(&procedure, data_dir),
-        other => client::run(&cli.url, other),
+        } => demo::demo(&procedure, data_dir),
+        Command::Client(command) => client::run(&cli.url, command),
     }
 }
 

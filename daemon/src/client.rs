@@ -1,9 +1,8 @@
 //! The client subcommands: small HTTP/1.1 calls to a running daemon (hyper's client, one
 //! connection per request), printing JSON, and `follow`, which renders a run's event stream.
 
-use crate::cli::Command;
-use crate::settings::Settings;
 use bytes::Bytes;
+use clap::Subcommand;
 use futures_util::StreamExt;
 use http_body_util::{BodyExt, Full};
 use hyper::{header, Method, Request, StatusCode, Uri};
@@ -204,7 +203,8 @@ impl Client {
     }
 }
 
-fn block_on<F: std::future::Future>(f: F) -> F::Output {
+/// Runs a client future on a current-thread runtime with I/O and timers.
+pub(crate) fn block_on_io<F: std::future::Future>(f: F) -> F::Output {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -229,12 +229,66 @@ fn parse_options(options: &[String]) -> Result<Value, ClientError> {
     Ok(Value::Object(map))
 }
 
-/// Runs one client subcommand against `url`.
-pub fn run(url: &str, command: Command) -> ExitCode {
-    let result = block_on(async {
+/// The client subcommands: each speaks to a running daemon over its HTTP API.
+#[derive(Debug, Subcommand)]
+pub enum ClientCommand {
+    /// Enqueue a procedure; prints the run.
+    Write {
+        /// The procedure title, e.g. "Pleuradræn anlæggelse".
+        procedure: String,
+        /// Context that narrows the procedure (department, setting).
+        #[arg(long, default_value = "")]
+        context: String,
+        /// Higher runs are claimed first.
+        #[arg(long, default_value_t = 0, allow_negative_numbers = true)]
+        priority: i64,
+        /// Per-run option as KEY=JSON (repeatable), e.g. test={"duration_ms":500}.
+        #[arg(long = "option", value_name = "KEY=JSON")]
+        options: Vec<String>,
+        /// Sent as Idempotency-Key: the same key returns the same run.
+        #[arg(long)]
+        idempotency_key: Option<String>,
+        /// Follow the run's events until it finishes.
+        #[arg(long)]
+        follow: bool,
+    },
+    /// List runs, newest first.
+    Runs {
+        /// Only runs in this status (QUEUED, RUNNING, NEEDS_ACK, DONE, FAILED, CANCELLED).
+        #[arg(long)]
+        status: Option<String>,
+        /// Page size.
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+        /// Fetch every page.
+        #[arg(long)]
+        all: bool,
+    },
+    /// Show one run.
+    Status { run_id: String },
+    /// Cancel a run.
+    Cancel { run_id: String },
+    /// Re-queue a failed or cancelled run.
+    Retry { run_id: String },
+    /// Add documents (.md with optional TOML front matter, .txt, .html) to the evidence library.
+    Ingest {
+        /// Files to ingest.
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+        /// Give every file this tier instead of classifying it.
+        #[arg(long)]
+        tier: Option<String>,
+    },
+    /// Show a run's events live until it finishes.
+    Follow { run_id: String },
+}
+
+/// Runs a client subcommand against the daemon at `url`.
+pub fn run(url: &str, command: ClientCommand) -> ExitCode {
+    let result = block_on_io(async {
         let client = Client::new(url)?;
         match command {
-            Command::Write {
+            ClientCommand::Write {
                 procedure,
                 context,
                 priority,
@@ -242,172 +296,34 @@ pub fn run(url: &str, command: Command) -> ExitCode {
                 idempotency_key,
                 follow,
             } => {
-                let body = json!({
-                    "procedure": procedure,
-                    "context": context,
-                    "priority": priority,
-                    "options": parse_options(&options)?,
-                });
-                let headers: Vec<(&str, String)> = idempotency_key
-                    .map(|k| vec![("idempotency-key", k)])
-                    .unwrap_or_default();
-                let run = client
-                    .call(Method::POST, "/api/write", Some(&body), &headers)
-                    .await?;
-                print(&run);
-                if follow {
-                    let id = run["run_id"].as_str().unwrap_or_default().to_string();
-                    let status = client.follow(&id).await?;
-                    if status != "DONE" {
-                        return Err(ClientError::Usage(format!("run {id} ended {status}")));
-                    }
-                }
-                Ok(())
+                write(
+                    &client,
+                    json!({
+                        "procedure": procedure,
+                        "context": context,
+                        "priority": priority,
+                        "options": parse_options(&options)?,
+                    }),
+                    idempotency_key,
+                    follow,
+                )
+                .await
             }
-            Command::Runs { status, limit, all } => {
-                let mut cursor: Option<String> = None;
-                loop {
-                    let mut q = format!("/api/runs?limit={limit}");
-                    if let Some(s) = &status {
-                        q.push_str(&format!("&status={s}"));
-                    }
-                    if let Some(c) = &cursor {
-                        q.push_str(&format!("&cursor={c}"));
-                    }
-                    let page = client.call(Method::GET, &q, None, &[]).await?;
-                    for r in page["runs"].as_array().into_iter().flatten() {
-                        println!(
-                            "{}  {:<10} {}/{}  {}",
-                            r["run_id"].as_str().unwrap_or(""),
-                            r["status"].as_str().unwrap_or(""),
-                            r["attempts"],
-                            r["max_attempts"],
-                            r["procedure"].as_str().unwrap_or("")
-                        );
-                    }
-                    cursor = page["next_cursor"].as_str().map(str::to_string);
-                    if !all || cursor.is_none() {
-                        if let Some(c) = &cursor {
-                            eprintln!("more: --all, or the API with cursor={c}");
-                        }
-                        break;
-                    }
-                }
-                Ok(())
+            ClientCommand::Runs { status, limit, all } => runs(&client, status, limit, all).await,
+            ClientCommand::Status { run_id } => {
+                show(&client, Method::GET, &format!("/api/runs/{run_id}")).await
             }
-            Command::Status { run_id } => {
-                print(
-                    &client
-                        .call(Method::GET, &format!("/api/runs/{run_id}"), None, &[])
-                        .await?,
-                );
-                Ok(())
+            ClientCommand::Cancel { run_id } => {
+                show(&client, Method::POST, &format!("/api/runs/{run_id}/cancel")).await
             }
-            Command::Cancel { run_id } => {
-                print(
-                    &client
-                        .call(
-                            Method::POST,
-                            &format!("/api/runs/{run_id}/cancel"),
-                            None,
-                            &[],
-                        )
-                        .await?,
-                );
-                Ok(())
+            ClientCommand::Retry { run_id } => {
+                show(&client, Method::POST, &format!("/api/runs/{run_id}/retry")).await
             }
-            Command::Retry { run_id } => {
-                print(
-                    &client
-                        .call(
-                            Method::POST,
-                            &format!("/api/runs/{run_id}/retry"),
-                            None,
-                            &[],
-                        )
-                        .await?,
-                );
-                Ok(())
-            }
-            Command::Ingest { paths, tier } => {
-                let mut failed = 0;
-                for path in paths {
-                    let content_type = match path.extension().and_then(|e| e.to_str()) {
-                        Some("md") | Some("markdown") => "text/markdown",
-                        Some("txt") => "text/plain",
-                        Some("html") | Some("htm") => "text/html",
-                        _ => {
-                            eprintln!(
-                                "{}: skipped: .md, .txt and .html are supported (PDF is not yet)",
-                                path.display()
-                            );
-                            failed += 1;
-                            continue;
-                        }
-                    };
-                    let bytes = match std::fs::read(&path) {
-                        Ok(b) => Bytes::from(b),
-                        Err(e) => {
-                            eprintln!("{}: {e}", path.display());
-                            failed += 1;
-                            continue;
-                        }
-                    };
-                    let name = path
-                        .file_name()
-                        .and_then(|n| n.to_str())
-                        .unwrap_or("document");
-                    let mut query = vec![("filename", name.to_string())];
-                    if let Some(t) = &tier {
-                        query.push(("tier", t.clone()));
-                    }
-                    let q = serde_urlencoded::to_string(&query).unwrap_or_default();
-                    match client
-                        .call_raw(
-                            Method::POST,
-                            &format!("/api/sources?{q}"),
-                            content_type,
-                            bytes,
-                        )
-                        .await
-                    {
-                        Ok(v) => {
-                            let s = &v["source"];
-                            println!(
-                                "{}  {:<8} {:<24} {}",
-                                s["id"].as_str().unwrap_or(""),
-                                if v["created"] == true {
-                                    "added"
-                                } else {
-                                    "existing"
-                                },
-                                s["tier"].as_str().unwrap_or(""),
-                                s["title"].as_str().unwrap_or("")
-                            );
-                        }
-                        Err(e) => {
-                            eprintln!("{}: {e}", path.display());
-                            failed += 1;
-                        }
-                    }
-                }
-                if failed > 0 {
-                    return Err(ClientError::Usage(format!(
-                        "{failed} files were not ingested"
-                    )));
-                }
-                Ok(())
-            }
-            Command::Follow { run_id } => {
+            ClientCommand::Ingest { paths, tier } => ingest(&client, paths, tier).await,
+            ClientCommand::Follow { run_id } => {
                 let status = client.follow(&run_id).await?;
                 println!("run {run_id}: {status}");
                 Ok(())
-            }
-            Command::Daemon { .. }
-            | Command::Demo { .. }
-            | Command::InitSecret { .. }
-            | Command::RotateSecret { .. } => {
-                Err(ClientError::Usage("not a client subcommand".into()))
             }
         }
     });
@@ -420,135 +336,145 @@ pub fn run(url: &str, command: Command) -> ExitCode {
     }
 }
 
-/// `procedurewriter demo`: a daemon on a fresh data directory and an ephemeral loopback port,
-/// one run written end to end with its events shown live, then a graceful stop.
-pub fn demo(procedure: &str, data_dir: Option<PathBuf>) -> ExitCode {
-    let mut settings = match Settings::load(None) {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("procedurewriter: {e}");
-            return ExitCode::from(2);
-        }
-    };
-    settings.data_dir = data_dir.unwrap_or_else(|| {
-        std::env::temp_dir().join(format!(
-            "procedurewriter-demo-{}",
-            uuid::Uuid::new_v4().simple()
-        ))
-    });
-    settings.log = "warn".into();
-    // A fresh data directory needs its own secret key (it encrypts stored API keys); the
-    // demo creates one the way `procedurewriter init-secret` does, unless the environment
-    // supplies one.
-    if std::env::var(crate::keys::KEY_ENV).map_or(true, |v| v.trim().is_empty())
-        && !settings.key_file().exists()
-    {
-        match crate::admin::init_secret(&settings, false) {
-            Ok(msg) => println!("{msg}"),
-            Err(e) => {
-                eprintln!("procedurewriter: {e}");
-                return ExitCode::from(e.exit_code() as u8);
-            }
-        }
-    }
-    let listener = match std::net::TcpListener::bind("127.0.0.1:0") {
-        Ok(l) => l,
-        Err(e) => {
-            eprintln!("procedurewriter: cannot listen on loopback: {e}");
-            return ExitCode::from(5);
-        }
-    };
-    let addr = listener
-        .local_addr()
-        .expect("a bound listener has an address");
-    let data_dir = settings.data_dir.clone();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let daemon = std::thread::spawn(move || {
-        crate::Daemon::new(settings).run(listener, async {
-            let _ = stopped.await;
-        })
-    });
-    println!("daemon on http://{addr}, data in {}", data_dir.display());
-    let outcome = run_demo_job(&format!("http://{addr}"), procedure);
-    let _ = stop.send(());
-    let stopped = daemon.join();
-    match (outcome, stopped) {
-        (Ok((run, procedure)), Ok(Ok(()))) => {
-            println!("\n{procedure}");
-            let r = &run["result"];
-            println!(
-                "run {}: {}  score {}/10  iterations {} (stopped: {})  cost {} USD  sources {}  writer {}",
-                run["run_id"].as_str().unwrap_or(""),
-                run["status"].as_str().unwrap_or(""),
-                r["score"],
-                r["iterations"],
-                r["stop_reason"].as_str().unwrap_or(""),
-                run["cost_usd"],
-                r["sources"].as_array().map_or(0, Vec::len),
-                r["writer"].as_str().unwrap_or("")
-            );
-            if let Some(dir) = r["artifact_dir"].as_str() {
-                println!(
-                    "artifacts: {dir}/{{procedure.md, procedure.docx, evidence_report.json, manifest.json}}"
-                );
-            }
-            println!(
-                "next: `procedurewriter daemon` serves the same over HTTP; see README for curl examples"
-            );
-            if run["status"] == "DONE" {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::FAILURE
-            }
-        }
-        (Err(e), _) => {
-            eprintln!("procedurewriter: demo failed: {e}");
-            ExitCode::FAILURE
-        }
-        (_, Ok(Err(e))) => {
-            eprintln!("procedurewriter: {e}");
-            ExitCode::from(e.exit_code() as u8)
-        }
-        (_, Err(_)) => {
-            eprintln!("procedurewriter: the daemon thread panicked");
-            ExitCode::FAILURE
-        }
-    }
+/// Prints what one call answers.
+async fn show(client: &Client, method: Method, path: &str) -> Result<(), ClientError> {
+    print(&client.call(method, path, None, &[]).await?);
+    Ok(())
 }
 
-fn run_demo_job(url: &str, procedure: &str) -> Result<(Value, String), ClientError> {
-    block_on(async {
-        let client = Client::new(url)?;
-        // The daemon thread may still be starting: the listener is bound, so connections
-        // queue in the backlog until it serves them.
-        let run = client
-            .call(
-                Method::POST,
-                "/api/write",
-                Some(&json!({ "procedure": procedure, "context": "akutmodtagelse, voksne" })),
-                &[],
-            )
-            .await?;
+/// `write`: enqueue, print the run, and with `follow` its events until it ends.
+async fn write(
+    client: &Client,
+    body: Value,
+    idempotency_key: Option<String>,
+    follow: bool,
+) -> Result<(), ClientError> {
+    let headers: Vec<(&str, String)> = idempotency_key
+        .map(|k| vec![("idempotency-key", k)])
+        .unwrap_or_default();
+    let run = client
+        .call(Method::POST, "/api/write", Some(&body), &headers)
+        .await?;
+    print(&run);
+    if follow {
         let id = run["run_id"].as_str().unwrap_or_default().to_string();
-        println!("run {id} enqueued; events:");
-        client.follow(&id).await?;
-        let run = client
-            .call(Method::GET, &format!("/api/runs/{id}"), None, &[])
-            .await?;
-        let procedure = if run["status"] == "DONE" {
-            match client
-                .call(Method::GET, &format!("/api/runs/{id}/procedure"), None, &[])
-                .await?
-            {
-                Value::String(s) => s,
-                other => other.to_string(),
+        let status = client.follow(&id).await?;
+        if status != "DONE" {
+            return Err(ClientError::Usage(format!("run {id} ended {status}")));
+        }
+    }
+    Ok(())
+}
+
+/// `runs`: one page of runs, or with `all` every page.
+async fn runs(
+    client: &Client,
+    status: Option<String>,
+    limit: usize,
+    all: bool,
+) -> Result<(), ClientError> {
+    let mut cursor: Option<String> = None;
+    loop {
+        let mut q = format!("/api/runs?limit={limit}");
+        if let Some(s) = &status {
+            q.push_str(&format!("&status={s}"));
+        }
+        if let Some(c) = &cursor {
+            q.push_str(&format!("&cursor={c}"));
+        }
+        let page = client.call(Method::GET, &q, None, &[]).await?;
+        for r in page["runs"].as_array().into_iter().flatten() {
+            println!(
+                "{}  {:<10} {}/{}  {}",
+                r["run_id"].as_str().unwrap_or(""),
+                r["status"].as_str().unwrap_or(""),
+                r["attempts"],
+                r["max_attempts"],
+                r["procedure"].as_str().unwrap_or("")
+            );
+        }
+        cursor = page["next_cursor"].as_str().map(str::to_string);
+        if !all || cursor.is_none() {
+            if let Some(c) = &cursor {
+                eprintln!("more: --all, or the API with cursor={c}");
             }
-        } else {
-            format!(
-                "(no procedure: the run ended {}: {})",
-                run["status"], run["error"]
-            )
+            break;
+        }
+    }
+    Ok(())
+}
+
+/// `ingest`: each file to `POST /api/sources`, one line per file.
+async fn ingest(
+    client: &Client,
+    paths: Vec<PathBuf>,
+    tier: Option<String>,
+) -> Result<(), ClientError> {
+    let mut failed = 0;
+    for path in paths {
+        let content_type = match path.extension().and_then(|e| e.to_str()) {
+            Some("md") | Some("markdown") => "text/markdown",
+            Some("txt") => "text/plain",
+            Some("html") | Some("htm") => "text/html",
+            _ => {
+                eprintln!(
+                    "{}: skipped: .md, .txt and .html are supported (PDF is not yet)",
+                    path.display()
+                );
+                failed += 1;
+                continue;
+            }
         };
-        Ok((run, procedure))
-    })
+        let bytes = match std::fs::read(&path) {
+            Ok(b) => Bytes::from(b),
+            Err(e) => {
+                eprintln!("{}: {e}", path.display());
+                failed += 1;
+                continue;
+            }
+        };
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("document");
+        let mut query = vec![("filename", name.to_string())];
+        if let Some(t) = &tier {
+            query.push(("tier", t.clone()));
+        }
+        let q = serde_urlencoded::to_string(&query).unwrap_or_default();
+        match client
+            .call_raw(
+                Method::POST,
+                &format!("/api/sources?{q}"),
+                content_type,
+                bytes,
+            )
+            .await
+        {
+            Ok(v) => {
+                let s = &v["source"];
+                println!(
+                    "{}  {:<8} {:<24} {}",
+                    s["id"].as_str().unwrap_or(""),
+                    if v["created"] == true {
+                        "added"
+                    } else {
+                        "existing"
+                    },
+                    s["tier"].as_str().unwrap_or(""),
+                    s["title"].as_str().unwrap_or("")
+                );
+            }
+            Err(e) => {
+                eprintln!("{}: {e}", path.display());
+                failed += 1;
+            }
+        }
+    }
+    if failed > 0 {
+        return Err(ClientError::Usage(format!(
+            "{failed} files were not ingested"
+        )));
+    }
+    Ok(())
 }

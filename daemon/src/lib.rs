@@ -7,16 +7,19 @@
 pub mod admin;
 pub mod cli;
 pub mod client;
+pub mod demo;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod http;
+pub mod job;
 pub mod keys;
+pub mod library;
 pub mod lock;
 pub mod metrics;
+pub mod model_client;
 pub mod reload;
 pub mod runner;
 pub mod settings;
-pub mod writer;
 
 use crate::http::AppState;
 use crate::lock::DataDirLock;
@@ -25,10 +28,9 @@ use crate::settings::{RunnerKind, Settings, SqliteSynchronous};
 use procedurewriter_actors::crypto::SecretKey;
 use procedurewriter_actors::store::KeyCheck;
 use procedurewriter_actors::{JobRunner, QueueConfig, Shutdown, Store, Supervisor, Synchronous};
-use procedurewriter_pipeline::library;
 use procedurewriter_pipeline::quality::HotLoopSettings;
-use procedurewriter_pipeline::runner::PipelineRunner;
 use procedurewriter_pipeline::tiers::TierRules;
+use procedurewriter_pipeline::Pipeline;
 use std::future::Future;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -161,7 +163,7 @@ impl Daemon {
                     sources = n,
                     "loaded the demonstration library into the empty evidence library"
                 ),
-                Err(library::IngestError::Store(e)) => return Err(e.into()),
+                Err(library::StoreIngestError::Store(e)) => return Err(e.into()),
                 Err(e) => {
                     return Err(DaemonError::Refused(format!(
                         "the bundled demo library is invalid: {e}"
@@ -173,13 +175,16 @@ impl Daemon {
         let runner: Arc<dyn JobRunner> = match self.runner {
             Some(r) => r,
             None => match settings.job_runner {
-                RunnerKind::Pipeline => Arc::new(PipelineRunner::new(
-                    store.clone(),
-                    Arc::clone(&rules),
-                    settings.pipeline(),
-                    writer::build(&settings, &store, &key)?,
-                    Arc::clone(&loop_settings),
-                )),
+                RunnerKind::Pipeline => Arc::new(job::PipelineJob {
+                    pipeline: Pipeline::new(
+                        Arc::new(library::StoreLibrary(store.clone())),
+                        Arc::clone(&rules),
+                        settings.pipeline(),
+                        model_client::build(&settings, &store, &key)?,
+                        Arc::clone(&loop_settings),
+                    ),
+                    store: store.clone(),
+                }),
                 RunnerKind::Test => Arc::new(runner::TestRunner),
             },
         };

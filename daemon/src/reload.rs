@@ -9,7 +9,7 @@
 //! runs get a `config_reloaded` event naming the applied keys (old → new).
 
 use crate::http::AppState;
-use crate::settings::{Settings, HOT_KEYS};
+use crate::settings::{hot_key, Settings};
 use serde_json::{json, Map, Value};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -60,7 +60,7 @@ pub async fn reload(state: &AppState, config_path: Option<&std::path::Path>) -> 
             continue;
         }
         let change = json!([parse(&before), parse(&v)]);
-        if HOT_KEYS.contains(&k.as_str()) {
+        if hot_key(&k).is_some() {
             applied.insert(k, change);
         } else {
             restart_required.insert(k, change);
@@ -70,10 +70,7 @@ pub async fn reload(state: &AppState, config_path: Option<&std::path::Path>) -> 
         // Lifting the limit is how writes come back after it filled; lowering it holds the
         // database where it is.
         match state.store.set_max_size(new.max_database_bytes()).await {
-            Ok(bytes) => {
-                tracing::info!(limit_bytes = bytes, "database size limit applied");
-                in_force.max_database_mb = new.max_database_mb;
-            }
+            Ok(bytes) => tracing::info!(limit_bytes = bytes, "database size limit applied"),
             Err(e) => {
                 tracing::error!(cause = %e, "cannot apply the database size limit");
                 if let Some(change) = applied.remove("max_database_mb") {
@@ -83,11 +80,9 @@ pub async fn reload(state: &AppState, config_path: Option<&std::path::Path>) -> 
         }
     }
     if !applied.is_empty() {
-        in_force.quality_loop_policy = new.quality_loop_policy.clone();
-        in_force.quality_loop_quality_threshold = new.quality_loop_quality_threshold;
-        in_force.quality_loop_max_iterations = new.quality_loop_max_iterations;
-        in_force.quality_loop_max_additional_cost_usd = new.quality_loop_max_additional_cost_usd;
-        in_force.quality_loop_min_improvement = new.quality_loop_min_improvement;
+        for k in applied.keys().filter_map(|k| hot_key(k)) {
+            (k.copy)(&mut in_force, &new);
+        }
         match state.loop_settings.write() {
             Ok(mut g) => *g = in_force.loop_settings(),
             Err(p) => *p.into_inner() = in_force.loop_settings(),

@@ -4,6 +4,7 @@
 
 use futures_util::future::LocalBoxFuture;
 use procedurewriter_actors::{Job, JobContext, JobRunner, Outcome};
+use procedurewriter_pipeline::gate::{AckRequest, Policy};
 use serde::Deserialize;
 use serde_json::json;
 use std::time::Duration;
@@ -82,18 +83,25 @@ impl JobRunner for TestRunner {
                 "panic" => panic!("test runner panics as asked"),
                 // Waits for an acknowledgement of the (pretend) missing tier, then finishes.
                 "needs_ack" => {
-                    let acked = run.ack.as_ref().is_some_and(|a| {
-                        a.tiers
-                            .as_array()
-                            .is_some_and(|t| t.iter().any(|t| t == "danish_guideline"))
-                    });
-                    if acked {
+                    // The same contract and coverage test as the pipeline's gate.
+                    let request = AckRequest {
+                        missing_tiers: vec!["danish_guideline".into()],
+                        found: Default::default(),
+                        required_tiers: vec!["danish_guideline".into()],
+                        policy: Policy::AllowWithAck,
+                    };
+                    let acked: Vec<String> = run
+                        .ack
+                        .as_ref()
+                        .and_then(|a| serde_json::from_value(a.tiers.clone()).ok())
+                        .unwrap_or_default();
+                    if run.ack.is_some() && request.uncovered(&acked).is_empty() {
                         Outcome::Done {
                             result: json!({ "runner": "test", "acknowledged": true }),
                         }
                     } else {
                         Outcome::NeedsAck {
-                            details: json!({ "missing_tiers": ["danish_guideline"], "found": {} }),
+                            details: serde_json::to_value(&request).unwrap_or_default(),
                         }
                     }
                 }

@@ -49,16 +49,50 @@ pub enum LlmProvider {
     Anthropic,
 }
 
-/// The keys SIGHUP applies to the running daemon (the quality loop's and the database size
-/// limit); every other key needs a restart.
-pub const HOT_KEYS: &[&str] = &[
-    "max_database_mb",
-    "quality_loop_policy",
-    "quality_loop_quality_threshold",
-    "quality_loop_max_iterations",
-    "quality_loop_max_additional_cost_usd",
-    "quality_loop_min_improvement",
+/// A key SIGHUP applies to the running daemon: its name and how a reload copies it into the
+/// settings in force. The reload code knows no key by name but through this table (and the
+/// store call `max_database_mb` also needs), so a key added here is applied, not just
+/// reported.
+pub struct HotKey {
+    pub name: &'static str,
+    pub copy: fn(into: &mut Settings, from: &Settings),
+}
+
+/// The keys SIGHUP applies (the quality loop's and the database size limit); every other key
+/// needs a restart.
+pub const HOT_KEYS: &[HotKey] = &[
+    HotKey {
+        name: "max_database_mb",
+        copy: |i, f| i.max_database_mb = f.max_database_mb,
+    },
+    HotKey {
+        name: "quality_loop_policy",
+        copy: |i, f| i.quality_loop_policy = f.quality_loop_policy,
+    },
+    HotKey {
+        name: "quality_loop_quality_threshold",
+        copy: |i, f| i.quality_loop_quality_threshold = f.quality_loop_quality_threshold,
+    },
+    HotKey {
+        name: "quality_loop_max_iterations",
+        copy: |i, f| i.quality_loop_max_iterations = f.quality_loop_max_iterations,
+    },
+    HotKey {
+        name: "quality_loop_max_additional_cost_usd",
+        copy: |i, f| {
+            i.quality_loop_max_additional_cost_usd = f.quality_loop_max_additional_cost_usd
+        },
+    },
+    HotKey {
+        name: "quality_loop_min_improvement",
+        copy: |i, f| i.quality_loop_min_improvement = f.quality_loop_min_improvement,
+    },
 ];
+
+/// The hot key called `name`, if it is one.
+pub fn hot_key(name: &str) -> Option<&'static HotKey> {
+    HOT_KEYS.iter().find(|k| k.name == name)
+}
 
 /// The API token (`api_token`): compared in constant time, never printed. `Debug` shows `***`
 /// and serialisation (what reload diffs and records) a short fingerprint, so a changed token is
@@ -124,7 +158,7 @@ pub struct Settings {
     pub load_demo_library: bool,
     pub job_runner: RunnerKind,
     pub required_tiers: Vec<String>,
-    pub missing_tier_policy: String,
+    pub missing_tier_policy: procedurewriter_pipeline::gate::Policy,
     pub retrieval_limit: usize,
     pub retrieval_min_relative_score: f64,
     pub generic_words: Vec<String>,
@@ -139,7 +173,7 @@ pub struct Settings {
     pub llm_max_tokens: u32,
     pub llm_min_output_tokens: u32,
     pub prices_file: PathBuf,
-    pub quality_loop_policy: String,
+    pub quality_loop_policy: procedurewriter_pipeline::quality::LoopPolicy,
     pub quality_loop_quality_threshold: f64,
     pub quality_loop_max_iterations: u32,
     pub quality_loop_max_additional_cost_usd: f64,
@@ -259,24 +293,11 @@ impl Settings {
                 &format!("{t:?} is not a tier in etc/evidence_tiers.toml"),
             );
         }
-        if procedurewriter_pipeline::gate::Policy::parse(&self.missing_tier_policy).is_none() {
-            return bad(
-                "missing_tier_policy",
-                "must be \"STRICT\" or \"allow_with_ack\"",
-            );
-        }
         if self.retrieval_limit == 0 || self.retrieval_limit > 200 {
             return bad("retrieval_limit", "must be between 1 and 200");
         }
         if !(0.0..=1.0).contains(&self.retrieval_min_relative_score) {
             return bad("retrieval_min_relative_score", "must be between 0 and 1");
-        }
-        if procedurewriter_pipeline::quality::LoopPolicy::parse(&self.quality_loop_policy).is_none()
-        {
-            return bad(
-                "quality_loop_policy",
-                "must be \"auto\", \"manual\" or \"off\"",
-            );
         }
         if !(0.0..=10.0).contains(&self.quality_loop_quality_threshold) {
             return bad("quality_loop_quality_threshold", "must be between 0 and 10");
@@ -391,9 +412,9 @@ impl Settings {
 
     /// The quality loop's settings.
     pub fn loop_settings(&self) -> procedurewriter_pipeline::quality::LoopSettings {
-        use procedurewriter_pipeline::quality::{LoopPolicy, LoopSettings};
+        use procedurewriter_pipeline::quality::LoopSettings;
         LoopSettings {
-            policy: LoopPolicy::parse(&self.quality_loop_policy).unwrap_or(LoopPolicy::Auto),
+            policy: self.quality_loop_policy,
             threshold: self.quality_loop_quality_threshold,
             max_iterations: self.quality_loop_max_iterations,
             max_additional_cost_pusd: procedurewriter_actors::model::money::from_usd(
@@ -424,8 +445,8 @@ impl Settings {
     }
 
     /// The pipeline's settings.
-    pub fn pipeline(&self) -> procedurewriter_pipeline::runner::PipelineConfig {
-        use procedurewriter_pipeline::gate::Policy;
+    pub fn pipeline(&self) -> procedurewriter_pipeline::PipelineConfig {
+        use procedurewriter_pipeline::retrieve::RetrievalConfig;
         let digest_input = serde_json::json!({
             "required_tiers": self.required_tiers,
             "missing_tier_policy": self.missing_tier_policy,
@@ -434,31 +455,38 @@ impl Settings {
             "generic_words": self.generic_words,
             "synonyms": self.synonyms,
         });
-        procedurewriter_pipeline::runner::PipelineConfig {
+        procedurewriter_pipeline::PipelineConfig {
             required_tiers: self.required_tiers.clone(),
-            missing_tier_policy: Policy::parse(&self.missing_tier_policy).unwrap_or(Policy::Strict),
-            synonyms: self
-                .synonyms
-                .iter()
-                .map(|(k, v)| {
-                    (
-                        k.to_lowercase(),
-                        v.iter().map(|x| x.to_lowercase()).collect(),
-                    )
-                })
-                .collect(),
-            retrieval_limit: self.retrieval_limit,
-            min_relative_score: self.retrieval_min_relative_score,
-            generic_words: self
-                .generic_words
-                .iter()
-                .map(|w| w.to_lowercase())
-                .collect(),
-            runs_dir: self.data_dir.join("runs"),
+            missing_tier_policy: self.missing_tier_policy,
+            retrieval: RetrievalConfig {
+                synonyms: self
+                    .synonyms
+                    .iter()
+                    .map(|(k, v)| {
+                        (
+                            k.to_lowercase(),
+                            v.iter().map(|x| x.to_lowercase()).collect(),
+                        )
+                    })
+                    .collect(),
+                limit: self.retrieval_limit,
+                min_relative_score: self.retrieval_min_relative_score,
+                generic_words: self
+                    .generic_words
+                    .iter()
+                    .map(|w| w.to_lowercase())
+                    .collect(),
+            },
+            runs_dir: self.runs_dir(),
             digest: procedurewriter_pipeline::library::sha256_hex(
                 digest_input.to_string().as_bytes(),
             ),
         }
+    }
+
+    /// Where run artifacts go: `<data_dir>/runs`.
+    pub fn runs_dir(&self) -> PathBuf {
+        self.data_dir.join("runs")
     }
 
     pub fn db_path(&self) -> PathBuf {
@@ -519,7 +547,47 @@ mod tests {
         assert_eq!(l.max_additional_cost_pusd, 2_000_000_000_000);
         assert_eq!(l.min_improvement, 0.5);
         for k in HOT_KEYS {
-            assert!(s.flatten().contains_key(*k), "{k} is not a settings key");
+            assert!(
+                s.flatten().contains_key(k.name),
+                "{} is not a settings key",
+                k.name
+            );
+        }
+    }
+
+    #[test]
+    fn every_hot_key_is_copied_by_a_reload_and_nothing_else_is() {
+        let before = Settings::load_from(None, env(&[])).unwrap();
+        let after = Settings::load_from(
+            None,
+            env(&[
+                ("PROCEDUREWRITER_MAX_DATABASE_MB", "77"),
+                ("PROCEDUREWRITER_QUALITY_LOOP_POLICY", "manual"),
+                ("PROCEDUREWRITER_QUALITY_LOOP_QUALITY_THRESHOLD", "6.5"),
+                ("PROCEDUREWRITER_QUALITY_LOOP_MAX_ITERATIONS", "7"),
+                (
+                    "PROCEDUREWRITER_QUALITY_LOOP_MAX_ADDITIONAL_COST_USD",
+                    "0.25",
+                ),
+                ("PROCEDUREWRITER_QUALITY_LOOP_MIN_IMPROVEMENT", "0.125"),
+                ("PROCEDUREWRITER_WORKERS", "5"),
+            ]),
+        )
+        .unwrap();
+        let (old, new) = (before.flatten(), after.flatten());
+        for k in HOT_KEYS {
+            assert_ne!(old[k.name], new[k.name], "the test changes {}", k.name);
+            let mut in_force = before.clone();
+            (k.copy)(&mut in_force, &after);
+            let got = in_force.flatten();
+            for (name, value) in &got {
+                let want = if name == k.name {
+                    &new[name]
+                } else {
+                    &old[name]
+                };
+                assert_eq!(value, want, "copying {} changed {name}", k.name);
+            }
         }
     }
 

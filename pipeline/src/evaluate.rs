@@ -5,8 +5,8 @@
 //! citations that resolve to retrieved sources 2 (each unknown id, a hallucination, costs 1),
 //! weight of the cited sources' tiers 1.
 
+use crate::evidence::{words, EvidenceSource};
 use crate::outline::{evidence_sections, REFERENCES};
-use crate::writer::{words, EvidenceSource};
 use serde::Serialize;
 use std::collections::BTreeMap;
 

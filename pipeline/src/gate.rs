@@ -1,11 +1,16 @@
-//! The evidence gate: do the retrieved sources cover the required tiers?
+//! The evidence gate: do the retrieved sources cover the required tiers? And, when they do
+//! not and the policy allows it, what a person must acknowledge ([`AckRequest`]) and whether
+//! an acknowledgement covers it ([`uncovered`], the one coverage test: the gate and the
+//! daemon's ack endpoint both ask it).
 
-use crate::writer::EvidenceSource;
-use serde::Serialize;
+use crate::evidence::EvidenceSource;
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
-/// What to do when a required tier is missing.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// What to do when a required tier is missing (`missing_tier_policy`, in the settings and in
+/// a run's options; both parse it here).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "&'static str")]
 pub enum Policy {
     /// Fail the run, listing what is missing (the default).
     Strict,
@@ -28,6 +33,57 @@ impl Policy {
             Policy::AllowWithAck => "allow_with_ack",
         }
     }
+}
+
+impl TryFrom<String> for Policy {
+    type Error = String;
+    fn try_from(s: String) -> Result<Policy, String> {
+        Policy::parse(&s).ok_or_else(|| format!("{s:?} is not \"STRICT\" or \"allow_with_ack\""))
+    }
+}
+
+impl From<Policy> for &'static str {
+    fn from(p: Policy) -> &'static str {
+        p.as_str()
+    }
+}
+
+/// What a run paused in `NEEDS_ACK` waits for: stored with the run (`ack_required`) and shown
+/// to the person who must acknowledge it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AckRequest {
+    /// The tiers a person must acknowledge, each by name.
+    pub missing_tiers: Vec<String>,
+    /// Tier → ids of the retrieved sources in it.
+    pub found: BTreeMap<String, Vec<String>>,
+    pub required_tiers: Vec<String>,
+    pub policy: Policy,
+}
+
+impl AckRequest {
+    /// The missing tiers `acknowledged` leaves uncovered (empty: the acknowledgement covers
+    /// the request).
+    pub fn uncovered(&self, acknowledged: &[String]) -> Vec<String> {
+        uncovered(&self.missing_tiers, acknowledged)
+    }
+}
+
+/// The one coverage test: the items of `missing` that `acknowledged` does not name.
+pub fn uncovered(missing: &[String], acknowledged: &[String]) -> Vec<String> {
+    missing
+        .iter()
+        .filter(|m| !acknowledged.contains(m))
+        .cloned()
+        .collect()
+}
+
+/// An acknowledgement a person gave for a run, as the runner receives it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Acknowledgement {
+    pub acknowledged_by: String,
+    pub note: String,
+    /// The tiers acknowledged as missing.
+    pub tiers: Vec<String>,
 }
 
 /// What the gate found.
@@ -57,6 +113,16 @@ pub fn check(required: &[String], sources: &[EvidenceSource]) -> GateReport {
 }
 
 impl GateReport {
+    /// What a person must acknowledge for the run to go on despite the gaps.
+    pub fn ack_request(&self, policy: Policy) -> AckRequest {
+        AckRequest {
+            missing_tiers: self.missing_tiers.clone(),
+            found: self.found.clone(),
+            required_tiers: self.required_tiers.clone(),
+            policy,
+        }
+    }
+
     /// One line for a failed run: each missing tier, and what was found per tier.
     pub fn failure_message(&self) -> String {
         let found = if self.found.is_empty() {

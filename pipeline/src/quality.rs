@@ -8,15 +8,18 @@
 //! spent on revisions in earlier attempts counts against the cap too.
 
 use crate::evaluate::{self, Evaluation};
+use crate::evidence::EvidenceSource;
 use crate::llm::LlmError;
-use crate::writers::{Brief, Drafted, Task, Writer};
-use procedurewriter_actors::model::money::to_usd;
-use procedurewriter_actors::JobContext;
+use crate::money::to_usd;
+pub use crate::ports::PriorSpend;
+use crate::ports::RunPorts;
+use crate::writer::{Brief, Drafted, Task, Writer};
 use serde_json::json;
 use std::sync::{Arc, RwLock};
 
 /// `quality_loop_policy`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum LoopPolicy {
     /// Revise until a stop reason holds.
     Auto,
@@ -103,13 +106,6 @@ pub struct Draft {
     pub iteration: u32,
 }
 
-/// What the run spent before this attempt (pico-USD), by stage.
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
-pub struct PriorSpend {
-    pub draft_pusd: i64,
-    pub revision_pusd: i64,
-}
-
 /// A finished loop.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LoopResult {
@@ -138,21 +134,32 @@ pub enum LoopEnd {
     Cancelled,
 }
 
-async fn event(ctx: &JobContext, kind: &str, details: serde_json::Value) -> Result<(), LlmError> {
-    ctx.event(kind, details).await?;
+async fn event(
+    ports: RunPorts<'_>,
+    kind: &'static str,
+    details: serde_json::Value,
+) -> Result<(), LlmError> {
+    ports.event(kind, details).await?;
     Ok(())
+}
+
+/// Scores a draft on the blocking pool: evaluation is CPU work, never done on the thread that
+/// serves HTTP.
+async fn score(markdown: &str, sources: &[EvidenceSource]) -> Evaluation {
+    let (markdown, sources) = (markdown.to_string(), sources.to_vec());
+    crate::blocking::run(move || evaluate::evaluate(&markdown, &sources)).await
 }
 
 /// Says that the call of `iteration` would not fit: what was spent, the cap, the worst case.
 async fn cap_reached(
-    ctx: &JobContext,
+    ports: RunPorts<'_>,
     iteration: u32,
     spent: i64,
     cap: i64,
     worst_case: i64,
 ) -> Result<(), LlmError> {
     event(
-        ctx,
+        ports,
         "cost_cap_reached",
         json!({
             "iteration": iteration, "spent_usd": to_usd(spent), "cap_usd": to_usd(cap),
@@ -164,7 +171,7 @@ async fn cap_reached(
 
 /// Runs the loop for one run attempt.
 pub async fn run(
-    ctx: &JobContext,
+    ports: RunPorts<'_>,
     writer: &dyn Writer,
     brief: Brief<'_>,
     settings: &HotLoopSettings,
@@ -177,12 +184,13 @@ pub async fn run(
     let total = |spent_now: i64| prior.draft_pusd + prior.revision_pusd + spent_now;
 
     event(
-        ctx,
+        ports,
         "iteration_started",
         json!({ "iteration": 1, "stage": "draft", "writer": writer.name(), "policy": s.policy.as_str() }),
     )
     .await?;
-    let first = writer.write(ctx, brief, Task::Draft, 1, None).await?;
+    let composed = writer.compose(&brief, Task::Draft, 1);
+    let first = writer.write(ports, brief, &composed, None).await?;
     spent_now += first.cost_pusd;
     let (markdown, reused, max_tokens, truncated) = match first.value {
         Drafted::Text {
@@ -193,7 +201,7 @@ pub async fn run(
         } => (markdown, reused, max_tokens, truncated),
         Drafted::Cancelled | Drafted::CapReached { .. } => {
             event(
-                ctx,
+                ports,
                 "quality_loop_stopped",
                 json!({ "reason": StopReason::Cancelled.as_str(), "iterations": 0 }),
             )
@@ -202,10 +210,10 @@ pub async fn run(
         }
     };
     reused_calls += u32::from(reused);
-    let eval = evaluate::evaluate(&markdown, brief.sources);
+    let eval = score(&markdown, brief.sources).await;
     let mut scores = vec![eval.score];
     event(
-        ctx,
+        ports,
         "iteration_scored",
         json!({
             "iteration": 1, "score": eval.score, "best_score": eval.score, "issues": eval.issues.len(),
@@ -229,7 +237,7 @@ pub async fn run(
         // The settings in force for this iteration (a SIGHUP may have changed them).
         let s = current(settings);
         cap = s.max_additional_cost_pusd;
-        if ctx.is_cancelled() {
+        if ports.is_cancelled() {
             break StopReason::Cancelled;
         }
         match s.policy {
@@ -251,13 +259,14 @@ pub async fn run(
             previous: &best.markdown,
             issues: &best.eval.issues,
         };
-        if let Err(worst_case_pusd) = writer.plan(brief, task, iteration + 1, remaining) {
-            cap_reached(ctx, iteration + 1, revision_pusd, cap, worst_case_pusd).await?;
+        let composed = writer.compose(&brief, task, iteration + 1);
+        if let Err(worst_case_pusd) = writer.plan(&composed, remaining) {
+            cap_reached(ports, iteration + 1, revision_pusd, cap, worst_case_pusd).await?;
             break StopReason::CostCap;
         }
         iteration += 1;
         event(
-            ctx,
+            ports,
             "iteration_started",
             json!({
                 "iteration": iteration, "stage": "revision", "revising_iteration": best.iteration,
@@ -269,7 +278,7 @@ pub async fn run(
         )
         .await?;
         let got = writer
-            .write(ctx, brief, task, iteration, Some(remaining))
+            .write(ports, brief, &composed, Some(remaining))
             .await?;
         spent_now += got.cost_pusd;
         revision_pusd += got.cost_pusd;
@@ -284,12 +293,12 @@ pub async fn run(
             Drafted::CapReached { worst_case_pusd } => {
                 // Retries inside the call spent what was left.
                 iteration -= 1;
-                cap_reached(ctx, iteration + 1, revision_pusd, cap, worst_case_pusd).await?;
+                cap_reached(ports, iteration + 1, revision_pusd, cap, worst_case_pusd).await?;
                 break StopReason::CostCap;
             }
         };
         reused_calls += u32::from(reused);
-        let eval = evaluate::evaluate(&markdown, brief.sources);
+        let eval = score(&markdown, brief.sources).await;
         let improvement = eval.score - best.eval.score;
         scores.push(eval.score);
         last_improvement = Some(improvement);
@@ -303,7 +312,7 @@ pub async fn run(
             };
         }
         event(
-            ctx,
+            ports,
             "iteration_scored",
             json!({
                 "iteration": iteration, "score": score, "best_score": best.eval.score,
@@ -318,7 +327,7 @@ pub async fn run(
         .await?;
     };
     event(
-        ctx,
+        ports,
         "quality_loop_stopped",
         json!({
             "reason": reason.as_str(), "iterations": scores.len(), "best_iteration": best.iteration,
@@ -351,11 +360,11 @@ mod tests {
     //! `max_tokens`, failures with no usage.
     use super::*;
     use crate::llm::prices::Price;
+    use crate::llm::ApiKey;
     use crate::llm::{CallError, ChatRequest, Completion, Llm, Provider, RetryPolicy};
-    use crate::writer::EvidenceSource;
-    use crate::writers::LlmWriter;
+    use crate::llm_writer::LlmWriter;
+    use crate::ports::Detached;
     use futures_util::future::BoxFuture;
-    use procedurewriter_actors::crypto::SecretValue;
     use std::sync::Mutex;
     use std::time::Duration;
 
@@ -377,7 +386,7 @@ mod tests {
         fn send<'a>(
             &'a self,
             req: &'a ChatRequest,
-            _key: Option<&'a SecretValue>,
+            _key: Option<&'a ApiKey>,
         ) -> BoxFuture<'a, Result<Completion, CallError>> {
             Box::pin(async move {
                 let mut rng = self.rng.lock().unwrap();
@@ -420,7 +429,6 @@ mod tests {
             text: "Adrenalin gives ved anafylaksi i låret. Patienten monitoreres.".repeat(20),
             demo: false,
         }];
-        let ctx = JobContext::detached();
         let mut rng = fastrand::Rng::with_seed(0x5eed);
         let mut stops = std::collections::BTreeMap::<&str, u32>::new();
         for case in 0..600 {
@@ -467,7 +475,13 @@ mod tests {
                 ack: None,
                 attempt: 1,
             };
-            let end = rt.block_on(run(&ctx, &writer, brief, &settings, PriorSpend::default()));
+            let end = rt.block_on(run(
+                Detached::ports(),
+                &writer,
+                brief,
+                &settings,
+                PriorSpend::default(),
+            ));
             let spent = *provider.revision_spend.lock().unwrap();
             assert!(
                 spent <= cap,

@@ -383,8 +383,8 @@ pub fn prompt_sources(prompt: &str) -> Vec<(String, String)> {
 
 /// A draft that fills the first `sections` evidence sections with a cited source sentence.
 pub fn draft_from_prompt(prompt: &str, sections: usize) -> String {
+    use procedurewriter_pipeline::evidence::sentences;
     use procedurewriter_pipeline::outline::{evidence_sections, CHECKLIST};
-    use procedurewriter_pipeline::writer::sentences;
     let sources: Vec<(String, Vec<String>)> = prompt_sources(prompt)
         .into_iter()
         .map(|(id, text)| {

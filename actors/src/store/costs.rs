@@ -1,4 +1,4 @@
-//! Language-model calls and what they cost; configuration reloads.
+//! Language-model calls and what they cost.
 //!
 //! A call is recorded in one write: its `llm_calls` row, the run's totals and the run's
 //! `llm_call` event. It is recorded even when the caller lost its lease on the way (the
@@ -6,12 +6,12 @@
 //! are integer pico-USD (see [`crate::model::money`]).
 
 use super::runs::lease_state;
-use super::Store;
+use super::{count, Store};
 use crate::error::Result;
 use crate::model::{money, now_ms};
 use rusqlite::{params, OptionalExtension};
 use serde::Serialize;
-use serde_json::{json, Value};
+use serde_json::json;
 
 /// How a call ended.
 #[derive(Debug, Clone, PartialEq)]
@@ -104,28 +104,9 @@ pub struct CostReport {
     pub by_run: Vec<CostRow>,
 }
 
-/// One configuration reload, as recorded.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct ReloadRecord {
-    pub id: i64,
-    #[serde(serialize_with = "crate::model::time::req")]
-    pub at: i64,
-    /// Key → `[old, new]`, applied to the running daemon.
-    pub applied: Value,
-    /// Key → `[old, new]`, ignored until a restart.
-    pub restart_required: Value,
-    /// Why the file was refused (nothing applied).
-    pub error: Option<String>,
-}
-
 const COST_COLUMNS: &str = "count(*), \
      coalesce(sum(outcome <> 'ok'), 0), coalesce(sum(tokens_in), 0), \
      coalesce(sum(tokens_out), 0), coalesce(sum(cost_pusd), 0)";
-
-/// A non-negative count column (SQLite integers are i64).
-pub(super) fn count(r: &rusqlite::Row<'_>, idx: usize) -> rusqlite::Result<u64> {
-    Ok(r.get::<_, i64>(idx)?.max(0) as u64)
-}
 
 fn cost_row(
     key: String,
@@ -308,73 +289,6 @@ impl Store {
                 by_model,
                 by_run,
             })
-        })
-        .await
-    }
-
-    /// Records a configuration reload (applied and restart-only changes, or the refusal) and,
-    /// when settings were applied, a `config_reloaded` event on every running run: its history
-    /// then shows that its later iterations ran under the new values.
-    pub async fn record_reload(
-        &self,
-        applied: Value,
-        restart_required: Value,
-        error: Option<String>,
-    ) -> Result<ReloadRecord> {
-        self.write(move |tx| {
-            let at = now_ms();
-            tx.conn()
-                .prepare_cached(
-                    "INSERT INTO config_reloads (at, applied, restart_required, error) VALUES (?1, ?2, ?3, ?4)",
-                )?
-                .execute(params![at, applied.to_string(), restart_required.to_string(), error])?;
-            let id = tx.conn().last_insert_rowid();
-            if applied.as_object().is_some_and(|m| !m.is_empty()) {
-                let running: Vec<String> = tx
-                    .conn()
-                    .prepare_cached("SELECT id FROM runs WHERE status = 'RUNNING'")?
-                    .query_map([], |r| r.get(0))?
-                    .collect::<rusqlite::Result<_>>()?;
-                for run_id in running {
-                    tx.event(
-                        &run_id,
-                        "config_reloaded",
-                        crate::RunStatus::Running,
-                        "sighup",
-                        json!({ "reload_id": id, "applied": applied }),
-                        at,
-                    )?;
-                }
-            }
-            Ok(ReloadRecord {
-                id,
-                at,
-                applied,
-                restart_required,
-                error,
-            })
-        })
-        .await
-    }
-
-    /// The most recent configuration reloads, newest first.
-    pub async fn reloads(&self, limit: usize) -> Result<Vec<ReloadRecord>> {
-        self.read(move |conn| {
-            let parse = |s: String| serde_json::from_str(&s).unwrap_or(Value::Null);
-            Ok(conn
-                .prepare_cached(
-                    "SELECT id, at, applied, restart_required, error FROM config_reloads ORDER BY id DESC LIMIT ?1",
-                )?
-                .query_map([limit as i64], |r| {
-                    Ok(ReloadRecord {
-                        id: r.get(0)?,
-                        at: r.get(1)?,
-                        applied: parse(r.get(2)?),
-                        restart_required: parse(r.get(3)?),
-                        error: r.get(4)?,
-                    })
-                })?
-                .collect::<rusqlite::Result<Vec<_>>>()?)
         })
         .await
     }

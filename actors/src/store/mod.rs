@@ -13,14 +13,15 @@
 
 mod costs;
 mod library;
+mod reloads;
 mod runs;
 mod secrets;
+mod sqlite_error;
 
-pub use costs::{
-    CallOutcome, CostQuery, CostReport, CostRow, NewLlmCall, ReloadRecord, StoredCall,
-};
+pub use costs::{CallOutcome, CostQuery, CostReport, CostRow, NewLlmCall, StoredCall};
 pub use library::{NewSource, Source, SourceHit, SourcePage};
-pub use runs::{ClaimedRun, Fenced};
+pub use reloads::ReloadRecord;
+pub use runs::{AckCheck, ClaimedRun, Fenced};
 pub use secrets::{KeyCheck, SecretMeta, StoredSecret};
 
 use crate::error::{Error, Result};
@@ -303,6 +304,11 @@ impl Tx<'_> {
     pub(crate) fn conn(&self) -> &Connection {
         self.conn
     }
+}
+
+/// A non-negative count column (SQLite integers are i64).
+pub(super) fn count(r: &rusqlite::Row<'_>, idx: usize) -> rusqlite::Result<u64> {
+    Ok(r.get::<_, i64>(idx)?.max(0) as u64)
 }
 
 /// Runs a parameterless statement through the statement cache (savepoints run once per

@@ -13,6 +13,12 @@ use rusqlite::{params, Connection, OptionalExtension, Row};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 
+/// The runner's coverage test for an acknowledgement: given a run's opaque `ack_required` and
+/// the items a person acknowledged, the items left uncovered (empty: it covers them). The
+/// store calls it inside the acknowledging transaction, so the check and the transition are
+/// one atomic step, without the store knowing what the items are.
+pub type AckCheck = fn(ack_required: &Value, acknowledged: &[String]) -> Vec<String>;
+
 const RUN_COLUMNS: &str = "seq, id, procedure, context, params, priority, status, attempts, \
      max_attempts, lease_owner, lease_token, locked_at, heartbeat_at, cancel_requested, error, \
      result, ack_required, ack_by, ack_note, ack_tiers, ack_at, idempotency_key, created_at, \
@@ -86,9 +92,9 @@ fn run_from_row(row: &Row<'_>) -> rusqlite::Result<Run> {
         started_at: row.get(24)?,
         finished_at: row.get(25)?,
         cost_pusd: row.get(26)?,
-        llm_calls: super::costs::count(row, 27)?,
-        tokens_in: super::costs::count(row, 28)?,
-        tokens_out: super::costs::count(row, 29)?,
+        llm_calls: super::count(row, 27)?,
+        tokens_in: super::count(row, 28)?,
+        tokens_out: super::count(row, 29)?,
     })
 }
 
@@ -648,10 +654,12 @@ impl Store {
         .await
     }
 
-    /// Acknowledges what a NEEDS_ACK run waits on (`ack_required.missing_tiers`) and returns it
-    /// to the queue with a fresh attempt budget. Checked and applied in one transaction: a run
-    /// not in NEEDS_ACK is a conflict; `tiers` that leave a missing item uncovered are refused.
-    pub async fn ack(&self, run_id: String, ack: NewAck) -> Result<Run> {
+    /// Acknowledges what a NEEDS_ACK run waits on and returns it to the queue with a fresh
+    /// attempt budget. Checked and applied in one transaction: a run not in NEEDS_ACK is a
+    /// conflict; an acknowledgement that `uncovered` finds short of the run's `ack_required`
+    /// is refused. What `ack_required` means is the runner's: the store only hands it to
+    /// `uncovered` (see [`AckCheck`]).
+    pub async fn ack(&self, run_id: String, ack: NewAck, uncovered: AckCheck) -> Result<Run> {
         self.write(move |tx| {
             let now = now_ms();
             let run = require_run(tx.conn(), &run_id)?;
@@ -662,21 +670,8 @@ impl Store {
                     status: run.status,
                 });
             }
-            let missing: Vec<String> = run
-                .ack_required
-                .as_ref()
-                .and_then(|r| r.get("missing_tiers"))
-                .and_then(Value::as_array)
-                .map(|a| {
-                    a.iter()
-                        .filter_map(|v| v.as_str().map(str::to_string))
-                        .collect()
-                })
-                .unwrap_or_default();
-            let uncovered: Vec<String> = missing
-                .into_iter()
-                .filter(|m| !ack.tiers.contains(m))
-                .collect();
+            let required = run.ack_required.clone().unwrap_or(Value::Null);
+            let uncovered = uncovered(&required, &ack.tiers);
             if !uncovered.is_empty() {
                 return Err(Error::AckIncomplete { uncovered });
             }

@@ -1,7 +1,7 @@
 //! What the language models cost (`GET /api/costs`) and the configuration reloads
 //! (`GET /api/reloads`).
 
-use super::routes::{query, Handled};
+use super::request::{query, Handled};
 use super::{json_response, ApiError, AppState};
 use hyper::body::Incoming;
 use hyper::{Request, StatusCode};

@@ -4,10 +4,11 @@
 //! query methods; it never sees SQL or a connection. Every error leaves through
 //! [`ApiError`], so every 4xx/5xx has a JSON body.
 
+mod api_keys;
 mod costs;
 mod error;
 mod guard;
-mod keys;
+mod request;
 mod routes;
 mod runs;
 mod sources;

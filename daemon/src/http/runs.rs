@@ -1,7 +1,7 @@
 //! Runs: enqueue, list, read, cancel, retry, acknowledge, events (JSON and SSE), artifacts;
 //! and the daemon's own `/health` and `/metrics`.
 
-use super::routes::{
+use super::request::{
     check_run_id, json_body, page, query, Handled, MAX_CONTEXT_CHARS, MAX_IDEMPOTENCY_KEY,
     MAX_PROCEDURE_CHARS,
 };
@@ -163,20 +163,11 @@ pub(super) async fn write(state: &Arc<AppState>, req: Request<Incoming>) -> Hand
             "text fields must not contain NUL characters",
         ));
     }
-    if let Some(p) = body
-        .options
-        .as_ref()
-        .and_then(|o| o.get("missing_tier_policy"))
-    {
-        if p.as_str()
-            .and_then(procedurewriter_pipeline::gate::Policy::parse)
-            .is_none()
-        {
-            return Err(ApiError::bad_request(
-                "invalid_request",
-                "`options.missing_tier_policy` must be \"STRICT\" or \"allow_with_ack\"",
-            ));
-        }
+    let options = Value::Object(body.options.unwrap_or_default());
+    // The pipeline's own parse of its options: what it would refuse at run time is refused
+    // here, with the same words.
+    if let Err(why) = procedurewriter_pipeline::RunOptions::from_json(&options) {
+        return Err(ApiError::bad_request("invalid_request", why));
     }
     if !(-1000..=1000).contains(&body.priority) {
         return Err(ApiError::bad_request(
@@ -187,7 +178,7 @@ pub(super) async fn write(state: &Arc<AppState>, req: Request<Incoming>) -> Hand
     let new = NewRun {
         procedure,
         context: body.context,
-        params: Value::Object(body.options.unwrap_or_default()),
+        params: options,
         priority: body.priority,
         idempotency_key: key,
         max_attempts: state.settings.max_attempts,
@@ -328,7 +319,11 @@ pub(super) async fn ack(state: &Arc<AppState>, id: String, req: Request<Incoming
     };
     let run = state
         .queue
-        .send(Acknowledge { run_id: id, ack })
+        .send(Acknowledge {
+            run_id: id,
+            ack,
+            uncovered: crate::job::uncovered,
+        })
         .await
         .map_err(procedurewriter_actors::Error::from)??;
     Ok(json_response(StatusCode::OK, &run))
@@ -408,17 +403,12 @@ pub(super) async fn run_artifact(state: &Arc<AppState>, id: String, artifact: St
             &json!({ "sources": sources }),
         ));
     }
-    let (file, content_type) = match artifact.as_str() {
-        "procedure" => ("procedure.md", "text/markdown; charset=utf-8"),
-        "docx" => (
-            "procedure.docx",
-            "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
-        ),
-        "manifest" => ("manifest.json", "application/json"),
-        _ => ("evidence_report.json", "application/json"),
-    };
+    use procedurewriter_pipeline::package;
+    // The router admits only `sources` and the pipeline's artifact names.
+    let kind = package::artifact(&artifact).unwrap_or(package::EVIDENCE_REPORT);
+    let (file, content_type) = (kind.file, kind.content_type);
     // `id` is a parsed UUID, so the path stays inside the runs directory.
-    let path = state.settings.data_dir.join("runs").join(&id).join(file);
+    let path = package::run_dir(&state.settings.runs_dir(), &id).join(file);
     let bytes = match tokio::fs::read(&path).await {
         Ok(b) => b,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(not_yet()),

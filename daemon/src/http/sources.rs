@@ -1,13 +1,17 @@
 //! The evidence library: `POST|GET /api/sources`, `GET /api/sources/{id}`,
 //! `GET /api/sources/search`.
 
-use super::routes::{page, query, read_body, truncate, Handled};
+use super::request::{page, query, read_body, truncate, Handled};
 use super::{json_response, ApiError, AppState};
 use hyper::body::Incoming;
 use hyper::{Request, StatusCode};
 use serde::Deserialize;
 use serde_json::json;
 use std::sync::Arc;
+
+/// Longest an upload may take to parse. The parsers' cost is bounded by the body limit and the
+/// HTML depth limit; this stops whatever slips through from holding a request for minutes.
+const PARSE_LIMIT: std::time::Duration = std::time::Duration::from_secs(20);
 
 /// Metadata for a text body, from the query string.
 #[derive(Deserialize, Default)]
@@ -25,10 +29,11 @@ struct SourceQuery {
 /// `POST /api/sources`: a JSON source, or a `text/markdown` / `text/plain` document (TOML front
 /// matter and query parameters give its metadata; query parameters win).
 pub(super) async fn add_source(state: &Arc<AppState>, req: Request<Incoming>) -> Handled {
-    use procedurewriter_pipeline::library::{self, IngestError, IngestRequest};
+    use crate::library::{ingest, StoreIngestError};
+    use procedurewriter_pipeline::library::{self, IngestRequest};
     let q: SourceQuery = query(&req, "title, url, tier, year, publication_type, filename")?;
     let (content_type, bytes) = read_body(state, req).await?;
-    let ingest: IngestRequest = match content_type.as_deref() {
+    let ingest_req: IngestRequest = match content_type.as_deref() {
         Some("application/json") => serde_json::from_slice(&bytes).map_err(|e| {
             ApiError::bad_request("malformed_json", format!("the JSON body is not valid: {e}"))
         })?,
@@ -37,11 +42,28 @@ pub(super) async fn add_source(state: &Arc<AppState>, req: Request<Incoming>) ->
                 ApiError::bad_request("invalid_request", "the document is not valid UTF-8")
             })?;
             let fallback = q.filename.clone().unwrap_or_default();
-            let parsed = if kind == "text/html" {
-                library::parse_html(text.as_bytes(), q.title.as_deref().unwrap_or(""))
-            } else {
-                library::parse_document(text, &fallback)
-            };
+            let given_title = q.title.clone().unwrap_or_default();
+            let (text, html) = (text.to_string(), kind == "text/html");
+            // Parsing is CPU work of the document's size: on the blocking pool, never on the
+            // thread that serves HTTP.
+            let parsed = procedurewriter_pipeline::blocking::run_with_limit(PARSE_LIMIT, move || {
+                if html {
+                    library::parse_html(text.as_bytes(), &given_title)
+                } else {
+                    library::parse_document(&text, &fallback)
+                }
+            })
+            .await
+            .map_err(|_| {
+                ApiError::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "document_too_complex",
+                    format!(
+                        "reading the document took longer than {} s; send it as plain text or split it",
+                        PARSE_LIMIT.as_secs()
+                    ),
+                )
+            })?;
             let mut doc =
                 parsed.map_err(|e| ApiError::bad_request("invalid_request", e.to_string()))?;
             doc.title = q.title.or(Some(doc.title).filter(|t| !t.is_empty())).unwrap_or_default();
@@ -59,7 +81,7 @@ pub(super) async fn add_source(state: &Arc<AppState>, req: Request<Incoming>) ->
             ))
         }
     };
-    match library::ingest(&state.store, &state.rules, ingest, false).await {
+    match ingest(&state.store, &state.rules, ingest_req, false).await {
         Ok((source, created)) => {
             let status = if created {
                 StatusCode::CREATED
@@ -71,8 +93,10 @@ pub(super) async fn add_source(state: &Arc<AppState>, req: Request<Incoming>) ->
                 &json!({ "created": created, "source": source }),
             ))
         }
-        Err(IngestError::Invalid(m)) => Err(ApiError::bad_request("invalid_request", m)),
-        Err(IngestError::Store(e)) => Err(e.into()),
+        Err(StoreIngestError::Invalid(m)) => {
+            Err(ApiError::bad_request("invalid_request", m.to_string()))
+        }
+        Err(StoreIngestError::Store(e)) => Err(e.into()),
     }
 }
 

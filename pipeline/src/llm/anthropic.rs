@@ -1,8 +1,7 @@
 //! The Anthropic Messages API (`POST {base_url}/v1/messages`).
 
-use super::{exchange, CallError, ChatRequest, Completion, Provider};
+use super::{exchange, ApiKey, CallError, ChatRequest, Completion, Provider};
 use futures_util::future::BoxFuture;
-use procedurewriter_actors::crypto::SecretValue;
 use serde::Deserialize;
 use serde_json::json;
 
@@ -60,7 +59,7 @@ impl Provider for Anthropic {
     fn send<'a>(
         &'a self,
         req: &'a ChatRequest,
-        key: Option<&'a SecretValue>,
+        key: Option<&'a ApiKey>,
     ) -> BoxFuture<'a, Result<Completion, CallError>> {
         Box::pin(async move {
             let body = json!({

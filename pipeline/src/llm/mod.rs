@@ -17,14 +17,41 @@ pub mod openai;
 pub mod prices;
 
 use crate::library::sha256_hex;
+use crate::money::to_usd;
+use crate::ports::{CallOutcome, CallRecord, PortError, RunPorts};
 use futures_util::future::BoxFuture;
 use prices::Price;
-use procedurewriter_actors::crypto::SecretValue;
-use procedurewriter_actors::store::{CallOutcome, NewLlmCall};
-use procedurewriter_actors::JobContext;
 use serde_json::json;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use zeroize::Zeroizing;
+
+/// A provider's API key. `Debug` and `Display` print `***`; the bytes are wiped when dropped.
+#[derive(Clone)]
+pub struct ApiKey(Zeroizing<String>);
+
+impl ApiKey {
+    pub fn new(key: String) -> ApiKey {
+        ApiKey(Zeroizing::new(key))
+    }
+
+    /// The key itself, for the request header and for redaction only.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for ApiKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("***")
+    }
+}
+
+impl std::fmt::Display for ApiKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("***")
+    }
+}
 
 /// Tokens added to the byte count of a prompt for the chat framing of its messages.
 pub const MESSAGE_OVERHEAD_TOKENS: u64 = 64;
@@ -78,14 +105,14 @@ pub trait Provider: Send + Sync {
     fn send<'a>(
         &'a self,
         req: &'a ChatRequest,
-        key: Option<&'a SecretValue>,
+        key: Option<&'a ApiKey>,
     ) -> BoxFuture<'a, Result<Completion, CallError>>;
 }
 
 /// Finds the API key at call time (the secret store, then the environment), so a key put over
 /// HTTP is used by the next call. `Err` when a stored key exists but cannot be used.
 pub type KeyLookup =
-    Arc<dyn Fn() -> BoxFuture<'static, Result<Option<SecretValue>, String>> + Send + Sync>;
+    Arc<dyn Fn() -> BoxFuture<'static, Result<Option<ApiKey>, String>> + Send + Sync>;
 
 /// How failed attempts are retried.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -167,9 +194,9 @@ pub enum LlmError {
     /// The provider refused, or kept failing through every retry.
     #[error("{message}")]
     Provider { message: String, cost_pusd: i64 },
-    /// The call could not be recorded.
+    /// The call could not be recorded (or the run's history written).
     #[error(transparent)]
-    Store(#[from] procedurewriter_actors::Error),
+    Port(#[from] PortError),
 }
 
 /// The prompt's input tokens, counted so that no tokenizer reports more (see the module).
@@ -203,7 +230,7 @@ pub fn plan(
 }
 
 /// Removes the key from a provider message: no run of 8 or more of its characters survives.
-pub fn redact(text: &str, key: Option<&SecretValue>) -> String {
+pub fn redact(text: &str, key: Option<&ApiKey>) -> String {
     let mut out = text.to_string();
     if let Some(k) = key {
         let k = k.expose();
@@ -264,7 +291,7 @@ impl Llm {
     /// None: no limit). Every HTTP attempt is recorded under the job's lease.
     pub async fn call(
         &self,
-        ctx: &JobContext,
+        ports: RunPorts<'_>,
         step: Step,
         system: &str,
         user: &str,
@@ -273,22 +300,20 @@ impl Llm {
         let provider = self.provider.name();
         let model = self.provider.model().to_string();
         let key = step_key(provider, &model, step, system, user);
-        if let Some(lease) = ctx.lease() {
-            let found = lease
-                .store
-                .reusable_llm_call(lease.run_id.clone(), key.clone())
-                .await?;
+        {
+            let found = ports.ledger.reusable(key.clone()).await?;
             if let Some(stored) = found {
-                ctx.event(
-                    "llm_call_reused",
-                    json!({
-                        "stage": step.stage.as_str(), "iteration": step.iteration,
-                        "call_id": stored.id, "from_attempt": stored.attempt,
-                        "tokens_in": stored.tokens_in, "tokens_out": stored.tokens_out,
-                        "cost_usd_not_spent_again": procedurewriter_actors::model::money::to_usd(stored.cost_pusd),
-                    }),
-                )
-                .await?;
+                ports
+                    .event(
+                        "llm_call_reused",
+                        json!({
+                            "stage": step.stage.as_str(), "iteration": step.iteration,
+                            "call_id": stored.id, "from_attempt": stored.attempt,
+                            "tokens_in": stored.tokens_in, "tokens_out": stored.tokens_out,
+                            "cost_usd_not_spent_again": to_usd(stored.cost_pusd),
+                        }),
+                    )
+                    .await?;
                 return Ok(Spent {
                     value: CallResult::Done {
                         completion: Completion {
@@ -309,7 +334,7 @@ impl Llm {
         let mut spent: i64 = 0;
         let mut attempts = 0u32;
         loop {
-            if ctx.is_cancelled() {
+            if ports.is_cancelled() {
                 return Ok(Spent {
                     value: CallResult::Cancelled,
                     cost_pusd: spent,
@@ -345,7 +370,7 @@ impl Llm {
             let started = Instant::now();
             let sent = tokio::select! {
                 r = self.provider.send(&req, api_key.as_ref()) => Some(r),
-                _ = ctx.cancelled() => None,
+                _ = ports.cancelled() => None,
             };
             let latency_ms = started.elapsed().as_millis() as u64;
             let (tokens_in, tokens_out, outcome) = match &sent {
@@ -367,27 +392,22 @@ impl Llm {
             };
             let cost = self.price.cost(tokens_in, tokens_out);
             spent = spent.saturating_add(cost);
-            if let Some(lease) = ctx.lease() {
-                lease
-                    .store
-                    .record_llm_call(NewLlmCall {
-                        run_id: lease.run_id.clone(),
-                        attempt: step.attempt,
-                        lease_token: lease.token,
-                        owner: lease.owner.clone(),
-                        stage: step.stage.as_str().to_string(),
-                        iteration: step.iteration,
-                        provider: provider.to_string(),
-                        model: model.clone(),
-                        step_key: key.clone(),
-                        tokens_in,
-                        tokens_out,
-                        cost_pusd: cost,
-                        latency_ms,
-                        outcome,
-                    })
-                    .await?;
-            }
+            ports
+                .ledger
+                .record(CallRecord {
+                    attempt: step.attempt,
+                    stage: step.stage.as_str(),
+                    iteration: step.iteration,
+                    provider: provider.to_string(),
+                    model: model.clone(),
+                    step_key: key.clone(),
+                    tokens_in,
+                    tokens_out,
+                    cost_pusd: cost,
+                    latency_ms,
+                    outcome,
+                })
+                .await?;
             match sent {
                 None => {
                     return Ok(Spent {
@@ -430,7 +450,7 @@ impl Llm {
                     tracing::warn!(provider, model = %model, attempt = attempts, wait_ms = wait.as_millis() as u64, error = %message, "model call failed; retrying");
                     tokio::select! {
                         _ = tokio::time::sleep(wait) => {}
-                        _ = ctx.cancelled() => {}
+                        _ = ports.cancelled() => {}
                     }
                 }
             }
@@ -557,7 +577,7 @@ mod tests {
 
     #[test]
     fn the_key_never_survives_redaction() {
-        let key = SecretValue::new("sk-test-abcdefghijklmnopqrstuvwxyz0123".into());
+        let key = ApiKey::new("sk-test-abcdefghijklmnopqrstuvwxyz0123".into());
         let msg = "Incorrect API key provided: sk-test-abcdefghijklmnopqrstuvwxyz0123. Also ...wxyz0123 and sk-test-abcdefgh";
         let out = redact(msg, Some(&key));
         for i in 0..=(key.expose().len() - 8) {

@@ -4,9 +4,8 @@
 //! `max_tokens` is sent rather than the newer `max_completion_tokens` because every compatible
 //! server understands it.
 
-use super::{exchange, CallError, ChatRequest, Completion, Provider};
+use super::{exchange, ApiKey, CallError, ChatRequest, Completion, Provider};
 use futures_util::future::BoxFuture;
-use procedurewriter_actors::crypto::SecretValue;
 use serde::Deserialize;
 use serde_json::json;
 
@@ -63,7 +62,7 @@ impl Provider for OpenAi {
     fn send<'a>(
         &'a self,
         req: &'a ChatRequest,
-        key: Option<&'a SecretValue>,
+        key: Option<&'a ApiKey>,
     ) -> BoxFuture<'a, Result<Completion, CallError>> {
         Box::pin(async move {
             let body = json!({

@@ -7,7 +7,7 @@
 //! and `claude-sonnet-4-5` as `claude-sonnet`. A model with no entry and no family has no
 //! price, and the daemon refuses to start with it.
 
-use procedurewriter_actors::model::money::PICO_PER_USD;
+use crate::money::PICO_PER_USD;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 

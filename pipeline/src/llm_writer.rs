@@ -1,129 +1,20 @@
-//! The writer seam: the quality loop asks a [`Writer`] for a first draft and for revisions of
-//! the best draft so far, given the evaluator's issues. Two writers: the deterministic offline
-//! writer (`crate::writer`, the default, free) and [`LlmWriter`], which asks a model through
-//! [`Llm::call`](crate::llm::Llm::call) within the budget it is given.
+//! The language-model writer: prompts a model (through [`Llm::call`]) for the sections of the
+//! procedure, within the budget the quality loop gives it.
 //!
 //! Whatever the model returns, the title, the notices (demonstration material, acknowledged
 //! gaps) and the reference list are ours: the model writes the sections, and may cite only the
 //! ids of the retrieved sources it was shown (the evaluator penalises any other id, and the
 //! next revision is told which).
 
-use crate::llm::{CallResult, Llm, LlmError, Spent, Stage, Step};
+use crate::evidence;
+use crate::llm::{CallResult, Llm, LlmError, Spent, Step};
 use crate::outline::{evidence_sections, CHECKLIST, REFERENCES};
-use crate::writer::{self, AckNotice, EvidenceSource};
+use crate::ports::RunPorts;
+use crate::writer::{Brief, Composed, Drafted, Task, Writer};
 use futures_util::future::LocalBoxFuture;
-use procedurewriter_actors::JobContext;
 
 /// Most characters of each source shown to the model.
 pub const SOURCE_CHARS: usize = 3000;
-
-/// What every draft of one run is written from.
-#[derive(Debug, Clone, Copy)]
-pub struct Brief<'a> {
-    pub title: &'a str,
-    pub context: &'a str,
-    pub sources: &'a [EvidenceSource],
-    pub ack: Option<&'a AckNotice>,
-    /// The run's attempt (recorded with each call).
-    pub attempt: u32,
-}
-
-/// What to write: the first draft, or a revision of `previous` that addresses `issues`.
-#[derive(Debug, Clone, Copy)]
-pub enum Task<'a> {
-    Draft,
-    Revise {
-        previous: &'a str,
-        issues: &'a [String],
-    },
-}
-
-/// A writer's answer.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Drafted {
-    Text {
-        markdown: String,
-        /// Replayed from an earlier attempt of the run (not paid for again).
-        reused: bool,
-        /// The output limit the call was given (0: no call was made).
-        max_tokens: u32,
-        /// The model stopped at `max_tokens`.
-        truncated: bool,
-    },
-    /// The next call does not fit in the budget.
-    CapReached {
-        worst_case_pusd: i64,
-    },
-    Cancelled,
-}
-
-/// Writes drafts of a procedure.
-pub trait Writer: Send + Sync {
-    /// How manifests name it (`offline-v1`, `openai:gpt-4o`).
-    fn name(&self) -> String;
-
-    /// Whether writing `task` fits in `budget` pico-USD: the output limit it would get, or the
-    /// worst case of its smallest useful call when it does not fit.
-    fn plan(
-        &self,
-        brief: Brief<'_>,
-        task: Task<'_>,
-        iteration: u32,
-        budget: i64,
-    ) -> Result<u32, i64>;
-
-    /// Writes iteration `iteration` (1 = first draft) within `budget` pico-USD (None: no limit).
-    fn write<'a>(
-        &'a self,
-        ctx: &'a JobContext,
-        brief: Brief<'a>,
-        task: Task<'a>,
-        iteration: u32,
-        budget: Option<i64>,
-    ) -> LocalBoxFuture<'a, Result<Spent<Drafted>, LlmError>>;
-}
-
-/// The built-in deterministic writer. A revision cannot differ from the draft (it does not
-/// read the issues), so with it the quality loop stops at the first plateau check.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct OfflineWriter;
-
-impl Writer for OfflineWriter {
-    fn name(&self) -> String {
-        crate::runner::WRITER.to_string()
-    }
-
-    fn plan(&self, _: Brief<'_>, _: Task<'_>, _: u32, _: i64) -> Result<u32, i64> {
-        Ok(0)
-    }
-
-    fn write<'a>(
-        &'a self,
-        ctx: &'a JobContext,
-        brief: Brief<'a>,
-        _task: Task<'a>,
-        _iteration: u32,
-        _budget: Option<i64>,
-    ) -> LocalBoxFuture<'a, Result<Spent<Drafted>, LlmError>> {
-        Box::pin(async move {
-            let value = if ctx.is_cancelled() {
-                Drafted::Cancelled
-            } else {
-                Drafted::Text {
-                    markdown: writer::write(brief.title, brief.sources, brief.ack),
-                    reused: false,
-                    max_tokens: 0,
-                    truncated: false,
-                }
-            };
-            Ok(Spent {
-                value,
-                cost_pusd: 0,
-                attempts: 0,
-            })
-        })
-    }
-}
 
 /// Writes with a language model.
 pub struct LlmWriter {
@@ -212,7 +103,7 @@ fn body_of(markdown: &str) -> String {
 /// references (for the retrieved sources it cited).
 pub fn assemble(brief: &Brief<'_>, writer_name: &str, text: &str) -> String {
     let body = body_of(text);
-    let mut md = writer::header(
+    let mut md = evidence::header(
         brief.title,
         &format!(
             "Skrevet af sprogmodellen {writer_name} ud fra afdelingens evidensbibliotek; hver \
@@ -230,7 +121,7 @@ pub fn assemble(brief: &Brief<'_>, writer_name: &str, text: &str) -> String {
         .map(|s| s.id.as_str())
         .filter(|id| body.contains(&format!("[S:{id}]")))
         .collect();
-    md.push_str(&writer::references(brief.sources, &cited));
+    md.push_str(&evidence::references(brief.sources, &cited));
     md
 }
 
@@ -239,8 +130,17 @@ impl Writer for LlmWriter {
         format!("{}:{}", self.llm.provider_name(), self.llm.model())
     }
 
-    fn plan(&self, brief: Brief<'_>, task: Task<'_>, _: u32, budget: i64) -> Result<u32, i64> {
-        let input = crate::llm::estimate_input_tokens(&system_prompt(), &user_prompt(&brief, task));
+    fn compose(&self, brief: &Brief<'_>, task: Task<'_>, iteration: u32) -> Composed {
+        Composed {
+            stage: task.stage(),
+            iteration,
+            system: system_prompt(),
+            user: user_prompt(brief, task),
+        }
+    }
+
+    fn plan(&self, step: &Composed, budget: i64) -> Result<u32, i64> {
+        let input = crate::llm::estimate_input_tokens(&step.system, &step.user);
         crate::llm::plan(
             self.llm.price,
             input,
@@ -252,25 +152,21 @@ impl Writer for LlmWriter {
 
     fn write<'a>(
         &'a self,
-        ctx: &'a JobContext,
+        ports: RunPorts<'a>,
         brief: Brief<'a>,
-        task: Task<'a>,
-        iteration: u32,
+        step: &'a Composed,
         budget: Option<i64>,
     ) -> LocalBoxFuture<'a, Result<Spent<Drafted>, LlmError>> {
         Box::pin(async move {
-            let stage = match task {
-                Task::Draft => Stage::Draft,
-                Task::Revise { .. } => Stage::Revision,
-            };
-            let system = system_prompt();
-            let user = user_prompt(&brief, task);
-            let step = Step {
-                stage,
-                iteration,
+            let call = Step {
+                stage: step.stage,
+                iteration: step.iteration,
                 attempt: brief.attempt,
             };
-            let spent = self.llm.call(ctx, step, &system, &user, budget).await?;
+            let spent = self
+                .llm
+                .call(ports, call, &step.system, &step.user, budget)
+                .await?;
             let value = match spent.value {
                 CallResult::Done {
                     completion,

@@ -2,16 +2,20 @@
 //! offline writer, and retrieval latency, over a generated library of 100 and of 10,000
 //! sources (how cost grows with the library).
 //!
-//!     cargo bench -p procedurewriter-pipeline --bench pipeline
+//!     cargo bench -p procedurewriter --bench pipeline
+//!
+//! (It lives in the daemon's package because it measures retrieval through the store, which
+//! the pipeline crate does not depend on.)
 
+use procedurewriter::library::{self, StoreLibrary};
 use procedurewriter_actors::store::NewSource;
 use procedurewriter_actors::{Store, Synchronous};
-use procedurewriter_pipeline::library::{self, sha256_hex};
+use procedurewriter_pipeline::library::sha256_hex;
+use procedurewriter_pipeline::offline::{self, OfflineWriter};
 use procedurewriter_pipeline::quality::{LoopPolicy, LoopSettings};
-use procedurewriter_pipeline::runner::{PipelineConfig, PipelineRunner};
+use procedurewriter_pipeline::retrieve::RetrievalConfig;
 use procedurewriter_pipeline::tiers::TierRules;
-use procedurewriter_pipeline::writers::OfflineWriter;
-use procedurewriter_pipeline::{docx, evaluate, gate, writer};
+use procedurewriter_pipeline::{docx, evaluate, gate, Pipeline, PipelineConfig};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -75,12 +79,7 @@ fn text(seed: &mut u64, words: usize) -> String {
     t
 }
 
-fn block_on<F: std::future::Future>(f: F) -> F::Output {
-    tokio::runtime::Builder::new_current_thread()
-        .build()
-        .unwrap()
-        .block_on(f)
-}
+use procedurewriter::block_on;
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
@@ -121,14 +120,16 @@ fn measure(n: usize) -> (f64, f64, f64, f64) {
     let config = PipelineConfig {
         required_tiers: vec!["danish_guideline".into(), "systematic_review".into()],
         missing_tier_policy: gate::Policy::Strict,
-        synonyms: [(
-            "anafylaksi".to_string(),
-            vec!["anaphylaxis".to_string(), "adrenaline".to_string()],
-        )]
-        .into(),
-        retrieval_limit: 12,
-        min_relative_score: 0.1,
-        generic_words: vec!["behandling".into()],
+        retrieval: RetrievalConfig {
+            synonyms: [(
+                "anafylaksi".to_string(),
+                vec!["anaphylaxis".to_string(), "adrenaline".to_string()],
+            )]
+            .into(),
+            limit: 12,
+            min_relative_score: 0.1,
+            generic_words: vec!["behandling".into()],
+        },
         runs_dir: dir.path().join("runs"),
         digest: String::new(),
     };
@@ -141,8 +142,8 @@ fn measure(n: usize) -> (f64, f64, f64, f64) {
         max_additional_cost_pusd: 2_000_000_000_000,
         min_improvement: 0.5,
     };
-    let runner = PipelineRunner::new(
-        store.clone(),
+    let runner = Pipeline::new(
+        Arc::new(StoreLibrary(store.clone())),
         Arc::clone(&rules),
         config.clone(),
         Arc::new(OfflineWriter),
@@ -152,12 +153,13 @@ fn measure(n: usize) -> (f64, f64, f64, f64) {
     let mut whole = Vec::new();
     for _ in 0..200 {
         let t = Instant::now();
-        let (_, sources) =
-            block_on(runner.retrieve("Anafylaksi behandling", "akutmodtagelse")).unwrap();
+        let sources = block_on(runner.retrieve("Anafylaksi behandling", "akutmodtagelse"))
+            .unwrap()
+            .sources;
         retrieval.push(t.elapsed().as_secs_f64());
         let report = gate::check(&config.required_tiers, &sources);
         assert!(report.missing_tiers.is_empty());
-        let md = writer::write("Anafylaksi behandling", &sources, None);
+        let md = offline::write("Anafylaksi behandling", &sources, None);
         let eval = evaluate::evaluate(&md, &sources);
         assert!(eval.score > 8.0);
         docx::render(&md).unwrap();
@@ -181,7 +183,7 @@ fn main() {
         "procedurewriter pipeline benchmark (offline writer, 200 procedures per library size)"
     );
     println!(
-        "reproduce: cargo bench -p procedurewriter-pipeline --bench pipeline{}\n",
+        "reproduce: cargo bench -p procedurewriter --bench pipeline{}\n",
         if quick { " -- --quick" } else { "" }
     );
     for &n in sizes {

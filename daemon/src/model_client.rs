@@ -1,6 +1,7 @@
-//! Which writer the pipeline uses, from the `llm_*` settings: the offline writer, or a model
+//! Builds the pipeline's writer from the `llm_*` settings: the offline writer, or a model
 //! behind an OpenAI-compatible or Anthropic API whose key is looked up at each call (the
-//! encrypted secret store first, then the environment).
+//! encrypted secret store first, then the environment: [`provider_key`], which
+//! `GET /api/keys` asks too).
 
 use crate::settings::{LlmProvider, Settings, SettingsError};
 use futures_util::future::BoxFuture;
@@ -8,8 +9,10 @@ use procedurewriter_actors::crypto::{SecretKey, SecretValue};
 use procedurewriter_actors::Store;
 use procedurewriter_pipeline::llm::anthropic::Anthropic;
 use procedurewriter_pipeline::llm::openai::OpenAi;
-use procedurewriter_pipeline::llm::{KeyLookup, Llm, Provider, RetryPolicy};
-use procedurewriter_pipeline::writers::{LlmWriter, OfflineWriter, Writer};
+use procedurewriter_pipeline::llm::{ApiKey, KeyLookup, Llm, Provider, RetryPolicy};
+use procedurewriter_pipeline::llm_writer::LlmWriter;
+use procedurewriter_pipeline::offline::OfflineWriter;
+use procedurewriter_pipeline::writer::Writer;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -59,7 +62,44 @@ pub fn build(
     }))
 }
 
-/// The stored secret `name`, else the environment variable `env_var`, else no key.
+/// Where a provider's API key comes from.
+#[derive(Debug)]
+pub enum ProviderKey {
+    /// Stored (encrypted) in the database; `value` is `Err` when it cannot be decrypted.
+    Stored {
+        value: Result<SecretValue, String>,
+        updated_at: i64,
+    },
+    /// Not stored; taken from the environment variable.
+    Environment(SecretValue),
+    /// Neither.
+    Absent,
+}
+
+/// The stored secret `name`, else the environment variable `env_var`: the one lookup the
+/// model calls and the keys API share.
+pub async fn provider_key(
+    store: &Store,
+    key: &SecretKey,
+    name: &str,
+    env_var: &str,
+) -> Result<ProviderKey, procedurewriter_actors::Error> {
+    Ok(
+        match store.get_secret(name.to_string(), key.clone()).await? {
+            Some(stored) => ProviderKey::Stored {
+                value: stored.value.map_err(|e| e.to_string()),
+                updated_at: stored.meta.updated_at,
+            },
+            None => match std::env::var(env_var).ok().filter(|v| !v.trim().is_empty()) {
+                Some(v) => ProviderKey::Environment(SecretValue::new(v)),
+                None => ProviderKey::Absent,
+            },
+        },
+    )
+}
+
+/// The key lookup the model calls make: the stored secret `name`, else the environment
+/// variable `env_var`, else no key.
 fn key_lookup(
     store: Store,
     key: SecretKey,
@@ -67,18 +107,19 @@ fn key_lookup(
     env_var: &'static str,
 ) -> KeyLookup {
     Arc::new(
-        move || -> BoxFuture<'static, Result<Option<SecretValue>, String>> {
+        move || -> BoxFuture<'static, Result<Option<ApiKey>, String>> {
             let store = store.clone();
             let key = key.clone();
             Box::pin(async move {
-                match store.get_secret(name.to_string(), key).await {
-                    Ok(Some(stored)) => stored.value.map(Some).map_err(|e| {
-                        format!("the stored API key {name:?} cannot be used: {e}; PUT it again")
-                    }),
-                    Ok(None) => Ok(std::env::var(env_var)
-                        .ok()
-                        .filter(|v| !v.is_empty())
-                        .map(SecretValue::new)),
+                match provider_key(&store, &key, name, env_var).await {
+                    Ok(ProviderKey::Stored { value: Ok(v), .. })
+                    | Ok(ProviderKey::Environment(v)) => {
+                        Ok(Some(ApiKey::new(v.expose().to_string())))
+                    }
+                    Ok(ProviderKey::Stored { value: Err(e), .. }) => Err(format!(
+                        "the stored API key {name:?} cannot be used: {e}; PUT it again"
+                    )),
+                    Ok(ProviderKey::Absent) => Ok(None),
                     Err(e) => Err(format!("cannot read the stored API key {name:?}: {e}")),
                 }
             })

@@ -1,7 +1,7 @@
 //! Stored API keys: `GET /api/keys`, `GET|PUT|DELETE /api/keys/{name}`. Values go in, masks
 //! come out; a value is never returned, logged or echoed in an error.
 
-use super::routes::{json_body, truncate, Handled};
+use super::request::{json_body, truncate, Handled};
 use super::{json_response, ApiError, AppState};
 use hyper::body::Incoming;
 use hyper::{Request, StatusCode};
@@ -40,35 +40,33 @@ async fn key_view(
     name: &'static str,
     env_var: &'static str,
 ) -> Result<Value, ApiError> {
-    let stored = state
-        .store
-        .get_secret(name.to_string(), state.secret_key.clone())
-        .await?;
-    Ok(match stored {
-        Some(s) => match s.value {
-            Ok(v) => json!({
+    use crate::model_client::{provider_key, ProviderKey};
+    Ok(
+        match provider_key(&state.store, &state.secret_key, name, env_var).await? {
+            ProviderKey::Stored {
+                value: Ok(v),
+                updated_at,
+            } => json!({
                 "name": name, "present": true, "source": "stored", "usable": true,
-                "masked": v.masked(), "updated_at": rfc3339(s.meta.updated_at),
+                "masked": v.masked(), "updated_at": rfc3339(updated_at),
             }),
-            Err(e) => json!({
+            ProviderKey::Stored {
+                value: Err(e),
+                updated_at,
+            } => json!({
                 "name": name, "present": true, "source": "stored", "usable": false,
-                "masked": null, "updated_at": rfc3339(s.meta.updated_at), "error": e.to_string(),
+                "masked": null, "updated_at": rfc3339(updated_at), "error": e,
             }),
-        },
-        None => match std::env::var(env_var).ok().filter(|v| !v.trim().is_empty()) {
-            Some(v) => {
-                let v = procedurewriter_actors::crypto::SecretValue::new(v);
-                json!({
-                    "name": name, "present": true, "source": "environment", "usable": true,
-                    "environment_variable": env_var, "masked": v.masked(), "updated_at": null,
-                })
-            }
-            None => json!({
+            ProviderKey::Environment(v) => json!({
+                "name": name, "present": true, "source": "environment", "usable": true,
+                "environment_variable": env_var, "masked": v.masked(), "updated_at": null,
+            }),
+            ProviderKey::Absent => json!({
                 "name": name, "present": false, "source": "none", "usable": false,
                 "environment_variable": env_var, "masked": null, "updated_at": null,
             }),
         },
-    })
+    )
 }
 
 fn rfc3339(ms: i64) -> String {

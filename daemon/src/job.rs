@@ -1,0 +1,214 @@
+//! The pipeline as the queue's job: the [`JobRunner`] that maps a claimed run to the
+//! pipeline's typed [`RunRequest`], gives it its ports over the store and the job's lease, and
+//! maps its [`RunEnd`] back to an [`Outcome`]. This is the one place that knows both sides:
+//! the pipeline knows no lease or store, the actors know no procedure.
+
+use futures_util::future::{BoxFuture, LocalBoxFuture};
+use procedurewriter_actors::store::{CallOutcome as StoreCallOutcome, NewLlmCall};
+use procedurewriter_actors::{Job, JobContext, JobRunner, Lease, Outcome, Run, Store};
+use procedurewriter_pipeline::gate::{AckRequest, Acknowledgement};
+use procedurewriter_pipeline::ports::{
+    CallOutcome, CallRecord, Ledger, PortError, PortResult, PriorSpend, Progress, ReusableCall,
+    RunPorts,
+};
+use procedurewriter_pipeline::{Pipeline, RunEnd, RunOptions, RunRequest};
+use serde_json::Value;
+
+/// A store error as the pipeline sees it: its message, and whether trying later may help (the
+/// database refusing writes clears up; anything else does not).
+pub fn port_error(e: procedurewriter_actors::Error) -> PortError {
+    PortError {
+        retryable: matches!(e, procedurewriter_actors::Error::Unavailable(_)),
+        message: e.to_string(),
+    }
+}
+
+/// The acknowledgement check the store runs inside the acknowledging transaction: the
+/// pipeline's own coverage test over the stored [`AckRequest`]. An `ack_required` that is not
+/// one (written by another runner) is covered by nothing but its `missing_tiers`, read the
+/// same way.
+pub fn uncovered(ack_required: &Value, acknowledged: &[String]) -> Vec<String> {
+    match serde_json::from_value::<AckRequest>(ack_required.clone()) {
+        Ok(request) => request.uncovered(acknowledged),
+        Err(_) => {
+            let missing: Vec<String> = ack_required
+                .get("missing_tiers")
+                .and_then(|m| serde_json::from_value(m.clone()).ok())
+                .unwrap_or_default();
+            procedurewriter_pipeline::gate::uncovered(&missing, acknowledged)
+        }
+    }
+}
+
+/// The run's acknowledgement, typed.
+fn acknowledgement(run: &Run) -> Option<Acknowledgement> {
+    run.ack.as_ref().map(|a| Acknowledgement {
+        acknowledged_by: a.acknowledged_by.clone(),
+        note: a.note.clone(),
+        tiers: serde_json::from_value(a.tiers.clone()).unwrap_or_default(),
+    })
+}
+
+/// Runs the procedure pipeline on claimed runs.
+#[derive(Clone)]
+pub struct PipelineJob {
+    pub pipeline: Pipeline,
+    pub store: Store,
+}
+
+impl JobRunner for PipelineJob {
+    fn run(&self, job: Job, ctx: JobContext) -> LocalBoxFuture<'static, Outcome> {
+        let me = self.clone();
+        Box::pin(async move { me.execute(job.run, ctx).await })
+    }
+}
+
+impl PipelineJob {
+    async fn execute(&self, run: Run, ctx: JobContext) -> Outcome {
+        let options = match RunOptions::from_json(&run.params) {
+            Ok(o) => o,
+            Err(error) => {
+                return Outcome::Failed {
+                    error,
+                    retryable: false,
+                }
+            }
+        };
+        let request = RunRequest {
+            id: run.id.clone(),
+            ack: acknowledgement(&run),
+            procedure: run.procedure,
+            context: run.context,
+            options,
+            attempt: run.attempts,
+        };
+        let ledger = LeaseLedger {
+            store: self.store.clone(),
+            lease: ctx.lease().cloned(),
+        };
+        let progress = JobProgress(ctx);
+        let ports = RunPorts {
+            ledger: &ledger,
+            progress: &progress,
+        };
+        match self.pipeline.execute(request, ports).await {
+            Ok(RunEnd::Done(summary)) => match serde_json::to_value(&*summary) {
+                Ok(result) => Outcome::Done { result },
+                Err(e) => Outcome::Failed {
+                    error: format!("internal error: cannot serialise the run's result: {e}"),
+                    retryable: false,
+                },
+            },
+            Ok(RunEnd::NeedsAck(request)) => Outcome::NeedsAck {
+                details: serde_json::to_value(&request).unwrap_or(Value::Null),
+            },
+            Ok(RunEnd::Failed { error, retryable }) => Outcome::Failed { error, retryable },
+            Ok(RunEnd::Cancelled) => Outcome::Cancelled,
+            Err(e) => Outcome::Failed {
+                retryable: e.retryable(),
+                error: e.to_string(),
+            },
+        }
+    }
+}
+
+/// The ledger of one job: model calls recorded under its lease (fenced: the store records a
+/// call even when the lease was lost, since the provider was paid, and says so in the event).
+pub struct LeaseLedger {
+    pub store: Store,
+    /// None outside the queue: nothing was spent before and nothing is recorded.
+    pub lease: Option<Lease>,
+}
+
+impl Ledger for LeaseLedger {
+    fn prior_spend(&self) -> BoxFuture<'_, PortResult<PriorSpend>> {
+        Box::pin(async move {
+            let Some(l) = &self.lease else {
+                return Ok(PriorSpend::default());
+            };
+            let (draft_pusd, revision_pusd) = self
+                .store
+                .llm_spend(l.run_id.clone())
+                .await
+                .map_err(port_error)?;
+            Ok(PriorSpend {
+                draft_pusd,
+                revision_pusd,
+            })
+        })
+    }
+
+    fn reusable(&self, step_key: String) -> BoxFuture<'_, PortResult<Option<ReusableCall>>> {
+        Box::pin(async move {
+            let Some(l) = &self.lease else {
+                return Ok(None);
+            };
+            let found = self
+                .store
+                .reusable_llm_call(l.run_id.clone(), step_key)
+                .await
+                .map_err(port_error)?;
+            Ok(found.map(|c| ReusableCall {
+                id: c.id,
+                attempt: c.attempt,
+                tokens_in: c.tokens_in,
+                tokens_out: c.tokens_out,
+                cost_pusd: c.cost_pusd,
+                response: c.response,
+            }))
+        })
+    }
+
+    fn record(&self, call: CallRecord) -> BoxFuture<'_, PortResult<()>> {
+        Box::pin(async move {
+            let Some(l) = &self.lease else {
+                return Ok(());
+            };
+            let outcome = match call.outcome {
+                CallOutcome::Ok { response } => StoreCallOutcome::Ok { response },
+                CallOutcome::Error { error } => StoreCallOutcome::Error { error },
+                CallOutcome::Cancelled => StoreCallOutcome::Cancelled,
+            };
+            self.store
+                .record_llm_call(NewLlmCall {
+                    run_id: l.run_id.clone(),
+                    attempt: call.attempt,
+                    lease_token: l.token,
+                    owner: l.owner.clone(),
+                    stage: call.stage.to_string(),
+                    iteration: call.iteration,
+                    provider: call.provider,
+                    model: call.model,
+                    step_key: call.step_key,
+                    tokens_in: call.tokens_in,
+                    tokens_out: call.tokens_out,
+                    cost_pusd: call.cost_pusd,
+                    latency_ms: call.latency_ms,
+                    outcome,
+                })
+                .await
+                .map_err(port_error)?;
+            Ok(())
+        })
+    }
+}
+
+/// The job's history and cancellation, through its [`JobContext`].
+pub struct JobProgress(pub JobContext);
+
+impl Progress for JobProgress {
+    fn event(&self, kind: &'static str, details: Value) -> BoxFuture<'_, PortResult<()>> {
+        Box::pin(async move {
+            self.0.event(kind, details).await.map_err(port_error)?;
+            Ok(())
+        })
+    }
+
+    fn is_cancelled(&self) -> bool {
+        self.0.is_cancelled()
+    }
+
+    fn cancelled(&self) -> BoxFuture<'_, ()> {
+        Box::pin(self.0.cancelled())
+    }
+}

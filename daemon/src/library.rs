@@ -1,0 +1,208 @@
+//! The evidence library's adapter: the pipeline's [`Library`] port over the store, and
+//! ingest (the pipeline prepares a document; this stores it). Parsing an upload is the
+//! pipeline's and runs on its blocking pool; only storing happens here.
+
+use futures_util::future::BoxFuture;
+use procedurewriter_actors::store::{NewSource, Source};
+use procedurewriter_actors::Store;
+use procedurewriter_pipeline::library::{self, IngestError, IngestRequest};
+use procedurewriter_pipeline::ports::{
+    Library, LibraryDocument, LibraryHit, LibraryQuery, NewDocument, PortResult,
+};
+use procedurewriter_pipeline::tiers::TierRules;
+
+/// Why a source was not stored: the document (the sender's to fix) or the store.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreIngestError {
+    #[error(transparent)]
+    Invalid(#[from] IngestError),
+    #[error(transparent)]
+    Store(#[from] procedurewriter_actors::Error),
+}
+
+fn to_new_source(d: NewDocument) -> NewSource {
+    NewSource {
+        title: d.title,
+        url: d.url,
+        tier: d.tier,
+        tier_reason: d.tier_reason,
+        year: d.year,
+        publication_type: d.publication_type,
+        text: d.text,
+        sha256: d.sha256,
+        demo: d.demo,
+    }
+}
+
+/// Validates, classifies and stores a source; `false` when the same text was already stored.
+pub async fn ingest(
+    store: &Store,
+    rules: &TierRules,
+    req: IngestRequest,
+    demo: bool,
+) -> Result<(Source, bool), StoreIngestError> {
+    let new = library::prepare(rules, req, demo)?;
+    Ok(store.add_source(to_new_source(new)).await?)
+}
+
+/// Loads the demo library into an empty library; does nothing if any source exists (so a
+/// department's own library is never mixed with demo material after the first start).
+/// Returns how many sources were added.
+pub async fn load_demo_library(
+    store: &Store,
+    rules: &TierRules,
+) -> Result<usize, StoreIngestError> {
+    if store.source_count().await? > 0 {
+        return Ok(0);
+    }
+    let mut added = 0;
+    for doc in library::demo_documents(rules)? {
+        if store.add_source(to_new_source(doc)).await?.1 {
+            added += 1;
+        }
+    }
+    Ok(added)
+}
+
+/// The pipeline's view of the library: the store's FTS5 index.
+#[derive(Clone)]
+pub struct StoreLibrary(pub Store);
+
+impl Library for StoreLibrary {
+    fn search(&self, q: LibraryQuery) -> BoxFuture<'_, PortResult<Vec<LibraryHit>>> {
+        Box::pin(async move {
+            let hits = self
+                .0
+                .search_anchored(q.anchor, q.rest, q.limit)
+                .await
+                .map_err(crate::job::port_error)?;
+            Ok(hits
+                .into_iter()
+                .map(|h| LibraryHit {
+                    // SQLite's bm25() is negative, more negative better; the port's score is
+                    // higher-better.
+                    score: -h.rank,
+                    document: LibraryDocument {
+                        id: h.source.id,
+                        title: h.source.title,
+                        url: h.source.url,
+                        tier: h.source.tier,
+                        year: h.source.year,
+                        text: h.source.text,
+                        demo: h.source.demo,
+                    },
+                })
+                .collect())
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::block_on;
+    use procedurewriter_pipeline::library::DEMO_LIBRARY;
+
+    /// An empty store in a temp dir, and the shipped tier rules.
+    fn fresh() -> (tempfile::TempDir, Store, TierRules) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(
+            &dir.path().join("t.db"),
+            procedurewriter_actors::Synchronous::Normal,
+        )
+        .unwrap();
+        (dir, store, TierRules::embedded())
+    }
+
+    #[test]
+    fn the_demo_library_loads_once_classified_across_tiers_and_is_searchable() {
+        let (_dir, store, rules) = fresh();
+        block_on(async {
+            assert_eq!(
+                load_demo_library(&store, &rules).await.unwrap(),
+                DEMO_LIBRARY.len()
+            );
+            assert_eq!(
+                load_demo_library(&store, &rules).await.unwrap(),
+                0,
+                "only into an empty library"
+            );
+            let page = store.list_sources(None, 100).await.unwrap();
+            let mut tiers: Vec<&str> = page.sources.iter().map(|s| s.tier.as_str()).collect();
+            tiers.sort_unstable();
+            tiers.dedup();
+            assert!(tiers.len() >= 6, "several tiers: {tiers:?}");
+            assert!(page.sources.iter().all(|s| s.demo));
+            let hits = store
+                .search_sources("anafylaksi adrenalin".into(), 5)
+                .await
+                .unwrap();
+            assert!(!hits.is_empty());
+            assert!(
+                hits[0].source.title.to_lowercase().contains("anafylaksi"),
+                "{:?}",
+                hits[0].source.title
+            );
+            let hits = store
+                .search_sources("pleural drain ultrasound".into(), 3)
+                .await
+                .unwrap();
+            assert!(hits
+                .iter()
+                .any(|h| h.source.title.to_lowercase().contains("ultrasound")));
+        });
+    }
+
+    #[test]
+    fn the_same_text_is_stored_once_and_bad_input_is_refused() {
+        let (_dir, store, rules) = fresh();
+        block_on(async {
+            let req = IngestRequest {
+                title: "Note".into(),
+                text: "Same text.\r\n".into(),
+                ..Default::default()
+            };
+            let (a, created) = ingest(&store, &rules, req.clone(), false).await.unwrap();
+            assert!(created);
+            assert_eq!(a.id, "SRC0001");
+            let again = IngestRequest {
+                title: "Another title".into(),
+                text: "Same text.".into(),
+                ..Default::default()
+            };
+            let (b, created) = ingest(&store, &rules, again, false).await.unwrap();
+            assert!(!created);
+            assert_eq!(b.id, a.id);
+            for bad in [
+                IngestRequest {
+                    title: " ".into(),
+                    text: "x".into(),
+                    ..Default::default()
+                },
+                IngestRequest {
+                    title: "x".into(),
+                    text: "  ".into(),
+                    ..Default::default()
+                },
+                IngestRequest {
+                    title: "x".into(),
+                    text: "y".into(),
+                    tier: Some("gold".into()),
+                    ..Default::default()
+                },
+                IngestRequest {
+                    title: "x".into(),
+                    text: "y".into(),
+                    year: Some(99),
+                    ..Default::default()
+                },
+            ] {
+                assert!(matches!(
+                    ingest(&store, &rules, bad, false).await,
+                    Err(StoreIngestError::Invalid(IngestError::Invalid(_)))
+                ));
+            }
+            assert_eq!(store.source_count().await.unwrap(), 1);
+        });
+    }
+}

@@ -1,0 +1,102 @@
+//! What every writer and the evaluator share: a retrieved source as they see it
+//! ([`EvidenceSource`]), an acknowledged gap ([`AckNotice`]), the word and sentence units they
+//! compare, and the parts of a procedure that are ours whatever the writer (the title and
+//! notices, the reference list).
+
+use crate::outline::REFERENCES;
+use unicode_segmentation::UnicodeSegmentation;
+
+/// Sentences shorter than this are fragments, not evidence.
+const MIN_SENTENCE_CHARS: usize = 25;
+/// Disclaimers the demonstration sources carry; they are not evidence.
+const DISCLAIMERS: &[&str] = &["not clinical guidance", "ikke klinisk vejledning"];
+
+/// A retrieved source as the writer and evaluator see it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EvidenceSource {
+    pub id: String,
+    pub title: String,
+    pub url: Option<String>,
+    pub year: Option<i32>,
+    pub tier: String,
+    pub tier_priority: i32,
+    pub text: String,
+    pub demo: bool,
+}
+
+/// What the procedure must say about gaps someone acknowledged.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AckNotice {
+    pub missing_tiers: Vec<String>,
+    pub acknowledged_by: String,
+    pub note: String,
+}
+
+/// Lower-case words of 3+ characters: the unit of overlap between sentences and sources.
+pub fn words(text: &str) -> Vec<String> {
+    text.unicode_words()
+        .map(str::to_lowercase)
+        .filter(|w| w.chars().count() >= 3)
+        .collect()
+}
+
+/// The sentences of a source that can serve as evidence.
+pub fn sentences(text: &str) -> Vec<String> {
+    text.unicode_sentences()
+        .map(|s| s.split_whitespace().collect::<Vec<_>>().join(" "))
+        .filter(|s| s.chars().count() >= MIN_SENTENCE_CHARS)
+        .filter(|s| {
+            let l = s.to_lowercase();
+            !DISCLAIMERS.iter().any(|d| l.contains(d)) && !s.starts_with('#')
+        })
+        .collect()
+}
+
+/// The title and the notice block every writer puts first: who wrote it, demonstration
+/// material, acknowledged evidence gaps.
+pub fn header(
+    procedure: &str,
+    writer_line: &str,
+    sources: &[EvidenceSource],
+    ack: Option<&AckNotice>,
+) -> String {
+    let mut md = format!("# {}\n\n> {writer_line}\n", procedure.trim());
+    if sources.iter().any(|s| s.demo) {
+        md.push_str(
+            ">\n> **Demonstrationsmateriale:** bygget på procedurewriters demobibliotek. \
+             Ikke klinisk vejledning.\n",
+        );
+    }
+    if let Some(a) = ack {
+        md.push_str(&format!(
+            ">\n> **Kvitterede evidenshuller:** mangler {}. Kvitteret af {}: \"{}\".\n",
+            a.missing_tiers.join(", "),
+            a.acknowledged_by,
+            a.note
+        ));
+    }
+    md
+}
+
+/// The reference list: every source among `cited`, by id.
+pub fn references(sources: &[EvidenceSource], cited: &[&str]) -> String {
+    let mut md = format!("## {REFERENCES}\n\n");
+    let mut refs: Vec<&EvidenceSource> = sources
+        .iter()
+        .filter(|s| cited.contains(&s.id.as_str()))
+        .collect();
+    refs.sort_by(|a, b| a.id.cmp(&b.id));
+    for s in refs {
+        let year = s.year.map(|y| format!(" ({y})")).unwrap_or_default();
+        let url = s
+            .url
+            .as_deref()
+            .map(|u| format!(". {u}"))
+            .unwrap_or_default();
+        md.push_str(&format!(
+            "- [S:{}] {}{year}{url}. Evidensniveau: {}.\n",
+            s.id, s.title, s.tier
+        ));
+    }
+    md
+}

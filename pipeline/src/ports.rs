@@ -1,0 +1,220 @@
+//! The pipeline's ports: the only ways it reaches the rest of the system. The daemon implements
+//! them over the store and the job's lease; tests and benchmarks implement them in memory.
+//!
+//! - [`Library`]: the evidence library, searched by retrieval. (Ingest only prepares a
+//!   [`NewDocument`]; storing it is the caller's.)
+//! - [`Ledger`]: the run's model calls and spending, for the cost cap and for replay.
+//! - [`Progress`]: the run's history (events) and its cancellation.
+//!
+//! Typed values cross these traits, never JSON that both sides parse. What a lease, a fencing
+//! token or SQL is stays on the other side.
+
+use futures_util::future::BoxFuture;
+use serde::Serialize;
+use serde_json::Value;
+
+/// A failure on the other side of a port. The message is shown as is (it says what to do);
+/// `retryable` says whether the run may succeed if tried again later (a database that
+/// refused a write because the disk is full, say).
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{message}")]
+pub struct PortError {
+    pub message: String,
+    pub retryable: bool,
+}
+
+impl PortError {
+    pub fn failed(message: impl Into<String>) -> Self {
+        PortError {
+            message: message.into(),
+            retryable: false,
+        }
+    }
+}
+
+pub type PortResult<T> = Result<T, PortError>;
+
+/// A document ready to be stored in the library: validated, normalised and classified.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewDocument {
+    pub title: String,
+    pub url: Option<String>,
+    /// A tier id of `etc/evidence_tiers.toml`.
+    pub tier: String,
+    /// Why the document got its tier (`explicit`, `domain sst.dk`, …).
+    pub tier_reason: String,
+    pub year: Option<i32>,
+    pub publication_type: Option<String>,
+    pub text: String,
+    /// SHA-256 of `text`, hex: the library keeps one copy of a text.
+    pub sha256: String,
+    /// Part of the bundled demonstration library.
+    pub demo: bool,
+}
+
+/// A document as the library holds it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LibraryDocument {
+    /// `SRC0001`, the id citations name.
+    pub id: String,
+    pub title: String,
+    pub url: Option<String>,
+    pub tier: String,
+    pub year: Option<i32>,
+    /// The text; `None` where the library answered without it.
+    pub text: Option<String>,
+    pub demo: bool,
+}
+
+/// What retrieval asks the library for: documents that match at least one `anchor` term,
+/// ranked over the anchor and `rest` together.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LibraryQuery {
+    /// The topic terms: a document must contain one of them.
+    pub anchor: String,
+    /// Terms that rank but never select on their own (context, synonyms).
+    pub rest: String,
+    pub limit: usize,
+}
+
+/// A retrieval hit: the document and how well it matched (higher is better).
+#[derive(Debug, Clone, PartialEq)]
+pub struct LibraryHit {
+    pub document: LibraryDocument,
+    pub score: f64,
+}
+
+/// The evidence library.
+pub trait Library: Send + Sync {
+    /// Documents that match `query`, best first.
+    fn search(&self, query: LibraryQuery) -> BoxFuture<'_, PortResult<Vec<LibraryHit>>>;
+}
+
+/// What the run spent on model calls in earlier attempts (pico-USD), by stage.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct PriorSpend {
+    pub draft_pusd: i64,
+    pub revision_pusd: i64,
+}
+
+/// How a model call ended, as the ledger records it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum CallOutcome {
+    /// A completion; the text is kept so a later attempt can reuse it.
+    Ok { response: String },
+    /// The provider refused or failed; the message is already redacted.
+    Error { error: String },
+    /// The run was cancelled while the call was in flight.
+    Cancelled,
+}
+
+/// One HTTP attempt at a model, for the ledger.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CallRecord {
+    /// `draft` or `revision`.
+    pub stage: &'static str,
+    pub iteration: u32,
+    /// The run's attempt.
+    pub attempt: u32,
+    pub provider: String,
+    pub model: String,
+    /// The step's identity for replay.
+    pub step_key: String,
+    pub tokens_in: u64,
+    pub tokens_out: u64,
+    pub cost_pusd: i64,
+    pub latency_ms: u64,
+    pub outcome: CallOutcome,
+}
+
+/// A finished call of an earlier attempt that this attempt can reuse instead of paying again.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReusableCall {
+    pub id: i64,
+    pub attempt: u32,
+    pub tokens_in: u64,
+    pub tokens_out: u64,
+    pub cost_pusd: i64,
+    pub response: String,
+}
+
+/// The run's model calls: every HTTP attempt is recorded here, and what it recorded decides
+/// what the run cost.
+pub trait Ledger: Send + Sync {
+    /// What earlier attempts of the run spent.
+    fn prior_spend(&self) -> BoxFuture<'_, PortResult<PriorSpend>>;
+    /// A finished call of an earlier attempt with this step key.
+    fn reusable(&self, step_key: String) -> BoxFuture<'_, PortResult<Option<ReusableCall>>>;
+    /// Records one attempt (with its cost) and its `llm_call` event.
+    fn record(&self, call: CallRecord) -> BoxFuture<'_, PortResult<()>>;
+}
+
+/// The run's history and its cancellation.
+pub trait Progress: Send + Sync {
+    /// Appends an event to the run's history (dropped if the run is no longer ours).
+    fn event(&self, kind: &'static str, details: Value) -> BoxFuture<'_, PortResult<()>>;
+    /// Whether a cancel of the run was requested.
+    fn is_cancelled(&self) -> bool;
+    /// Resolves when a cancel is requested (never, if none is).
+    fn cancelled(&self) -> BoxFuture<'_, ()>;
+}
+
+/// The ports one run attempt works through (the library is the pipeline's, shared by all runs).
+#[derive(Clone, Copy)]
+pub struct RunPorts<'a> {
+    pub ledger: &'a dyn Ledger,
+    pub progress: &'a dyn Progress,
+}
+
+impl RunPorts<'_> {
+    pub async fn event(&self, kind: &'static str, details: Value) -> PortResult<()> {
+        self.progress.event(kind, details).await
+    }
+
+    pub fn is_cancelled(&self) -> bool {
+        self.progress.is_cancelled()
+    }
+
+    pub async fn cancelled(&self) {
+        self.progress.cancelled().await
+    }
+}
+
+/// Ports for running the pipeline outside the queue (benchmarks, tests): nothing is recorded,
+/// nothing was spent before, nobody cancels.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Detached;
+
+impl Ledger for Detached {
+    fn prior_spend(&self) -> BoxFuture<'_, PortResult<PriorSpend>> {
+        Box::pin(async { Ok(PriorSpend::default()) })
+    }
+    fn reusable(&self, _: String) -> BoxFuture<'_, PortResult<Option<ReusableCall>>> {
+        Box::pin(async { Ok(None) })
+    }
+    fn record(&self, _: CallRecord) -> BoxFuture<'_, PortResult<()>> {
+        Box::pin(async { Ok(()) })
+    }
+}
+
+impl Detached {
+    /// Run ports that record nothing.
+    pub fn ports() -> RunPorts<'static> {
+        RunPorts {
+            ledger: &Detached,
+            progress: &Detached,
+        }
+    }
+}
+
+impl Progress for Detached {
+    fn event(&self, _: &'static str, _: Value) -> BoxFuture<'_, PortResult<()>> {
+        Box::pin(async { Ok(()) })
+    }
+    fn is_cancelled(&self) -> bool {
+        false
+    }
+    fn cancelled(&self) -> BoxFuture<'_, ()> {
+        Box::pin(std::future::pending())
+    }
+}

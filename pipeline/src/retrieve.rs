@@ -1,0 +1,96 @@
+//! Retrieval: which library documents a run is written from. The title's topic words select;
+//! context and synonyms only rank. Decided here, asked of the library through the
+//! [`Library`](crate::ports::Library) port.
+
+use crate::evidence::{words, EvidenceSource};
+use crate::ports::{Library, LibraryQuery, PortResult};
+use crate::tiers::TierRules;
+use std::collections::BTreeMap;
+
+/// The retrieval settings (from the daemon's configuration).
+#[derive(Debug, Clone, PartialEq)]
+pub struct RetrievalConfig {
+    /// Word → extra search terms (lower case), e.g. anafylaksi → anaphylaxis.
+    pub synonyms: BTreeMap<String, Vec<String>>,
+    /// Most sources retrieved.
+    pub limit: usize,
+    /// A hit is kept when its score is at least this share of the best hit's.
+    pub min_relative_score: f64,
+    /// Title words that say nothing about the topic ("behandling"); left out of the anchor.
+    pub generic_words: Vec<String>,
+}
+
+/// The search text: title, context and the configured synonyms of their words.
+pub fn query_for(title: &str, context: &str, synonyms: &BTreeMap<String, Vec<String>>) -> String {
+    let mut q = format!("{title} {context}");
+    for w in words(&q.clone()) {
+        if let Some(extra) = synonyms.get(&w) {
+            for e in extra {
+                q.push(' ');
+                q.push_str(e);
+            }
+        }
+    }
+    q
+}
+
+/// What was retrieved, and the query that found it (shown in the `retrieved` event).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Retrieved {
+    pub query: String,
+    pub sources: Vec<EvidenceSource>,
+}
+
+/// Retrieves the sources for a run: those matching the title's topic words (the title minus
+/// generic words, plus synonyms), ranked over topic, context and synonyms together, keeping
+/// hits within `min_relative_score` of the best. The title says what the procedure is about;
+/// context words alone must not pull in another procedure's sources.
+pub async fn retrieve(
+    library: &dyn Library,
+    rules: &TierRules,
+    config: &RetrievalConfig,
+    title: &str,
+    context: &str,
+) -> PortResult<Retrieved> {
+    let generic = |w: &String| config.generic_words.contains(w);
+    let topic: Vec<String> = words(title).into_iter().filter(|w| !generic(w)).collect();
+    let anchor = query_for(&topic.join(" "), "", &config.synonyms);
+    // Generic words rank nothing and would make the index visit every source containing them.
+    let specific = |text: &str| -> String {
+        words(text)
+            .into_iter()
+            .filter(|w| !generic(w))
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    let rest = query_for(&specific(title), &specific(context), &config.synonyms);
+    let hits = library
+        .search(LibraryQuery {
+            anchor: anchor.clone(),
+            rest: rest.clone(),
+            limit: config.limit,
+        })
+        .await?;
+    let best = hits.first().map(|h| h.score).unwrap_or(0.0);
+    let sources = hits
+        .into_iter()
+        .filter(|h| h.score >= best * config.min_relative_score)
+        .map(|h| {
+            let d = h.document;
+            EvidenceSource {
+                tier_priority: rules.get(&d.tier).map(|t| t.priority).unwrap_or(0),
+                id: d.id,
+                title: d.title,
+                url: d.url,
+                year: d.year,
+                tier: d.tier,
+                text: d.text.unwrap_or_default(),
+                demo: d.demo,
+            }
+        })
+        .collect();
+    Ok(Retrieved {
+        query: format!("{anchor} | {rest}"),
+        sources,
+    })
+}
