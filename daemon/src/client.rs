@@ -204,7 +204,7 @@ impl Client {
 }
 
 /// Runs a client future on a current-thread runtime with I/O and timers.
-pub(crate) fn block_on_io<F: std::future::Future>(f: F) -> F::Output {
+pub fn block_on_io<F: std::future::Future>(f: F) -> F::Output {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod process;
+
 use serde_json::Value;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -141,34 +143,14 @@ pub struct Daemon {
 }
 
 impl Daemon {
-    pub fn spawn(mut cmd: Command) -> Daemon {
-        let mut child = cmd.spawn().expect("spawn daemon");
-        let stderr = child.stderr.take().expect("stderr piped");
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let sink = Arc::clone(&log);
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                sink.lock().unwrap().push(line);
-            }
-        });
-        let mut d = Daemon {
-            child: Some(child),
-            url: String::new(),
-            log,
-        };
-        let addr = wait_for("the daemon to be ready", Duration::from_secs(30), || {
-            if let Some(status) = d.child.as_mut().unwrap().try_wait().unwrap() {
-                panic!("daemon exited early ({status}):\n{}", d.log_text());
-            }
-            d.log.lock().unwrap().iter().find_map(|l| {
-                l.contains("daemon ready").then(|| {
-                    let at = l.find("addr=").expect("ready line has addr") + 5;
-                    l[at..].split_whitespace().next().unwrap().to_string()
-                })
-            })
-        });
-        d.url = format!("http://{addr}");
-        d
+    pub fn spawn(cmd: Command) -> Daemon {
+        let started =
+            process::start(cmd, Duration::from_secs(30)).unwrap_or_else(|e| panic!("{e}"));
+        Daemon {
+            child: Some(started.child),
+            url: format!("http://{}", started.addr),
+            log: started.log,
+        }
     }
 
     pub fn pid(&self) -> i32 {

@@ -371,3 +371,107 @@ fn a_transaction_sqlite_rolled_back_fails_every_write_of_its_batch() {
         assert_eq!(store.counts().await.unwrap()["QUEUED"], 1);
     });
 }
+
+/// The database as each older schema version left it, with data (frozen: see the files).
+const FROZEN: &[(usize, &str)] = &[
+    (1, include_str!("frozen/v1.sql")),
+    (2, include_str!("frozen/v2.sql")),
+    (3, include_str!("frozen/v3.sql")),
+    (4, include_str!("frozen/v4.sql")),
+];
+
+#[test]
+fn every_older_schema_migrates_with_its_data() {
+    assert_eq!(
+        FROZEN.len(),
+        schema_version(),
+        "a migration was added: freeze the database its predecessor leaves (with data) as \
+         frozen/v<N>.sql and list it here"
+    );
+    const DONE: &str = "01900000-0000-7000-8000-000000000001";
+    const ACK: &str = "01900000-0000-7000-8000-000000000002";
+    const QUEUED: &str = "01900000-0000-7000-8000-000000000003";
+    for (version, sql) in FROZEN {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("old.db");
+        {
+            let conn = Connection::open(&path).unwrap();
+            conn.execute_batch(sql).unwrap();
+            let v: i64 = conn
+                .query_row("PRAGMA user_version", [], |r| r.get(0))
+                .unwrap();
+            assert_eq!(v as usize, *version);
+        }
+        let store = Store::open(&path, Synchronous::Normal)
+            .unwrap_or_else(|e| panic!("v{version} does not migrate: {e}"));
+        block_on(async {
+            let at = |what: &str| format!("from v{version}: {what}");
+            // Version 1: the queue.
+            let done = store.get_run(DONE.into()).await.unwrap();
+            assert_eq!(done.status, RunStatus::Done, "{}", at("status"));
+            assert_eq!(done.procedure, "Anafylaksi behandling");
+            assert_eq!(done.context, "akutmodtagelse");
+            assert_eq!(done.params, json!({ "missing_tier_policy": "STRICT" }));
+            assert_eq!(done.result.as_ref().unwrap()["score"], 9.5);
+            assert_eq!(store.events(DONE.into(), 0).await.unwrap().len(), 3);
+            let gated = store.get_run(ACK.into()).await.unwrap();
+            assert_eq!(gated.status, RunStatus::NeedsAck);
+            assert_eq!(
+                gated.ack_required.as_ref().unwrap()["missing_tiers"],
+                json!(["danish_guideline"]),
+                "{}",
+                at("ack_required")
+            );
+            let counts = store.counts().await.unwrap();
+            assert_eq!(
+                (counts["QUEUED"], counts["NEEDS_ACK"], counts["DONE"]),
+                (1, 1, 1),
+                "{}",
+                at("run counts")
+            );
+            assert_eq!(
+                store.secret_count().await.unwrap(),
+                u64::from(*version >= 2)
+            );
+            // Version 2: secrets stay as they were (the key id decides which key opens them).
+            if *version >= 2 {
+                assert_eq!(
+                    store.recorded_key_id().await.unwrap().as_deref(),
+                    Some("k-frozen"),
+                    "{}",
+                    at("key id")
+                );
+            }
+            // Version 3: the library and its full-text index.
+            if *version >= 3 {
+                let hits = store.search_sources("pleural".into(), 5).await.unwrap();
+                assert_eq!(hits.len(), 1, "{}", at("library search"));
+                assert_eq!(hits[0].source.id, "SRC0002");
+                let s = store.get_source("SRC0001".into()).await.unwrap();
+                assert!(s.text.unwrap().contains("0,5 mg"));
+            }
+            // Version 4: model calls, their totals and reload history.
+            if *version >= 4 {
+                assert_eq!(
+                    store.llm_spend(DONE.into()).await.unwrap(),
+                    (7_500_000_000, 3_750_000_000),
+                    "{}",
+                    at("spend by stage")
+                );
+                assert_eq!(done.llm_calls, 2);
+                assert_eq!(done.cost_pusd, 11_250_000_000);
+                assert_eq!(store.reloads(10).await.unwrap().len(), 1);
+            }
+            // The queue works on the migrated data: the queued run is claimed, a new one
+            // enqueued with the old idempotency key is the old run.
+            let claimed = store.claim(vec!["t/w0".into()]).await.unwrap();
+            assert_eq!(claimed.len(), 1, "{}", at("claim"));
+            assert_eq!(claimed[0].run.id, QUEUED);
+            let mut again = new_run("Lumbalpunktur", 0);
+            again.idempotency_key = Some("client-key-1".into());
+            let (run, created) = store.enqueue(again).await.unwrap();
+            assert!(!created, "{}", at("idempotency key"));
+            assert_eq!(run.id, QUEUED);
+        });
+    }
+}

@@ -3,7 +3,9 @@
 
 #![allow(dead_code)]
 
-use std::io::{BufRead, BufReader};
+#[path = "../../../tests/support/process.rs"]
+mod process;
+
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -38,27 +40,12 @@ impl Proc {
             cmd.env(k, v);
         }
         let spawned = Instant::now();
-        let mut child = cmd.spawn().unwrap();
-        let stderr = child.stderr.take().unwrap();
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let mut tx = Some(tx);
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if line.contains("daemon ready") {
-                    let at = line.find("addr=").unwrap() + 5;
-                    if let Some(tx) = tx.take() {
-                        let _ = tx.send(line[at..].split_whitespace().next().unwrap().to_string());
-                    }
-                }
-            }
-        });
-        let addr = rx
-            .recv_timeout(Duration::from_secs(30))
-            .expect("daemon ready");
+        let started =
+            process::start(cmd, Duration::from_secs(30)).unwrap_or_else(|e| panic!("{e}"));
         (
             Proc {
-                child,
-                url_addr: addr,
+                child: started.child,
+                url_addr: started.addr,
             },
             spawned,
         )
@@ -151,13 +138,9 @@ pub fn new_key() -> String {
         .to_string()
 }
 
-pub fn block_on<F: std::future::Future>(f: F) -> F::Output {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    tokio::task::LocalSet::new().block_on(&rt, f)
-}
+/// A current-thread runtime with I/O and timers, and a `LocalSet` for `spawn_local`: the
+/// client's own.
+pub use procedurewriter::client::block_on_io as block_on;
 
 /// A memory figure of process `pid` from /proc (`VmRSS:` now, `VmHWM:` peak), in kB.
 pub fn rss_kb_of(pid: u32, field: &str) -> u64 {

@@ -1,0 +1,169 @@
+-- The database as schema version 2 left it, with data: FROZEN. Never edit this file;
+-- when a migration is added, add the next version's snapshot beside it.
+-- `store::tests::every_older_schema_migrates_with_its_data` opens each snapshot with the
+-- current binary and checks that the data survives and the queue works on it.
+
+-- ===== migrations/0001_queue.sql =====
+-- 0001: the durable job queue.
+--
+-- `runs` holds one row per job and is the only authority on a job's state: nothing about a
+-- run lives only in memory. `run_events` is its append-only history: every transition of a
+-- run updates the row and appends an event in the same transaction.
+
+CREATE TABLE runs (
+    -- Insertion order: the FIFO order of the queue and the cursor of `GET /api/runs`.
+    seq              INTEGER PRIMARY KEY AUTOINCREMENT,
+    -- Public identifier (UUID v7, text), what clients and the event log use.
+    id               TEXT    NOT NULL UNIQUE,
+    procedure        TEXT    NOT NULL,
+    context          TEXT    NOT NULL DEFAULT '',
+    -- Per-run options as a JSON object; the job runner interprets them, the queue does not.
+    params           TEXT    NOT NULL DEFAULT '{}',
+    -- Higher first; FIFO (seq) within one priority.
+    priority         INTEGER NOT NULL DEFAULT 0,
+    status           TEXT    NOT NULL
+        CHECK (status IN ('QUEUED', 'RUNNING', 'NEEDS_ACK', 'DONE', 'FAILED', 'CANCELLED')),
+    -- Claims made in the current attempt budget; a retry resets it.
+    attempts         INTEGER NOT NULL DEFAULT 0 CHECK (attempts >= 0),
+    max_attempts     INTEGER NOT NULL CHECK (max_attempts >= 1),
+    -- "<daemon instance>/<worker>" while RUNNING, else NULL.
+    lease_owner      TEXT,
+    -- Fencing token: incremented by every claim; heartbeat, complete, fail and needs-ack
+    -- are applied only when they carry the current value.
+    lease_token      INTEGER NOT NULL DEFAULT 0,
+    locked_at        INTEGER,
+    heartbeat_at     INTEGER,
+    -- Set by a cancel of a RUNNING job; the worker stops at its next await.
+    cancel_requested INTEGER NOT NULL DEFAULT 0,
+    error            TEXT,
+    -- JSON written by the job runner on success.
+    result           TEXT,
+    -- Evidence-gap acknowledgement (the pipeline fills these): what was missing (JSON) and
+    -- who acknowledged it, when, with which note, for which tiers (JSON).
+    ack_required     TEXT,
+    ack_by           TEXT,
+    ack_note         TEXT,
+    ack_tiers        TEXT,
+    ack_at           INTEGER,
+    idempotency_key  TEXT,
+    -- Unix milliseconds.
+    created_at       INTEGER NOT NULL,
+    updated_at       INTEGER NOT NULL,
+    started_at       INTEGER,
+    finished_at      INTEGER
+);
+
+-- The claim path: the next QUEUED run by priority, then FIFO, read straight off the index
+-- (no sort). Partial, so finished runs cost it nothing; the claim query names it with
+-- INDEXED BY because the planner would otherwise pick runs_status_seq and sort every queued
+-- run on every claim.
+CREATE INDEX runs_queued ON runs (priority DESC, seq) WHERE status = 'QUEUED';
+-- Idempotent enqueue; partial so the runs without a key cost nothing.
+CREATE UNIQUE INDEX runs_idempotency_key ON runs (idempotency_key) WHERE idempotency_key IS NOT NULL;
+-- Listing by status with the seq cursor.
+CREATE INDEX runs_status_seq ON runs (status, seq);
+-- The reaper's scan of live leases.
+CREATE INDEX runs_running_heartbeat ON runs (heartbeat_at) WHERE status = 'RUNNING';
+
+CREATE TABLE run_events (
+    -- Monotonic: the SSE `id:` and the `Last-Event-ID` replay point.
+    id       INTEGER PRIMARY KEY AUTOINCREMENT,
+    run_id   TEXT    NOT NULL REFERENCES runs (id),
+    at       INTEGER NOT NULL,
+    kind     TEXT    NOT NULL,
+    -- The run's status after this event.
+    status   TEXT    NOT NULL,
+    -- Which actor caused it: "http", "queue", "worker:<owner>", "reaper", "recovery", ...
+    actor    TEXT    NOT NULL,
+    details  TEXT    NOT NULL DEFAULT '{}'
+);
+
+CREATE INDEX run_events_by_run ON run_events (run_id, id);
+
+CREATE TRIGGER run_events_no_update BEFORE UPDATE ON run_events
+BEGIN
+    SELECT RAISE(ABORT, 'run_events is append-only');
+END;
+
+CREATE TRIGGER run_events_no_delete BEFORE DELETE ON run_events
+BEGIN
+    SELECT RAISE(ABORT, 'run_events is append-only');
+END;
+
+-- Runs per status, kept by triggers in the same transaction as every insert and status
+-- change, so `/health` and `/metrics` read six rows instead of counting the whole table.
+CREATE TABLE run_counts (
+    status TEXT PRIMARY KEY,
+    n      INTEGER NOT NULL CHECK (n >= 0)
+) WITHOUT ROWID;
+
+INSERT INTO run_counts (status, n)
+VALUES ('QUEUED', 0), ('RUNNING', 0), ('NEEDS_ACK', 0), ('DONE', 0), ('FAILED', 0), ('CANCELLED', 0);
+
+CREATE TRIGGER run_counts_insert AFTER INSERT ON runs
+BEGIN
+    UPDATE run_counts SET n = n + 1 WHERE status = NEW.status;
+END;
+
+CREATE TRIGGER run_counts_update AFTER UPDATE OF status ON runs
+WHEN OLD.status <> NEW.status
+BEGIN
+    UPDATE run_counts SET n = n - 1 WHERE status = OLD.status;
+    UPDATE run_counts SET n = n + 1 WHERE status = NEW.status;
+END;
+
+-- ===== migrations/0002_secrets.sql =====
+-- 0002: stored secrets (LLM and NCBI API keys), encrypted at rest, and the key check.
+--
+-- Only the crypto module can read `ciphertext`/`nonce`: XChaCha20-Poly1305 under the
+-- daemon's secret key, with the secret's name as associated data.
+
+CREATE TABLE secrets (
+    name        TEXT    PRIMARY KEY,
+    ciphertext  BLOB    NOT NULL,
+    nonce       BLOB    NOT NULL,
+    -- The public id of the key that sealed it (crypto::SecretKey::id).
+    key_id      TEXT    NOT NULL,
+    updated_at  INTEGER NOT NULL
+);
+
+-- The key the secrets are encrypted with, recorded at the first start with a key and moved
+-- by rotation: a daemon started with another key is refused before it serves anything.
+CREATE TABLE secret_key_check (
+    singleton   INTEGER PRIMARY KEY CHECK (singleton = 1),
+    key_id      TEXT    NOT NULL,
+    updated_at  INTEGER NOT NULL
+);
+
+-- Seed: runs in three states, with their events (run_counts follows by its triggers).
+INSERT INTO runs (id, procedure, context, params, priority, status, attempts, max_attempts,
+    lease_token, result, created_at, updated_at, started_at, finished_at)
+VALUES ('01900000-0000-7000-8000-000000000001', 'Anafylaksi behandling', 'akutmodtagelse',
+    '{"missing_tier_policy":"STRICT"}', 0, 'DONE', 1, 3, 1,
+    '{"score":9.5,"writer":"offline-v1","sources":["SRC0001"]}', 1700000000000, 1700000005000,
+    1700000001000, 1700000005000);
+INSERT INTO runs (id, procedure, context, params, priority, status, attempts, max_attempts,
+    lease_token, ack_required, created_at, updated_at)
+VALUES ('01900000-0000-7000-8000-000000000002', 'Pleuradræn anlæggelse', '', '{}', 5,
+    'NEEDS_ACK', 1, 3, 1, '{"missing_tiers":["danish_guideline"],"found":{}}',
+    1700000010000, 1700000012000);
+INSERT INTO runs (id, procedure, context, params, priority, status, attempts, max_attempts,
+    idempotency_key, created_at, updated_at)
+VALUES ('01900000-0000-7000-8000-000000000003', 'Lumbalpunktur', '', '{}', 0, 'QUEUED', 0, 3,
+    'client-key-1', 1700000020000, 1700000020000);
+INSERT INTO run_events (run_id, at, kind, status, actor, details) VALUES
+    ('01900000-0000-7000-8000-000000000001', 1700000000000, 'enqueued', 'QUEUED', 'http', '{}'),
+    ('01900000-0000-7000-8000-000000000001', 1700000001000, 'claimed', 'RUNNING', 'queue', '{}'),
+    ('01900000-0000-7000-8000-000000000001', 1700000005000, 'completed', 'DONE', 'worker:t/w0', '{}'),
+    ('01900000-0000-7000-8000-000000000002', 1700000010000, 'enqueued', 'QUEUED', 'http', '{}'),
+    ('01900000-0000-7000-8000-000000000002', 1700000012000, 'needs_ack', 'NEEDS_ACK', 'worker:t/w0', '{}'),
+    ('01900000-0000-7000-8000-000000000003', 1700000020000, 'enqueued', 'QUEUED', 'http', '{}');
+
+-- Seed: a stored secret (opaque bytes: the test checks it is kept, not that it opens) and the
+-- recorded key id.
+INSERT INTO secrets (name, ciphertext, nonce, key_id, updated_at)
+VALUES ('openai_api_key', X'00112233445566778899', X'000102030405060708090a0b0c0d0e0f1011121314151617',
+    'k-frozen', 1700000030000);
+INSERT INTO secret_key_check (singleton, key_id, updated_at) VALUES (1, 'k-frozen', 1700000030000);
+
+PRAGMA user_version = 2;
