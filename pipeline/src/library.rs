@@ -369,5 +369,8 @@ mod tests {
         assert_eq!(d.title, "notes.txt");
         assert!(parse_document("+++\ntitle = \"T\"\nBody", "f").is_err());
         assert!(parse_document("+++\ncolour = 1\n+++\nBody", "f").is_err());
+        // Absurd nesting in the front matter is an error, not a stack overflow.
+        let deep = format!("+++\nx = {}\n+++\nbody", "[".repeat(200_000));
+        assert!(parse_document(&deep, "f").is_err());
     }
 }

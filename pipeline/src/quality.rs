@@ -169,6 +169,185 @@ async fn cap_reached(
     .await
 }
 
+/// One attempt's loop: its ports, writer and brief, and what it has spent and scored so far.
+struct Loop<'a> {
+    ports: RunPorts<'a>,
+    writer: &'a dyn Writer,
+    brief: Brief<'a>,
+    prior: PriorSpend,
+    /// Spent in this attempt, drafts and revisions (pico-USD).
+    spent_now: i64,
+    /// Spent on revisions over all attempts (pico-USD).
+    revision_pusd: i64,
+    reused_calls: u32,
+    scores: Vec<f64>,
+    iteration: u32,
+    last_improvement: Option<f64>,
+}
+
+impl Loop<'_> {
+    fn total(&self) -> i64 {
+        self.prior.draft_pusd + self.prior.revision_pusd + self.spent_now
+    }
+
+    /// Why the loop stops before another revision under `s`, if it does.
+    fn stop_before_revising(&self, s: &LoopSettings, best: &Draft) -> Option<StopReason> {
+        if self.ports.is_cancelled() {
+            return Some(StopReason::Cancelled);
+        }
+        match s.policy {
+            LoopPolicy::Off => return Some(StopReason::PolicyOff),
+            LoopPolicy::Manual => return Some(StopReason::PolicyManual),
+            LoopPolicy::Auto => {}
+        }
+        if best.eval.score >= s.threshold {
+            return Some(StopReason::ThresholdMet);
+        }
+        if self.iteration >= s.max_iterations {
+            return Some(StopReason::MaxIterations);
+        }
+        if self.last_improvement.is_some_and(|i| i < s.min_improvement) {
+            return Some(StopReason::Plateau);
+        }
+        None
+    }
+
+    /// The first draft, scored; `None` when the run was cancelled first.
+    async fn first_draft(&mut self, s: &LoopSettings) -> Result<Option<Draft>, LlmError> {
+        event(
+            self.ports,
+            "iteration_started",
+            json!({ "iteration": 1, "stage": "draft", "writer": self.writer.name(), "policy": s.policy.as_str() }),
+        )
+        .await?;
+        let composed = self.writer.compose(&self.brief, Task::Draft, 1);
+        let first = self
+            .writer
+            .write(self.ports, self.brief, &composed, None)
+            .await?;
+        self.spent_now += first.cost_pusd;
+        let Drafted::Text {
+            markdown,
+            reused,
+            max_tokens,
+            truncated,
+        } = first.value
+        else {
+            event(
+                self.ports,
+                "quality_loop_stopped",
+                json!({ "reason": StopReason::Cancelled.as_str(), "iterations": 0 }),
+            )
+            .await?;
+            return Ok(None);
+        };
+        self.reused_calls += u32::from(reused);
+        let eval = score(&markdown, self.brief.sources).await;
+        self.scores.push(eval.score);
+        event(
+            self.ports,
+            "iteration_scored",
+            json!({
+                "iteration": 1, "score": eval.score, "best_score": eval.score, "issues": eval.issues.len(),
+                "cost_usd": to_usd(first.cost_pusd), "cost_so_far_usd": to_usd(self.total()),
+                "revision_spent_usd": to_usd(self.revision_pusd),
+                "remaining_usd": to_usd((s.max_additional_cost_pusd - self.revision_pusd).max(0)),
+                "reused": reused, "truncated": truncated, "max_tokens": max_tokens,
+            }),
+        )
+        .await?;
+        Ok(Some(Draft {
+            markdown,
+            eval,
+            iteration: 1,
+        }))
+    }
+
+    /// One revision of `best` under `s`: `Ok(None)` when it was written and scored (and
+    /// `best` updated if it scored higher), `Ok(Some(reason))` when the loop stops instead.
+    async fn revise(
+        &mut self,
+        s: &LoopSettings,
+        best: &mut Draft,
+    ) -> Result<Option<StopReason>, LlmError> {
+        let cap = s.max_additional_cost_pusd;
+        let remaining = cap - self.revision_pusd;
+        let task = Task::Revise {
+            previous: &best.markdown,
+            issues: &best.eval.issues,
+        };
+        let composed = self.writer.compose(&self.brief, task, self.iteration + 1);
+        if let Err(worst_case_pusd) = self.writer.plan(&composed, remaining) {
+            let next = self.iteration + 1;
+            cap_reached(self.ports, next, self.revision_pusd, cap, worst_case_pusd).await?;
+            return Ok(Some(StopReason::CostCap));
+        }
+        self.iteration += 1;
+        event(
+            self.ports,
+            "iteration_started",
+            json!({
+                "iteration": self.iteration, "stage": "revision", "revising_iteration": best.iteration,
+                "issues": best.eval.issues.len(), "threshold": s.threshold,
+                "max_iterations": s.max_iterations, "cap_usd": to_usd(cap),
+                "min_improvement": s.min_improvement,
+                "revision_spent_usd": to_usd(self.revision_pusd), "remaining_usd": to_usd(remaining),
+            }),
+        )
+        .await?;
+        let got = self
+            .writer
+            .write(self.ports, self.brief, &composed, Some(remaining))
+            .await?;
+        self.spent_now += got.cost_pusd;
+        self.revision_pusd += got.cost_pusd;
+        let (markdown, reused, max_tokens, truncated) = match got.value {
+            Drafted::Text {
+                markdown,
+                reused,
+                max_tokens,
+                truncated,
+            } => (markdown, reused, max_tokens, truncated),
+            Drafted::Cancelled => return Ok(Some(StopReason::Cancelled)),
+            Drafted::CapReached { worst_case_pusd } => {
+                // Retries inside the call spent what was left.
+                self.iteration -= 1;
+                let next = self.iteration + 1;
+                cap_reached(self.ports, next, self.revision_pusd, cap, worst_case_pusd).await?;
+                return Ok(Some(StopReason::CostCap));
+            }
+        };
+        self.reused_calls += u32::from(reused);
+        let eval = score(&markdown, self.brief.sources).await;
+        let improvement = eval.score - best.eval.score;
+        self.scores.push(eval.score);
+        self.last_improvement = Some(improvement);
+        let (score, issues) = (eval.score, eval.issues.len());
+        if score > best.eval.score {
+            *best = Draft {
+                markdown,
+                eval,
+                iteration: self.iteration,
+            };
+        }
+        event(
+            self.ports,
+            "iteration_scored",
+            json!({
+                "iteration": self.iteration, "score": score, "best_score": best.eval.score,
+                "best_iteration": best.iteration, "improvement": (improvement * 100.0).round() / 100.0,
+                "issues": issues, "cost_usd": to_usd(got.cost_pusd),
+                "cost_so_far_usd": to_usd(self.total()),
+                "revision_spent_usd": to_usd(self.revision_pusd),
+                "remaining_usd": to_usd((cap - self.revision_pusd).max(0)),
+                "reused": reused, "truncated": truncated, "max_tokens": max_tokens,
+            }),
+        )
+        .await?;
+        Ok(None)
+    }
+}
+
 /// Runs the loop for one run attempt.
 pub async fn run(
     ports: RunPorts<'_>,
@@ -177,163 +356,41 @@ pub async fn run(
     settings: &HotLoopSettings,
     prior: PriorSpend,
 ) -> Result<LoopEnd, LlmError> {
-    let s = current(settings);
-    let mut spent_now: i64 = 0;
-    let mut revision_pusd = prior.revision_pusd;
-    let mut reused_calls = 0;
-    let total = |spent_now: i64| prior.draft_pusd + prior.revision_pusd + spent_now;
-
-    event(
+    let mut l = Loop {
         ports,
-        "iteration_started",
-        json!({ "iteration": 1, "stage": "draft", "writer": writer.name(), "policy": s.policy.as_str() }),
-    )
-    .await?;
-    let composed = writer.compose(&brief, Task::Draft, 1);
-    let first = writer.write(ports, brief, &composed, None).await?;
-    spent_now += first.cost_pusd;
-    let (markdown, reused, max_tokens, truncated) = match first.value {
-        Drafted::Text {
-            markdown,
-            reused,
-            max_tokens,
-            truncated,
-        } => (markdown, reused, max_tokens, truncated),
-        Drafted::Cancelled | Drafted::CapReached { .. } => {
-            event(
-                ports,
-                "quality_loop_stopped",
-                json!({ "reason": StopReason::Cancelled.as_str(), "iterations": 0 }),
-            )
-            .await?;
-            return Ok(LoopEnd::Cancelled);
-        }
-    };
-    reused_calls += u32::from(reused);
-    let eval = score(&markdown, brief.sources).await;
-    let mut scores = vec![eval.score];
-    event(
-        ports,
-        "iteration_scored",
-        json!({
-            "iteration": 1, "score": eval.score, "best_score": eval.score, "issues": eval.issues.len(),
-            "cost_usd": to_usd(first.cost_pusd), "cost_so_far_usd": to_usd(total(spent_now)),
-            "revision_spent_usd": to_usd(revision_pusd),
-            "remaining_usd": to_usd((s.max_additional_cost_pusd - revision_pusd).max(0)),
-            "reused": reused, "truncated": truncated, "max_tokens": max_tokens,
-        }),
-    )
-    .await?;
-    let mut best = Draft {
-        markdown,
-        eval,
+        writer,
+        brief,
+        prior,
+        spent_now: 0,
+        revision_pusd: prior.revision_pusd,
+        reused_calls: 0,
+        scores: Vec::new(),
         iteration: 1,
+        last_improvement: None,
     };
-    let mut iteration = 1u32;
-    let mut last_improvement: Option<f64> = None;
+    let Some(mut best) = l.first_draft(&current(settings)).await? else {
+        return Ok(LoopEnd::Cancelled);
+    };
     let mut cap;
-
     let reason = loop {
         // The settings in force for this iteration (a SIGHUP may have changed them).
         let s = current(settings);
         cap = s.max_additional_cost_pusd;
-        if ports.is_cancelled() {
-            break StopReason::Cancelled;
+        if let Some(reason) = l.stop_before_revising(&s, &best) {
+            break reason;
         }
-        match s.policy {
-            LoopPolicy::Off => break StopReason::PolicyOff,
-            LoopPolicy::Manual => break StopReason::PolicyManual,
-            LoopPolicy::Auto => {}
+        if let Some(reason) = l.revise(&s, &mut best).await? {
+            break reason;
         }
-        if best.eval.score >= s.threshold {
-            break StopReason::ThresholdMet;
-        }
-        if iteration >= s.max_iterations {
-            break StopReason::MaxIterations;
-        }
-        if last_improvement.is_some_and(|i| i < s.min_improvement) {
-            break StopReason::Plateau;
-        }
-        let remaining = s.max_additional_cost_pusd - revision_pusd;
-        let task = Task::Revise {
-            previous: &best.markdown,
-            issues: &best.eval.issues,
-        };
-        let composed = writer.compose(&brief, task, iteration + 1);
-        if let Err(worst_case_pusd) = writer.plan(&composed, remaining) {
-            cap_reached(ports, iteration + 1, revision_pusd, cap, worst_case_pusd).await?;
-            break StopReason::CostCap;
-        }
-        iteration += 1;
-        event(
-            ports,
-            "iteration_started",
-            json!({
-                "iteration": iteration, "stage": "revision", "revising_iteration": best.iteration,
-                "issues": best.eval.issues.len(), "threshold": s.threshold,
-                "max_iterations": s.max_iterations, "cap_usd": to_usd(cap),
-                "min_improvement": s.min_improvement,
-                "revision_spent_usd": to_usd(revision_pusd), "remaining_usd": to_usd(remaining),
-            }),
-        )
-        .await?;
-        let got = writer
-            .write(ports, brief, &composed, Some(remaining))
-            .await?;
-        spent_now += got.cost_pusd;
-        revision_pusd += got.cost_pusd;
-        let (markdown, reused, max_tokens, truncated) = match got.value {
-            Drafted::Text {
-                markdown,
-                reused,
-                max_tokens,
-                truncated,
-            } => (markdown, reused, max_tokens, truncated),
-            Drafted::Cancelled => break StopReason::Cancelled,
-            Drafted::CapReached { worst_case_pusd } => {
-                // Retries inside the call spent what was left.
-                iteration -= 1;
-                cap_reached(ports, iteration + 1, revision_pusd, cap, worst_case_pusd).await?;
-                break StopReason::CostCap;
-            }
-        };
-        reused_calls += u32::from(reused);
-        let eval = score(&markdown, brief.sources).await;
-        let improvement = eval.score - best.eval.score;
-        scores.push(eval.score);
-        last_improvement = Some(improvement);
-        let score = eval.score;
-        let issues = eval.issues.len();
-        if score > best.eval.score {
-            best = Draft {
-                markdown,
-                eval,
-                iteration,
-            };
-        }
-        event(
-            ports,
-            "iteration_scored",
-            json!({
-                "iteration": iteration, "score": score, "best_score": best.eval.score,
-                "best_iteration": best.iteration, "improvement": (improvement * 100.0).round() / 100.0,
-                "issues": issues, "cost_usd": to_usd(got.cost_pusd),
-                "cost_so_far_usd": to_usd(total(spent_now)),
-                "revision_spent_usd": to_usd(revision_pusd),
-                "remaining_usd": to_usd((cap - revision_pusd).max(0)),
-                "reused": reused, "truncated": truncated, "max_tokens": max_tokens,
-            }),
-        )
-        .await?;
     };
     event(
         ports,
         "quality_loop_stopped",
         json!({
-            "reason": reason.as_str(), "iterations": scores.len(), "best_iteration": best.iteration,
-            "best_score": best.eval.score, "scores": scores,
-            "revision_spent_usd": to_usd(revision_pusd), "cap_usd": to_usd(cap),
-            "cost_so_far_usd": to_usd(total(spent_now)),
+            "reason": reason.as_str(), "iterations": l.scores.len(), "best_iteration": best.iteration,
+            "best_score": best.eval.score, "scores": l.scores,
+            "revision_spent_usd": to_usd(l.revision_pusd), "cap_usd": to_usd(cap),
+            "cost_so_far_usd": to_usd(l.total()),
         }),
     )
     .await?;
@@ -341,14 +398,14 @@ pub async fn run(
         return Ok(LoopEnd::Cancelled);
     }
     Ok(LoopEnd::Finished(Box::new(LoopResult {
-        iterations: scores.len() as u32,
+        iterations: l.scores.len() as u32,
         best,
         stop_reason: reason,
-        scores,
-        revision_pusd,
+        total_pusd: l.total(),
+        scores: l.scores,
+        revision_pusd: l.revision_pusd,
         cap_pusd: cap,
-        total_pusd: total(spent_now),
-        reused_calls,
+        reused_calls: l.reused_calls,
     })))
 }
 

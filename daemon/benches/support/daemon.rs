@@ -25,7 +25,17 @@ pub struct Proc {
 impl Proc {
     /// Starts the daemon on `data` with `key` (the same key for every start on one data dir).
     pub fn start(data: &std::path::Path, key: &str, env: &[(&str, &str)]) -> (Proc, Instant) {
-        let mut cmd = Command::new(BIN);
+        Proc::start_binary(BIN, data, key, env)
+    }
+
+    /// [`Proc::start`] with another build of the daemon (a before/after comparison).
+    pub fn start_binary(
+        bin: &str,
+        data: &std::path::Path,
+        key: &str,
+        env: &[(&str, &str)],
+    ) -> (Proc, Instant) {
+        let mut cmd = Command::new(bin);
         cmd.arg("daemon")
             .env("PROCEDUREWRITER_DATA_DIR", data)
             .env("PROCEDUREWRITER_LISTEN", "127.0.0.1:0")
@@ -140,6 +150,7 @@ pub fn new_key() -> String {
 
 /// A current-thread runtime with I/O and timers, and a `LocalSet` for `spawn_local`: the
 /// client's own.
+#[allow(unused_imports)]
 pub use procedurewriter::client::block_on_io as block_on;
 
 /// A memory figure of process `pid` from /proc (`VmRSS:` now, `VmHWM:` peak), in kB.

@@ -288,7 +288,7 @@ impl Llm {
     }
 
     /// Makes (or replays) one step's call. `budget`: what the call may cost at most (pico-USD;
-    /// None: no limit). Every HTTP attempt is recorded under the job's lease.
+    /// None: no limit). Every HTTP attempt is recorded through the ledger.
     pub async fn call(
         &self,
         ports: RunPorts<'_>,
@@ -297,49 +297,23 @@ impl Llm {
         user: &str,
         budget: Option<i64>,
     ) -> Result<Spent<CallResult>, LlmError> {
-        let provider = self.provider.name();
-        let model = self.provider.model().to_string();
-        let key = step_key(provider, &model, step, system, user);
-        {
-            let found = ports.ledger.reusable(key.clone()).await?;
-            if let Some(stored) = found {
-                ports
-                    .event(
-                        "llm_call_reused",
-                        json!({
-                            "stage": step.stage.as_str(), "iteration": step.iteration,
-                            "call_id": stored.id, "from_attempt": stored.attempt,
-                            "tokens_in": stored.tokens_in, "tokens_out": stored.tokens_out,
-                            "cost_usd_not_spent_again": to_usd(stored.cost_pusd),
-                        }),
-                    )
-                    .await?;
-                return Ok(Spent {
-                    value: CallResult::Done {
-                        completion: Completion {
-                            text: stored.response,
-                            tokens_in: stored.tokens_in,
-                            tokens_out: stored.tokens_out,
-                            truncated: false,
-                        },
-                        reused: true,
-                        max_tokens: 0,
-                    },
-                    cost_pusd: 0,
-                    attempts: 0,
-                });
-            }
+        let key = step_key(self.provider.name(), self.model(), step, system, user);
+        if let Some(replayed) = self.replay(ports, step, &key).await? {
+            return Ok(replayed);
         }
         let input_tokens = estimate_input_tokens(system, user);
         let mut spent: i64 = 0;
         let mut attempts = 0u32;
+        let stop = |value, spent, attempts| {
+            Ok(Spent {
+                value,
+                cost_pusd: spent,
+                attempts,
+            })
+        };
         loop {
             if ports.is_cancelled() {
-                return Ok(Spent {
-                    value: CallResult::Cancelled,
-                    cost_pusd: spent,
-                    attempts,
-                });
+                return stop(CallResult::Cancelled, spent, attempts);
             }
             let max_tokens = match plan(
                 self.price,
@@ -350,11 +324,7 @@ impl Llm {
             ) {
                 Ok(m) => m,
                 Err(worst_case_pusd) => {
-                    return Ok(Spent {
-                        value: CallResult::CapReached { worst_case_pusd },
-                        cost_pusd: spent,
-                        attempts,
-                    })
+                    return stop(CallResult::CapReached { worst_case_pusd }, spent, attempts)
                 }
             };
             let api_key = (self.keys)().await.map_err(|message| LlmError::Provider {
@@ -367,93 +337,144 @@ impl Llm {
                 max_tokens,
             };
             attempts += 1;
-            let started = Instant::now();
-            let sent = tokio::select! {
-                r = self.provider.send(&req, api_key.as_ref()) => Some(r),
-                _ = ports.cancelled() => None,
-            };
-            let latency_ms = started.elapsed().as_millis() as u64;
-            let (tokens_in, tokens_out, outcome) = match &sent {
-                Some(Ok(c)) => (
-                    c.tokens_in,
-                    c.tokens_out,
-                    CallOutcome::Ok {
-                        response: c.text.clone(),
-                    },
-                ),
-                Some(Err(e)) => (
-                    0,
-                    0,
-                    CallOutcome::Error {
-                        error: redact(&e.message, api_key.as_ref()),
-                    },
-                ),
-                None => (0, 0, CallOutcome::Cancelled),
-            };
-            let cost = self.price.cost(tokens_in, tokens_out);
-            spent = spent.saturating_add(cost);
-            ports
-                .ledger
-                .record(CallRecord {
-                    attempt: step.attempt,
-                    stage: step.stage.as_str(),
-                    iteration: step.iteration,
-                    provider: provider.to_string(),
-                    model: model.clone(),
-                    step_key: key.clone(),
-                    tokens_in,
-                    tokens_out,
-                    cost_pusd: cost,
-                    latency_ms,
-                    outcome,
-                })
+            let (sent, cost) = self
+                .attempt(ports, step, &key, &req, api_key.as_ref())
                 .await?;
-            match sent {
-                None => {
-                    return Ok(Spent {
-                        value: CallResult::Cancelled,
-                        cost_pusd: spent,
-                        attempts,
-                    })
-                }
+            spent = spent.saturating_add(cost);
+            let e = match sent {
+                None => return stop(CallResult::Cancelled, spent, attempts),
                 Some(Ok(completion)) => {
-                    return Ok(Spent {
-                        value: CallResult::Done {
-                            completion,
-                            reused: false,
-                            max_tokens,
-                        },
-                        cost_pusd: spent,
-                        attempts,
-                    })
+                    let value = CallResult::Done {
+                        completion,
+                        reused: false,
+                        max_tokens,
+                    };
+                    return stop(value, spent, attempts);
                 }
-                Some(Err(e)) => {
-                    let message = redact(&e.message, api_key.as_ref());
-                    let too_long = e.retry_after.is_some_and(|d| d > self.retry.max_delay);
-                    if !e.retryable || attempts > self.retry.max_retries || too_long {
-                        let why = if !e.retryable {
-                            String::new()
-                        } else if too_long {
-                            format!(
-                                " (the provider asked to wait {:.0} s, beyond llm_retry_max_delay_s)",
-                                e.retry_after.unwrap_or_default().as_secs_f64()
-                            )
-                        } else {
-                            format!(" (after {attempts} attempts)")
-                        };
-                        return Err(LlmError::Provider {
-                            message: format!("{provider} model {model} failed{why}: {message}"),
-                            cost_pusd: spent,
-                        });
-                    }
-                    let wait = backoff(&self.retry, attempts - 1, e.retry_after);
-                    tracing::warn!(provider, model = %model, attempt = attempts, wait_ms = wait.as_millis() as u64, error = %message, "model call failed; retrying");
-                    tokio::select! {
-                        _ = tokio::time::sleep(wait) => {}
-                        _ = ports.cancelled() => {}
-                    }
-                }
+                Some(Err(e)) => e,
+            };
+            let message = redact(&e.message, api_key.as_ref());
+            if let Some(why) = self.give_up(&e, attempts) {
+                let (provider, model) = (self.provider.name(), self.model());
+                return Err(LlmError::Provider {
+                    message: format!("{provider} model {model} failed{why}: {message}"),
+                    cost_pusd: spent,
+                });
             }
+            let wait = backoff(&self.retry, attempts - 1, e.retry_after);
+            tracing::warn!(provider = self.provider.name(), model = %self.model(), attempt = attempts, wait_ms = wait.as_millis() as u64, error = %message, "model call failed; retrying");
+            tokio::select! {
+                _ = tokio::time::sleep(wait) => {}
+                _ = ports.cancelled() => {}
+            }
+        }
+    }
+
+    /// The answer an earlier attempt of the run already paid for at this step, if any (and the
+    /// `llm_call_reused` event that says so).
+    async fn replay(
+        &self,
+        ports: RunPorts<'_>,
+        step: Step,
+        key: &str,
+    ) -> Result<Option<Spent<CallResult>>, LlmError> {
+        let Some(stored) = ports.ledger.reusable(key.to_string()).await? else {
+            return Ok(None);
+        };
+        ports
+            .event(
+                "llm_call_reused",
+                json!({
+                    "stage": step.stage.as_str(), "iteration": step.iteration,
+                    "call_id": stored.id, "from_attempt": stored.attempt,
+                    "tokens_in": stored.tokens_in, "tokens_out": stored.tokens_out,
+                    "cost_usd_not_spent_again": to_usd(stored.cost_pusd),
+                }),
+            )
+            .await?;
+        Ok(Some(Spent {
+            value: CallResult::Done {
+                completion: Completion {
+                    text: stored.response,
+                    tokens_in: stored.tokens_in,
+                    tokens_out: stored.tokens_out,
+                    truncated: false,
+                },
+                reused: true,
+                max_tokens: 0,
+            },
+            cost_pusd: 0,
+            attempts: 0,
+        }))
+    }
+
+    /// One HTTP attempt, raced against cancellation, and its record in the ledger: what it
+    /// answered (None: cancelled in flight) and what it cost.
+    async fn attempt(
+        &self,
+        ports: RunPorts<'_>,
+        step: Step,
+        key: &str,
+        req: &ChatRequest,
+        api_key: Option<&ApiKey>,
+    ) -> Result<(Option<Result<Completion, CallError>>, i64), LlmError> {
+        let started = Instant::now();
+        let sent = tokio::select! {
+            r = self.provider.send(req, api_key) => Some(r),
+            _ = ports.cancelled() => None,
+        };
+        let latency_ms = started.elapsed().as_millis() as u64;
+        let (tokens_in, tokens_out, outcome) = match &sent {
+            Some(Ok(c)) => (
+                c.tokens_in,
+                c.tokens_out,
+                CallOutcome::Ok {
+                    response: c.text.clone(),
+                },
+            ),
+            Some(Err(e)) => (
+                0,
+                0,
+                CallOutcome::Error {
+                    error: redact(&e.message, api_key),
+                },
+            ),
+            None => (0, 0, CallOutcome::Cancelled),
+        };
+        let cost = self.price.cost(tokens_in, tokens_out);
+        ports
+            .ledger
+            .record(CallRecord {
+                attempt: step.attempt,
+                stage: step.stage.as_str(),
+                iteration: step.iteration,
+                provider: self.provider.name().to_string(),
+                model: self.model().to_string(),
+                step_key: key.to_string(),
+                tokens_in,
+                tokens_out,
+                cost_pusd: cost,
+                latency_ms,
+                outcome,
+            })
+            .await?;
+        Ok((sent, cost))
+    }
+
+    /// Why a failed attempt is the last (the words the error ends with), or None to retry.
+    fn give_up(&self, e: &CallError, attempts: u32) -> Option<String> {
+        let too_long = e.retry_after.is_some_and(|d| d > self.retry.max_delay);
+        if !e.retryable {
+            Some(String::new())
+        } else if too_long {
+            Some(format!(
+                " (the provider asked to wait {:.0} s, beyond llm_retry_max_delay_s)",
+                e.retry_after.unwrap_or_default().as_secs_f64()
+            ))
+        } else if attempts > self.retry.max_retries {
+            Some(format!(" (after {attempts} attempts)"))
+        } else {
+            None
         }
     }
 }
