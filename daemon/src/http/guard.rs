@@ -1,5 +1,6 @@
-//! Who may call the API, checked before any routing: the Host header (DNS rebinding), the
-//! browser's own cross-site markers (CSRF), and the API token when one is configured.
+//! Who may call the API: the Host header (DNS rebinding) and the browser's own cross-site
+//! markers (CSRF), checked before any routing; and the API token when one is configured,
+//! checked on the route the router resolved (never on the raw path, which has many spellings).
 //!
 //! The API has no browser UI and sends no CORS headers, so a browser page on another site can
 //! only reach it by a "simple" request (a form post, a body-less `fetch`) or by rebinding a DNS
@@ -11,7 +12,8 @@
 use super::{ApiError, AppState, Body};
 use hyper::{header, Request, Response, StatusCode};
 
-/// The refusal (with its JSON error), or None when the request may proceed.
+/// The refusal of a request from the wrong place (with its JSON error), or None when the
+/// request may proceed to routing.
 pub(super) fn refusal<B>(state: &AppState, req: &Request<B>) -> Option<Response<Body>> {
     let headers = req.headers();
     let host = headers
@@ -51,27 +53,46 @@ pub(super) fn refusal<B>(state: &AppState, req: &Request<B>) -> Option<Response<
             .into_response(),
         );
     }
-    let path = req.uri().path();
-    let protected = path == "/metrics" || path == "/api" || path.starts_with("/api/");
-    if protected && state.settings.api_token.is_set() {
-        let presented = headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.as_bytes().strip_prefix(b"Bearer "));
-        if !presented.is_some_and(|t| state.settings.api_token.matches(t)) {
-            let mut resp = ApiError::new(
-                StatusCode::UNAUTHORIZED,
-                "unauthorized",
-                "this daemon requires `Authorization: Bearer <api_token>` on /api and /metrics",
-            )
-            .into_response();
-            resp.headers_mut().insert(
-                header::WWW_AUTHENTICATE,
-                header::HeaderValue::from_static("Bearer"),
-            );
-            return Some(resp);
-        }
-    }
     None
+}
+
+/// The routes anyone may call when an `api_token` is set: only the liveness check. Every other
+/// route template, and every path no route matches, needs the token (fail closed: a new route
+/// is protected without anyone remembering to list it).
+const OPEN_ROUTES: &[&str] = &["/health"];
+
+/// Whether the request presents the configured API token (true when none is configured).
+pub(super) fn authorized(state: &AppState, headers: &header::HeaderMap) -> bool {
+    if !state.settings.api_token.is_set() {
+        return true;
+    }
+    // One Authorization header only: with two, which one a proxy checked is anyone's guess.
+    let mut values = headers.get_all(header::AUTHORIZATION).iter();
+    let presented = values
+        .next()
+        .filter(|_| values.next().is_none())
+        .and_then(|v| v.as_bytes().strip_prefix(b"Bearer "));
+    presented.is_some_and(|t| state.settings.api_token.matches(t))
+}
+
+/// The 401 for `route` (the template the router resolved the path to, so `/metrics/`,
+/// `/metrics//` and `/metrics?x` are all `/metrics`), or None when the caller may proceed.
+/// This is the one place that decides who may call what.
+pub(super) fn authorization(route: &str, authorized: bool) -> Option<Response<Body>> {
+    if authorized || OPEN_ROUTES.contains(&route) {
+        return None;
+    }
+    let mut resp = ApiError::new(
+        StatusCode::UNAUTHORIZED,
+        "unauthorized",
+        "this daemon requires `Authorization: Bearer <api_token>` on every route but /health",
+    )
+    .into_response();
+    resp.headers_mut().insert(
+        header::WWW_AUTHENTICATE,
+        header::HeaderValue::from_static("Bearer"),
+    );
+    Some(resp)
 }
 
 /// `localhost`, a loopback IP (v4, or v6 in brackets), with or without a port.
