@@ -202,6 +202,65 @@ fn a_request_for_another_host_name_is_refused_against_dns_rebinding() {
     }
 }
 
+/// `Host` is parsed strictly (host, optional numeric port, IPv6 in brackets exactly) and must be
+/// sent once; so must `Origin` and `Sec-Fetch-Site`. An absolute-form target must name the same
+/// host. None of these is treated as "no header", and none of them stores anything.
+#[test]
+fn malformed_repeated_or_missing_host_headers_and_foreign_absolute_targets_are_refused() {
+    let s = Scratch::new();
+    let d = s.start(&[]);
+    let a = d.addr();
+    let port = a.rsplit_once(':').unwrap().1;
+    let write = r#"{"procedure":"Anafylaksi"}"#;
+    let json = "Content-Type: application/json";
+    #[rustfmt::skip]
+    let table: Vec<(String, u16, &str)> = vec![
+        (format!("POST /api/write HTTP/1.1\r\nHost: [::1]evil.example\r\n{json}"), 400, "invalid_host"),
+        (format!("POST /api/write HTTP/1.1\r\nHost: [::1]:evil.example\r\n{json}"), 400, "invalid_host"),
+        (format!("POST /api/write HTTP/1.1\r\nHost: localhost:evil.example\r\n{json}"), 400, "invalid_host"),
+        (format!("POST /api/write HTTP/1.1\r\nHost: localhost:{port}:1\r\n{json}"), 400, "invalid_host"),
+        (format!("POST /api/write HTTP/1.1\r\nHost: localhost:\r\n{json}"), 400, "invalid_host"),
+        (format!("POST /api/write HTTP/1.1\r\nHost: 127.0.0.1:99999\r\n{json}"), 400, "invalid_host"),
+        (format!("POST /api/write HTTP/1.1\r\nHost: \u{e9}vil.example\r\n{json}"), 400, "invalid_host"),
+        (format!("POST /api/write HTTP/1.1\r\nHost: l\u{43e}calhost:{port}\r\n{json}"), 400, "invalid_host"),
+        (format!("POST /api/write HTTP/1.1\r\nHost: \r\n{json}"), 400, "invalid_host"),
+        (format!("POST /api/write HTTP/1.1\r\n{json}"), 400, "missing_host"),
+        (format!("POST /api/write HTTP/1.1\r\nHost: {a}\r\nHost: evil.example\r\n{json}"), 400, "duplicate_header"),
+        (format!("POST /api/write HTTP/1.1\r\nHost: evil.example\r\nHost: {a}\r\n{json}"), 400, "duplicate_header"),
+        (format!("POST /api/write HTTP/1.1\r\nHost: {a}\r\nOrigin: http://{a}\r\nOrigin: https://evil.example\r\n{json}"), 400, "duplicate_header"),
+        (format!("POST /api/write HTTP/1.1\r\nHost: {a}\r\nSec-Fetch-Site: same-origin\r\nSec-Fetch-Site: cross-site\r\n{json}"), 400, "duplicate_header"),
+        (format!("POST http://evil.example/api/write HTTP/1.1\r\nHost: {a}\r\n{json}"), 400, "invalid_target"),
+        (format!("POST http://evil.example:{port}/api/write HTTP/1.1\r\nHost: evil.example:{port}\r\n{json}"), 403, "host_not_allowed"),
+        (format!("POST https://{a}/api/write HTTP/1.1\r\nHost: {a}\r\n{json}"), 400, "invalid_target"),
+        (format!("POST http://evil.example/api/write HTTP/1.0\r\n{json}"), 400, "invalid_target"),
+    ];
+    for (head, status, code) in &table {
+        let (got, _, body) = raw(&a, head, write);
+        assert_eq!(got, *status, "{head}: {body}");
+        assert_eq!(body["error"]["code"], *code, "{head}: {body}");
+        assert!(body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty()));
+    }
+    assert_eq!(
+        d.http().get("/api/runs").body["runs"],
+        serde_json::json!([]),
+        "nothing was stored"
+    );
+    // Well-formed requests still pass: an absolute-form target naming this host, and HTTP/1.0
+    // (which may omit Host).
+    for head in [
+        format!("GET http://{a}/api/runs HTTP/1.1\r\nHost: {a}"),
+        format!("GET http://localhost:{port}/api/runs HTTP/1.1\r\nHost: localhost:{port}"),
+        "GET /api/runs HTTP/1.0".to_string(),
+        "GET /api/runs HTTP/1.1\r\nHost: [::1]".to_string(),
+        "GET /api/runs HTTP/1.1\r\nHost: LOCALHOST".to_string(),
+    ] {
+        let (status, _, body) = raw(&a, &head, "");
+        assert_eq!(status, 200, "{head}: {body}");
+    }
+}
+
 #[test]
 fn cross_site_browser_requests_and_form_posts_are_refused_and_store_nothing() {
     let s = Scratch::new();
