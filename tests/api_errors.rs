@@ -188,3 +188,86 @@ fn hostile_inputs_get_their_4xx_json_error_and_store_nothing() {
     );
     assert_eq!(h.get("/health").status, 200, "the daemon is still serving");
 }
+
+/// Requests too malformed for hyper to hand to a handler (which it used to answer itself with
+/// an empty body) get the API's JSON error too, and the connection closes after it. Earlier
+/// pipelined requests on the same connection still get their own answers first.
+#[test]
+fn requests_hyper_cannot_parse_get_a_json_error_too() {
+    let s = Scratch::new();
+    let d = s.start(&[]);
+    let a = d.addr();
+    let write = "Content-Type: application/json\r\nHost: 127.0.0.1";
+    let big = "x".repeat(20 * 1024);
+    let many: String = (0..150).map(|i| format!("X-H{i}: v\r\n")).collect();
+    #[rustfmt::skip]
+    let table: Vec<(Vec<u8>, u16, &str)> = vec![
+        (b"GET /api/runs?q=\xff HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".to_vec(), 400, "invalid_target"),
+        (b"GET /api/r\xffuns HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".to_vec(), 400, "invalid_target"),
+        (b"GET /api/runs HTTP/9.9\r\nHost: 127.0.0.1\r\n\r\n".to_vec(), 400, "malformed_request"),
+        (b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec(), 400, "malformed_request"),
+        (b"GET /api/runs HTTP/1.1\r\nHost 127.0.0.1\r\n\r\n".to_vec(), 400, "malformed_request"),
+        (b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03".to_vec(), 400, "malformed_request"),
+        (b"GET /api/runs HTTP/1.1\r\nHost: 127.0.0.1\r\n".to_vec(), 400, "incomplete_request"),
+        (format!("GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Big: {big}\r\n\r\n").into_bytes(), 431, "headers_too_large"),
+        (format!("GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n{many}\r\n").into_bytes(), 431, "headers_too_large"),
+        (format!("POST /api/write HTTP/1.1\r\n{write}\r\nTransfer-Encoding: gzip, chunked\r\n\r\n4\r\n{{}}  \r\n0\r\n\r\n").into_bytes(), 400, "transfer_encoding_not_supported"),
+        (format!("POST /api/write HTTP/1.1\r\n{write}\r\nTransfer-Encoding: gzip\r\n\r\n").into_bytes(), 400, "transfer_encoding_not_supported"),
+        (format!("POST /api/write HTTP/1.1\r\n{write}\r\nTransfer-Encoding: chunked\r\nContent-Length: 4\r\n\r\n0\r\n\r\n").into_bytes(), 400, "invalid_framing"),
+        (format!("POST /api/write HTTP/1.1\r\n{write}\r\nContent-Length: 2\r\nContent-Length: 20\r\n\r\n{{}}").into_bytes(), 400, "invalid_framing"),
+        (format!("POST /api/write HTTP/1.1\r\n{write}\r\nContent-Length: 0x10\r\n\r\n{{}}").into_bytes(), 400, "invalid_framing"),
+        (format!("POST /api/write HTTP/1.1\r\n{write}\r\nContent-Length: 99999999999999999999999\r\n\r\n").into_bytes(), 400, "invalid_framing"),
+        (format!("POST /api/write HTTP/1.1\r\n{write}\r\nContent-Length: 18446744073709551614\r\n\r\n").into_bytes(), 413, "body_too_large"),
+    ];
+    for (request, status, code) in &table {
+        let answers = raw_exchange(&a, request);
+        let shown = String::from_utf8_lossy(request);
+        assert_eq!(answers.len(), 1, "{shown:?}: {answers:?}");
+        let (got, head, body) = &answers[0];
+        assert_eq!(
+            (*got, body["error"]["code"].as_str()),
+            (*status, Some(*code)),
+            "{shown:?}: {body}"
+        );
+        assert!(
+            body["error"]["message"]
+                .as_str()
+                .is_some_and(|m| !m.is_empty()),
+            "{shown:?}"
+        );
+        assert!(
+            head.contains("content-type: application/json"),
+            "{shown:?}: {head}"
+        );
+        assert!(head.contains("connection: close"), "{shown:?}: {head}");
+    }
+    // A good request, then a bad one on the same connection: the good one's answer first.
+    let mut both = b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".to_vec();
+    both.extend_from_slice(b"GET /api/runs?\xff HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n");
+    let answers = raw_exchange(&a, &both);
+    assert_eq!(answers.len(), 2, "{answers:?}");
+    assert_eq!(answers[0].0, 200, "{answers:?}");
+    assert_eq!(
+        (answers[1].0, answers[1].2["error"]["code"].as_str()),
+        (400, Some("invalid_target"))
+    );
+    // A chunked body is followed to its end: the request after it is checked, and answered.
+    let chunked = format!(
+        "POST /api/write HTTP/1.1\r\n{write}\r\nTransfer-Encoding: chunked\r\n\r\n\
+         13\r\n{{\"procedure\": \"ok\"}}\r\n0\r\nX-Trailer: t\r\n\r\n\
+         GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n\
+         GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: gzip\r\n\r\n"
+    );
+    let answers = raw_exchange(&a, chunked.as_bytes());
+    let statuses: Vec<u16> = answers.iter().map(|r| r.0).collect();
+    assert_eq!(statuses, [202, 200, 400], "{answers:?}");
+    assert_eq!(
+        answers[2].2["error"]["code"],
+        "transfer_encoding_not_supported"
+    );
+
+    // Nothing but the one good write was stored, and the daemon still serves.
+    let h = d.http();
+    assert_eq!(h.get("/api/runs").body["runs"].as_array().unwrap().len(), 1);
+    assert_eq!(h.get("/health").status, 200);
+}

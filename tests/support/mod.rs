@@ -444,3 +444,38 @@ pub fn write_config(dir: &Path, text: &str) -> PathBuf {
     std::fs::write(&path, text).unwrap();
     path
 }
+
+/// Sends `bytes` as they are on one connection, half-closes it, and returns every response the
+/// daemon sent before closing: (status, headers with lower-case names, body as JSON or a
+/// string). For requests no HTTP client would send.
+pub fn raw_exchange(addr: &str, bytes: &[u8]) -> Vec<(u16, String, Value)> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let _ = s.write_all(bytes);
+    let _ = s.shutdown(std::net::Shutdown::Write);
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    let mut rest = &out[..];
+    let mut responses = Vec::new();
+    while !rest.is_empty() {
+        let mut headers = [httparse::EMPTY_HEADER; 64];
+        let mut resp = httparse::Response::new(&mut headers);
+        let Ok(httparse::Status::Complete(n)) = resp.parse(rest) else {
+            panic!("not an HTTP response: {:?}", String::from_utf8_lossy(rest));
+        };
+        let length: usize = resp
+            .headers
+            .iter()
+            .find(|h| h.name.eq_ignore_ascii_case("content-length"))
+            .and_then(|h| std::str::from_utf8(h.value).ok()?.parse().ok())
+            .unwrap_or(0);
+        let head = String::from_utf8_lossy(&rest[..n]).to_lowercase();
+        let body = &rest[n..(n + length).min(rest.len())];
+        let body = serde_json::from_slice(body)
+            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(body).into_owned()));
+        responses.push((resp.code.unwrap_or(0), head, body));
+        rest = &rest[(n + length).min(rest.len())..];
+    }
+    responses
+}
