@@ -271,3 +271,37 @@ fn requests_hyper_cannot_parse_get_a_json_error_too() {
     assert_eq!(h.get("/api/runs").body["runs"].as_array().unwrap().len(), 1);
     assert_eq!(h.get("/health").status, 200);
 }
+
+/// A Last-Event-ID past every event of the run (a client that kept an id from somewhere else,
+/// or a hostile one) gets an empty stream that still closes when the run is final, whether it
+/// was final already or ends while the stream is open.
+#[test]
+fn an_event_stream_resumed_past_the_last_event_closes_when_the_run_ends() {
+    let s = Scratch::new();
+    let d = s.start(&[]);
+    let h = d.http();
+    let t = std::time::Duration::from_secs(20);
+    let running = h.write("slow", json!({ "duration_ms": 1500 }));
+    let streams: Vec<_> = [1_000_000_i64, i64::MAX]
+        .into_iter()
+        .map(|last| {
+            let (tx, rx) = std::sync::mpsc::channel();
+            let (url, path) = (d.url.clone(), format!("/api/runs/{running}/events"));
+            std::thread::spawn(move || {
+                let _ = tx.send(Http::new(&url).sse(&path, Some(last)));
+            });
+            rx
+        })
+        .collect();
+    for rx in streams {
+        let events = wait_for("the stream to close after the run ended", t, || {
+            rx.try_recv().ok()
+        });
+        assert!(events.is_empty(), "{events:?}");
+    }
+    assert_eq!(h.status(&running), "DONE");
+    // Already final: closes at once, empty.
+    assert!(h
+        .sse(&format!("/api/runs/{running}/events"), Some(i64::MAX))
+        .is_empty());
+}
