@@ -305,3 +305,72 @@ fn an_event_stream_resumed_past_the_last_event_closes_when_the_run_ends() {
         .sse(&format!("/api/runs/{running}/events"), Some(i64::MAX))
         .is_empty());
 }
+
+/// Parsing is strict where leniency would misread a request: a body in a charset other than
+/// UTF-8, and a source URL that is not http(s) (`javascript:` would run in a reader's browser).
+/// (A `Transfer-Encoding` other than `chunked` is in
+/// `requests_hyper_cannot_parse_get_a_json_error_too`.)
+#[test]
+fn bodies_in_other_charsets_and_non_http_source_urls_are_refused() {
+    let s = Scratch::new();
+    let d = s.start(&[]);
+    let h = d.http();
+    let write = br#"{"procedure": "x"}"#.to_vec();
+    let source = |url: &str| {
+        serde_json::to_vec(
+            &json!({ "title": "A source", "text": "Adrenalin 0,5 mg im.", "url": url }),
+        )
+        .unwrap()
+    };
+    // (method, path, content type, body, status, error code)
+    type Row<'a> = (&'a str, String, &'a str, Vec<u8>, u16, &'a str);
+    #[rustfmt::skip]
+    let table: Vec<Row> = vec![
+        ("POST", "/api/write".into(), "application/json; charset=utf-16", write.clone(), 415, "unsupported_media_type"),
+        ("POST", "/api/write".into(), "application/json;charset=\"UTF-16LE\"", write.clone(), 415, "unsupported_media_type"),
+        ("POST", "/api/write".into(), "application/json; charset=latin1", write.clone(), 415, "unsupported_media_type"),
+        ("POST", "/api/write".into(), "application/json; charset=", write.clone(), 415, "unsupported_media_type"),
+        ("POST", "/api/write".into(), "application/json; charset=utf-8; charset=utf-16", write.clone(), 415, "unsupported_media_type"),
+        ("POST", "/api/sources".into(), "text/markdown; charset=iso-8859-1", b"# T\n\ntext".to_vec(), 415, "unsupported_media_type"),
+        ("PUT", "/api/keys/openai_api_key".into(), "application/json; charset=utf-32", br#"{"value": "v"}"#.to_vec(), 415, "unsupported_media_type"),
+        ("POST", "/api/sources".into(), "application/json", source("javascript:alert(1)"), 400, "invalid_request"),
+        ("POST", "/api/sources".into(), "application/json", source("JavaScript:alert(1)//https://x"), 400, "invalid_request"),
+        ("POST", "/api/sources".into(), "application/json", source("data:text/html,<script>alert(1)</script>"), 400, "invalid_request"),
+        ("POST", "/api/sources".into(), "application/json", source("file:///etc/passwd"), 400, "invalid_request"),
+        ("POST", "/api/sources".into(), "application/json", source("//evil.example/x"), 400, "invalid_request"),
+        ("POST", "/api/sources".into(), "application/json", source("https://"), 400, "invalid_request"),
+        ("POST", "/api/sources".into(), "application/json", source("https://exa mple.dk/"), 400, "invalid_request"),
+        ("POST", "/api/sources".into(), "application/json", source("https://example.dk/\n<script>"), 400, "invalid_request"),
+        ("POST", "/api/sources?url=javascript:alert(1)".into(), "text/markdown", b"# T\n\ntext".to_vec(), 400, "invalid_request"),
+    ];
+    for (method, path, ct, body, status, code) in &table {
+        let r = h.request(method, path, Some(ct), Some(body));
+        assert_eq!(
+            (r.status, r.body["error"]["code"].as_str()),
+            (*status, Some(*code)),
+            "{method} {path} {ct}: {r:?}"
+        );
+    }
+    assert_eq!(h.get("/api/runs").body["runs"], json!([]));
+    assert_eq!(
+        h.get("/api/sources?limit=1000").body["sources"]
+            .as_array()
+            .unwrap()
+            .len(),
+        12
+    );
+    // UTF-8 said explicitly is fine, and so is an https URL with a non-ASCII path.
+    let r = h.request(
+        "POST",
+        "/api/write",
+        Some("application/json; charset=UTF-8"),
+        Some(&write),
+    );
+    assert_eq!(r.status, 202, "{r:?}");
+    let r = h.post_raw(
+        "/api/sources",
+        Some("application/json"),
+        &source("https://www.sundhed.dk/sundhedsfaglig/lægehåndbogen/"),
+    );
+    assert_eq!(r.status, 201, "{r:?}");
+}

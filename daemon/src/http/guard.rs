@@ -99,7 +99,27 @@ pub(super) fn refusal<B>(state: &AppState, req: &Request<B>) -> Option<Response<
             .into_response(),
         );
     }
-    None
+    charset_refusal(headers)
+}
+
+/// Bodies are read as UTF-8 (JSON, Markdown, text): a body that says it is in another charset
+/// would be misread, so it is refused rather than guessed at.
+fn charset_refusal(headers: &header::HeaderMap) -> Option<Response<Body>> {
+    let content_type = headers.get(header::CONTENT_TYPE)?;
+    let text = content_type.to_str().unwrap_or("");
+    let other = text.split(';').skip(1).any(|param| {
+        let (name, value) = param.split_once('=').unwrap_or((param, ""));
+        name.trim().eq_ignore_ascii_case("charset")
+            && !value.trim().trim_matches('"').eq_ignore_ascii_case("utf-8")
+    });
+    (other || text.is_empty() && !content_type.is_empty()).then(|| {
+        ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "request bodies must be UTF-8: send `charset=utf-8` or no charset",
+        )
+        .into_response()
+    })
 }
 
 fn bad_header(code: &'static str, message: impl Into<String>) -> Response<Body> {

@@ -59,6 +59,7 @@ pub(super) async fn add_source(state: &Arc<AppState>, req: Request<Incoming>) ->
             ))
         }
     };
+    check_url(ingest.url.as_deref())?;
     match library::ingest(&state.store, &state.rules, ingest, false).await {
         Ok((source, created)) => {
             let status = if created {
@@ -74,6 +75,34 @@ pub(super) async fn add_source(state: &Arc<AppState>, req: Request<Incoming>) ->
         Err(IngestError::Invalid(m)) => Err(ApiError::bad_request("invalid_request", m)),
         Err(IngestError::Store(e)) => Err(e.into()),
     }
+}
+
+/// A source's `url` is shown to readers and may be followed: only an absolute `http` or `https`
+/// URL with a host (never `javascript:`, `data:`, `file:` or a relative path), without
+/// whitespace or control characters. Non-ASCII paths (Danish guideline pages) are fine.
+fn check_url(url: Option<&str>) -> Result<(), ApiError> {
+    let Some(url) = url else { return Ok(()) };
+    let lower = url.get(..8).unwrap_or(url).to_ascii_lowercase();
+    let rest = if lower.starts_with("https://") {
+        &url[8..]
+    } else if lower.starts_with("http://") {
+        &url[7..]
+    } else {
+        ""
+    };
+    let host = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let clean = !url.chars().any(|c| c.is_whitespace() || c.is_control());
+    if host.is_empty() || !clean {
+        return Err(ApiError::bad_request(
+            "invalid_request",
+            format!(
+                "the source url {:?} is not an http or https URL; send e.g. \
+                 https://www.sundhed.dk/..., or leave url out",
+                truncate(url, 80)
+            ),
+        ));
+    }
+    Ok(())
 }
 
 #[derive(Deserialize)]
