@@ -108,3 +108,82 @@ fn sighup_rereads_the_config_keeps_serving_on_a_broken_file_and_says_so_in_healt
         (log.contains("need a restart") && log.contains("workers")).then_some(())
     });
 }
+
+/// A key file that is not a regular file fails start-up at once with a message saying what it
+/// is: a FIFO used to hang start-up forever (opening it waits for a writer), a directory was
+/// reported as "readable by group or others".
+#[test]
+fn a_key_file_that_is_a_fifo_or_a_directory_fails_start_up_at_once_saying_so() {
+    use std::os::unix::fs::DirBuilderExt;
+    let limit = std::time::Duration::from_secs(20);
+    let s = Scratch::new();
+    std::fs::DirBuilder::new()
+        .mode(0o700)
+        .create(s.data_dir())
+        .unwrap();
+    let fifo = std::ffi::CString::new(s.key_file().to_str().unwrap()).unwrap();
+    // SAFETY: mkfifo(3) on a NUL-terminated path we own.
+    assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o600) }, 0);
+    let (code, stderr) = fails_within(s.command_without_key(&[]), limit);
+    assert_eq!(code, 14, "{stderr}");
+    assert!(
+        stderr.contains("not a regular file") && stderr.contains("FIFO"),
+        "{stderr}"
+    );
+    let out = s.admin(&["rotate-secret"], &[]);
+    assert_eq!(out.status.code(), Some(14), "rotate-secret: {out:?}");
+
+    std::fs::remove_file(s.key_file()).unwrap();
+    std::fs::DirBuilder::new()
+        .mode(0o755)
+        .create(s.key_file())
+        .unwrap();
+    let (code, stderr) = fails_within(s.command_without_key(&[]), limit);
+    assert_eq!(code, 14, "{stderr}");
+    assert!(
+        stderr.contains("not a regular file") && stderr.contains("directory"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("readable by group"), "{stderr}");
+}
+
+/// A `rotate-secret` or `init-secret` killed mid-write leaves `.secret.key[.new].tmp-<pid>`;
+/// the next start (or rotation) removes those of dead processes, and only those.
+#[test]
+fn temp_key_files_a_killed_key_write_left_are_removed_at_the_next_start() {
+    let s = Scratch::new();
+    assert_ok(&s.admin(&["init-secret"], &[]));
+    let dead = {
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let pid = child.id();
+        child.wait().unwrap();
+        pid
+    };
+    let data = s.data_dir();
+    let stale = [
+        data.join(format!(".secret.key.new.tmp-{dead}")),
+        data.join(format!(".secret.key.tmp-{dead}")),
+    ];
+    // A live process's temp file (this test's) is not touched.
+    let live = data.join(format!(".secret.key.new.tmp-{}", std::process::id()));
+    for path in stale.iter().chain([&live]) {
+        std::fs::write(path, "half a key").unwrap();
+    }
+    let d = Daemon::spawn(s.command_without_key(&[]));
+    for path in &stale {
+        assert!(!path.exists(), "{} is still there", path.display());
+    }
+    assert!(live.exists());
+    assert!(
+        d.log_text().contains("removed a temp file"),
+        "{}",
+        d.log_text()
+    );
+    drop(d);
+
+    // rotate-secret cleans up the same way before it writes its own.
+    std::fs::write(&stale[0], "half a key").unwrap();
+    assert_ok(&s.admin(&["rotate-secret"], &[]));
+    assert!(!stale[0].exists());
+    assert!(live.exists());
+}

@@ -131,6 +131,11 @@ impl Daemon {
         }
         prepare_data_dir(&settings)?;
         let lock = DataDirLock::acquire(&settings.data_dir)?;
+        // With the lock held no rotation of this data directory runs: what a killed one left
+        // behind can go.
+        for path in keys::remove_stale_temp_files(&key_file) {
+            tracing::warn!(path = %path.display(), "removed a temp file a killed key write left behind");
+        }
         let sync = match settings.sqlite_synchronous {
             SqliteSynchronous::Normal => Synchronous::Normal,
             SqliteSynchronous::Full => Synchronous::Full,

@@ -479,3 +479,36 @@ pub fn raw_exchange(addr: &str, bytes: &[u8]) -> Vec<(u16, String, Value)> {
     }
     responses
 }
+
+/// Runs `cmd` expecting it to exit within `limit` (killing it and failing the test if it does
+/// not); returns (exit code, stderr).
+pub fn fails_within(mut cmd: Command, limit: Duration) -> (i32, String) {
+    use std::io::Read;
+    cmd.stderr(Stdio::piped());
+    let mut child = cmd.spawn().expect("spawn");
+    let mut stderr = child.stderr.take().expect("stderr piped");
+    let reader = std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = stderr.read_to_string(&mut text);
+        text
+    });
+    let deadline = Instant::now() + limit;
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "still running after {limit:?}: {}",
+                reader.join().unwrap_or_default()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    (
+        status.code().unwrap_or(-1),
+        reader.join().unwrap_or_default(),
+    )
+}
