@@ -60,7 +60,10 @@ fn a_config_file_is_layered_over_the_defaults() {
 #[test]
 fn a_database_from_a_newer_binary_is_refused() {
     let s = Scratch::new();
-    std::fs::create_dir_all(s.data_dir()).unwrap();
+    // The data directory is private (the daemon refuses one others can read).
+    std::os::unix::fs::DirBuilderExt::mode(&mut std::fs::DirBuilder::new(), 0o700)
+        .create(s.data_dir())
+        .unwrap();
     {
         let db = rusqlite::Connection::open(s.db_path()).unwrap();
         db.pragma_update(None, "user_version", 99).unwrap();
@@ -186,4 +189,61 @@ fn temp_key_files_a_killed_key_write_left_are_removed_at_the_next_start() {
     assert_ok(&s.admin(&["rotate-secret"], &[]));
     assert!(!stale[0].exists());
     assert!(live.exists());
+}
+
+fn mode(path: &std::path::Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .permissions()
+        .mode()
+        & 0o777
+}
+
+/// Everything the daemon creates in its data directory is private to its user (the database,
+/// its WAL and shared-memory files and the lock file used to be 0644), and a data directory
+/// others can read is refused at start, naming it and the `chmod` that fixes it.
+#[test]
+fn the_data_directory_and_every_file_in_it_are_private_and_a_loose_directory_is_refused() {
+    let s = Scratch::new();
+    let d = s.start(&[]);
+    let h = d.http();
+    let id = h.write("private", serde_json::json!({}));
+    h.wait_status(&id, "DONE", std::time::Duration::from_secs(20));
+    let data = s.data_dir();
+    assert_eq!(mode(&data), 0o700);
+    for name in [
+        "procedurewriter.db",
+        "procedurewriter.db-wal",
+        "procedurewriter.db-shm",
+        "procedurewriter.lock",
+    ] {
+        assert_eq!(mode(&data.join(name)), 0o600, "{name}");
+    }
+    drop(d);
+
+    let loose = Scratch::new();
+    std::os::unix::fs::DirBuilderExt::mode(&mut std::fs::DirBuilder::new(), 0o755)
+        .create(loose.data_dir())
+        .unwrap();
+    std::fs::set_permissions(
+        loose.data_dir(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let (code, stderr) = loose.start_failing(&[]);
+    assert_eq!(code, 4, "{stderr}");
+    let dir = loose.data_dir().display().to_string();
+    assert!(stderr.contains(&format!("chmod 700 {dir}")), "{stderr}");
+    assert!(stderr.contains("group or others"), "{stderr}");
+    assert!(
+        !loose.db_path().exists(),
+        "nothing was created in the loose directory"
+    );
+    std::fs::set_permissions(
+        loose.data_dir(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o700),
+    )
+    .unwrap();
+    assert_eq!(loose.start(&[]).http().get("/health").status, 200);
 }

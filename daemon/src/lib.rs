@@ -333,19 +333,36 @@ pub fn run(
     Daemon::new(settings).run(listener, shutdown)
 }
 
-/// Creates the data directory (mode 0700: it holds the database and, later, the key file).
+/// Creates the data directory (mode 0700: it holds the database and, later, the key file), or
+/// checks an existing one is a directory only its owner can read.
 pub(crate) fn prepare_data_dir(settings: &Settings) -> Result<(), DaemonError> {
-    use std::os::unix::fs::DirBuilderExt;
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
     let dir = &settings.data_dir;
+    let refused = |cause| DaemonError::DataDir {
+        path: dir.clone(),
+        cause,
+    };
     if !dir.exists() {
         std::fs::DirBuilder::new()
             .recursive(true)
             .mode(0o700)
             .create(dir)
-            .map_err(|cause| DaemonError::DataDir {
-                path: dir.clone(),
-                cause,
-            })?;
+            .map_err(refused)?;
+    }
+    let meta = std::fs::metadata(dir).map_err(refused)?;
+    if !meta.is_dir() {
+        return Err(refused(std::io::Error::other(
+            "it is not a directory; point data_dir at a directory",
+        )));
+    }
+    // The database holds every run and the (encrypted) secrets: other users may not even list
+    // it. A directory the daemon creates is 0700; one made by hand may not be.
+    let mode = meta.permissions().mode() & 0o777;
+    if mode & 0o077 != 0 {
+        return Err(refused(std::io::Error::other(format!(
+            "it is open to group or others (mode {mode:04o}); run `chmod 700 {}`",
+            dir.display()
+        ))));
     }
     Ok(())
 }
