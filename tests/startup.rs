@@ -247,3 +247,61 @@ fn the_data_directory_and_every_file_in_it_are_private_and_a_loose_directory_is_
     .unwrap();
     assert_eq!(loose.start(&[]).http().get("/health").status, 200);
 }
+
+/// A 0-byte `procedurewriter.db` in a data directory that was used (a key file, or a `runs/`
+/// directory) is a lost database, not a new one: start-up refuses it, says what happened and
+/// what to do, and leaves the file as it was. In an unused directory it is initialised.
+#[test]
+fn an_empty_database_file_in_a_used_data_directory_is_refused_not_silently_replaced() {
+    let s = Scratch::new();
+    assert_ok(&s.admin(&["init-secret"], &[]));
+    let private = |path: &std::path::Path| {
+        std::fs::write(path, "").unwrap();
+        std::fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+            .unwrap();
+    };
+    private(&s.db_path());
+    let (code, stderr) = Scratch::fails(s.command_without_key(&[]));
+    assert_eq!(code, 6, "{stderr}");
+    let db = s.db_path().display().to_string();
+    assert!(stderr.contains(&db) && stderr.contains("empty"), "{stderr}");
+    assert!(
+        stderr.contains("secret.key"),
+        "names the evidence: {stderr}"
+    );
+    assert!(
+        stderr.contains("backup") && stderr.contains("mv "),
+        "{stderr}"
+    );
+    assert_eq!(
+        std::fs::metadata(s.db_path()).unwrap().len(),
+        0,
+        "left as it was"
+    );
+    // rotate-secret would record a key in the empty file: refused the same way.
+    let out = s.admin(&["rotate-secret"], &[]);
+    assert_eq!(out.status.code(), Some(6), "{out:?}");
+
+    // A runs/ directory is evidence too (the key coming from the environment).
+    let t = Scratch::new();
+    std::os::unix::fs::DirBuilderExt::mode(std::fs::DirBuilder::new().recursive(true), 0o700)
+        .create(t.data_dir().join("runs"))
+        .unwrap();
+    std::fs::set_permissions(
+        t.data_dir(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o700),
+    )
+    .unwrap();
+    private(&t.db_path());
+    let (code, stderr) = t.start_failing(&[]);
+    assert_eq!(code, 6, "{stderr}");
+    assert!(stderr.contains("runs"), "{stderr}");
+
+    // In a directory never used, an empty file is a new database.
+    let u = Scratch::new();
+    std::os::unix::fs::DirBuilderExt::mode(&mut std::fs::DirBuilder::new(), 0o700)
+        .create(u.data_dir())
+        .unwrap();
+    private(&u.db_path());
+    assert_eq!(u.start(&[]).http().get("/health").status, 200);
+}

@@ -57,6 +57,10 @@ pub enum DaemonError {
     Rotation(std::io::Error),
     #[error("{0}")]
     Refused(String),
+    /// An existing database file start-up will not initialise (it would start a new history
+    /// over an old one).
+    #[error("{0}")]
+    Database(String),
 }
 
 impl DaemonError {
@@ -71,7 +75,7 @@ impl DaemonError {
             DaemonError::DataDir { .. } => 4,
             DaemonError::Listen { .. } => 5,
             DaemonError::Store(procedurewriter_actors::Error::KeyMismatch { .. }) => 13,
-            DaemonError::Store(_) => 6,
+            DaemonError::Store(_) | DaemonError::Database(_) => 6,
             DaemonError::Key(e) => e.exit_code(),
             DaemonError::Rotation(_) => 15,
         }
@@ -131,6 +135,7 @@ impl Daemon {
         }
         prepare_data_dir(&settings)?;
         let lock = DataDirLock::acquire(&settings.data_dir)?;
+        check_database_file(&settings)?;
         // With the lock held no rotation of this data directory runs: what a killed one left
         // behind can go.
         for path in keys::remove_stale_temp_files(&key_file) {
@@ -331,6 +336,35 @@ pub fn run(
     shutdown: impl Future<Output = ()> + 'static,
 ) -> Result<(), DaemonError> {
     Daemon::new(settings).run(listener, shutdown)
+}
+
+/// Refuses an existing, empty database file in a data directory that was used before (a key
+/// file or a `runs/` directory): SQLite would take it for a new database and the daemon would
+/// start with no runs, silently. A truncated or replaced file is a loss to report, not a fresh
+/// start. An empty file in an unused directory (a first start interrupted) is initialised.
+pub(crate) fn check_database_file(settings: &Settings) -> Result<(), DaemonError> {
+    let db = settings.db_path();
+    let empty = std::fs::metadata(&db).is_ok_and(|m| m.is_file() && m.len() == 0);
+    if !empty {
+        return Ok(());
+    }
+    let key_file = settings.key_file();
+    let runs = settings.data_dir.join("runs");
+    let evidence: Vec<String> = [&key_file, &runs]
+        .into_iter()
+        .filter(|p| p.exists())
+        .map(|p| p.display().to_string())
+        .collect();
+    if evidence.is_empty() {
+        return Ok(());
+    }
+    Err(DaemonError::Database(format!(
+        "the database {db} is empty (0 bytes), but this data directory was used before ({}): \
+         its runs are not in this file. Restore procedurewriter.db from a backup; to start \
+         afresh instead, move the empty file aside (e.g. `mv {db} {db}.empty`) and start again",
+        evidence.join(", "),
+        db = db.display(),
+    )))
 }
 
 /// Creates the data directory (mode 0700: it holds the database and, later, the key file), or
