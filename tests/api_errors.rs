@@ -42,6 +42,10 @@ fn every_error_status_has_a_json_body_and_nothing_is_stored() {
     let huge = json!({ "procedure": "x".repeat(10_000) }).to_string();
     h.post_raw("/api/write", ct, huge.as_bytes())
         .assert_error(413, "body_too_large");
+    // The refused body is not read, so the connection closes, and the answer says so: a client
+    // must not send its next request on it.
+    let r = h.post_raw("/api/write", ct, huge.as_bytes());
+    assert_eq!(r.header("connection"), Some("close"), "{r:?}");
     h.post_raw(
         "/api/write",
         Some("application/x-www-form-urlencoded"),

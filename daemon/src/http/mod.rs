@@ -225,5 +225,15 @@ async fn handle(state: Arc<AppState>, req: Request<Incoming>) -> Response<Body> 
         Some(refused) => ("refused", refused),
     };
     state.metrics.http_request(route, resp.status().as_u16());
+    let mut resp = resp;
+    if resp.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        // The body was refused unread, and hyper closes a connection whose body it cannot
+        // drain at once: saying so keeps a client from sending its next request on a
+        // connection that is about to close (it would see the peer disconnect).
+        resp.headers_mut().insert(
+            header::CONNECTION,
+            header::HeaderValue::from_static("close"),
+        );
+    }
     resp
 }
