@@ -42,6 +42,10 @@ fn every_error_status_has_a_json_body_and_nothing_is_stored() {
     let huge = json!({ "procedure": "x".repeat(10_000) }).to_string();
     h.post_raw("/api/write", ct, huge.as_bytes())
         .assert_error(413, "body_too_large");
+    // The refused body is not read, so the connection closes, and the answer says so: a client
+    // must not send its next request on it.
+    let r = h.post_raw("/api/write", ct, huge.as_bytes());
+    assert_eq!(r.header("connection"), Some("close"), "{r:?}");
     h.post_raw(
         "/api/write",
         Some("application/x-www-form-urlencoded"),
@@ -122,6 +126,8 @@ fn hostile_inputs_get_their_4xx_json_error_and_store_nothing() {
         ("POST", "/api/write".into(), json, Some(b"{\"procedure\": \"a\0b\"}".to_vec()), 400, "malformed_json"),
         ("POST", "/api/write".into(), json, Some(b"{\"procedure\": \"\xc3\x28\"}".to_vec()), 400, "malformed_json"),
         ("POST", "/api/write".into(), json, Some(br#"{"procedure": "x", "context": "\u0000"}"#.to_vec()), 400, "invalid_request"),
+        ("POST", "/api/write".into(), json, Some(br#"{"procedure": "x", "options": {"a\u0000": 1}}"#.to_vec()), 400, "invalid_request"),
+        ("POST", "/api/write".into(), json, Some(br#"{"procedure": "x", "options": {"test": {"outcome": ["ok\u0000"]}}}"#.to_vec()), 400, "invalid_request"),
         // Negative and enormous numbers.
         ("POST", "/api/write".into(), json, Some(br#"{"procedure": "x", "priority": -1001}"#.to_vec()), 400, "invalid_request"),
         ("POST", "/api/write".into(), json, Some(br#"{"procedure": "x", "priority": 99999999999999999999999}"#.to_vec()), 400, "malformed_json"),
@@ -187,4 +193,190 @@ fn hostile_inputs_get_their_4xx_json_error_and_store_nothing() {
         "{sources}"
     );
     assert_eq!(h.get("/health").status, 200, "the daemon is still serving");
+}
+
+/// Requests too malformed for hyper to hand to a handler (which it used to answer itself with
+/// an empty body) get the API's JSON error too, and the connection closes after it. Earlier
+/// pipelined requests on the same connection still get their own answers first.
+#[test]
+fn requests_hyper_cannot_parse_get_a_json_error_too() {
+    let s = Scratch::new();
+    let d = s.start(&[]);
+    let a = d.addr();
+    let write = "Content-Type: application/json\r\nHost: 127.0.0.1";
+    let big = "x".repeat(20 * 1024);
+    let many: String = (0..150).map(|i| format!("X-H{i}: v\r\n")).collect();
+    #[rustfmt::skip]
+    let table: Vec<(Vec<u8>, u16, &str)> = vec![
+        (b"GET /api/runs?q=\xff HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".to_vec(), 400, "invalid_target"),
+        (b"GET /api/r\xffuns HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".to_vec(), 400, "invalid_target"),
+        (b"GET /api/runs HTTP/9.9\r\nHost: 127.0.0.1\r\n\r\n".to_vec(), 400, "malformed_request"),
+        (b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec(), 400, "malformed_request"),
+        (b"GET /api/runs HTTP/1.1\r\nHost 127.0.0.1\r\n\r\n".to_vec(), 400, "malformed_request"),
+        (b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03".to_vec(), 400, "malformed_request"),
+        (b"GET /api/runs HTTP/1.1\r\nHost: 127.0.0.1\r\n".to_vec(), 400, "incomplete_request"),
+        (format!("GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Big: {big}\r\n\r\n").into_bytes(), 431, "headers_too_large"),
+        (format!("GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n{many}\r\n").into_bytes(), 431, "headers_too_large"),
+        (format!("POST /api/write HTTP/1.1\r\n{write}\r\nTransfer-Encoding: gzip, chunked\r\n\r\n4\r\n{{}}  \r\n0\r\n\r\n").into_bytes(), 400, "transfer_encoding_not_supported"),
+        (format!("POST /api/write HTTP/1.1\r\n{write}\r\nTransfer-Encoding: gzip\r\n\r\n").into_bytes(), 400, "transfer_encoding_not_supported"),
+        (format!("POST /api/write HTTP/1.1\r\n{write}\r\nTransfer-Encoding: chunked\r\nContent-Length: 4\r\n\r\n0\r\n\r\n").into_bytes(), 400, "invalid_framing"),
+        (format!("POST /api/write HTTP/1.1\r\n{write}\r\nContent-Length: 2\r\nContent-Length: 20\r\n\r\n{{}}").into_bytes(), 400, "invalid_framing"),
+        (format!("POST /api/write HTTP/1.1\r\n{write}\r\nContent-Length: 0x10\r\n\r\n{{}}").into_bytes(), 400, "invalid_framing"),
+        (format!("POST /api/write HTTP/1.1\r\n{write}\r\nContent-Length: 99999999999999999999999\r\n\r\n").into_bytes(), 400, "invalid_framing"),
+        (format!("POST /api/write HTTP/1.1\r\n{write}\r\nContent-Length: 18446744073709551614\r\n\r\n").into_bytes(), 413, "body_too_large"),
+    ];
+    for (request, status, code) in &table {
+        let answers = raw_exchange(&a, request);
+        let shown = String::from_utf8_lossy(request);
+        assert_eq!(answers.len(), 1, "{shown:?}: {answers:?}");
+        let (got, head, body) = &answers[0];
+        assert_eq!(
+            (*got, body["error"]["code"].as_str()),
+            (*status, Some(*code)),
+            "{shown:?}: {body}"
+        );
+        assert!(
+            body["error"]["message"]
+                .as_str()
+                .is_some_and(|m| !m.is_empty()),
+            "{shown:?}"
+        );
+        assert!(
+            head.contains("content-type: application/json"),
+            "{shown:?}: {head}"
+        );
+        assert!(head.contains("connection: close"), "{shown:?}: {head}");
+    }
+    // A good request, then a bad one on the same connection: the good one's answer first.
+    let mut both = b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".to_vec();
+    both.extend_from_slice(b"GET /api/runs?\xff HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n");
+    let answers = raw_exchange(&a, &both);
+    assert_eq!(answers.len(), 2, "{answers:?}");
+    assert_eq!(answers[0].0, 200, "{answers:?}");
+    assert_eq!(
+        (answers[1].0, answers[1].2["error"]["code"].as_str()),
+        (400, Some("invalid_target"))
+    );
+    // A chunked body is followed to its end: the request after it is checked, and answered.
+    let chunked = format!(
+        "POST /api/write HTTP/1.1\r\n{write}\r\nTransfer-Encoding: chunked\r\n\r\n\
+         13\r\n{{\"procedure\": \"ok\"}}\r\n0\r\nX-Trailer: t\r\n\r\n\
+         GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n\
+         GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: gzip\r\n\r\n"
+    );
+    let answers = raw_exchange(&a, chunked.as_bytes());
+    let statuses: Vec<u16> = answers.iter().map(|r| r.0).collect();
+    assert_eq!(statuses, [202, 200, 400], "{answers:?}");
+    assert_eq!(
+        answers[2].2["error"]["code"],
+        "transfer_encoding_not_supported"
+    );
+
+    // Nothing but the one good write was stored, and the daemon still serves.
+    let h = d.http();
+    assert_eq!(h.get("/api/runs").body["runs"].as_array().unwrap().len(), 1);
+    assert_eq!(h.get("/health").status, 200);
+}
+
+/// A Last-Event-ID past every event of the run (a client that kept an id from somewhere else,
+/// or a hostile one) gets an empty stream that still closes when the run is final, whether it
+/// was final already or ends while the stream is open.
+#[test]
+fn an_event_stream_resumed_past_the_last_event_closes_when_the_run_ends() {
+    let s = Scratch::new();
+    let d = s.start(&[]);
+    let h = d.http();
+    let t = std::time::Duration::from_secs(20);
+    let running = h.write("slow", json!({ "duration_ms": 1500 }));
+    let streams: Vec<_> = [1_000_000_i64, i64::MAX]
+        .into_iter()
+        .map(|last| {
+            let (tx, rx) = std::sync::mpsc::channel();
+            let (url, path) = (d.url.clone(), format!("/api/runs/{running}/events"));
+            std::thread::spawn(move || {
+                let _ = tx.send(Http::new(&url).sse(&path, Some(last)));
+            });
+            rx
+        })
+        .collect();
+    for rx in streams {
+        let events = wait_for("the stream to close after the run ended", t, || {
+            rx.try_recv().ok()
+        });
+        assert!(events.is_empty(), "{events:?}");
+    }
+    assert_eq!(h.status(&running), "DONE");
+    // Already final: closes at once, empty.
+    assert!(h
+        .sse(&format!("/api/runs/{running}/events"), Some(i64::MAX))
+        .is_empty());
+}
+
+/// Parsing is strict where leniency would misread a request: a body in a charset other than
+/// UTF-8, and a source URL that is not http(s) (`javascript:` would run in a reader's browser).
+/// (A `Transfer-Encoding` other than `chunked` is in
+/// `requests_hyper_cannot_parse_get_a_json_error_too`.)
+#[test]
+fn bodies_in_other_charsets_and_non_http_source_urls_are_refused() {
+    let s = Scratch::new();
+    let d = s.start(&[]);
+    let h = d.http();
+    let write = br#"{"procedure": "x"}"#.to_vec();
+    let source = |url: &str| {
+        serde_json::to_vec(
+            &json!({ "title": "A source", "text": "Adrenalin 0,5 mg im.", "url": url }),
+        )
+        .unwrap()
+    };
+    // (method, path, content type, body, status, error code)
+    type Row<'a> = (&'a str, String, &'a str, Vec<u8>, u16, &'a str);
+    #[rustfmt::skip]
+    let table: Vec<Row> = vec![
+        ("POST", "/api/write".into(), "application/json; charset=utf-16", write.clone(), 415, "unsupported_media_type"),
+        ("POST", "/api/write".into(), "application/json;charset=\"UTF-16LE\"", write.clone(), 415, "unsupported_media_type"),
+        ("POST", "/api/write".into(), "application/json; charset=latin1", write.clone(), 415, "unsupported_media_type"),
+        ("POST", "/api/write".into(), "application/json; charset=", write.clone(), 415, "unsupported_media_type"),
+        ("POST", "/api/write".into(), "application/json; charset=utf-8; charset=utf-16", write.clone(), 415, "unsupported_media_type"),
+        ("POST", "/api/sources".into(), "text/markdown; charset=iso-8859-1", b"# T\n\ntext".to_vec(), 415, "unsupported_media_type"),
+        ("PUT", "/api/keys/openai_api_key".into(), "application/json; charset=utf-32", br#"{"value": "v"}"#.to_vec(), 415, "unsupported_media_type"),
+        ("POST", "/api/sources".into(), "application/json", source("javascript:alert(1)"), 400, "invalid_request"),
+        ("POST", "/api/sources".into(), "application/json", source("JavaScript:alert(1)//https://x"), 400, "invalid_request"),
+        ("POST", "/api/sources".into(), "application/json", source("data:text/html,<script>alert(1)</script>"), 400, "invalid_request"),
+        ("POST", "/api/sources".into(), "application/json", source("file:///etc/passwd"), 400, "invalid_request"),
+        ("POST", "/api/sources".into(), "application/json", source("//evil.example/x"), 400, "invalid_request"),
+        ("POST", "/api/sources".into(), "application/json", source("https://"), 400, "invalid_request"),
+        ("POST", "/api/sources".into(), "application/json", source("https://exa mple.dk/"), 400, "invalid_request"),
+        ("POST", "/api/sources".into(), "application/json", source("https://example.dk/\n<script>"), 400, "invalid_request"),
+        ("POST", "/api/sources?url=javascript:alert(1)".into(), "text/markdown", b"# T\n\ntext".to_vec(), 400, "invalid_request"),
+    ];
+    for (method, path, ct, body, status, code) in &table {
+        let r = h.request(method, path, Some(ct), Some(body));
+        assert_eq!(
+            (r.status, r.body["error"]["code"].as_str()),
+            (*status, Some(*code)),
+            "{method} {path} {ct}: {r:?}"
+        );
+    }
+    assert_eq!(h.get("/api/runs").body["runs"], json!([]));
+    assert_eq!(
+        h.get("/api/sources?limit=1000").body["sources"]
+            .as_array()
+            .unwrap()
+            .len(),
+        12
+    );
+    // UTF-8 said explicitly is fine, and so is an https URL with a non-ASCII path.
+    let r = h.request(
+        "POST",
+        "/api/write",
+        Some("application/json; charset=UTF-8"),
+        Some(&write),
+    );
+    assert_eq!(r.status, 202, "{r:?}");
+    let r = h.post_raw(
+        "/api/sources",
+        Some("application/json"),
+        &source("https://www.sundhed.dk/sundhedsfaglig/lægehåndbogen/"),
+    );
+    assert_eq!(r.status, 201, "{r:?}");
 }

@@ -48,7 +48,10 @@ fn missing_malformed_loose_and_wrong_keys_each_fail_fast_with_their_own_message(
     assert_eq!(code, 11, "{err}");
     assert!(err.contains("malformed"), "{err}");
 
-    std::fs::create_dir_all(s.data_dir()).unwrap();
+    // The data directory is private (the daemon refuses one others can read).
+    std::os::unix::fs::DirBuilderExt::mode(&mut std::fs::DirBuilder::new(), 0o700)
+        .create(s.data_dir())
+        .unwrap();
     std::fs::write(s.key_file(), "dG9vIHNob3J0\n").unwrap();
     std::fs::set_permissions(s.key_file(), std::fs::Permissions::from_mode(0o600)).unwrap();
     let (code, err) = fails(s.command_without_key(&[]));

@@ -19,6 +19,11 @@ fn open_locked(settings: &Settings, what: &str) -> Result<(DataDirLock, Store), 
         )),
         other => DaemonError::Locked(other),
     })?;
+    crate::check_database_file(settings)?;
+    // With the lock held no other rotation runs: what a killed one left behind can go.
+    for path in keys::remove_stale_temp_files(&settings.key_file()) {
+        tracing::warn!(path = %path.display(), "removed a temp file a killed key write left behind");
+    }
     let sync = match settings.sqlite_synchronous {
         SqliteSynchronous::Normal => Synchronous::Normal,
         SqliteSynchronous::Full => Synchronous::Full,

@@ -70,6 +70,15 @@ pub enum Command {
 /// Entry point of the binary.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    if matches!(
+        cli.command,
+        Command::Daemon { .. }
+            | Command::InitSecret { .. }
+            | Command::RotateSecret { .. }
+            | Command::Demo { .. }
+    ) {
+        private_files();
+    }
     match cli.command {
         Command::Daemon { config } => daemon(config),
         Command::InitSecret { config, force } => {
@@ -86,6 +95,24 @@ pub fn main() -> ExitCode {
             data_dir,
         } => demo::demo(&procedure, data_dir),
         Command::Client(command) => client::run(&cli.url, command),
+    }
+}
+
+/// Every file the daemon and the admin commands create (the database and its `-wal` and `-shm`,
+/// the lock file, run artifacts, key files) is private to the user: umask 077, set first thing,
+/// before any thread or file exists (SQLite creates its files with 0644 less the umask).
+fn private_files() {
+    extern "C" {
+        // umask(2): cannot fail; mode_t is u32 on Linux and u16 on the BSDs and macOS.
+        fn umask(mask: ModeT) -> ModeT;
+    }
+    #[cfg(any(target_os = "macos", target_os = "ios", target_os = "freebsd"))]
+    type ModeT = u16;
+    #[cfg(not(any(target_os = "macos", target_os = "ios", target_os = "freebsd")))]
+    type ModeT = u32;
+    // SAFETY: umask only swaps the process's file-mode mask; no memory is involved.
+    unsafe {
+        umask(0o077);
     }
 }
 

@@ -139,8 +139,8 @@ pub fn http_request(data: &[u8]) {
     check_answer(&answer, data);
 }
 
-/// The first response of `answer` (later pipelined ones are not parsed): never a 5xx, and an
-/// error with a body has the API's JSON error body.
+/// The first response of `answer` (later pipelined ones are not parsed): never a 5xx, and every
+/// error has the API's JSON error body (an empty body is a finding).
 fn check_answer(answer: &[u8], input: &[u8]) {
     if answer.is_empty() {
         // Closed without a word: hyper does that to bytes that are not HTTP at all.
@@ -169,22 +169,44 @@ fn check_answer(answer: &[u8], input: &[u8]) {
         String::from_utf8_lossy(input),
         String::from_utf8_lossy(answer)
     );
+    if status < 400 {
+        return;
+    }
+    // Every error carries the API's JSON error, however malformed the request was. An answer
+    // to HEAD has no body by definition: its headers must still announce the JSON.
+    let content_type = header("content-type").unwrap_or_default();
+    assert!(
+        content_type.starts_with("application/json"),
+        "a {status} without a JSON content type ({content_type:?}): {:?} to {:?}",
+        String::from_utf8_lossy(answer),
+        String::from_utf8_lossy(input)
+    );
+    let mut req_headers = [httparse::EMPTY_HEADER; 128];
+    let mut req = httparse::Request::new(&mut req_headers);
+    let _ = req.parse(input);
+    if req.method.is_some_and(|m| m.eq_ignore_ascii_case("HEAD")) {
+        return;
+    }
     let length: usize = header("content-length")
         .and_then(|v| v.parse().ok())
-        .unwrap_or(0);
-    if status >= 400 && length > 0 {
-        let body = &answer[head_len..(head_len + length).min(answer.len())];
-        let json: serde_json::Value = serde_json::from_slice(body).unwrap_or_else(|e| {
+        .unwrap_or_else(|| {
             panic!(
-                "a {status} whose body is not JSON ({e}): {:?} to {:?}",
-                String::from_utf8_lossy(body),
+                "a {status} without a Content-Length: {:?} to {:?}",
+                String::from_utf8_lossy(answer),
                 String::from_utf8_lossy(input)
             )
         });
-        assert!(
-            json["error"]["code"].is_string() && json["error"]["message"].is_string(),
-            "a {status} without the API's error shape: {json} to {:?}",
+    let body = &answer[head_len..(head_len + length).min(answer.len())];
+    let json: serde_json::Value = serde_json::from_slice(body).unwrap_or_else(|e| {
+        panic!(
+            "a {status} whose body is not JSON ({e}): {:?} to {:?}",
+            String::from_utf8_lossy(body),
             String::from_utf8_lossy(input)
-        );
-    }
+        )
+    });
+    assert!(
+        json["error"]["code"].is_string() && json["error"]["message"].is_string(),
+        "a {status} without the API's error shape: {json} to {:?}",
+        String::from_utf8_lossy(input)
+    );
 }

@@ -55,6 +55,12 @@ pub enum KeyLoadError {
         path.display(), path.display()
     )]
     LoosePermissions { path: PathBuf, mode: u32 },
+    #[error(
+        "the key file {} is not a regular file (it is a {kind}); point secret_key_file at the \
+         key file, or move this aside and create one with `procedurewriter init-secret`",
+        path.display()
+    )]
+    NotAFile { path: PathBuf, kind: &'static str },
     #[error("cannot read the key file {}: {cause}", path.display())]
     Unreadable {
         path: PathBuf,
@@ -68,7 +74,7 @@ impl KeyLoadError {
             KeyLoadError::Missing { .. } => 10,
             KeyLoadError::Malformed { .. } => 11,
             KeyLoadError::LoosePermissions { .. } => 12,
-            KeyLoadError::Unreadable { .. } => 14,
+            KeyLoadError::NotAFile { .. } | KeyLoadError::Unreadable { .. } => 14,
         }
     }
 }
@@ -106,6 +112,50 @@ pub fn read_key_file(path: &Path) -> Result<SecretKey, KeyLoadError> {
             })
         }
     };
+    // The type first: opening a FIFO blocks until someone writes to it (start-up would hang
+    // without a word), and a directory's mode says nothing about a key.
+    check_regular(path, &meta)?;
+    check_mode(path, &meta)?;
+    let unreadable = |cause| KeyLoadError::Unreadable {
+        path: path.to_path_buf(),
+        cause,
+    };
+    let mut file = fs::File::open(path).map_err(unreadable)?;
+    // What was opened is what gets read: checked again in case the path changed meanwhile.
+    let opened = file.metadata().map_err(unreadable)?;
+    check_regular(path, &opened)?;
+    check_mode(path, &opened)?;
+    let mut text = Zeroizing::new(String::new());
+    file.read_to_string(&mut text).map_err(unreadable)?;
+    SecretKey::from_base64(&text).map_err(|cause| KeyLoadError::Malformed {
+        origin: path.display().to_string(),
+        cause,
+    })
+}
+
+fn check_regular(path: &Path, meta: &fs::Metadata) -> Result<(), KeyLoadError> {
+    use std::os::unix::fs::FileTypeExt;
+    let t = meta.file_type();
+    let kind = if t.is_file() {
+        return Ok(());
+    } else if t.is_dir() {
+        "directory"
+    } else if t.is_fifo() {
+        "named pipe (FIFO)"
+    } else if t.is_socket() {
+        "socket"
+    } else if t.is_char_device() || t.is_block_device() {
+        "device"
+    } else {
+        "special file"
+    };
+    Err(KeyLoadError::NotAFile {
+        path: path.to_path_buf(),
+        kind,
+    })
+}
+
+fn check_mode(path: &Path, meta: &fs::Metadata) -> Result<(), KeyLoadError> {
     let mode = meta.permissions().mode() & 0o777;
     if mode & 0o077 != 0 {
         return Err(KeyLoadError::LoosePermissions {
@@ -113,17 +163,54 @@ pub fn read_key_file(path: &Path) -> Result<SecretKey, KeyLoadError> {
             mode,
         });
     }
-    let mut text = Zeroizing::new(String::new());
-    fs::File::open(path)
-        .and_then(|mut f| f.read_to_string(&mut text))
-        .map_err(|cause| KeyLoadError::Unreadable {
-            path: path.to_path_buf(),
-            cause,
-        })?;
-    SecretKey::from_base64(&text).map_err(|cause| KeyLoadError::Malformed {
-        origin: path.display().to_string(),
-        cause,
-    })
+    Ok(())
+}
+
+/// The temp file [`write_key_file`] writes `path` through: `.<name>.tmp-<pid>` beside it.
+fn temp_file(path: &Path, pid: u32) -> PathBuf {
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    dir.join(format!(
+        ".{}.tmp-{pid}",
+        path.file_name().and_then(|n| n.to_str()).unwrap_or("key")
+    ))
+}
+
+/// Removes the temp files a killed key write (`init-secret`, `rotate-secret`) left beside the
+/// key file and its side file: those of processes that are gone. Called with the data-directory
+/// lock held, so no daemon or rotation of this data directory is writing one; the pid check
+/// spares a write by a process on another data directory sharing the key file's directory.
+/// Returns the files removed.
+pub fn remove_stale_temp_files(key_file: &Path) -> Vec<PathBuf> {
+    let dir = key_file
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let names: Vec<String> = [key_file.to_path_buf(), side_file(key_file)]
+        .iter()
+        .filter_map(|p| p.file_name()?.to_str().map(|n| format!(".{n}.tmp-")))
+        .collect();
+    let Ok(entries) = fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut removed = Vec::new();
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        let Some(pid) = names.iter().find_map(|p| name.strip_prefix(p.as_str())) else {
+            continue;
+        };
+        let Ok(pid) = pid.parse::<u32>() else {
+            continue;
+        };
+        let alive = pid != std::process::id() && Path::new("/proc").join(pid.to_string()).exists();
+        if !alive && fs::remove_file(entry.path()).is_ok() {
+            removed.push(entry.path());
+        }
+    }
+    removed
 }
 
 /// Reads a new key for `rotate-secret --new-key-file`: a file, or standard input for `-`.
@@ -164,11 +251,7 @@ pub fn write_key_file(path: &Path, key: &SecretKey, replace: bool) -> std::io::R
             .mode(0o700)
             .create(dir)?;
     }
-    let tmp = dir.join(format!(
-        ".{}.tmp-{}",
-        path.file_name().and_then(|n| n.to_str()).unwrap_or("key"),
-        std::process::id()
-    ));
+    let tmp = temp_file(path, std::process::id());
     let _ = fs::remove_file(&tmp);
     {
         let mut f = OpenOptions::new()

@@ -59,6 +59,10 @@ pub enum DaemonError {
     Rotation(std::io::Error),
     #[error("{0}")]
     Refused(String),
+    /// An existing database file start-up will not initialise (it would start a new history
+    /// over an old one).
+    #[error("{0}")]
+    Database(String),
 }
 
 impl DaemonError {
@@ -73,7 +77,7 @@ impl DaemonError {
             DaemonError::DataDir { .. } => 4,
             DaemonError::Listen { .. } => 5,
             DaemonError::Store(procedurewriter_actors::Error::KeyMismatch { .. }) => 13,
-            DaemonError::Store(_) => 6,
+            DaemonError::Store(_) | DaemonError::Database(_) => 6,
             DaemonError::Key(e) => e.exit_code(),
             DaemonError::Rotation(_) => 15,
         }
@@ -133,6 +137,12 @@ impl Daemon {
         }
         prepare_data_dir(&settings)?;
         let lock = DataDirLock::acquire(&settings.data_dir)?;
+        check_database_file(&settings)?;
+        // With the lock held no rotation of this data directory runs: what a killed one left
+        // behind can go.
+        for path in keys::remove_stale_temp_files(&key_file) {
+            tracing::warn!(path = %path.display(), "removed a temp file a killed key write left behind");
+        }
         let sync = match settings.sqlite_synchronous {
             SqliteSynchronous::Normal => Synchronous::Normal,
             SqliteSynchronous::Full => Synchronous::Full,
@@ -333,19 +343,65 @@ pub fn run(
     Daemon::new(settings).run(listener, shutdown)
 }
 
-/// Creates the data directory (mode 0700: it holds the database and, later, the key file).
+/// Refuses an existing, empty database file in a data directory that was used before (a key
+/// file or a `runs/` directory): SQLite would take it for a new database and the daemon would
+/// start with no runs, silently. A truncated or replaced file is a loss to report, not a fresh
+/// start. An empty file in an unused directory (a first start interrupted) is initialised.
+pub(crate) fn check_database_file(settings: &Settings) -> Result<(), DaemonError> {
+    let db = settings.db_path();
+    let empty = std::fs::metadata(&db).is_ok_and(|m| m.is_file() && m.len() == 0);
+    if !empty {
+        return Ok(());
+    }
+    let key_file = settings.key_file();
+    let runs = settings.data_dir.join("runs");
+    let evidence: Vec<String> = [&key_file, &runs]
+        .into_iter()
+        .filter(|p| p.exists())
+        .map(|p| p.display().to_string())
+        .collect();
+    if evidence.is_empty() {
+        return Ok(());
+    }
+    Err(DaemonError::Database(format!(
+        "the database {db} is empty (0 bytes), but this data directory was used before ({}): \
+         its runs are not in this file. Restore procedurewriter.db from a backup; to start \
+         afresh instead, move the empty file aside (e.g. `mv {db} {db}.empty`) and start again",
+        evidence.join(", "),
+        db = db.display(),
+    )))
+}
+
+/// Creates the data directory (mode 0700: it holds the database and, later, the key file), or
+/// checks an existing one is a directory only its owner can read.
 pub(crate) fn prepare_data_dir(settings: &Settings) -> Result<(), DaemonError> {
-    use std::os::unix::fs::DirBuilderExt;
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
     let dir = &settings.data_dir;
+    let refused = |cause| DaemonError::DataDir {
+        path: dir.clone(),
+        cause,
+    };
     if !dir.exists() {
         std::fs::DirBuilder::new()
             .recursive(true)
             .mode(0o700)
             .create(dir)
-            .map_err(|cause| DaemonError::DataDir {
-                path: dir.clone(),
-                cause,
-            })?;
+            .map_err(refused)?;
+    }
+    let meta = std::fs::metadata(dir).map_err(refused)?;
+    if !meta.is_dir() {
+        return Err(refused(std::io::Error::other(
+            "it is not a directory; point data_dir at a directory",
+        )));
+    }
+    // The database holds every run and the (encrypted) secrets: other users may not even list
+    // it. A directory the daemon creates is 0700; one made by hand may not be.
+    let mode = meta.permissions().mode() & 0o777;
+    if mode & 0o077 != 0 {
+        return Err(refused(std::io::Error::other(format!(
+            "it is open to group or others (mode {mode:04o}); run `chmod 700 {}`",
+            dir.display()
+        ))));
     }
     Ok(())
 }

@@ -5,6 +5,7 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, Write};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 /// The lock could not be taken.
@@ -37,6 +38,9 @@ impl DataDirLock {
             .write(true)
             .create(true)
             .truncate(false)
+            // Private like everything in the data directory (the umask does it for the binary;
+            // this holds for in-process daemons too).
+            .mode(0o600)
             .open(dir.join("procedurewriter.lock"))
             .map_err(io)?;
         match file.try_lock() {

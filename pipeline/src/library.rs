@@ -52,6 +52,21 @@ fn normalise(text: &str) -> String {
         .to_string()
 }
 
+/// An absolute http(s) URL with a host, without white space or control characters: the only
+/// URLs the references and documents will render as links.
+fn is_web_url(url: &str) -> bool {
+    let lower = url.get(..8).unwrap_or(url).to_ascii_lowercase();
+    let rest = if lower.starts_with("https://") {
+        &url[8..]
+    } else if lower.starts_with("http://") {
+        &url[7..]
+    } else {
+        return false;
+    };
+    let host = rest.split(['/', '?', '#']).next().unwrap_or("");
+    !host.is_empty() && !url.chars().any(|c| c.is_whitespace() || c.is_control())
+}
+
 fn non_empty(s: Option<String>) -> Option<String> {
     s.map(|s| s.trim().to_string()).filter(|s| !s.is_empty())
 }
@@ -85,6 +100,13 @@ pub fn prepare(
     let url = non_empty(req.url);
     if url.as_ref().is_some_and(|u| u.len() > 2000) {
         return bad("`url` is longer than 2000 characters".into());
+    }
+    if let Some(u) = url.as_deref().filter(|u| !is_web_url(u)) {
+        let shown: String = u.chars().take(80).collect();
+        return bad(format!(
+            "the source url {shown:?} is not an http or https URL (it is shown as a link); send \
+             e.g. https://www.sundhed.dk/..., or leave url out"
+        ));
     }
     if let Some(y) = req.year {
         if !(1800..=2100).contains(&y) {

@@ -426,3 +426,71 @@ pub fn write_config(dir: &Path, text: &str) -> PathBuf {
     std::fs::write(&path, text).unwrap();
     path
 }
+
+/// Sends `bytes` as they are on one connection, half-closes it, and returns every response the
+/// daemon sent before closing: (status, headers with lower-case names, body as JSON or a
+/// string). For requests no HTTP client would send.
+pub fn raw_exchange(addr: &str, bytes: &[u8]) -> Vec<(u16, String, Value)> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let _ = s.write_all(bytes);
+    let _ = s.shutdown(std::net::Shutdown::Write);
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    let mut rest = &out[..];
+    let mut responses = Vec::new();
+    while !rest.is_empty() {
+        let mut headers = [httparse::EMPTY_HEADER; 64];
+        let mut resp = httparse::Response::new(&mut headers);
+        let Ok(httparse::Status::Complete(n)) = resp.parse(rest) else {
+            panic!("not an HTTP response: {:?}", String::from_utf8_lossy(rest));
+        };
+        let length: usize = resp
+            .headers
+            .iter()
+            .find(|h| h.name.eq_ignore_ascii_case("content-length"))
+            .and_then(|h| std::str::from_utf8(h.value).ok()?.parse().ok())
+            .unwrap_or(0);
+        let head = String::from_utf8_lossy(&rest[..n]).to_lowercase();
+        let body = &rest[n..(n + length).min(rest.len())];
+        let body = serde_json::from_slice(body)
+            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(body).into_owned()));
+        responses.push((resp.code.unwrap_or(0), head, body));
+        rest = &rest[(n + length).min(rest.len())..];
+    }
+    responses
+}
+
+/// Runs `cmd` expecting it to exit within `limit` (killing it and failing the test if it does
+/// not); returns (exit code, stderr).
+pub fn fails_within(mut cmd: Command, limit: Duration) -> (i32, String) {
+    use std::io::Read;
+    cmd.stderr(Stdio::piped());
+    let mut child = cmd.spawn().expect("spawn");
+    let mut stderr = child.stderr.take().expect("stderr piped");
+    let reader = std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = stderr.read_to_string(&mut text);
+        text
+    });
+    let deadline = Instant::now() + limit;
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "still running after {limit:?}: {}",
+                reader.join().unwrap_or_default()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    (
+        status.code().unwrap_or(-1),
+        reader.join().unwrap_or_default(),
+    )
+}

@@ -29,11 +29,28 @@ impl ApiError {
         Self::new(StatusCode::BAD_REQUEST, code, message)
     }
 
+    fn body(&self) -> serde_json::Value {
+        json!({ "error": { "code": self.code, "message": self.message } })
+    }
+
     pub fn into_response(self) -> Response<Body> {
-        json_response(
-            self.status,
-            &json!({ "error": { "code": self.code, "message": self.message } }),
+        json_response(self.status, &self.body())
+    }
+
+    /// The whole HTTP/1.1 response, closing the connection: for refusals written before hyper
+    /// has a request to answer (`framing.rs`).
+    pub(super) fn to_http1_bytes(&self) -> Vec<u8> {
+        let body = self.body().to_string();
+        let mut out = format!(
+            "HTTP/1.1 {} {}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\
+             connection: close\r\n\r\n",
+            self.status.as_u16(),
+            self.status.canonical_reason().unwrap_or(""),
+            body.len()
         )
+        .into_bytes();
+        out.extend_from_slice(body.as_bytes());
+        out
     }
 }
 

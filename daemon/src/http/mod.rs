@@ -2,11 +2,13 @@
 //!
 //! It changes state only by sending messages to the QueueActor and reads through the store's
 //! query methods; it never sees SQL or a connection. Every error leaves through
-//! [`ApiError`], so every 4xx/5xx has a JSON body.
+//! [`ApiError`], so every 4xx/5xx has a JSON body — including requests hyper could not parse,
+//! which `framing.rs` refuses before hyper reads them.
 
 mod api_keys;
 mod costs;
 mod error;
+mod framing;
 mod guard;
 mod request;
 mod routes;
@@ -182,12 +184,21 @@ pub async fn serve(
             let state = Arc::clone(&state);
             async move { Ok::<_, std::convert::Infallible>(handle(state, req).await) }
         });
+        // hyper's own limit is above ours: `framing::Checked` refuses a longer head first, with
+        // the JSON error hyper cannot send, so hyper only ever sees heads within the limit.
         let conn = hyper::server::conn::http1::Builder::new()
             .timer(TokioTimer::new())
             .header_read_timeout(header_timeout)
             .max_buf_size(64 * 1024)
-            .max_header_size(MAX_HEADER_BYTES)
-            .serve_connection(TokioIo::new(stream), service);
+            .max_header_size(2 * MAX_HEADER_BYTES)
+            // End-of-file while a request is being answered is not an abort: it is how a client
+            // that half-closes waits for its answer, and how `framing::Checked` stops hyper at
+            // a refused head while answers to earlier pipelined requests are still owed.
+            .half_close(true)
+            .serve_connection(
+                TokioIo::new(framing::Checked::new(stream, MAX_HEADER_BYTES)),
+                service,
+            );
         let conn = graceful.watch(conn);
         tokio::task::spawn_local(async move {
             if let Err(e) = conn.await {
@@ -215,5 +226,15 @@ async fn handle(state: Arc<AppState>, req: Request<Incoming>) -> Response<Body> 
         Some(refused) => ("refused", refused),
     };
     state.metrics.http_request(route, resp.status().as_u16());
+    let mut resp = resp;
+    if resp.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        // The body was refused unread, and hyper closes a connection whose body it cannot
+        // drain at once: saying so keeps a client from sending its next request on a
+        // connection that is about to close (it would see the peer disconnect).
+        resp.headers_mut().insert(
+            header::CONNECTION,
+            header::HeaderValue::from_static("close"),
+        );
+    }
     resp
 }

@@ -121,9 +121,50 @@ pub(super) async fn json_body<T: serde::de::DeserializeOwned>(
             "the request body must be JSON: send `Content-Type: application/json`",
         ));
     }
-    serde_json::from_slice(&bytes).map_err(|e| {
+    let value: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| {
+        ApiError::bad_request("malformed_json", format!("the JSON body is not valid: {e}"))
+    })?;
+    if let Some(at) = nul_in(&value, "") {
+        return Err(ApiError::bad_request(
+            "invalid_request",
+            format!("{at} contains a NUL character; text fields and keys must not"),
+        ));
+    }
+    serde_json::from_value(value).map_err(|e| {
         ApiError::bad_request("malformed_json", format!("the JSON body is not valid: {e}"))
     })
+}
+
+/// Where in `v` a string or an object key holds a NUL character, as a JSON path (`options`,
+/// `options."a\u0000"`), if anywhere. Every route refuses NUL the same way, keys included.
+fn nul_in(v: &serde_json::Value, path: &str) -> Option<String> {
+    let here = || {
+        if path.is_empty() {
+            "the body".to_string()
+        } else {
+            format!("`{path}`")
+        }
+    };
+    match v {
+        serde_json::Value::String(s) if s.contains('\0') => Some(here()),
+        serde_json::Value::Array(items) => items
+            .iter()
+            .enumerate()
+            .find_map(|(i, x)| nul_in(x, &format!("{path}[{i}]"))),
+        serde_json::Value::Object(map) => map.iter().find_map(|(k, x)| {
+            let key = if path.is_empty() {
+                k.clone()
+            } else {
+                format!("{path}.{k}")
+            };
+            if k.contains('\0') {
+                Some(format!("a key of {}", here()))
+            } else {
+                nul_in(x, &key)
+            }
+        }),
+        _ => None,
+    }
 }
 
 pub(super) fn too_large(limit: usize) -> ApiError {

@@ -20,6 +20,7 @@ pub async fn route(state: &Arc<AppState>, req: Request<Incoming>) -> Answer {
     let path = req.uri().path().to_string();
     let segs: Vec<&str> = path.trim_end_matches('/').split('/').skip(1).collect();
     let method = req.method().clone();
+    let authorized = super::guard::authorized(state, req.headers());
     let (route, allowed, result) = match segs.as_slice() {
         ["health"] => (
             "/health",
@@ -139,6 +140,9 @@ pub async fn route(state: &Arc<AppState>, req: Request<Incoming>) -> Answer {
             )
         }
         _ => {
+            if let Some(refused) = super::guard::authorization("unmatched", authorized) {
+                return ("refused", refused);
+            }
             let err = ApiError::new(
                 StatusCode::NOT_FOUND,
                 "route_not_found",
@@ -147,6 +151,10 @@ pub async fn route(state: &Arc<AppState>, req: Request<Incoming>) -> Answer {
             return ("unmatched", err.into_response());
         }
     };
+    // Authorised on the resolved route: however the path was spelled, this is what it reaches.
+    if let Some(refused) = super::guard::authorization(route, authorized) {
+        return ("refused", refused);
+    }
     let resp = match result {
         Some(fut) => match fut.await {
             Ok(resp) => resp,

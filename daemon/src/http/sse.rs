@@ -1,5 +1,6 @@
 //! `GET /api/runs/{id}/events` as Server-Sent Events: replay from `Last-Event-ID`, then live
-//! events as they commit, with keep-alives, closing after the run's final event.
+//! events as they commit, with keep-alives, closing after the run's final event — also when
+//! the client's `Last-Event-ID` is past it (the stream then closes with nothing sent).
 //!
 //! The pump subscribes to committed events *before* reading history, so nothing falls between
 //! the replay and the live feed; ids already sent are skipped. If it falls behind the live feed
@@ -103,17 +104,29 @@ async fn pump(
         tokio::select! {
             got = live.recv() => match got {
                 Ok(ev) => {
-                    if ev.run_id != run_id || ev.id <= last {
+                    if ev.run_id != run_id {
                         continue;
                     }
-                    last = ev.id;
-                    if tx.send(to_sse(&ev)).await.is_err() || ev.status.is_final() {
+                    if ev.id > last {
+                        last = ev.id;
+                        if tx.send(to_sse(&ev)).await.is_err() {
+                            return;
+                        }
+                    }
+                    // The run's final event ends the stream even when it is not sent: a client
+                    // resuming from a Last-Event-ID past it has nothing more to wait for.
+                    if ev.status.is_final() {
                         return;
                     }
                 }
                 Err(broadcast::error::RecvError::Lagged(_)) => {
+                    // The replay sends nothing when the client is past every stored event, so
+                    // whether the run ended is read from the run, not from what was sent.
                     match replay(&store, &run_id, &mut last, &tx).await {
-                        Some(false) => {}
+                        Some(false) => match store.get_run(run_id.clone()).await {
+                            Ok(run) if !run.status.is_final() => {}
+                            _ => return,
+                        },
                         _ => return,
                     }
                 }
