@@ -157,6 +157,14 @@ fn hostile_inputs_get_their_4xx_json_error_and_store_nothing() {
         ("POST", format!("/api/runs/{run}/ack"), json, Some(ack(r#"["danish_guideline"]"#).into_bytes()), 404, "run_not_found"),
         ("POST", "/api/sources".into(), json, Some(br#"{"title": 5}"#.to_vec()), 400, "malformed_json"),
         ("POST", "/api/sources".into(), Some("text/markdown"), Some(b"+++\ntitle = \n+++\n".to_vec()), 400, "invalid_request"),
+        // Parsers have bounded cost: HTML nested 12,000 deep (parse time grows with the square
+        // of the depth: 40,000 took 8 s on the serving thread once) is refused before it is
+        // parsed; front matter nested absurdly deep too.
+        ("POST", "/api/sources?title=x".into(), Some("text/html"), Some("<div>".repeat(12_000).into_bytes()), 400, "invalid_request"),
+        ("POST", "/api/sources".into(), Some("text/markdown"), Some(format!("+++\nx = {}\n+++\nbody", "[".repeat(60_000)).into_bytes()), 400, "invalid_request"),
+        // A title that would make the Word document invalid XML.
+        ("POST", "/api/write".into(), json, Some(br#"{"procedure": "Anafylaksi\u0001\u0008"}"#.to_vec()), 400, "invalid_request"),
+        ("POST", "/api/write".into(), json, Some("{\"procedure\": \"Anafylaksi\u{FFFE}\"}".as_bytes().to_vec()), 400, "invalid_request"),
         ("POST", "/api/sources".into(), Some("application/x-www-form-urlencoded"), Some(b"title=x".to_vec()), 415, "unsupported_media_type"),
         // Methods and routes that do not exist.
         ("DELETE", "/api/runs".into(), None, None, 405, "method_not_allowed"),

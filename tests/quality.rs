@@ -531,6 +531,100 @@ fn a_refused_key_fails_at_once_and_the_echoed_key_is_redacted() {
     }
 }
 
+/// A provider (or a proxy) that echoes a key back encoded: base64, percent-encoded, upper case,
+/// in five-character pieces, or another provider's key. Nothing of either key may reach the
+/// run, its events or the log, in any of those forms.
+#[test]
+fn a_key_echoed_in_any_encoding_never_reaches_the_run_the_events_or_the_log() {
+    let s = Scratch::new();
+    let key = "sk-live-Q7fLm2ZxW9pRt4VbN8cY1dKe";
+    let other = "sk-ant-api03-HJ5kT2mQ9wXz7LpR4vNc";
+    let b64 = |t: &str| {
+        // A small standard base64 encoder, so the test does not share the daemon's code.
+        const A: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+        let b = t.as_bytes();
+        let mut out = String::new();
+        for c in b.chunks(3) {
+            let n = (u32::from(c[0]) << 16)
+                | (u32::from(*c.get(1).unwrap_or(&0)) << 8)
+                | u32::from(*c.get(2).unwrap_or(&0));
+            for i in 0..4 {
+                if i <= c.len() {
+                    out.push(A[((n >> (18 - 6 * i)) & 63) as usize] as char);
+                } else {
+                    out.push('=');
+                }
+            }
+        }
+        out
+    };
+    let pct: String = key.bytes().map(|b| format!("%{b:02X}")).collect();
+    let pieces = key
+        .as_bytes()
+        .chunks(5)
+        .map(|c| String::from_utf8_lossy(c).into_owned())
+        .collect::<Vec<_>>()
+        .join(" ");
+    let echoes = vec![
+        format!("bad credentials: Basic {}", b64(&format!("user:{key}"))),
+        format!("bad key {pct}"),
+        format!("bad key {}", key.to_uppercase()),
+        format!("bad key {pieces}"),
+        format!("wrong provider key {other}"),
+    ];
+    let by_title = echoes.clone();
+    let fake = FakeLlm::start(
+        Flavor::OpenAi,
+        Reply::By(Arc::new(move |body: &Value| {
+            let user = body["messages"][1]["content"].as_str().unwrap_or_default();
+            let n = (0..by_title.len())
+                .find(|i| user.contains(&format!("Procedure: Anafylaksi {i}")))
+                .unwrap_or(0);
+            Reply::status(401, &by_title[n])
+        })),
+    );
+    let d = start(
+        &s,
+        &fake,
+        "gpt-4o-mini",
+        &[("OPENAI_API_KEY", key), ("ANTHROPIC_API_KEY", other)],
+    );
+    let h = d.http();
+    let ids: Vec<String> = (0..echoes.len())
+        .map(|i| write(&h, &format!("Anafylaksi {i}")))
+        .collect();
+    let mut everything = String::new();
+    for id in &ids {
+        let run = finished(&h, id);
+        assert_eq!(run["status"], "FAILED", "{run:#}");
+        everything.push_str(&run.to_string());
+        everything.push_str(&h.get(&format!("/api/runs/{id}/events")).body.to_string());
+    }
+    everything.push_str(&d.log_text());
+    let squeeze = |t: &str| -> String {
+        t.chars()
+            .filter(char::is_ascii_alphanumeric)
+            .map(|c| c.to_ascii_lowercase())
+            .collect()
+    };
+    let all = squeeze(&everything);
+    for secret in [key, other] {
+        let k = squeeze(secret);
+        for i in 0..=(k.len() - 8) {
+            assert!(!all.contains(&k[i..i + 8]), "a piece of {secret} leaked");
+        }
+        for encoded in [b64(&format!("user:{secret}")), b64(secret)] {
+            for i in 0..=(encoded.len() - 12) {
+                assert!(
+                    !everything.contains(&encoded[i..i + 12]),
+                    "an encoded piece of {secret} leaked"
+                );
+            }
+        }
+    }
+    assert_eq!(fake.count(), echoes.len(), "a 401 is not retried");
+}
+
 #[test]
 fn a_run_killed_mid_loop_reuses_its_finished_calls_after_restart() {
     let s = Scratch::new();

@@ -61,6 +61,7 @@ fn llm(fake: &FakeLlm, settings: &Settings) -> Llm {
         provider: Arc::new(OpenAi::new(client, &fake.base_url(), MODEL)),
         price: settings.prices().unwrap().lookup(MODEL).unwrap().1,
         keys: Arc::new(|| Box::pin(async { Ok(None) })),
+        known_keys: procedurewriter_pipeline::llm::no_other_keys(),
         retry: RetryPolicy {
             max_retries: 2,
             base_delay: Duration::from_millis(10),

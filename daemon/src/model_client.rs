@@ -9,7 +9,7 @@ use procedurewriter_actors::crypto::{SecretKey, SecretValue};
 use procedurewriter_actors::Store;
 use procedurewriter_pipeline::llm::anthropic::Anthropic;
 use procedurewriter_pipeline::llm::openai::OpenAi;
-use procedurewriter_pipeline::llm::{ApiKey, KeyLookup, Llm, Provider, RetryPolicy};
+use procedurewriter_pipeline::llm::{ApiKey, KeyLookup, KnownKeys, Llm, Provider, RetryPolicy};
 use procedurewriter_pipeline::llm_writer::LlmWriter;
 use procedurewriter_pipeline::offline::OfflineWriter;
 use procedurewriter_pipeline::writer::Writer;
@@ -51,6 +51,7 @@ pub fn build(
             provider,
             price,
             keys: key_lookup(store.clone(), key.clone(), secret_name, env_var),
+            known_keys: known_keys(store.clone(), key.clone()),
             retry: RetryPolicy {
                 max_retries: settings.llm_max_retries,
                 base_delay: Duration::from_secs_f64(settings.llm_retry_base_delay_s),
@@ -125,4 +126,27 @@ fn key_lookup(
             })
         },
     )
+}
+
+/// Every API key the daemon knows (each name in [`crate::keys::API_KEYS`], stored or in the
+/// environment): provider messages are checked against all of them.
+fn known_keys(store: Store, key: SecretKey) -> KnownKeys {
+    Arc::new(move || -> BoxFuture<'static, Vec<ApiKey>> {
+        let (store, key) = (store.clone(), key.clone());
+        Box::pin(async move {
+            let mut out = Vec::new();
+            for (name, env_var) in crate::keys::API_KEYS {
+                if let Ok(ProviderKey::Stored { value: Ok(v), .. } | ProviderKey::Environment(v)) =
+                    provider_key(&store, &key, name, env_var).await
+                {
+                    out.push(ApiKey::new(v.expose().to_string()));
+                }
+                // The environment's value too when a stored one shadows it.
+                if let Some(v) = std::env::var(env_var).ok().filter(|v| !v.trim().is_empty()) {
+                    out.push(ApiKey::new(v));
+                }
+            }
+            out
+        })
+    })
 }

@@ -7,6 +7,9 @@ use docx_rs::{AlignmentType, Docx, Paragraph, Run, RunFonts, Style, StyleType};
 /// Renders the writer's Markdown (the subset it produces: `#`/`##` headings, `>` notices,
 /// paragraphs, `1.` steps, `- [ ]` and `-` items, `_..._` notes).
 pub fn render(markdown: &str) -> Result<Vec<u8>, String> {
+    // Whatever reaches here (a title, a source's sentence, a model's text) must be characters
+    // XML 1.0 can carry, or Word refuses the file.
+    let markdown = &xml_text(markdown);
     let mut doc = Docx::new()
         .add_style(
             Style::new("Title", StyleType::Paragraph)
@@ -64,8 +67,42 @@ pub fn render(markdown: &str) -> Result<Vec<u8>, String> {
     Ok(out.into_inner())
 }
 
+/// `text` with every character XML 1.0 cannot carry (C0 controls other than tab, line feed and
+/// carriage return; U+FFFE, U+FFFF) replaced by U+FFFD.
+pub fn xml_text(text: &str) -> String {
+    text.chars()
+        .map(|c| match c {
+            '\t' | '\n' | '\r' => c,
+            c if (c as u32) < 0x20 || matches!(c, '\u{FFFE}' | '\u{FFFF}') => '\u{FFFD}',
+            c => c,
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn characters_xml_cannot_carry_never_reach_the_document() {
+        use std::io::Read;
+        let bytes = super::render(
+            "# Titel\u{1}med\u{8}styretegn\u{FFFE}\u{FFFF}\n\n## Key Points\n\nGiv\u{1b} adrenalin. [S:SRC0001]\n",
+        )
+        .unwrap();
+        let mut zip = zip::ZipArchive::new(std::io::Cursor::new(bytes)).unwrap();
+        let mut xml = String::new();
+        zip.by_name("word/document.xml")
+            .unwrap()
+            .read_to_string(&mut xml)
+            .unwrap();
+        assert!(
+            !xml.chars()
+                .any(|c| ((c as u32) < 0x20 && !"\t\n\r".contains(c))
+                    || matches!(c, '\u{FFFE}' | '\u{FFFF}')),
+            "{xml}"
+        );
+        assert!(xml.contains("Titel\u{FFFD}med"), "{xml}");
+    }
+
     #[test]
     fn a_procedure_renders_to_a_zip_with_its_text() {
         let bytes = super::render(

@@ -509,6 +509,7 @@ mod tests {
                     provider: provider.clone(),
                     price,
                     keys: Arc::new(|| Box::pin(async { Ok(None) })),
+                    known_keys: crate::llm::no_other_keys(),
                     retry: RetryPolicy {
                         max_retries: 3,
                         base_delay: Duration::ZERO,

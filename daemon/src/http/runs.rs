@@ -163,6 +163,21 @@ pub(super) async fn write(state: &Arc<AppState>, req: Request<Incoming>) -> Hand
             "text fields must not contain NUL characters",
         ));
     }
+    // A title is one line of text that ends up in a Word document: no control characters or
+    // noncharacters (XML cannot carry them). Context may have line breaks and tabs.
+    let unprintable = |c: char| c.is_control() || matches!(c, '\u{FFFE}' | '\u{FFFF}');
+    if procedure.chars().any(unprintable)
+        || body
+            .context
+            .chars()
+            .any(|c| unprintable(c) && !matches!(c, '\n' | '\r' | '\t'))
+    {
+        return Err(ApiError::bad_request(
+            "invalid_request",
+            "`procedure` and `context` must not contain control characters (context may have \
+             line breaks and tabs)",
+        ));
+    }
     let options = Value::Object(body.options.unwrap_or_default());
     // The pipeline's own parse of its options: what it would refuse at run time is refused
     // here, with the same words.

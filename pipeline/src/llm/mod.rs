@@ -114,6 +114,15 @@ pub trait Provider: Send + Sync {
 pub type KeyLookup =
     Arc<dyn Fn() -> BoxFuture<'static, Result<Option<ApiKey>, String>> + Send + Sync>;
 
+/// Every API key the daemon knows (stored or in the environment, for any provider): a
+/// provider's message is checked against all of them, not only the key of this call.
+pub type KnownKeys = Arc<dyn Fn() -> BoxFuture<'static, Vec<ApiKey>> + Send + Sync>;
+
+/// A [`KnownKeys`] that knows none beyond the call's own (tests, tools).
+pub fn no_other_keys() -> KnownKeys {
+    Arc::new(|| Box::pin(async { Vec::new() }))
+}
+
 /// How failed attempts are retried.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct RetryPolicy {
@@ -130,6 +139,8 @@ pub struct Llm {
     pub provider: Arc<dyn Provider>,
     pub price: Price,
     pub keys: KeyLookup,
+    /// Every key to keep out of provider messages.
+    pub known_keys: KnownKeys,
     pub retry: RetryPolicy,
     /// `max_tokens` of a call with room to spare.
     pub max_tokens: u32,
@@ -229,24 +240,118 @@ pub fn plan(
     Ok(affordable.clamp(0, i64::from(max_tokens)) as u32)
 }
 
-/// Removes the key from a provider message: no run of 8 or more of its characters survives.
-pub fn redact(text: &str, key: Option<&ApiKey>) -> String {
+/// What a provider message becomes when it carries a key in a form we cannot cut out.
+pub const WITHHELD: &str =
+    "(the provider's message was withheld: it contained an API key in an encoded form)";
+
+/// Shortest run of a key's characters cut from a message (case-insensitive). Short enough that
+/// a verbatim echo leaves nothing of the key; long enough that ordinary words survive.
+const CUT_RUN: usize = 6;
+/// Shortest run of a key's letters and digits that, found in any decoding of a message (its
+/// percent-decoding, base64 or hex tokens, or its letters and digits run together), withholds
+/// the whole message.
+const LEAK_RUN: usize = 8;
+
+/// Keeps every key out of a provider message: runs of a key echoed as it is (in any case) are
+/// cut out; if any key still shows in an encoded form — base64, percent-encoded, hex, or split
+/// into pieces — the whole message is withheld ([`WITHHELD`]).
+pub fn redact(text: &str, keys: &[&ApiKey]) -> String {
     let mut out = text.to_string();
-    if let Some(k) = key {
-        let k = k.expose();
-        const RUN: usize = 8;
-        if k.len() >= RUN && k.is_ascii() {
-            for i in 0..=(k.len() - RUN) {
-                let part = &k[i..i + RUN];
-                if out.contains(part) {
-                    out = out.replace(part, "***");
-                }
+    for k in keys {
+        out = cut_runs(&out, k.expose());
+    }
+    if keys.iter().any(|k| leaks(&out, k.expose())) {
+        return WITHHELD.to_string();
+    }
+    out
+}
+
+/// `text` with every case-insensitive run of [`CUT_RUN`]+ characters of `key` replaced by `***`.
+fn cut_runs(text: &str, key: &str) -> String {
+    let key: Vec<char> = key.chars().flat_map(char::to_lowercase).collect();
+    let chars: Vec<char> = text.chars().collect();
+    let lower: Vec<char> = chars
+        .iter()
+        .map(|c| c.to_lowercase().next().unwrap_or(*c))
+        .collect();
+    if key.is_empty() {
+        return text.to_string();
+    }
+    let run = CUT_RUN.min(key.len());
+    let mut cut = vec![false; chars.len()];
+    for w in key.windows(run) {
+        for start in 0..lower.len().saturating_sub(run - 1) {
+            if lower[start..start + run] == *w {
+                cut[start..start + run].iter_mut().for_each(|c| *c = true);
             }
-        } else if !k.is_empty() {
-            out = out.replace(k, "***");
+        }
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut i = 0;
+    while i < chars.len() {
+        if cut[i] {
+            out.push_str("***");
+            while i < chars.len() && cut[i] {
+                i += 1;
+            }
+        } else {
+            out.push(chars[i]);
+            i += 1;
         }
     }
     out
+}
+
+/// Letters and digits only, lower-cased: how pieces of a key look once their separators go.
+fn squeeze(text: &str) -> String {
+    text.chars()
+        .filter(char::is_ascii_alphanumeric)
+        .map(|c| c.to_ascii_lowercase())
+        .collect()
+}
+
+/// Whether `text`, in any decoding we know, carries [`LEAK_RUN`] letters and digits of `key`.
+fn leaks(text: &str, key: &str) -> bool {
+    use base64::Engine;
+    let key = squeeze(key);
+    if key.len() < LEAK_RUN {
+        return !key.is_empty() && squeeze(text).contains(&key);
+    }
+    let mut forms = vec![text.to_string()];
+    forms.push(
+        percent_encoding::percent_decode_str(text)
+            .decode_utf8_lossy()
+            .into_owned(),
+    );
+    let engines = [
+        base64::engine::general_purpose::STANDARD,
+        base64::engine::general_purpose::STANDARD_NO_PAD,
+        base64::engine::general_purpose::URL_SAFE,
+        base64::engine::general_purpose::URL_SAFE_NO_PAD,
+    ];
+    for token in text.split(|c: char| !(c.is_ascii_alphanumeric() || "+/=-_".contains(c))) {
+        if token.len() < 12 {
+            continue;
+        }
+        for e in &engines {
+            if let Ok(bytes) = e
+                .decode(token.trim_end_matches('='))
+                .or_else(|_| e.decode(token))
+            {
+                forms.push(String::from_utf8_lossy(&bytes).into_owned());
+            }
+        }
+        if token.len() % 2 == 0 && token.chars().all(|c| c.is_ascii_hexdigit()) {
+            let bytes: Vec<u8> = (0..token.len())
+                .step_by(2)
+                .filter_map(|i| u8::from_str_radix(&token[i..i + 2], 16).ok())
+                .collect();
+            forms.push(String::from_utf8_lossy(&bytes).into_owned());
+        }
+    }
+    forms.iter().map(|f| squeeze(f)).any(|f| {
+        f.len() >= LEAK_RUN && (0..=key.len() - LEAK_RUN).any(|i| f.contains(&key[i..i + LEAK_RUN]))
+    })
 }
 
 /// The step's identity for replay.
@@ -331,6 +436,8 @@ impl Llm {
                 message,
                 cost_pusd: spent,
             })?;
+            let known = (self.known_keys)().await;
+            let keep_out: Vec<&ApiKey> = api_key.iter().chain(known.iter()).collect();
             let req = ChatRequest {
                 system: system.to_string(),
                 user: user.to_string(),
@@ -338,7 +445,7 @@ impl Llm {
             };
             attempts += 1;
             let (sent, cost) = self
-                .attempt(ports, step, &key, &req, api_key.as_ref())
+                .attempt(ports, step, &key, &req, api_key.as_ref(), &keep_out)
                 .await?;
             spent = spent.saturating_add(cost);
             let e = match sent {
@@ -353,7 +460,7 @@ impl Llm {
                 }
                 Some(Err(e)) => e,
             };
-            let message = redact(&e.message, api_key.as_ref());
+            let message = redact(&e.message, &keep_out);
             if let Some(why) = self.give_up(&e, attempts) {
                 let (provider, model) = (self.provider.name(), self.model());
                 return Err(LlmError::Provider {
@@ -417,6 +524,7 @@ impl Llm {
         key: &str,
         req: &ChatRequest,
         api_key: Option<&ApiKey>,
+        keep_out: &[&ApiKey],
     ) -> Result<(Option<Result<Completion, CallError>>, i64), LlmError> {
         let started = Instant::now();
         let sent = tokio::select! {
@@ -436,7 +544,7 @@ impl Llm {
                 0,
                 0,
                 CallOutcome::Error {
-                    error: redact(&e.message, api_key),
+                    error: redact(&e.message, keep_out),
                 },
             ),
             None => (0, 0, CallOutcome::Cancelled),
@@ -502,18 +610,31 @@ pub(crate) async fn exchange<T: serde::de::DeserializeOwned>(
         .map_err(|e| CallError::terminal(format!("{provider}: unexpected response body: {e}")))
 }
 
-/// Reads a provider's error response: 429/408/5xx are retryable; the message is the
-/// provider's own (`error.message`, in both APIs' error bodies) or the start of the body.
+/// Reads a provider's error response: 429/408/5xx are retryable. The message is built only
+/// from the fields both APIs define (`error.type`, `error.code`, `error.message`), never from
+/// the raw body: a proxy's HTML page or an echo of the request stays out of the run's record.
 fn http_error(
     provider: &str,
     status: reqwest::StatusCode,
     headers: &reqwest::header::HeaderMap,
     body: &[u8],
 ) -> CallError {
-    let text = serde_json::from_slice::<serde_json::Value>(body)
-        .ok()
-        .and_then(|v| v.pointer("/error/message")?.as_str().map(str::to_string))
-        .unwrap_or_else(|| String::from_utf8_lossy(body).into_owned());
+    let parsed = serde_json::from_slice::<serde_json::Value>(body).ok();
+    let field = |name: &str| -> Option<String> {
+        let v = parsed.as_ref()?.get("error")?.get(name)?;
+        match v {
+            serde_json::Value::String(s) => Some(s.clone()),
+            serde_json::Value::Number(n) => Some(n.to_string()),
+            _ => None,
+        }
+    };
+    let kind = field("type").or_else(|| field("code"));
+    let text = match (kind, field("message")) {
+        (Some(k), Some(m)) => format!("{k}: {m}"),
+        (None, Some(m)) => m,
+        (Some(k), None) => k,
+        (None, None) => "(no error message in the answer)".to_string(),
+    };
     let text: String = text.chars().take(MAX_ERROR_CHARS).collect();
     let code = status.as_u16();
     let retryable = code == 429 || code == 408 || status.is_server_error();
@@ -600,11 +721,77 @@ mod tests {
     fn the_key_never_survives_redaction() {
         let key = ApiKey::new("sk-test-abcdefghijklmnopqrstuvwxyz0123".into());
         let msg = "Incorrect API key provided: sk-test-abcdefghijklmnopqrstuvwxyz0123. Also ...wxyz0123 and sk-test-abcdefgh";
-        let out = redact(msg, Some(&key));
+        let out = redact(msg, &[&key]);
         for i in 0..=(key.expose().len() - 8) {
             assert!(!out.contains(&key.expose()[i..i + 8]), "{out}");
         }
         assert!(out.starts_with("Incorrect API key provided: ***"));
+    }
+
+    #[test]
+    fn the_key_never_survives_in_any_encoding_and_ordinary_messages_do() {
+        use base64::Engine;
+        let key = ApiKey::new("sk-proj-Q7fLm2ZxW9pRt4VbN8cY1dKe".into());
+        let other = ApiKey::new("sk-ant-api03-HJ5kT2mQ9wXz7LpR4vNc".into());
+        let k = key.expose();
+        let b64 = base64::engine::general_purpose::STANDARD.encode(k);
+        let b64url = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("key={k}"));
+        let pct: String = k.bytes().map(|b| format!("%{b:02X}")).collect();
+        let hex: String = k.bytes().map(|b| format!("{b:02x}")).collect();
+        let pieces = k
+            .chars()
+            .collect::<Vec<_>>()
+            .chunks(5)
+            .map(|c| c.iter().collect::<String>())
+            .collect::<Vec<_>>()
+            .join(" ");
+        for echo in [
+            format!("invalid key {k}"),
+            format!("invalid key {}", k.to_uppercase()),
+            format!("bad auth header: Basic {b64}"),
+            format!("token {b64url} rejected"),
+            format!("key={pct}"),
+            format!("hex {hex}"),
+            format!("pieces: {pieces}"),
+            format!("another key leaked: {}", other.expose()),
+        ] {
+            let out = redact(&echo, &[&key, &other]);
+            for secret in [k, other.expose()] {
+                let s = squeeze(secret);
+                for i in 0..=(s.len() - 6) {
+                    assert!(!squeeze(&out).contains(&s[i..i + 6]), "{echo:?} -> {out:?}");
+                }
+            }
+            assert!(!leaks(&out, k) && !leaks(&out, other.expose()), "{out}");
+        }
+        // A message without a key is kept word for word.
+        let plain = "This model's maximum context length is 1536 tokens; reduce the prompt";
+        assert_eq!(redact(plain, &[&key, &other]), plain);
+    }
+
+    #[test]
+    fn provider_errors_keep_known_fields_only() {
+        let headers = reqwest::header::HeaderMap::new();
+        let status = reqwest::StatusCode::BAD_GATEWAY;
+        let html = b"<html><body>proxy error for Authorization: Bearer sk-abc</body></html>";
+        let e = http_error("openai", status, &headers, html);
+        assert_eq!(
+            e.message,
+            "openai answered 502: (no error message in the answer)"
+        );
+        assert!(e.retryable);
+        let body = br#"{"error": {"type": "invalid_request_error", "message": "context too long", "param": "sk-echo"}}"#;
+        let e = http_error(
+            "anthropic",
+            reqwest::StatusCode::BAD_REQUEST,
+            &headers,
+            body,
+        );
+        assert_eq!(
+            e.message,
+            "anthropic answered 400: invalid_request_error: context too long"
+        );
+        assert!(!e.retryable);
     }
 
     #[test]
