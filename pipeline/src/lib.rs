@@ -8,7 +8,9 @@
 //! crate has no such dependency), so it cannot know a lease, a queue or SQL.
 
 pub mod blocking;
+pub mod document;
 pub mod docx;
+pub mod docx_read;
 pub mod error;
 pub mod evaluate;
 pub mod evidence;
@@ -20,10 +22,13 @@ pub mod money;
 pub mod offline;
 pub mod outline;
 pub mod package;
+pub mod pdf;
 pub mod ports;
 pub mod quality;
 pub mod retrieve;
 pub mod run;
+#[doc(hidden)]
+pub mod sample_pdf;
 pub mod tiers;
 pub mod writer;
 

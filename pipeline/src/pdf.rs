@@ -1,0 +1,681 @@
+//! PDF in: the text layer, read with `pdf-extract` (over `lopdf`) glyph by glyph with its
+//! position and size, laid out again as [`Block`]s with their pages.
+//!
+//! What extraction gives is glyphs; what a reader sees is lines, columns, paragraphs, headings
+//! and tables. The layout here: glyphs make lines (same baseline); a page whose lines share an
+//! empty vertical band near the middle is read as two columns (left, then right, between
+//! full-width lines); a line whose cells stand apart is a table row; lines close together
+//! make a paragraph (a word hyphenated at a line end is rejoined); a line in a larger size
+//! than the body text, or a short numbered line ("3.2 Behandling"), is a heading; lines that
+//! repeat at the top or bottom of most pages (running headers and footers, page numbers) are
+//! dropped.
+//!
+//! Failures say what to do: a password-protected file, one with no text layer (a scan), a
+//! damaged or truncated one. A panic inside the parsing crates is caught and reported as a
+//! damaged file.
+
+use crate::document::{clean_text, join_lines, Block, BlockKind};
+use pdf_extract::{MediaBox, OutputDev, OutputError, Transform};
+use std::collections::HashMap;
+
+/// Most pages read from one PDF.
+pub const MAX_PAGES: usize = 3_000;
+
+/// Why a PDF could not be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PdfError {
+    #[error("the PDF is password-protected: remove the password (for example print it to a new PDF) and send it again")]
+    Encrypted,
+    #[error("the PDF has no text layer (it is a scan or images only): run OCR on it first, then send the searchable PDF")]
+    NoTextLayer,
+    #[error("the PDF cannot be read ({0}): it may be damaged or cut short; export it again from the original")]
+    Damaged(String),
+    #[error("the PDF has {0} pages; at most {MAX_PAGES} are read: split it")]
+    TooManyPages(usize),
+}
+
+/// A PDF's blocks and its page count.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PdfText {
+    pub blocks: Vec<Block>,
+    pub pages: u32,
+    /// The document's title from its metadata, if it has a usable one.
+    pub title: Option<String>,
+}
+
+/// Reads the text layer of `bytes` as located blocks.
+pub fn read(bytes: &[u8]) -> Result<PdfText, PdfError> {
+    match std::panic::catch_unwind(|| read_inner(bytes)) {
+        Ok(r) => r,
+        Err(_) => Err(PdfError::Damaged("the parser failed on it".into())),
+    }
+}
+
+fn read_inner(bytes: &[u8]) -> Result<PdfText, PdfError> {
+    if !bytes.starts_with(b"%PDF-")
+        && !bytes[..bytes.len().min(1024)]
+            .windows(5)
+            .any(|w| w == b"%PDF-")
+    {
+        return Err(PdfError::Damaged("it does not start like a PDF".into()));
+    }
+    let mut doc = pdf_extract::Document::load_mem(bytes)
+        .map_err(|e| PdfError::Damaged(short(&e.to_string())))?;
+    if doc.is_encrypted() && doc.decrypt("").is_err() {
+        return Err(PdfError::Encrypted);
+    }
+    let pages = doc.get_pages().len();
+    if pages > MAX_PAGES {
+        return Err(PdfError::TooManyPages(pages));
+    }
+    let title = info_title(&doc);
+    let mut dev = Collector::default();
+    pdf_extract::output_doc(&doc, &mut dev).map_err(|e| match e {
+        OutputError::PdfError(e) if e.to_string().to_lowercase().contains("decrypt") => {
+            PdfError::Encrypted
+        }
+        e => PdfError::Damaged(short(&e.to_string())),
+    })?;
+    let pages_lines: Vec<Vec<Line>> = dev.pages.iter().map(layout_page).collect();
+    if pages_lines.iter().all(Vec::is_empty) {
+        return Err(PdfError::NoTextLayer);
+    }
+    let pages_lines = drop_running_lines(pages_lines);
+    let blocks = blocks(&pages_lines);
+    Ok(PdfText {
+        blocks,
+        pages: pages as u32,
+        title,
+    })
+}
+
+fn short(s: &str) -> String {
+    s.chars().take(160).collect()
+}
+
+/// The `/Title` of the document information dictionary, when it looks like a title.
+fn info_title(doc: &pdf_extract::Document) -> Option<String> {
+    let info = doc.trailer.get(b"Info").ok()?;
+    let info = match info {
+        pdf_extract::Object::Reference(id) => doc.get_dictionary(*id).ok()?,
+        pdf_extract::Object::Dictionary(d) => d,
+        _ => return None,
+    };
+    let raw = info.get(b"Title").ok()?.as_str().ok()?;
+    let text = if raw.starts_with(&[0xFE, 0xFF]) {
+        let units: Vec<u16> = raw[2..]
+            .chunks(2)
+            .filter(|c| c.len() == 2)
+            .map(|c| u16::from_be_bytes([c[0], c[1]]))
+            .collect();
+        String::from_utf16_lossy(&units)
+    } else if let Some(utf8) = raw.strip_prefix(&[0xEF, 0xBB, 0xBF]) {
+        String::from_utf8_lossy(utf8).into_owned()
+    } else {
+        raw.iter().map(|&b| b as char).collect()
+    };
+    let t = clean_text(&text);
+    (t.chars().count() >= 3 && !t.to_lowercase().starts_with("microsoft word")).then_some(t)
+}
+
+/// One glyph: where it starts and ends on the page (top-down coordinates), its size and text.
+#[derive(Debug, Clone)]
+struct Glyph {
+    x: f64,
+    end: f64,
+    y: f64,
+    size: f64,
+    text: String,
+}
+
+/// Glyphs by page.
+#[derive(Default)]
+struct Collector {
+    pages: Vec<Page>,
+    /// The current page's height: PDF y grows upwards, reading goes down.
+    height: f64,
+}
+
+#[derive(Default)]
+struct Page {
+    width: f64,
+    glyphs: Vec<Glyph>,
+}
+
+impl OutputDev for Collector {
+    fn begin_page(
+        &mut self,
+        _page_num: u32,
+        media_box: &MediaBox,
+        _: Option<(f64, f64, f64, f64)>,
+    ) -> Result<(), OutputError> {
+        self.height = media_box.ury - media_box.lly;
+        self.pages.push(Page {
+            width: (media_box.urx - media_box.llx).abs().max(1.0),
+            glyphs: Vec::new(),
+        });
+        Ok(())
+    }
+    fn end_page(&mut self) -> Result<(), OutputError> {
+        Ok(())
+    }
+    fn output_character(
+        &mut self,
+        trm: &Transform,
+        width: f64,
+        _spacing: f64,
+        font_size: f64,
+        char: &str,
+    ) -> Result<(), OutputError> {
+        let height = self.height;
+        let Some(page) = self.pages.last_mut() else {
+            return Ok(());
+        };
+        // The text rendering matrix applied to a (size, size) vector: the glyph's size on the
+        // page, whatever scaling the content stream applied.
+        let vx = font_size * (trm.m11 + trm.m21);
+        let vy = font_size * (trm.m12 + trm.m22);
+        let size = (vx * vy).abs().sqrt();
+        let (x, y) = (trm.m31, height - trm.m32);
+        if !size.is_finite() || !x.is_finite() || !y.is_finite() {
+            return Ok(());
+        }
+        page.glyphs.push(Glyph {
+            x,
+            end: x + width * size,
+            y,
+            size: if size > 0.0 { size } else { 1.0 },
+            text: char.to_string(),
+        });
+        Ok(())
+    }
+    fn begin_word(&mut self) -> Result<(), OutputError> {
+        Ok(())
+    }
+    fn end_word(&mut self) -> Result<(), OutputError> {
+        Ok(())
+    }
+    fn end_line(&mut self) -> Result<(), OutputError> {
+        Ok(())
+    }
+}
+
+/// A line of text as laid out: its cells (runs of glyphs far apart), position and size.
+#[derive(Debug, Clone)]
+struct Line {
+    page: u32,
+    x: f64,
+    y: f64,
+    size: f64,
+    /// Text of each cell, left to right.
+    cells: Vec<String>,
+    /// Which column the line is in: 0 full width (or single column), 1 left, 2 right.
+    column: u8,
+}
+
+impl Line {
+    fn text(&self) -> String {
+        self.cells.join(" ")
+    }
+}
+
+/// Glyphs of a page into lines in reading order.
+fn layout_page(page: &Page) -> Vec<Line> {
+    let mut glyphs: Vec<&Glyph> = page.glyphs.iter().filter(|g| !g.text.is_empty()).collect();
+    glyphs.sort_by(|a, b| a.y.total_cmp(&b.y).then(a.x.total_cmp(&b.x)));
+    // Baselines: a glyph joins the current row if it sits within a third of its size.
+    let mut rows: Vec<Vec<&Glyph>> = Vec::new();
+    for g in glyphs {
+        match rows.last_mut() {
+            Some(row) if (row[0].y - g.y).abs() <= g.size.max(row[0].size) * 0.35 => row.push(g),
+            _ => rows.push(vec![g]),
+        }
+    }
+    for row in &mut rows {
+        row.sort_by(|a, b| a.x.total_cmp(&b.x));
+    }
+    let gutter = find_gutter(&rows, page.width);
+    let mut lines = Vec::new();
+    for row in rows {
+        let y = row[0].y;
+        let segments = segments(&row);
+        match gutter {
+            Some(gx) if !segments.iter().any(|s| s.0 < gx && s.1 > gx) => {
+                let (left, right): (Vec<_>, Vec<_>) = segments.into_iter().partition(|s| s.1 <= gx);
+                for (column, part) in [(1u8, left), (2u8, right)] {
+                    if let Some(l) = line_of(&part, column, y) {
+                        lines.push(l);
+                    }
+                }
+            }
+            _ => {
+                if let Some(l) = line_of(&segments, 0, y) {
+                    lines.push(l);
+                }
+            }
+        }
+    }
+    reading_order(lines)
+}
+
+/// Runs of glyphs on one row: (start, end, size, text), split where the gap between two glyphs
+/// is wider than two of their characters (a table cell, or the other column).
+fn segments(row: &[&Glyph]) -> Vec<(f64, f64, f64, String)> {
+    let mut out: Vec<(f64, f64, f64, String)> = Vec::new();
+    for g in row {
+        let gap_limit = g.size * 1.8;
+        match out.last_mut() {
+            Some(seg) if g.x - seg.1 <= gap_limit => {
+                if g.x - seg.1 > g.size * 0.12 && !seg.3.ends_with(' ') && g.text != " " {
+                    seg.3.push(' ');
+                }
+                seg.3.push_str(&g.text);
+                seg.1 = seg.1.max(g.end);
+                seg.2 = seg.2.max(g.size);
+            }
+            _ => {
+                if g.text.trim().is_empty() {
+                    continue;
+                }
+                out.push((g.x, g.end, g.size, g.text.clone()))
+            }
+        }
+    }
+    out.into_iter()
+        .map(|(a, b, s, t)| (a, b, s, clean_text(&t)))
+        .filter(|s| !s.3.is_empty())
+        .collect()
+}
+
+fn line_of(segments: &[(f64, f64, f64, String)], column: u8, y: f64) -> Option<Line> {
+    let first = segments.first()?;
+    Some(Line {
+        page: 0,
+        x: first.0,
+        y,
+        size: segments.iter().map(|s| s.2).fold(0.0, f64::max),
+        cells: segments.iter().map(|s| s.3.clone()).collect(),
+        column,
+    })
+}
+
+/// A vertical band between 30 % and 70 % of the page's width that most rows leave empty while
+/// having text on both sides: the gutter between two columns.
+fn find_gutter(rows: &[Vec<&Glyph>], width: f64) -> Option<f64> {
+    let spans: Vec<Vec<(f64, f64)>> = rows
+        .iter()
+        .map(|r| segments(r).iter().map(|s| (s.0, s.1)).collect())
+        .collect();
+    let candidates = (30..=70).map(|p| width * f64::from(p) / 100.0);
+    let mut best: Option<(f64, usize)> = None;
+    for x in candidates {
+        let mut both_sides = 0;
+        let mut crossing = 0;
+        for s in &spans {
+            if s.iter().any(|(a, b)| *a < x && *b > x) {
+                crossing += 1;
+            } else if s.iter().any(|(_, b)| *b <= x) && s.iter().any(|(a, _)| *a >= x) {
+                both_sides += 1;
+            }
+        }
+        // Two columns: many rows have text on both sides of the band and few cross it.
+        if both_sides >= 4 && both_sides >= 3 * crossing && best.is_none_or(|(_, n)| both_sides > n)
+        {
+            best = Some((x, both_sides));
+        }
+    }
+    best.map(|(x, _)| x)
+}
+
+/// Lines in reading order: between full-width lines, the left column top to bottom, then the
+/// right column.
+fn reading_order(lines: Vec<Line>) -> Vec<Line> {
+    let mut out = Vec::new();
+    let mut left = Vec::new();
+    let mut right = Vec::new();
+    for l in lines {
+        match l.column {
+            1 => left.push(l),
+            2 => right.push(l),
+            _ => {
+                out.append(&mut left);
+                out.append(&mut right);
+                out.push(l);
+            }
+        }
+    }
+    out.append(&mut left);
+    out.append(&mut right);
+    out
+}
+
+/// A line's text with its digits as `#`: a running header or footer is the same text on most
+/// pages with only its page number changing.
+fn shape(text: &str) -> String {
+    text.chars()
+        .map(|c| if c.is_ascii_digit() { '#' } else { c })
+        .collect::<String>()
+        .to_lowercase()
+}
+
+/// Whether a line is only a page number ("12", "- 12 -", "Side 12", "Page 3 of 60", "12/60").
+fn is_page_number(text: &str) -> bool {
+    let t = text.to_lowercase();
+    let t = t.trim_matches(|c: char| c == '-' || c == '–' || c.is_whitespace());
+    let words: Vec<&str> = t
+        .split(|c: char| c.is_whitespace() || c == '/')
+        .filter(|w| !w.is_empty())
+        .collect();
+    !words.is_empty()
+        && words.len() <= 4
+        && words.iter().any(|w| w.chars().all(|c| c.is_ascii_digit()))
+        && words.iter().all(|w| {
+            w.chars().all(|c| c.is_ascii_digit()) || ["side", "page", "af", "of", "s."].contains(w)
+        })
+}
+
+/// Drops running headers and footers (the first or last two lines of a page whose shape
+/// recurs on at least half the pages) and bare page numbers.
+fn drop_running_lines(mut pages: Vec<Vec<Line>>) -> Vec<Vec<Line>> {
+    let n = pages.len();
+    let mut counts: HashMap<String, usize> = HashMap::new();
+    for lines in &pages {
+        let mut seen = std::collections::HashSet::new();
+        for l in edge_lines(lines) {
+            if seen.insert(shape(&l.text())) {
+                *counts.entry(shape(&l.text())).or_default() += 1;
+            }
+        }
+    }
+    let running: std::collections::HashSet<String> = counts
+        .into_iter()
+        .filter(|(_, c)| n >= 3 && *c * 2 >= n)
+        .map(|(s, _)| s)
+        .collect();
+    for (i, lines) in pages.iter_mut().enumerate() {
+        let len = lines.len();
+        let mut keep = Vec::with_capacity(len);
+        for (j, mut l) in lines.drain(..).enumerate() {
+            let edge = j < 2 || j + 2 >= len;
+            let text = l.text();
+            if is_page_number(&text) || (edge && running.contains(&shape(&text))) {
+                continue;
+            }
+            l.page = i as u32 + 1;
+            keep.push(l);
+        }
+        *lines = keep;
+    }
+    pages
+}
+
+fn edge_lines(lines: &[Line]) -> impl Iterator<Item = &Line> {
+    let len = lines.len();
+    lines
+        .iter()
+        .enumerate()
+        .filter(move |(j, _)| *j < 2 || j + 2 >= len)
+        .map(|(_, l)| l)
+}
+
+/// A numbered heading: "3", "3.2", "3.2.1" then a capitalised short title without a final
+/// period. Returns its depth.
+fn numbered_heading(text: &str) -> Option<u8> {
+    let (num, rest) = text.split_once(' ')?;
+    let num = num.trim_end_matches('.');
+    let parts: Vec<&str> = num.split('.').collect();
+    let numeric = !parts.is_empty()
+        && parts.len() <= 4
+        && parts
+            .iter()
+            .all(|p| !p.is_empty() && p.len() <= 2 && p.chars().all(|c| c.is_ascii_digit()));
+    let title_like = rest.chars().next().is_some_and(char::is_uppercase)
+        && rest.chars().count() <= 80
+        && !rest.ends_with('.')
+        && !rest.contains(" mg")
+        && rest.split_whitespace().count() <= 10;
+    (numeric && title_like).then_some(parts.len() as u8)
+}
+
+/// Lines into blocks: headings, list items, table rows and paragraphs.
+fn blocks(pages: &[Vec<Line>]) -> Vec<Block> {
+    // The body size: the size most characters are set in.
+    let mut by_size: HashMap<i64, usize> = HashMap::new();
+    for l in pages.iter().flatten() {
+        *by_size.entry((l.size * 10.0).round() as i64).or_default() += l.text().chars().count();
+    }
+    let body = by_size
+        .iter()
+        .max_by_key(|(s, n)| (**n, -**s))
+        .map(|(s, _)| *s as f64 / 10.0)
+        .unwrap_or(10.0);
+    let mut heading_sizes: Vec<i64> = by_size
+        .keys()
+        .copied()
+        .filter(|s| *s as f64 / 10.0 >= body * 1.15)
+        .collect();
+    heading_sizes.sort_unstable_by(|a, b| b.cmp(a));
+    let level_of_size = |size: f64| -> Option<u8> {
+        let k = (size * 10.0).round() as i64;
+        heading_sizes
+            .iter()
+            .position(|s| *s == k)
+            .map(|i| (i + 1).min(6) as u8)
+    };
+
+    let mut out: Vec<Block> = Vec::new();
+    let mut para: Vec<String> = Vec::new();
+    let mut para_page: Option<u32> = None;
+    let mut last: Option<&Line> = None;
+    let flush = |para: &mut Vec<String>, page: &mut Option<u32>, out: &mut Vec<Block>| {
+        if !para.is_empty() {
+            let refs: Vec<&str> = para.iter().map(String::as_str).collect();
+            out.push(Block::new(BlockKind::Paragraph, join_lines(&refs), *page));
+            para.clear();
+            *page = None;
+        }
+    };
+    for l in pages.iter().flatten() {
+        let text = l.text();
+        let page = Some(l.page);
+        if let Some(level) = level_of_size(l.size).filter(|_| text.chars().count() <= 150) {
+            flush(&mut para, &mut para_page, &mut out);
+            // A heading set over two lines is one heading.
+            match out.last_mut() {
+                Some(b)
+                    if b.kind == (BlockKind::Heading { level })
+                        && last.is_some_and(|p| (p.size - l.size).abs() < 0.05) =>
+                {
+                    b.text = join_lines(&[&b.text, &text]);
+                }
+                _ => out.push(Block::new(BlockKind::Heading { level }, text, page)),
+            }
+            last = Some(l);
+            continue;
+        }
+        if let Some(level) = numbered_heading(&text) {
+            flush(&mut para, &mut para_page, &mut out);
+            out.push(Block::new(
+                BlockKind::Heading {
+                    level: level.min(6),
+                },
+                text,
+                page,
+            ));
+            last = Some(l);
+            continue;
+        }
+        if l.cells.len() >= 2 {
+            flush(&mut para, &mut para_page, &mut out);
+            out.push(Block::new(BlockKind::TableRow, l.cells.join(" | "), page));
+            last = Some(l);
+            continue;
+        }
+        if let Some(item) = text
+            .strip_prefix("• ")
+            .or_else(|| text.strip_prefix("· "))
+            .or_else(|| text.strip_prefix("– "))
+            .or_else(|| text.strip_prefix("- "))
+        {
+            flush(&mut para, &mut para_page, &mut out);
+            out.push(Block::new(BlockKind::ListItem, item.trim(), page));
+            last = Some(l);
+            continue;
+        }
+        // A new paragraph after a gap wider than a line and a half, a change of page, column
+        // or size, or a line that starts further right (an indent).
+        let continues = last.is_some_and(|p| {
+            p.page == l.page
+                && p.column == l.column
+                && (p.size - l.size).abs() < 0.6
+                && (l.y - p.y).abs() <= l.size * 1.9
+                && l.x <= p.x + l.size * 1.5
+                && p.cells.len() == 1
+        }) || (last.is_some_and(|p| p.page + 1 == l.page || p.column != l.column)
+            && para
+                .last()
+                .is_some_and(|t| !t.ends_with('.') && !t.ends_with(':')));
+        if !continues {
+            flush(&mut para, &mut para_page, &mut out);
+        }
+        if para.is_empty() {
+            para_page = page;
+        }
+        para.push(text);
+        last = Some(l);
+    }
+    flush(&mut para, &mut para_page, &mut out);
+    crate::document::clean_blocks(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::document::split;
+    use crate::sample_pdf::{build, guideline, Item, SamplePage, Style};
+
+    fn texts(blocks: &[Block]) -> Vec<(BlockKind, String, Option<u32>)> {
+        blocks
+            .iter()
+            .map(|b| (b.kind, b.text.clone(), b.page))
+            .collect()
+    }
+
+    #[test]
+    fn a_guideline_reads_as_located_blocks_without_headers_or_page_numbers() {
+        let pages = vec![
+            SamplePage {
+                two_columns: false,
+                items: vec![
+                    Item::Heading("1. Indledning".into()),
+                    Item::Paragraph("Vejledningen gælder behandling af anafylaksi hos voksne og børn i alle akutte afdelinger og præhospitalt.".into()),
+                ],
+            },
+            SamplePage {
+                two_columns: true,
+                items: vec![
+                    Item::Heading("2. Behandling".into()),
+                    Item::Paragraph("Adrenalin er førstevalgsbehandling og gives intramuskulært i lårets anterolaterale side uden forsinkelse.".into()),
+                    Item::Paragraph("Dosis til voksne er 0,5 mg, som kan gentages efter fem minutter ved manglende effekt af første dosis.".into()),
+                    Item::Heading("3. Observation".into()),
+                    Item::Paragraph("Patienten observeres i mindst seks timer på grund af risikoen for bifasisk reaktion efter behandlingen.".into()),
+                ],
+            },
+            SamplePage {
+                two_columns: false,
+                items: vec![
+                    Item::Heading("4. Dosering".into()),
+                    Item::Row(vec!["Alder".into(), "Dosis".into(), "Vej".into()]),
+                    Item::Row(vec!["Voksne".into(), "0,5 mg".into(), "i.m.".into()]),
+                ],
+            },
+        ];
+        let pdf = build(&pages, &Style::default());
+        let got = read(&pdf).unwrap();
+        assert_eq!(got.pages, 3);
+        assert_eq!(got.title.as_deref(), Some("Anafylaksi – vejledning"));
+        let t = texts(&got.blocks);
+        let h = |l: u8, s: &str, p: u32| (BlockKind::Heading { level: l }, s.to_string(), Some(p));
+        let para = |s: &str, p: u32| (BlockKind::Paragraph, s.to_string(), Some(p));
+        assert_eq!(
+            t,
+            vec![
+                h(1, "1. Indledning", 1),
+                para("Vejledningen gælder behandling af anafylaksi hos voksne og børn i alle akutte afdelinger og præhospitalt.", 1),
+                h(1, "2. Behandling", 2),
+                para("Adrenalin er førstevalgsbehandling og gives intramuskulært i lårets anterolaterale side uden forsinkelse.", 2),
+                para("Dosis til voksne er 0,5 mg, som kan gentages efter fem minutter ved manglende effekt af første dosis.", 2),
+                h(1, "3. Observation", 2),
+                para("Patienten observeres i mindst seks timer på grund af risikoen for bifasisk reaktion efter behandlingen.", 2),
+                h(1, "4. Dosering", 3),
+                (BlockKind::TableRow, "Alder | Dosis | Vej".into(), Some(3)),
+                (BlockKind::TableRow, "Voksne | 0,5 mg | i.m.".into(), Some(3)),
+            ],
+            "{t:#?}"
+        );
+    }
+
+    #[test]
+    fn a_recommendation_on_page_40_of_60_stays_on_page_40() {
+        let marker = "Ved anafylaksi hos voksne gives adrenalin 0,5 mg intramuskulært i låret, og dosis gentages efter fem minutter.";
+        let pdf = build(&guideline(60, marker, 40), &Style::default());
+        let got = read(&pdf).unwrap();
+        assert_eq!(got.pages, 60);
+        let s = split(&got.blocks);
+        let hit: Vec<_> = s
+            .passages
+            .iter()
+            .filter(|p| p.text.contains(marker))
+            .collect();
+        assert_eq!(hit.len(), 1, "the marker in one passage");
+        assert_eq!(hit[0].page_start, Some(40));
+        assert!(
+            hit[0].heading.contains("40.2 Anbefaling"),
+            "{}",
+            hit[0].heading
+        );
+        assert!(
+            !s.text.contains("Sundhedsstyrelsen · Vejledning"),
+            "running header removed"
+        );
+        assert!(!s.text.contains("Side 12 af 60"), "page numbers removed");
+        assert!(
+            !s.text.contains("- "),
+            "no hyphen left at a joined line end"
+        );
+        assert!(s.text.contains("Voksne | 0,5 mg | Intramuskulært"));
+    }
+
+    #[test]
+    fn scans_password_protected_and_damaged_files_are_refused_with_what_to_do() {
+        let pages = guideline(2, "x", 1);
+        let scan = build(
+            &pages,
+            &Style {
+                no_text: true,
+                ..Style::default()
+            },
+        );
+        assert_eq!(read(&scan), Err(PdfError::NoTextLayer));
+        let locked = build(
+            &pages,
+            &Style {
+                encrypted: true,
+                ..Style::default()
+            },
+        );
+        assert_eq!(read(&locked), Err(PdfError::Encrypted));
+        let good = build(&pages, &Style::default());
+        assert!(matches!(
+            read(&good[..good.len() / 2]),
+            Err(PdfError::Damaged(_))
+        ));
+        assert!(matches!(
+            read(b"PK\x03\x04 a zip"),
+            Err(PdfError::Damaged(_))
+        ));
+        assert!(PdfError::NoTextLayer
+            .to_string()
+            .contains("run OCR on it first"));
+    }
+}
