@@ -147,7 +147,11 @@ fn sources_are_ingested_as_json_markdown_and_text_deduplicated_and_classified() 
     assert_eq!(r.status, 201, "{r:?}");
     assert_eq!(r.body["source"]["title"], "Pleural statement");
     assert_eq!(r.body["source"]["tier"], "european_guideline");
+    // A PDF cut short is unreadable (PDF is read since passages came in); an image is not a
+    // type the library takes.
     h.post_raw("/api/sources", Some("application/pdf"), b"%PDF-1.4")
+        .assert_error(422, "document_unreadable");
+    h.post_raw("/api/sources", Some("image/png"), b"\x89PNG")
         .assert_error(415, "unsupported_media_type");
     h.post_raw("/api/sources", Some("text/plain"), b"\xff\xfe")
         .assert_error(400, "invalid_request");

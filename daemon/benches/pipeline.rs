@@ -8,7 +8,7 @@
 //! the pipeline crate does not depend on.)
 
 use procedurewriter::library::{self, StoreLibrary};
-use procedurewriter_actors::store::NewSource;
+use procedurewriter_actors::store::{NewPassage, NewSource};
 use procedurewriter_actors::{Store, Synchronous};
 use procedurewriter_pipeline::library::sha256_hex;
 use procedurewriter_pipeline::offline::{self, OfflineWriter};
@@ -103,6 +103,18 @@ fn measure(n: usize) -> (f64, f64, f64, f64) {
                 year: Some(2000 + (i % 25) as i32),
                 publication_type: None,
                 sha256: sha256_hex(format!("{i}{body}").as_bytes()),
+                media_type: "text/plain".into(),
+                original_sha256: None,
+                pages: None,
+                passages: vec![NewPassage {
+                    ord: 0,
+                    heading: String::new(),
+                    page_start: None,
+                    page_end: None,
+                    char_start: 0,
+                    char_end: body.chars().count(),
+                    text: body.clone(),
+                }],
                 text: body,
                 demo: false,
             };

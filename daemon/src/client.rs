@@ -270,7 +270,8 @@ pub enum ClientCommand {
     Cancel { run_id: String },
     /// Re-queue a failed or cancelled run.
     Retry { run_id: String },
-    /// Add documents (.md with optional TOML front matter, .txt, .html) to the evidence library.
+    /// Add documents (.md with optional TOML front matter, .txt, .html, .pdf, .docx) to the
+    /// evidence library.
     Ingest {
         /// Files to ingest.
         #[arg(required = true)]
@@ -412,13 +413,20 @@ async fn ingest(
 ) -> Result<(), ClientError> {
     let mut failed = 0;
     for path in paths {
-        let content_type = match path.extension().and_then(|e| e.to_str()) {
+        let content_type = match path
+            .extension()
+            .and_then(|e| e.to_str())
+            .map(str::to_ascii_lowercase)
+            .as_deref()
+        {
             Some("md") | Some("markdown") => "text/markdown",
             Some("txt") => "text/plain",
             Some("html") | Some("htm") => "text/html",
+            Some("pdf") => procedurewriter_pipeline::library::MEDIA_PDF,
+            Some("docx") => procedurewriter_pipeline::library::MEDIA_DOCX,
             _ => {
                 eprintln!(
-                    "{}: skipped: .md, .txt and .html are supported (PDF is not yet)",
+                    "{}: skipped: .md, .txt, .html, .pdf and .docx are supported",
                     path.display()
                 );
                 failed += 1;

@@ -181,6 +181,17 @@ impl Daemon {
                 }
             }
         }
+        // A library from before passages existed is split now, before anything retrieves.
+        match block_on(library::backfill_passages(&store)) {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(sources = n, "split the existing library into passages"),
+            Err(library::StoreIngestError::Store(e)) => return Err(e.into()),
+            Err(e) => {
+                return Err(DaemonError::Refused(format!(
+                    "cannot split the library: {e}"
+                )))
+            }
+        }
         let loop_settings = Arc::new(std::sync::RwLock::new(settings.loop_settings()));
         let runner: Arc<dyn JobRunner> = match self.runner {
             Some(r) => r,

@@ -3,11 +3,12 @@
 //! pipeline's and runs on its blocking pool; only storing happens here.
 
 use futures_util::future::BoxFuture;
-use procedurewriter_actors::store::{NewSource, Source};
+use procedurewriter_actors::store::{NewPassage, NewSource, Source};
 use procedurewriter_actors::Store;
+use procedurewriter_pipeline::document::Passage;
 use procedurewriter_pipeline::library::{self, IngestError, IngestRequest};
 use procedurewriter_pipeline::ports::{
-    Library, LibraryDocument, LibraryHit, LibraryQuery, NewDocument, PortResult,
+    Library, LibraryDocument, LibraryHit, LibraryPassage, LibraryQuery, NewDocument, PortResult,
 };
 use procedurewriter_pipeline::tiers::TierRules;
 
@@ -20,8 +21,24 @@ pub enum StoreIngestError {
     Store(#[from] procedurewriter_actors::Error),
 }
 
+fn to_new_passage(p: Passage) -> NewPassage {
+    NewPassage {
+        ord: p.ord,
+        heading: p.heading,
+        page_start: p.page_start,
+        page_end: p.page_end,
+        char_start: p.char_start,
+        char_end: p.char_end,
+        text: p.text,
+    }
+}
+
 fn to_new_source(d: NewDocument) -> NewSource {
     NewSource {
+        media_type: d.media_type,
+        original_sha256: d.original_sha256,
+        pages: d.pages,
+        passages: d.passages.into_iter().map(to_new_passage).collect(),
         title: d.title,
         url: d.url,
         tier: d.tier,
@@ -34,7 +51,8 @@ fn to_new_source(d: NewDocument) -> NewSource {
     }
 }
 
-/// Validates, classifies and stores a source; `false` when the same text was already stored.
+/// Validates, classifies and stores a source given as JSON or text; `false` when the same
+/// text was already stored.
 pub async fn ingest(
     store: &Store,
     rules: &TierRules,
@@ -43,6 +61,50 @@ pub async fn ingest(
 ) -> Result<(Source, bool), StoreIngestError> {
     let new = library::prepare(rules, req, demo)?;
     Ok(store.add_source(to_new_source(new)).await?)
+}
+
+/// Stores a prepared document (split on the blocking pool by the caller).
+pub async fn store_document(
+    store: &Store,
+    doc: NewDocument,
+) -> Result<(Source, bool), StoreIngestError> {
+    Ok(store.add_source(to_new_source(doc)).await?)
+}
+
+/// Splits into passages the sources stored before passages existed (the library as an older
+/// version left it), a batch at a time, splitting on the blocking pool. Returns how many.
+pub async fn backfill_passages(store: &Store) -> Result<usize, StoreIngestError> {
+    let mut done = 0;
+    loop {
+        let batch = store.sources_without_passages(64).await?;
+        if batch.is_empty() {
+            return Ok(done);
+        }
+        for (id, _title, text) in batch {
+            let passages = procedurewriter_pipeline::blocking::run(move || {
+                let blocks = procedurewriter_pipeline::document::from_markdown(&text);
+                let mut split = procedurewriter_pipeline::document::split(&blocks);
+                if split.passages.is_empty() {
+                    // A text with no blocks still gets one passage, so it is searchable.
+                    split.passages.push(Passage {
+                        ord: 0,
+                        heading: String::new(),
+                        page_start: None,
+                        page_end: None,
+                        char_start: 0,
+                        char_end: text.chars().count(),
+                        text: text.clone(),
+                    });
+                }
+                split.passages
+            })
+            .await;
+            store
+                .add_passages(id, passages.into_iter().map(to_new_passage).collect())
+                .await?;
+            done += 1;
+        }
+    }
 }
 
 /// Loads the demo library into an empty library; does nothing if any source exists (so a
@@ -73,7 +135,7 @@ impl Library for StoreLibrary {
         Box::pin(async move {
             let hits = self
                 .0
-                .search_anchored(q.anchor, q.rest, q.limit)
+                .search_passages(q.anchor, q.rest, q.limit)
                 .await
                 .map_err(crate::job::port_error)?;
             Ok(hits
@@ -88,8 +150,18 @@ impl Library for StoreLibrary {
                         url: h.source.url,
                         tier: h.source.tier,
                         year: h.source.year,
-                        text: h.source.text,
+                        text: None,
                         demo: h.source.demo,
+                        sha256: h.source.sha256,
+                        original_sha256: h.source.original_sha256,
+                    },
+                    passage: LibraryPassage {
+                        id: h.passage.id,
+                        ord: h.passage.ord,
+                        heading: h.passage.heading,
+                        page_start: h.passage.page_start,
+                        page_end: h.passage.page_end,
+                        text: h.passage.text,
                     },
                 })
                 .collect())

@@ -200,16 +200,7 @@ mod tests {
     use super::*;
 
     fn src(id: &str, text: &str) -> EvidenceSource {
-        EvidenceSource {
-            id: id.into(),
-            title: "t".into(),
-            url: None,
-            year: None,
-            tier: "danish_guideline".into(),
-            tier_priority: 1000,
-            text: text.into(),
-            demo: false,
-        }
+        EvidenceSource::whole(id, "t", "danish_guideline", 1000, text)
     }
 
     #[test]

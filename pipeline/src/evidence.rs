@@ -11,7 +11,8 @@ const MIN_SENTENCE_CHARS: usize = 25;
 /// Disclaimers the demonstration sources carry; they are not evidence.
 const DISCLAIMERS: &[&str] = &["not clinical guidance", "ikke klinisk vejledning"];
 
-/// A retrieved source as the writer and evaluator see it.
+/// A retrieved source as the writer and evaluator see it: its metadata and the passages
+/// retrieval chose from it (in document order).
 #[derive(Debug, Clone, PartialEq)]
 pub struct EvidenceSource {
     pub id: String,
@@ -20,8 +21,77 @@ pub struct EvidenceSource {
     pub year: Option<i32>,
     pub tier: String,
     pub tier_priority: i32,
+    /// The retrieved passages' text, joined (what writers and the evaluator read).
     pub text: String,
     pub demo: bool,
+    pub passages: Vec<EvidencePassage>,
+    /// SHA-256 of the source's whole normalised text, as the library keeps it.
+    pub sha256: String,
+    /// SHA-256 of the original file (PDF, DOCX), if one is kept.
+    pub original_sha256: Option<String>,
+}
+
+/// One retrieved passage of a source: where it is and what it says.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct EvidencePassage {
+    /// `SRC0001#3`.
+    pub id: String,
+    pub heading: String,
+    pub page_start: Option<u32>,
+    pub page_end: Option<u32>,
+    pub text: String,
+}
+
+impl EvidencePassage {
+    /// "s. 12" or "s. 12–13"; None for documents without pages.
+    pub fn pages_label(&self) -> Option<String> {
+        match (self.page_start, self.page_end) {
+            (Some(a), Some(b)) if a != b => Some(format!("s. {a}–{b}")),
+            (Some(a), _) => Some(format!("s. {a}")),
+            _ => None,
+        }
+    }
+
+    /// The passage's sentences that can serve as evidence (its headings are not claims).
+    pub fn sentences(&self) -> Vec<String> {
+        let headings: Vec<&str> = self.heading.split(" > ").collect();
+        self.text
+            .lines()
+            .filter(|l| !headings.contains(&l.trim()))
+            .flat_map(sentences)
+            .collect()
+    }
+}
+
+impl EvidenceSource {
+    /// A source whose whole text is one passage (tests, tools).
+    pub fn whole(
+        id: &str,
+        title: &str,
+        tier: &str,
+        tier_priority: i32,
+        text: &str,
+    ) -> EvidenceSource {
+        EvidenceSource {
+            id: id.into(),
+            title: title.into(),
+            url: None,
+            year: None,
+            tier: tier.into(),
+            tier_priority,
+            text: text.into(),
+            demo: false,
+            sha256: crate::library::sha256_hex(text.as_bytes()),
+            original_sha256: None,
+            passages: vec![EvidencePassage {
+                id: format!("{id}#0"),
+                heading: String::new(),
+                page_start: None,
+                page_end: None,
+                text: text.into(),
+            }],
+        }
+    }
 }
 
 /// What the procedure must say about gaps someone acknowledged.

@@ -3,6 +3,7 @@
 //! comes out is a [`NewDocument`] ready to store; storing it is the caller's (the daemon's
 //! store), so this module knows no database.
 
+use crate::document::{self, Block, BlockKind};
 use crate::ports::NewDocument;
 use crate::tiers::TierRules;
 use serde::Deserialize;
@@ -10,8 +11,10 @@ use sha2::{Digest, Sha256};
 
 /// Longest title accepted.
 pub const MAX_TITLE_CHARS: usize = 500;
-/// Largest source text accepted, in bytes.
+/// Largest source text accepted as text (JSON, Markdown), in bytes.
 pub const MAX_TEXT_BYTES: usize = 2 * 1024 * 1024;
+/// Largest text extracted from a document (a 1,000-page PDF is about 3 MB of text).
+pub const MAX_DOCUMENT_TEXT_BYTES: usize = 16 * 1024 * 1024;
 
 /// A source as a client submits it.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
@@ -33,8 +36,15 @@ pub struct IngestRequest {
 /// Why a source was not ingested: what is wrong with it, in words for the person sending it.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum IngestError {
+    /// Its metadata or text.
     #[error("{0}")]
     Invalid(String),
+    /// The bytes are not what the media type says.
+    #[error("{0}")]
+    WrongType(String),
+    /// The file could not be read (encrypted, no text layer, damaged, a zip bomb).
+    #[error("{0}")]
+    Unreadable(String),
 }
 
 /// The hex SHA-256 of a text.
@@ -71,12 +81,107 @@ fn non_empty(s: Option<String>) -> Option<String> {
     s.map(|s| s.trim().to_string()).filter(|s| !s.is_empty())
 }
 
-/// Validates and classifies `req`; the result is ready for the store.
+/// A document as read from what a client sent: its metadata (from the request, the front
+/// matter or the file) and its blocks.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReadDocument {
+    /// Title, url, tier, year, publication type; `text` is unused when `blocks` are given.
+    pub meta: IngestRequest,
+    /// The document's blocks; None: made from `meta.text` as Markdown/text.
+    pub blocks: Option<Vec<Block>>,
+    pub media_type: &'static str,
+    pub pages: Option<u32>,
+    /// SHA-256 of the original file, when it is kept (PDF, DOCX).
+    pub original_sha256: Option<String>,
+}
+
+impl ReadDocument {
+    /// A document given as text (a JSON source, Markdown, plain text).
+    pub fn text(meta: IngestRequest, media_type: &'static str) -> ReadDocument {
+        ReadDocument {
+            meta,
+            blocks: None,
+            media_type,
+            pages: None,
+            original_sha256: None,
+        }
+    }
+}
+
+/// The media types a source may be sent as.
+pub const MEDIA_PDF: &str = "application/pdf";
+pub const MEDIA_DOCX: &str =
+    "application/vnd.openxmlformats-officedocument.wordprocessingml.document";
+
+/// Reads an uploaded PDF or DOCX (the bytes must be what the media type says).
+pub fn read_file(
+    media_type: &str,
+    bytes: &[u8],
+    fallback_title: &str,
+) -> Result<ReadDocument, IngestError> {
+    let (blocks, pages, title, media) = match media_type {
+        MEDIA_PDF => {
+            if !bytes.starts_with(b"%PDF-") {
+                return Err(IngestError::WrongType(
+                    "the body is not a PDF (it does not start with %PDF-) though it is sent as application/pdf".into(),
+                ));
+            }
+            let pdf =
+                crate::pdf::read(bytes).map_err(|e| IngestError::Unreadable(e.to_string()))?;
+            (pdf.blocks, Some(pdf.pages), pdf.title, MEDIA_PDF)
+        }
+        MEDIA_DOCX => {
+            if !bytes.starts_with(b"PK\x03\x04") {
+                return Err(IngestError::WrongType(
+                    "the body is not a Word document (.docx is a zip archive) though it is sent as a DOCX".into(),
+                ));
+            }
+            let blocks = crate::docx_read::read(bytes)
+                .map_err(|e| IngestError::Unreadable(e.to_string()))?;
+            (blocks, None, None, MEDIA_DOCX)
+        }
+        other => {
+            return Err(IngestError::WrongType(format!(
+                "{other:?} is not a document type this library reads"
+            )))
+        }
+    };
+    // The title: the file's own (a first heading, the PDF's metadata), else the file name.
+    let heading = blocks
+        .iter()
+        .find(|b| matches!(b.kind, BlockKind::Heading { .. }))
+        .map(|b| b.text.clone());
+    let title = title
+        .or(heading)
+        .unwrap_or_else(|| fallback_title.to_string());
+    Ok(ReadDocument {
+        meta: IngestRequest {
+            title: title.chars().take(MAX_TITLE_CHARS).collect(),
+            ..Default::default()
+        },
+        blocks: Some(blocks),
+        media_type: media,
+        pages,
+        original_sha256: Some(sha256_hex(bytes)),
+    })
+}
+
+/// Validates and classifies a JSON or text source; the result is ready for the store.
 pub fn prepare(
     rules: &TierRules,
     req: IngestRequest,
     demo: bool,
 ) -> Result<NewDocument, IngestError> {
+    prepare_document(rules, ReadDocument::text(req, "text/plain"), demo)
+}
+
+/// Validates, classifies and splits a document; the result is ready for the store.
+pub fn prepare_document(
+    rules: &TierRules,
+    doc: ReadDocument,
+    demo: bool,
+) -> Result<NewDocument, IngestError> {
+    let req = doc.meta;
     let bad = |m: String| Err(IngestError::Invalid(m));
     let title = req.title.trim().to_string();
     if title.is_empty() {
@@ -87,12 +192,25 @@ pub fn prepare(
             "`title` is longer than {MAX_TITLE_CHARS} characters"
         ));
     }
-    let text = normalise(&req.text);
+    let blocks = match doc.blocks {
+        Some(b) => b,
+        None => {
+            let text = normalise(&req.text);
+            if text.len() > MAX_TEXT_BYTES {
+                return bad(format!("`text` is larger than {MAX_TEXT_BYTES} bytes"));
+            }
+            document::from_markdown(&text)
+        }
+    };
+    let split = document::split(&blocks);
+    let text = split.text;
     if text.is_empty() {
         return bad("`text` must not be empty".into());
     }
-    if text.len() > MAX_TEXT_BYTES {
-        return bad(format!("`text` is larger than {MAX_TEXT_BYTES} bytes"));
+    if text.len() > MAX_DOCUMENT_TEXT_BYTES {
+        return bad(format!(
+            "the document's text is larger than {MAX_DOCUMENT_TEXT_BYTES} bytes: split it"
+        ));
     }
     if text.contains('\0') || title.contains('\0') {
         return bad("text fields must not contain NUL characters".into());
@@ -134,6 +252,10 @@ pub fn prepare(
         publication_type,
         text,
         demo,
+        media_type: doc.media_type.to_string(),
+        original_sha256: doc.original_sha256,
+        pages: doc.pages,
+        passages: split.passages,
     })
 }
 
@@ -332,7 +454,10 @@ pub const DEMO_LIBRARY: &[(&str, &str)] = &[
 pub fn demo_documents(rules: &TierRules) -> Result<Vec<NewDocument>, IngestError> {
     DEMO_LIBRARY
         .iter()
-        .map(|(file, content)| prepare(rules, parse_document(content, file)?, true))
+        .map(|(file, content)| {
+            let doc = ReadDocument::text(parse_document(content, file)?, "text/markdown");
+            prepare_document(rules, doc, true)
+        })
         .collect()
 }
 

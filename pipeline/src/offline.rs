@@ -3,7 +3,7 @@
 //! reference list. Deterministic: the same sources give the same procedure, byte for byte.
 //! [`OfflineWriter`] is its [`Writer`](crate::writer::Writer).
 
-use crate::evidence::{header, references, sentences, words, AckNotice, EvidenceSource};
+use crate::evidence::{header, references, words, AckNotice, EvidenceSource};
 use crate::llm::{LlmError, Spent};
 use crate::ports::RunPorts;
 use crate::writer::{Brief, Composed, Drafted, Task, Writer};
@@ -56,7 +56,8 @@ pub fn write(procedure: &str, sources: &[EvidenceSource], ack: Option<&AckNotice
     let sections: Vec<_> = evidence_sections().collect();
     let mut candidates: Vec<Candidate> = Vec::new();
     for (source_order, src) in sources.iter().enumerate() {
-        for (index, text) in sentences(&src.text).into_iter().enumerate() {
+        let from_passages = src.passages.iter().flat_map(|p| p.sentences());
+        for (index, text) in from_passages.enumerate() {
             let lower = text.to_lowercase();
             let ws = words(&text);
             let best = sections
@@ -212,14 +213,8 @@ mod tests {
 
     fn src(id: &str, tier_priority: i32, text: &str) -> EvidenceSource {
         EvidenceSource {
-            id: id.into(),
-            title: format!("Title {id}"),
-            url: None,
             year: Some(2020),
-            tier: "x".into(),
-            tier_priority,
-            text: text.into(),
-            demo: false,
+            ..EvidenceSource::whole(id, &format!("Title {id}"), "x", tier_priority, text)
         }
     }
 

@@ -164,7 +164,11 @@ fn manifest(run: &Finished, artifacts: &[Artifact]) -> serde_json::Value {
         "quality_loop": loop_summary(&run.looped),
         "cost_usd": to_usd(run.looped.total_pusd),
         "config_digest": run.config_digest,
-        "sources": run.sources.iter().map(|s| json!({ "id": s.id, "title": s.title, "tier": s.tier, "sha256": sha256_hex(s.text.as_bytes()), "demo": s.demo })).collect::<Vec<_>>(),
+        "sources": run.sources.iter().map(|s| json!({
+            "id": s.id, "title": s.title, "tier": s.tier, "sha256": s.sha256,
+            "original_sha256": s.original_sha256, "demo": s.demo,
+            "passages": s.passages.iter().map(|p| json!({ "id": p.id, "pages": p.pages_label(), "heading": p.heading, "sha256": sha256_hex(p.text.as_bytes()) })).collect::<Vec<_>>(),
+        })).collect::<Vec<_>>(),
         "artifacts": artifacts,
         "timings_ms": run.timings,
         "acknowledgement": run.ack.as_ref().map(|a| json!({ "acknowledged_by": a.acknowledged_by, "note": a.note, "missing_tiers": a.missing_tiers })),

@@ -50,6 +50,13 @@ pub struct NewDocument {
     pub sha256: String,
     /// Part of the bundled demonstration library.
     pub demo: bool,
+    /// What was uploaded (`application/pdf`, `text/markdown`, ...).
+    pub media_type: String,
+    /// SHA-256 of the original file, when it is kept (PDF, DOCX).
+    pub original_sha256: Option<String>,
+    pub pages: Option<u32>,
+    /// The document split into located passages.
+    pub passages: Vec<crate::document::Passage>,
 }
 
 /// A document as the library holds it.
@@ -64,10 +71,14 @@ pub struct LibraryDocument {
     /// The text; `None` where the library answered without it.
     pub text: Option<String>,
     pub demo: bool,
+    /// SHA-256 of the document's normalised text (its identity in the library).
+    pub sha256: String,
+    /// SHA-256 of the original file (PDF, DOCX), kept beside the library.
+    pub original_sha256: Option<String>,
 }
 
-/// What retrieval asks the library for: documents that match at least one `anchor` term,
-/// ranked over the anchor and `rest` together.
+/// What retrieval asks the library for: passages that match at least one `anchor` term (in
+/// their text, heading or their document's title), ranked over the anchor and `rest` together.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LibraryQuery {
     /// The topic terms: a document must contain one of them.
@@ -77,16 +88,30 @@ pub struct LibraryQuery {
     pub limit: usize,
 }
 
-/// A retrieval hit: the document and how well it matched (higher is better).
+/// A passage as the library returns it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LibraryPassage {
+    /// `SRC0001#3`.
+    pub id: String,
+    pub ord: u32,
+    pub heading: String,
+    pub page_start: Option<u32>,
+    pub page_end: Option<u32>,
+    pub text: String,
+}
+
+/// A retrieval hit: a passage, its document (without the document's text) and how well the
+/// passage matched (higher is better).
 #[derive(Debug, Clone, PartialEq)]
 pub struct LibraryHit {
     pub document: LibraryDocument,
+    pub passage: LibraryPassage,
     pub score: f64,
 }
 
 /// The evidence library.
 pub trait Library: Send + Sync {
-    /// Documents that match `query`, best first.
+    /// Passages that match `query`, best first.
     fn search(&self, query: LibraryQuery) -> BoxFuture<'_, PortResult<Vec<LibraryHit>>>;
 }
 

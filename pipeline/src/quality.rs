@@ -477,14 +477,14 @@ mod tests {
             .build()
             .unwrap();
         let sources = vec![EvidenceSource {
-            id: "SRC0001".into(),
-            title: "Anafylaksi".into(),
-            url: None,
             year: Some(2024),
-            tier: "danish_guideline".into(),
-            tier_priority: 1000,
-            text: "Adrenalin gives ved anafylaksi i låret. Patienten monitoreres.".repeat(20),
-            demo: false,
+            ..EvidenceSource::whole(
+                "SRC0001",
+                "Anafylaksi",
+                "danish_guideline",
+                1000,
+                &"Adrenalin gives ved anafylaksi i låret. Patienten monitoreres.".repeat(20),
+            )
         }];
         let mut rng = fastrand::Rng::with_seed(0x5eed);
         let mut stops = std::collections::BTreeMap::<&str, u32>::new();

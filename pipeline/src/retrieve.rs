@@ -2,10 +2,13 @@
 //! context and synonyms only rank. Decided here, asked of the library through the
 //! [`Library`](crate::ports::Library) port.
 
-use crate::evidence::{words, EvidenceSource};
-use crate::ports::{Library, LibraryQuery, PortResult};
+use crate::evidence::{words, EvidencePassage, EvidenceSource};
+use crate::ports::{Library, LibraryDocument, LibraryPassage, LibraryQuery, PortResult};
 use crate::tiers::TierRules;
 use std::collections::BTreeMap;
+
+/// Most passages of one source a run is given: the best-matching ones, in document order.
+pub const PASSAGES_PER_SOURCE: usize = 6;
 
 /// The retrieval settings (from the daemon's configuration).
 #[derive(Debug, Clone, PartialEq)]
@@ -68,24 +71,63 @@ pub async fn retrieve(
         .search(LibraryQuery {
             anchor: anchor.clone(),
             rest: rest.clone(),
-            limit: config.limit,
+            limit: config.limit * PASSAGES_PER_SOURCE * 2,
         })
         .await?;
     let best = hits.first().map(|h| h.score).unwrap_or(0.0);
-    let sources = hits
+    // Group passages by source, sources in the order of their best passage; keep sources whose
+    // best passage is within `min_relative_score` of the best of all.
+    let mut order: Vec<String> = Vec::new();
+    let mut grouped: std::collections::HashMap<String, (LibraryDocument, Vec<LibraryPassage>)> =
+        std::collections::HashMap::new();
+    for h in hits {
+        let id = h.document.id.clone();
+        match grouped.get_mut(&id) {
+            Some((_, ps)) => {
+                if ps.len() < PASSAGES_PER_SOURCE {
+                    ps.push(h.passage);
+                }
+            }
+            None => {
+                if h.score < best * config.min_relative_score || order.len() >= config.limit {
+                    continue;
+                }
+                order.push(id.clone());
+                grouped.insert(id, (h.document, vec![h.passage]));
+            }
+        }
+    }
+    let sources = order
         .into_iter()
-        .filter(|h| h.score >= best * config.min_relative_score)
-        .map(|h| {
-            let d = h.document;
+        .filter_map(|id| grouped.remove(&id))
+        .map(|(d, mut passages)| {
+            passages.sort_by_key(|p| p.ord);
+            let passages: Vec<EvidencePassage> = passages
+                .into_iter()
+                .map(|p| EvidencePassage {
+                    id: p.id,
+                    heading: p.heading,
+                    page_start: p.page_start,
+                    page_end: p.page_end,
+                    text: p.text,
+                })
+                .collect();
             EvidenceSource {
                 tier_priority: rules.get(&d.tier).map(|t| t.priority).unwrap_or(0),
+                text: passages
+                    .iter()
+                    .map(|p| p.text.as_str())
+                    .collect::<Vec<_>>()
+                    .join("\n\n"),
                 id: d.id,
                 title: d.title,
                 url: d.url,
                 year: d.year,
                 tier: d.tier,
-                text: d.text.unwrap_or_default(),
                 demo: d.demo,
+                sha256: d.sha256,
+                original_sha256: d.original_sha256,
+                passages,
             }
         })
         .collect();

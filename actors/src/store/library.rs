@@ -20,6 +20,48 @@ pub struct NewSource {
     /// SHA-256 of `text`, hex: the deduplication key.
     pub sha256: String,
     pub demo: bool,
+    /// What was uploaded (`application/pdf`, `text/markdown`, ...).
+    pub media_type: String,
+    /// SHA-256 of the uploaded file when it is kept as an original (PDF, DOCX).
+    pub original_sha256: Option<String>,
+    pub pages: Option<u32>,
+    /// The source split into passages, in order.
+    pub passages: Vec<NewPassage>,
+}
+
+/// A passage to store with its source.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewPassage {
+    pub ord: u32,
+    pub heading: String,
+    pub page_start: Option<u32>,
+    pub page_end: Option<u32>,
+    pub char_start: usize,
+    pub char_end: usize,
+    pub text: String,
+}
+
+/// A stored passage.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct StoredPassage {
+    /// `SRC0001#3`: the source id and the passage's order.
+    pub id: String,
+    pub ord: u32,
+    pub heading: String,
+    pub page_start: Option<u32>,
+    pub page_end: Option<u32>,
+    pub char_start: usize,
+    pub char_end: usize,
+    pub text: String,
+}
+
+/// A passage retrieval found: the passage, its source (without its text) and its BM25 rank
+/// (lower is better, as SQLite reports it).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PassageHit {
+    pub source: Source,
+    pub passage: StoredPassage,
+    pub rank: f64,
 }
 
 /// A stored source.
@@ -42,6 +84,10 @@ pub struct Source {
     pub demo: bool,
     #[serde(serialize_with = "time::req")]
     pub ingested_at: i64,
+    pub media_type: String,
+    /// SHA-256 of the original file, served at `/api/sources/{id}/original` (PDF, DOCX).
+    pub original_sha256: Option<String>,
+    pub pages: Option<u32>,
 }
 
 /// A search hit: the source, its BM25 rank (lower is better, as SQLite reports it) and a
@@ -61,7 +107,10 @@ pub struct SourcePage {
 }
 
 const COLUMNS: &str = "s.seq, s.id, s.title, s.url, s.tier, s.tier_reason, s.year, \
-     s.publication_type, length(s.text), s.sha256, s.demo, s.ingested_at";
+     s.publication_type, length(s.text), s.sha256, s.demo, s.ingested_at, s.media_type, \
+     s.original_sha256, s.pages";
+/// The column after [`COLUMNS`].
+const AFTER_COLUMNS: usize = 15;
 
 fn source_from_row(row: &Row<'_>) -> rusqlite::Result<Source> {
     Ok(Source {
@@ -78,7 +127,58 @@ fn source_from_row(row: &Row<'_>) -> rusqlite::Result<Source> {
         sha256: row.get(9)?,
         demo: row.get::<_, i64>(10)? != 0,
         ingested_at: row.get(11)?,
+        media_type: row.get(12)?,
+        original_sha256: row.get(13)?,
+        pages: row.get(14)?,
     })
+}
+
+const PASSAGE_COLUMNS: &str =
+    "p.ord, p.heading, p.page_start, p.page_end, p.char_start, p.char_end, p.text";
+
+/// A passage from [`PASSAGE_COLUMNS`] starting at `at`, of the source `source_id`.
+fn passage_from_row(row: &Row<'_>, at: usize, source_id: &str) -> rusqlite::Result<StoredPassage> {
+    let ord: u32 = row.get(at)?;
+    Ok(StoredPassage {
+        id: format!("{source_id}#{ord}"),
+        ord,
+        heading: row.get(at + 1)?,
+        page_start: row.get(at + 2)?,
+        page_end: row.get(at + 3)?,
+        char_start: row.get::<_, i64>(at + 4)? as usize,
+        char_end: row.get::<_, i64>(at + 5)? as usize,
+        text: row.get(at + 6)?,
+    })
+}
+
+/// Inserts a source's passages and their index rows (in the caller's transaction).
+fn insert_passages(
+    conn: &rusqlite::Connection,
+    source_seq: i64,
+    title: &str,
+    passages: &[NewPassage],
+) -> rusqlite::Result<()> {
+    let mut row = conn.prepare_cached(
+        "INSERT INTO passages (source_seq, ord, heading, page_start, page_end, char_start, \
+         char_end, text) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+    )?;
+    let mut fts = conn.prepare_cached(
+        "INSERT INTO passages_fts (rowid, title, heading, text) VALUES (?1, ?2, ?3, ?4)",
+    )?;
+    for p in passages {
+        row.execute(params![
+            source_seq,
+            p.ord,
+            p.heading,
+            p.page_start,
+            p.page_end,
+            p.char_start as i64,
+            p.char_end as i64,
+            p.text
+        ])?;
+        fts.execute(params![conn.last_insert_rowid(), title, p.heading, p.text])?;
+    }
+    Ok(())
 }
 
 /// Turns free text into an FTS5 query: every word a quoted term, OR-ed, so user input can never
@@ -112,7 +212,8 @@ impl Store {
             let id = format!("SRC{next:04}");
             conn.prepare_cached(
                 "INSERT INTO sources (seq, id, title, url, tier, tier_reason, year, publication_type, \
-                 text, sha256, demo, ingested_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+                 text, sha256, demo, ingested_at, media_type, original_sha256, pages) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
             )?
             .execute(params![
                 next,
@@ -126,8 +227,12 @@ impl Store {
                 new.text,
                 new.sha256,
                 new.demo as i64,
-                now_ms()
+                now_ms(),
+                new.media_type,
+                new.original_sha256,
+                new.pages
             ])?;
+            insert_passages(conn, next, &new.title, &new.passages)?;
             let s = conn
                 .prepare_cached(&format!("SELECT {COLUMNS} FROM sources s WHERE s.id = ?1"))?
                 .query_row([&id], source_from_row)?;
@@ -145,7 +250,7 @@ impl Store {
                 ))?
                 .query_row([&id], |r| {
                     let mut s = source_from_row(r)?;
-                    s.text = Some(r.get(12)?);
+                    s.text = Some(r.get(AFTER_COLUMNS)?);
                     Ok(s)
                 })
                 .optional()?;
@@ -213,10 +318,10 @@ impl Store {
                 ))?
                 .query_map(params![fts, limit as i64], |r| {
                     let mut source = source_from_row(r)?;
-                    source.text = Some(r.get(13)?);
+                    source.text = Some(r.get(AFTER_COLUMNS + 1)?);
                     Ok(SourceHit {
                         source,
-                        rank: r.get(12)?,
+                        rank: r.get(AFTER_COLUMNS)?,
                         snippet: String::new(),
                     })
                 })?
@@ -243,12 +348,111 @@ impl Store {
                 .query_map(params![fts, limit as i64], |r| {
                     Ok(SourceHit {
                         source: source_from_row(r)?,
-                        rank: r.get(12)?,
-                        snippet: r.get(13)?,
+                        rank: r.get(AFTER_COLUMNS)?,
+                        snippet: r.get(AFTER_COLUMNS + 1)?,
                     })
                 })?
                 .collect::<rusqlite::Result<_>>()?;
             Ok(hits)
+        })
+        .await
+    }
+
+    /// Passages matching at least one `anchor` word (in their text, heading or their source's
+    /// title), ranked by BM25 (title ×3, heading ×2, text ×1) over the anchor and the `context`
+    /// words together, with their sources (without the sources' text): the pipeline's
+    /// retrieval, one query.
+    pub async fn search_passages(
+        &self,
+        anchor: String,
+        context: String,
+        limit: usize,
+    ) -> Result<Vec<PassageHit>> {
+        let Some(anchor) = fts_query(&anchor) else {
+            return Ok(Vec::new());
+        };
+        let fts = match fts_query(&context) {
+            Some(ctx) => format!("({anchor}) AND ({anchor} OR {ctx})"),
+            None => anchor,
+        };
+        self.read(move |conn| {
+            let hits = conn
+                .prepare_cached(&format!(
+                    "SELECT {COLUMNS}, bm25(passages_fts, 3.0, 2.0, 1.0) AS rank, {PASSAGE_COLUMNS} \
+                     FROM passages_fts JOIN passages p ON p.seq = passages_fts.rowid \
+                     JOIN sources s ON s.seq = p.source_seq \
+                     WHERE passages_fts MATCH ?1 ORDER BY rank LIMIT ?2"
+                ))?
+                .query_map(params![fts, limit as i64], |r| {
+                    let source = source_from_row(r)?;
+                    let passage = passage_from_row(r, AFTER_COLUMNS + 1, &source.id)?;
+                    Ok(PassageHit {
+                        source,
+                        passage,
+                        rank: r.get(AFTER_COLUMNS)?,
+                    })
+                })?
+                .collect::<rusqlite::Result<_>>()?;
+            Ok(hits)
+        })
+        .await
+    }
+
+    /// A source's passages, in order.
+    pub async fn passages(&self, source_id: String) -> Result<Vec<StoredPassage>> {
+        self.read(move |conn| {
+            let seq: i64 = conn
+                .prepare_cached("SELECT seq FROM sources WHERE id = ?1")?
+                .query_row([&source_id], |r| r.get(0))
+                .optional()?
+                .ok_or_else(|| Error::SourceNotFound(source_id.clone()))?;
+            let passages = conn
+                .prepare_cached(&format!(
+                    "SELECT {PASSAGE_COLUMNS} FROM passages p WHERE p.source_seq = ?1 ORDER BY p.ord"
+                ))?
+                .query_map([seq], |r| passage_from_row(r, 0, &source_id))?
+                .collect::<rusqlite::Result<_>>()?;
+            Ok(passages)
+        })
+        .await
+    }
+
+    /// Sources stored before passages existed (or without any): id, title and text, for the
+    /// caller to split. At most `limit`.
+    pub async fn sources_without_passages(
+        &self,
+        limit: usize,
+    ) -> Result<Vec<(String, String, String)>> {
+        self.read(move |conn| {
+            Ok(conn
+                .prepare_cached(
+                    "SELECT s.id, s.title, s.text FROM sources s WHERE NOT EXISTS \
+                     (SELECT 1 FROM passages p WHERE p.source_seq = s.seq) ORDER BY s.seq LIMIT ?1",
+                )?
+                .query_map([limit as i64], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+                .collect::<rusqlite::Result<_>>()?)
+        })
+        .await
+    }
+
+    /// Stores the passages of a source that has none (one write; a source that has passages
+    /// by then is left as it is).
+    pub async fn add_passages(&self, source_id: String, passages: Vec<NewPassage>) -> Result<bool> {
+        self.write(move |tx| {
+            let conn = tx.conn();
+            let (seq, title): (i64, String) = conn
+                .prepare_cached("SELECT seq, title FROM sources WHERE id = ?1")?
+                .query_row([&source_id], |r| Ok((r.get(0)?, r.get(1)?)))
+                .optional()?
+                .ok_or_else(|| Error::SourceNotFound(source_id.clone()))?;
+            let has: bool = conn
+                .prepare_cached("SELECT EXISTS (SELECT 1 FROM passages WHERE source_seq = ?1)")?
+                .query_row([seq], |r| r.get(0))?;
+            if has {
+                return Ok(false);
+            }
+            insert_passages(conn, seq, &title, &passages)?;
+            Ok(true)
         })
         .await
     }

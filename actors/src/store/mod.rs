@@ -19,7 +19,9 @@ mod secrets;
 mod sqlite_error;
 
 pub use costs::{CallOutcome, CostQuery, CostReport, CostRow, NewLlmCall, StoredCall};
-pub use library::{NewSource, Source, SourceHit, SourcePage};
+pub use library::{
+    NewPassage, NewSource, PassageHit, Source, SourceHit, SourcePage, StoredPassage,
+};
 pub use reloads::ReloadRecord;
 pub use runs::{AckCheck, ClaimedRun, Fenced};
 pub use secrets::{KeyCheck, SecretMeta, StoredSecret};
@@ -54,6 +56,7 @@ static MIGRATIONS: &[M<'static>] = &[
     M::up(include_str!("../../../migrations/0002_secrets.sql")),
     M::up(include_str!("../../../migrations/0003_library.sql")),
     M::up(include_str!("../../../migrations/0004_llm_calls.sql")),
+    M::up(include_str!("../../../migrations/0005_passages.sql")),
 ];
 
 /// SQLite's `synchronous` setting for the writer connection.

@@ -378,6 +378,7 @@ const FROZEN: &[(usize, &str)] = &[
     (2, include_str!("frozen/v2.sql")),
     (3, include_str!("frozen/v3.sql")),
     (4, include_str!("frozen/v4.sql")),
+    (5, include_str!("frozen/v5.sql")),
 ];
 
 #[test]
@@ -461,6 +462,26 @@ fn every_older_schema_migrates_with_its_data() {
                 assert_eq!(done.llm_calls, 2);
                 assert_eq!(done.cost_pusd, 11_250_000_000);
                 assert_eq!(store.reloads(10).await.unwrap().len(), 1);
+            }
+            // Version 5: passages, searchable with their source's title; older sources have
+            // none until the daemon splits them.
+            if *version >= 5 {
+                let hits = store
+                    .search_passages("lumbalpunktur".into(), "teknik".into(), 10)
+                    .await
+                    .unwrap();
+                assert_eq!(hits.len(), 2, "{}", at("passage search"));
+                assert_eq!(
+                    hits[0].passage.id, "SRC0003#1",
+                    "the heading ranks it first"
+                );
+                assert_eq!(hits[0].passage.page_start, Some(4));
+                assert_eq!(hits[0].source.pages, Some(12));
+                assert_eq!(hits[0].source.media_type, "application/pdf");
+            }
+            if *version >= 3 {
+                let bare = store.sources_without_passages(10).await.unwrap();
+                assert_eq!(bare.len(), 2, "{}", at("sources to split"));
             }
             // The queue works on the migrated data: the queued run is claimed, a new one
             // enqueued with the old idempotency key is the old run.

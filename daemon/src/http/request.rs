@@ -53,8 +53,12 @@ pub(super) async fn read_body(
     req: Request<Incoming>,
 ) -> Result<(Option<String>, bytes::Bytes), ApiError> {
     let limit = state.settings.max_body_bytes;
-    let content_type = req
-        .headers()
+    read_body_within(state, req, limit, "max_body_bytes").await
+}
+
+/// The request's media type (lower case, without parameters).
+pub(super) fn media_type(req: &Request<Incoming>) -> Option<String> {
+    req.headers()
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .map(|v| {
@@ -63,7 +67,18 @@ pub(super) async fn read_body(
                 .unwrap_or("")
                 .trim()
                 .to_ascii_lowercase()
-        });
+        })
+}
+
+/// [`read_body`] with another limit (`key` names the setting that sets it, for the 413).
+pub(super) async fn read_body_within(
+    state: &AppState,
+    req: Request<Incoming>,
+    limit: usize,
+    key: &'static str,
+) -> Result<(Option<String>, bytes::Bytes), ApiError> {
+    let too_large = |limit| too_large_for(limit, key);
+    let content_type = media_type(&req);
     if let Some(len) = req
         .headers()
         .get(header::CONTENT_LENGTH)
@@ -167,11 +182,12 @@ fn nul_in(v: &serde_json::Value, path: &str) -> Option<String> {
     }
 }
 
-pub(super) fn too_large(limit: usize) -> ApiError {
+/// The 413 for a body over `limit`, naming the setting `key` that sets it.
+pub(super) fn too_large_for(limit: usize, key: &str) -> ApiError {
     ApiError::new(
         StatusCode::PAYLOAD_TOO_LARGE,
         "body_too_large",
-        format!("the request body is over the limit of {limit} bytes (max_body_bytes)"),
+        format!("the request body is over the limit of {limit} bytes ({key})"),
     )
 }
 

@@ -7,7 +7,7 @@ use super::request::boxed;
 use super::runs::{
     ack, cancel, events, get_run, health, list, metrics, retry, run_artifact, write,
 };
-use super::sources::{add_source, get_source, list_sources, search_sources};
+use super::sources::{add_source, get_original, get_source, list_sources, search_sources};
 use super::{ApiError, AppState, Body};
 use hyper::body::Incoming;
 use hyper::{header, Method, Request, Response, StatusCode};
@@ -95,6 +95,14 @@ pub async fn route(state: &Arc<AppState>, req: Request<Incoming>) -> Answer {
                 "/api/sources/{id}",
                 "GET",
                 (method == Method::GET).then(|| boxed(get_source(state, id))),
+            )
+        }
+        ["api", "sources", id, "original"] => {
+            let id = id.to_string();
+            (
+                "/api/sources/{id}/original",
+                "GET",
+                (method == Method::GET).then(|| boxed(get_original(state, id))),
             )
         }
         ["api", "keys"] => (

@@ -1,7 +1,7 @@
 //! The evidence library: `POST|GET /api/sources`, `GET /api/sources/{id}`,
 //! `GET /api/sources/search`.
 
-use super::request::{page, query, read_body, truncate, Handled};
+use super::request::{media_type, page, query, read_body, read_body_within, truncate, Handled};
 use super::{json_response, ApiError, AppState};
 use hyper::body::Incoming;
 use hyper::{Request, StatusCode};
@@ -26,77 +26,206 @@ struct SourceQuery {
     filename: Option<String>,
 }
 
-/// `POST /api/sources`: a JSON source, or a `text/markdown` / `text/plain` document (TOML front
-/// matter and query parameters give its metadata; query parameters win).
+/// `POST /api/sources`: a JSON source; a `text/markdown`, `text/plain` or `text/html` document
+/// (TOML front matter and query parameters give its metadata; query parameters win); or a PDF
+/// or Word file (`application/pdf`, the DOCX media type) up to `max_document_mb`, whose
+/// original is kept under `<data_dir>/originals/`. Reading, splitting and classifying run on
+/// the blocking pool, within [`PARSE_LIMIT`].
 pub(super) async fn add_source(state: &Arc<AppState>, req: Request<Incoming>) -> Handled {
-    use crate::library::{ingest, StoreIngestError};
-    use procedurewriter_pipeline::library::{self, IngestRequest};
+    use procedurewriter_pipeline::library::{self, IngestError, IngestRequest, ReadDocument};
+    use procedurewriter_pipeline::library::{MEDIA_DOCX, MEDIA_PDF};
     let q: SourceQuery = query(&req, "title, url, tier, year, publication_type, filename")?;
-    let (content_type, bytes) = read_body(state, req).await?;
-    let ingest_req: IngestRequest = match content_type.as_deref() {
-        Some("application/json") => serde_json::from_slice(&bytes).map_err(|e| {
-            ApiError::bad_request("malformed_json", format!("the JSON body is not valid: {e}"))
-        })?,
-        Some(kind @ ("text/markdown" | "text/plain" | "text/html")) => {
-            let text = std::str::from_utf8(&bytes).map_err(|_| {
-                ApiError::bad_request("invalid_request", "the document is not valid UTF-8")
-            })?;
-            let fallback = q.filename.clone().unwrap_or_default();
-            let given_title = q.title.clone().unwrap_or_default();
-            let (text, html) = (text.to_string(), kind == "text/html");
-            // Parsing is CPU work of the document's size: on the blocking pool, never on the
-            // thread that serves HTTP.
-            let parsed = procedurewriter_pipeline::blocking::run_with_limit(PARSE_LIMIT, move || {
-                if html {
-                    library::parse_html(text.as_bytes(), &given_title)
-                } else {
-                    library::parse_document(&text, &fallback)
-                }
-            })
-            .await
-            .map_err(|_| {
-                ApiError::new(
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                    "document_too_complex",
-                    format!(
-                        "reading the document took longer than {} s; send it as plain text or split it",
-                        PARSE_LIMIT.as_secs()
-                    ),
-                )
-            })?;
-            let mut doc =
-                parsed.map_err(|e| ApiError::bad_request("invalid_request", e.to_string()))?;
-            doc.title = q.title.or(Some(doc.title).filter(|t| !t.is_empty())).unwrap_or_default();
-            doc.url = q.url.or(doc.url);
-            doc.tier = q.tier.or(doc.tier);
-            doc.year = q.year.or(doc.year);
-            doc.publication_type = q.publication_type.or(doc.publication_type);
-            doc
-        }
+    let kind = media_type(&req);
+    let is_file = matches!(kind.as_deref(), Some(MEDIA_PDF | MEDIA_DOCX));
+    let (_, bytes) = if is_file {
+        let limit = state.settings.max_document_bytes();
+        read_body_within(state, req, limit, "max_document_mb").await?
+    } else {
+        read_body(state, req).await?
+    };
+    let kind = match kind.as_deref() {
+        Some(k @ ("application/json" | "text/markdown" | "text/plain" | "text/html")) => k,
+        Some(k @ (MEDIA_PDF | MEDIA_DOCX)) => k,
         _ => {
             return Err(ApiError::new(
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 "unsupported_media_type",
-                "send a source as application/json, text/markdown, text/plain or text/html (PDF is not supported yet)",
+                format!(
+                    "send a source as application/json, text/markdown, text/plain, text/html, \
+                     {MEDIA_PDF} or {MEDIA_DOCX}"
+                ),
             ))
         }
+    }
+    .to_string();
+    // A JSON source is read here, so a malformed one is told apart from an invalid one.
+    let json_source: Option<IngestRequest> = if kind == "application/json" {
+        Some(serde_json::from_slice(&bytes).map_err(|e| {
+            ApiError::bad_request("malformed_json", format!("the JSON body is not valid: {e}"))
+        })?)
+    } else {
+        None
     };
-    match ingest(&state.store, &state.rules, ingest_req, false).await {
-        Ok((source, created)) => {
-            let status = if created {
-                StatusCode::CREATED
-            } else {
-                StatusCode::OK
-            };
-            Ok(json_response(
-                status,
-                &json!({ "created": created, "source": source }),
-            ))
+    let rules = Arc::clone(&state.rules);
+    let originals = state.settings.data_dir.join("originals");
+    let read = procedurewriter_pipeline::blocking::run_with_limit(PARSE_LIMIT, move || {
+        let fallback = q.filename.clone().unwrap_or_default();
+        let mut doc = match kind.as_str() {
+            "application/json" => {
+                let req = json_source.unwrap_or_default();
+                return library::prepare(&rules, req, false).map(|d| (d, None));
+            }
+            "text/markdown" | "text/plain" | "text/html" => {
+                let text = std::str::from_utf8(&bytes)
+                    .map_err(|_| IngestError::Invalid("the document is not valid UTF-8".into()))?;
+                let req = if kind == "text/html" {
+                    library::parse_html(text.as_bytes(), q.title.as_deref().unwrap_or(""))?
+                } else {
+                    library::parse_document(text, &fallback)?
+                };
+                let media = if kind == "text/html" {
+                    "text/html"
+                } else if kind == "text/markdown" {
+                    "text/markdown"
+                } else {
+                    "text/plain"
+                };
+                ReadDocument::text(req, media)
+            }
+            _ => library::read_file(&kind, &bytes, &fallback)?,
+        };
+        let m = &mut doc.meta;
+        m.title = q
+            .title
+            .or(Some(std::mem::take(&mut m.title)).filter(|t| !t.is_empty()))
+            .unwrap_or_default();
+        m.url = q.url.or(m.url.take());
+        m.tier = q.tier.or(m.tier.take());
+        m.year = q.year.or(m.year);
+        m.publication_type = q.publication_type.or(m.publication_type.take());
+        let original = doc.original_sha256.clone();
+        let prepared = library::prepare_document(&rules, doc, false)?;
+        // The original file, content-addressed: a reader can open the page a citation names.
+        if let Some(sha) = original {
+            let ext = if kind == MEDIA_PDF { "pdf" } else { "docx" };
+            let path = originals.join(format!("{sha}.{ext}"));
+            if !path.exists() {
+                std::fs::create_dir_all(&originals)
+                    .and_then(|_| {
+                        let tmp = path.with_extension("tmp");
+                        std::fs::write(&tmp, &bytes)?;
+                        std::fs::rename(tmp, &path)
+                    })
+                    .map_err(|e| {
+                        IngestError::Unreadable(format!("cannot keep the original file: {e}"))
+                    })?;
+            }
+            return Ok((prepared, Some(path)));
         }
-        Err(StoreIngestError::Invalid(m)) => {
-            Err(ApiError::bad_request("invalid_request", m.to_string()))
+        Ok((prepared, None))
+    })
+    .await
+    .map_err(|_| {
+        ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "document_too_complex",
+            format!(
+                "reading the document took longer than {} s; split it or send it as text",
+                PARSE_LIMIT.as_secs()
+            ),
+        )
+    })?;
+    let (doc, _original) = read.map_err(|e| match e {
+        IngestError::Invalid(m) => ApiError::bad_request("invalid_request", m),
+        IngestError::WrongType(m) => {
+            ApiError::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, "media_type_mismatch", m)
         }
-        Err(StoreIngestError::Store(e)) => Err(e.into()),
+        IngestError::Unreadable(m) => {
+            ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "document_unreadable", m)
+        }
+    })?;
+    let (source, created) = crate::library::store_document(&state.store, doc)
+        .await
+        .map_err(|e| match e {
+            crate::library::StoreIngestError::Invalid(m) => {
+                ApiError::bad_request("invalid_request", m.to_string())
+            }
+            crate::library::StoreIngestError::Store(e) => ApiError::from(e),
+        })?;
+    let status = if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok(json_response(
+        status,
+        &json!({ "created": created, "source": source }),
+    ))
+}
+
+/// `GET /api/sources/{id}/original`: the file the source was read from (PDF, DOCX), with a
+/// file name.
+pub(super) async fn get_original(state: &Arc<AppState>, id: String) -> Handled {
+    let id = check_source_id(&id)?;
+    let source = state.store.get_source(id.clone()).await?;
+    let (Some(sha), ext) = (
+        source.original_sha256.clone(),
+        if source.media_type == procedurewriter_pipeline::library::MEDIA_PDF {
+            "pdf"
+        } else {
+            "docx"
+        },
+    ) else {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "original_not_found",
+            format!("source {id} was sent as text; GET /api/sources/{id} has its text"),
+        ));
+    };
+    let path = state
+        .settings
+        .data_dir
+        .join("originals")
+        .join(format!("{sha}.{ext}"));
+    let bytes = tokio::fs::read(&path).await.map_err(|e| {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "original_unreadable",
+            format!(
+                "cannot read the original of {id}: {e}; restore <data_dir>/originals from a backup"
+            ),
+        )
+    })?;
+    let mut resp = hyper::Response::new(super::full(bytes));
+    let h = resp.headers_mut();
+    if let Ok(v) = hyper::header::HeaderValue::from_str(&source.media_type) {
+        h.insert(hyper::header::CONTENT_TYPE, v);
+    }
+    if let Ok(v) =
+        hyper::header::HeaderValue::from_str(&format!("attachment; filename=\"{id}.{ext}\""))
+    {
+        h.insert(hyper::header::CONTENT_DISPOSITION, v);
+    }
+    Ok(resp)
+}
+
+/// A source id must look like `SRC0001`; anything else cannot name a source (or a path).
+fn check_source_id(id: &str) -> Result<String, ApiError> {
+    let valid = id.len() <= 12
+        && id
+            .strip_prefix("SRC")
+            .is_some_and(|n| n.len() >= 4 && n.bytes().all(|b| b.is_ascii_digit()));
+    if valid {
+        Ok(id.to_string())
+    } else {
+        Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "source_not_found",
+            format!(
+                "source {:?} not found: source ids look like SRC0001",
+                truncate(id, 40)
+            ),
+        ))
     }
 }
 
@@ -115,22 +244,12 @@ pub(super) async fn list_sources(state: &Arc<AppState>, req: Request<Incoming>) 
 }
 
 pub(super) async fn get_source(state: &Arc<AppState>, id: String) -> Handled {
-    let valid = id.len() <= 12
-        && id
-            .strip_prefix("SRC")
-            .is_some_and(|n| n.len() >= 4 && n.bytes().all(|b| b.is_ascii_digit()));
-    if !valid {
-        return Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            "source_not_found",
-            format!(
-                "source {:?} not found: source ids look like SRC0001",
-                truncate(&id, 40)
-            ),
-        ));
-    }
-    let source = state.store.get_source(id).await?;
-    Ok(json_response(StatusCode::OK, &source))
+    let id = check_source_id(&id)?;
+    let source = state.store.get_source(id.clone()).await?;
+    let passages = state.store.passages(id).await?;
+    let mut body = serde_json::to_value(&source).unwrap_or_default();
+    body["passages"] = json!(passages);
+    Ok(json_response(StatusCode::OK, &body))
 }
 
 #[derive(Deserialize)]

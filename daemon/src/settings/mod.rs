@@ -151,6 +151,7 @@ pub struct Settings {
     pub shutdown_grace_s: f64,
     pub sqlite_synchronous: SqliteSynchronous,
     pub max_body_bytes: usize,
+    pub max_document_mb: u64,
     pub max_connections: usize,
     pub header_read_timeout_s: f64,
     pub body_read_timeout_s: f64,
@@ -345,6 +346,11 @@ impl Settings {
                 digest_input.to_string().as_bytes(),
             ),
         }
+    }
+
+    /// The largest PDF or DOCX upload, in bytes.
+    pub fn max_document_bytes(&self) -> usize {
+        (self.max_document_mb as usize).saturating_mul(1024 * 1024)
     }
 
     /// Where run artifacts go: `<data_dir>/runs`.

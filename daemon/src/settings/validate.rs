@@ -72,6 +72,9 @@ impl Settings {
         if self.max_body_bytes < 1024 {
             return bad("max_body_bytes", "must be at least 1024");
         }
+        if self.max_document_mb == 0 || self.max_document_mb > 1024 {
+            return bad("max_document_mb", "must be between 1 and 1024");
+        }
         if self.max_connections == 0 {
             return bad("max_connections", "must be at least 1");
         }
