@@ -172,6 +172,107 @@ fn a_full_database_refuses_writes_with_503_keeps_reads_and_recovers_without_a_re
     assert_eq!(ok, "ok");
 }
 
+/// How many times the daemon's log says `line`.
+fn log_count(d: &Daemon, line: &str) -> usize {
+    d.log_text().matches(line).count()
+}
+
+/// Waiting for the database is not an attempt (issue 16, item 6): a job whose writes meet a
+/// full database is handed back to the queue with its attempt refunded, each time, and the
+/// run ends DONE on its first attempt once there is room — three episodes spend nothing.
+#[test]
+fn three_episodes_of_a_full_database_do_not_spend_a_running_jobs_attempts() {
+    let s = Scratch::new();
+    let config = write_config(s.dir.path(), "max_database_mb = 0\n");
+    let mut cmd = s.command(&[("PROCEDUREWRITER_WORKERS", "1")]);
+    cmd.arg("--config").arg(&config);
+    let d = Daemon::spawn(cmd);
+    let h = d.http();
+    // Over 1 MiB of runs, so that a 1 MiB limit holds the database at whatever size it has.
+    let ballast: Vec<String> = (0..60)
+        .map(|i| {
+            let r = h.post_json(
+                "/api/write",
+                &json!({ "procedure": format!("ballast {i}"), "context": "x".repeat(19_000) }),
+            );
+            assert_eq!(r.status, 202, "{r:?}");
+            r.body["run_id"].as_str().unwrap().to_string()
+        })
+        .collect();
+    for id in &ballast {
+        h.wait_status(id, "DONE", T);
+    }
+    // A job that writes as it goes (a progress event every 10 ms), so each full database
+    // meets it mid-run.
+    let id = h.write(
+        "through three outages",
+        json!({ "duration_ms": 8000, "progress_ms": 10 }),
+    );
+    let limit = |mb: u32, applied: usize| {
+        write_config(s.dir.path(), &format!("max_database_mb = {mb}\n"));
+        d.signal(libc::SIGHUP);
+        wait_for("the size limit to be applied", T, || {
+            (log_count(&d, "database size limit applied") == applied).then_some(())
+        });
+    };
+    let requeued = |h: &Http| -> Vec<Value> {
+        h.events(&id)
+            .into_iter()
+            .filter(|e| e["kind"] == "requeued")
+            .collect()
+    };
+    for episode in 1..=3 {
+        let run = wait_for("the job to run", T, || {
+            let run = h.run(&id);
+            (run["status"] == "RUNNING").then_some(run)
+        });
+        assert_eq!(run["attempts"], 1, "episode {episode}: {run:#}");
+        limit(1, 2 * episode - 1);
+        wait_for("the job to meet the full database", T, || {
+            (log_count(&d, "the job cannot go on while the database refuses writes") >= episode)
+                .then_some(())
+        });
+        limit(0, 2 * episode);
+        wait_for("the run to be handed back", T, || {
+            (requeued(&h).len() >= episode).then_some(())
+        });
+    }
+
+    let run = h.wait_status(&id, "DONE", Duration::from_secs(60));
+    assert_eq!(
+        run["attempts"], 1,
+        "three outages spent no attempt: {run:#}"
+    );
+    let kinds = h.event_kinds(&id);
+    assert!(!kinds.iter().any(|k| k == "attempt_failed"), "{kinds:?}");
+    let deferrals = requeued(&h);
+    assert!(deferrals.len() >= 3, "{kinds:?}");
+    assert_eq!(
+        kinds.iter().filter(|k| *k == "claimed").count(),
+        deferrals.len() + 1,
+        "{kinds:?}"
+    );
+    for e in &deferrals {
+        assert_eq!(e["status"], "QUEUED", "{e}");
+        assert_eq!(e["details"]["attempt_refunded"], 1, "{e}");
+        let reason = e["details"]["reason"].as_str().unwrap();
+        assert!(
+            reason.starts_with("database unavailable") && reason.contains("full"),
+            "the event says why: {reason}"
+        );
+    }
+    let metrics = h.get("/metrics");
+    assert!(
+        metrics
+            .body
+            .as_str()
+            .unwrap()
+            .lines()
+            .any(|l| l == format!("procedurewriter_deferrals_total {}", deferrals.len())),
+        "{metrics:?}"
+    );
+}
+
 /// Reads until the peer closes or `limit` passes; returns what arrived and whether it closed.
 fn read_until_closed(s: &mut std::net::TcpStream, limit: Duration) -> (String, bool) {
     s.set_read_timeout(Some(limit)).unwrap();

@@ -146,23 +146,28 @@ pub(super) struct LeaseState {
     pub(super) lease_token: i64,
     attempts: u32,
     max_attempts: u32,
+    cancel_requested: bool,
 }
 
 pub(super) fn lease_state(conn: &Connection, id: &str) -> Result<LeaseState> {
     conn.prepare_cached(
-        "SELECT status, lease_token, attempts, max_attempts FROM runs WHERE id = ?1",
+        "SELECT status, lease_token, attempts, max_attempts, cancel_requested FROM runs \
+         WHERE id = ?1",
     )?
     .query_row([id], |r| {
         let status: String = r.get(0)?;
-        Ok((status, r.get(1)?, r.get(2)?, r.get(3)?))
+        Ok((status, r.get(1)?, r.get(2)?, r.get(3)?, r.get::<_, i64>(4)?))
     })
     .optional()?
-    .map(|(status, lease_token, attempts, max_attempts)| LeaseState {
-        status: RunStatus::parse(&status).unwrap_or(RunStatus::Failed),
-        lease_token,
-        attempts,
-        max_attempts,
-    })
+    .map(
+        |(status, lease_token, attempts, max_attempts, cancel_requested)| LeaseState {
+            status: RunStatus::parse(&status).unwrap_or(RunStatus::Failed),
+            lease_token,
+            attempts,
+            max_attempts,
+            cancel_requested: cancel_requested != 0,
+        },
+    )
     .ok_or_else(|| Error::NotFound(id.to_string()))
 }
 
@@ -439,6 +444,12 @@ impl Store {
                 });
             }
             let attempt = json!(run.attempts);
+            // A cancel pending on a deferred run is honoured now: handing the run back would
+            // leave a QUEUED run with a cancel nobody acts on.
+            let outcome = match outcome {
+                Outcome::Deferred { .. } if run.cancel_requested => Outcome::Cancelled,
+                other => other,
+            };
             let updated = match outcome {
                 Outcome::Done { result } => {
                     let result = result.to_string();
@@ -524,6 +535,27 @@ impl Store {
                     )?;
                     tx.event(&run_id, "cancelled", RunStatus::Cancelled, &actor, json!({ "attempt": attempt }), now)?;
                     RunStatus::Cancelled
+                }
+                // Waiting for the database is not an attempt: the run goes back to the queue
+                // with the attempt refunded, as a graceful shutdown's `release` does.
+                Outcome::Deferred { reason } => {
+                    update_status(
+                        tx.conn(),
+                        &run_id,
+                        RunStatus::Queued,
+                        now,
+                        &format!("{CLEAR_LEASE}, attempts = MAX(attempts - 1, 0)"),
+                        &[],
+                    )?;
+                    tx.event(
+                        &run_id,
+                        "requeued",
+                        RunStatus::Queued,
+                        &actor,
+                        json!({ "reason": reason, "lease_token": token, "attempt_refunded": attempt }),
+                        now,
+                    )?;
+                    RunStatus::Queued
                 }
             };
             Ok(Fenced::Applied(updated))
@@ -872,5 +904,6 @@ fn outcome_kind(o: &Outcome) -> &'static str {
         Outcome::Failed { .. } => "failed",
         Outcome::NeedsAck { .. } => "needs_ack",
         Outcome::Cancelled => "cancelled",
+        Outcome::Deferred { .. } => "deferred",
     }
 }
