@@ -359,6 +359,121 @@ fn the_connection_limit_holds_further_clients_back_until_a_slot_frees() {
     assert!(closed && answer.starts_with("HTTP/1.1 200"), "{answer}");
 }
 
+/// Opens an event stream on a connection of its own and reads its answer's head (and, for a
+/// refusal, its body): (the connection, the head and what followed it so far).
+fn open_stream(addr: &str, run: &str) -> (std::net::TcpStream, String) {
+    let mut c = std::net::TcpStream::connect(addr).unwrap();
+    c.write_all(
+        format!(
+            "GET /api/runs/{run}/events HTTP/1.1\r\nHost: 127.0.0.1\r\n\
+             Accept: text/event-stream\r\n\r\n"
+        )
+        .as_bytes(),
+    )
+    .unwrap();
+    c.set_read_timeout(Some(T)).unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !String::from_utf8_lossy(&got).contains("\r\n\r\n") {
+        let n = c.read(&mut buf).expect("an answer to the stream request");
+        assert!(
+            n > 0,
+            "closed before answering: {:?}",
+            String::from_utf8_lossy(&got)
+        );
+        got.extend_from_slice(&buf[..n]);
+    }
+    (c, String::from_utf8_lossy(&got).into_owned())
+}
+
+/// Issue 16, item 8: event streams cannot take the connections short requests need. More
+/// streams than `max_connections` are served side by side, one past `max_event_streams` is
+/// refused with the JSON 503, `/health` and a cancel answer at once meanwhile, and the streams
+/// deliver to the end; a closed stream frees its slot.
+#[test]
+fn event_streams_have_their_own_limit_and_leave_room_for_short_requests() {
+    let s = Scratch::new();
+    let d = s.start(&[
+        ("PROCEDUREWRITER_MAX_CONNECTIONS", "2"),
+        ("PROCEDUREWRITER_MAX_EVENT_STREAMS", "3"),
+    ]);
+    let a = d.addr();
+    let h = d.http();
+    let id = h.write("followed", json!({ "duration_ms": 60_000 }));
+    h.wait_status(&id, "RUNNING", T);
+
+    // Three streams: more than the two connections, all open at once.
+    let mut streams: Vec<std::net::TcpStream> = (0..3)
+        .map(|_| {
+            let (c, head) = open_stream(&a, &id);
+            assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+            assert!(head.to_lowercase().contains("text/event-stream"), "{head}");
+            c
+        })
+        .collect();
+
+    // A fourth is refused, saying what to do.
+    let (mut refused, head) = open_stream(&a, &id);
+    assert!(head.starts_with("HTTP/1.1 503"), "{head}");
+    let length: usize = head
+        .to_lowercase()
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length: ")?.trim().parse().ok())
+        .expect("a JSON body with its length");
+    let mut body = head.split_once("\r\n\r\n").unwrap().1.as_bytes().to_vec();
+    while body.len() < length {
+        let mut buf = [0u8; 1024];
+        let n = refused.read(&mut buf).unwrap();
+        assert!(n > 0);
+        body.extend_from_slice(&buf[..n]);
+    }
+    let json: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(json["error"]["code"], "too_many_streams", "{json}");
+    let message = json["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("max_event_streams") && message.contains("?after="),
+        "the 503 says what to do: {message}"
+    );
+    drop(refused);
+
+    // Short requests are answered at once while the streams are open.
+    let base = d.url.clone();
+    let health = within(
+        "/health with every stream slot taken",
+        Duration::from_secs(5),
+        {
+            let base = base.clone();
+            move || Http::new(&base).get("/health")
+        },
+    );
+    assert_eq!(health.status, 200, "{health:?}");
+    let cancel = within(
+        "a cancel with every stream slot taken",
+        Duration::from_secs(5),
+        {
+            let (base, id) = (base.clone(), id.clone());
+            move || Http::new(&base).post_empty(&format!("/api/runs/{id}/cancel"))
+        },
+    );
+    assert_eq!(cancel.status, 202, "{cancel:?}");
+
+    // Every stream delivers the cancel and the final event, then closes.
+    for c in &mut streams {
+        let (text, closed) = read_until_closed(c, T);
+        assert!(closed, "the stream closed after the final event: {text}");
+        assert!(
+            text.contains("event: cancel_requested") && text.contains("event: cancelled"),
+            "{text}"
+        );
+    }
+    // Their slots are free again: a new stream is served (it replays and closes).
+    let (mut again, head) = open_stream(&a, &id);
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    let (text, closed) = read_until_closed(&mut again, T);
+    let text = head + &text;
+    assert!(closed && text.contains("event: cancelled"), "{text}");
+}
+
 /// What one load client saw.
 #[derive(Default)]
 struct Seen {
