@@ -33,7 +33,8 @@ const DEFER_BACKOFF_MAX: Duration = Duration::from_secs(30);
 #[rtype(result = "Result<(Run, bool)>")]
 pub struct Enqueue(pub NewRun);
 
-/// Cancel a run (at once, or cooperatively if it is running).
+/// Cancel a run: at once, or, if it is running, by telling its job; either way it ends
+/// CANCELLED (a running run's outcome, whatever it is, is recorded as CANCELLED).
 #[derive(Message)]
 #[rtype(result = "Result<Run>")]
 pub struct Cancel {

@@ -165,10 +165,12 @@ impl Handler<RunJob> for WorkerActor {
                                     if deferred {
                                         metrics.deferrals.inc();
                                     }
-                                    if done {
+                                    // Counted by what was recorded: a pending cancel
+                                    // turns any outcome into CANCELLED.
+                                    if done && status == RunStatus::Done {
                                         metrics.completions.inc();
                                     }
-                                    if failed {
+                                    if failed && status != RunStatus::Cancelled {
                                         metrics.failures.inc();
                                     }
                                 }

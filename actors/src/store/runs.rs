@@ -413,7 +413,8 @@ impl Store {
         .await
     }
 
-    /// Records how a worker's attempt ended, if the worker still holds the lease `token`.
+    /// Records how a worker's attempt ended, if the worker still holds the lease `token`. A run
+    /// whose cancel was requested while it ran ends CANCELLED, whatever the outcome.
     pub async fn finish(
         &self,
         run_id: String,
@@ -444,12 +445,26 @@ impl Store {
                 });
             }
             let attempt = json!(run.attempts);
-            // A cancel pending on a deferred run is honoured now: handing the run back would
-            // leave a QUEUED run with a cancel nobody acts on.
-            let outcome = match outcome {
-                Outcome::Deferred { .. } if run.cancel_requested => Outcome::Cancelled,
-                other => other,
-            };
+            // A cancel answered 202 binds: the run was RUNNING with the cancel recorded before
+            // this outcome, so whatever the job reports — a result that raced the cancel, a
+            // failure, a gap, a deferral — the run ends CANCELLED, under this same fence. The
+            // event names what the job reported instead.
+            if run.cancel_requested {
+                update_status(
+                    tx.conn(),
+                    &run_id,
+                    RunStatus::Cancelled,
+                    now,
+                    &format!("{CLEAR_LEASE}, finished_at = ?2"),
+                    &[],
+                )?;
+                let mut details = json!({ "attempt": attempt });
+                if !matches!(outcome, Outcome::Cancelled) {
+                    details["discarded"] = json!(outcome_kind(&outcome));
+                }
+                tx.event(&run_id, "cancelled", RunStatus::Cancelled, &actor, details, now)?;
+                return Ok(Fenced::Applied(RunStatus::Cancelled));
+            }
             let updated = match outcome {
                 Outcome::Done { result } => {
                     let result = result.to_string();
@@ -631,7 +646,8 @@ impl Store {
     }
 
     /// Cancels a run: QUEUED and NEEDS_ACK runs at once; a RUNNING run is marked and its
-    /// worker stops at its next await.
+    /// worker stops at its next await. The mark binds: the run ends CANCELLED whatever its
+    /// job reports (see [`Store::finish`]); a run that finished first is a conflict.
     pub async fn cancel(&self, run_id: String) -> Result<Run> {
         self.write(move |tx| {
             let now = now_ms();

@@ -207,6 +207,82 @@ fn a_deferred_run_is_requeued_without_spending_an_attempt() {
     });
 }
 
+/// Issue 16, item 11: a cancel of a RUNNING run binds. Whatever the job reports after the
+/// cancel was recorded — a result that raced it, a retryable failure, a gap — the run ends
+/// CANCELLED under the job's own fence; a late result under a lost lease is still refused.
+#[test]
+fn a_cancel_recorded_while_running_binds_whatever_the_job_reports() {
+    let (_d, store) = open();
+    block_on(async {
+        let outcomes = [
+            Outcome::Done {
+                result: json!({ "raced": true }),
+            },
+            Outcome::Failed {
+                error: "flaky".into(),
+                retryable: true,
+            },
+            Outcome::NeedsAck { details: json!({}) },
+            Outcome::Cancelled,
+        ];
+        for outcome in outcomes {
+            let (run, _) = store.enqueue(new_run("x", 0)).await.unwrap();
+            let claimed = store.claim(vec!["t/w0".into()]).await.unwrap().remove(0);
+            let marked = store.cancel(run.id.clone()).await.unwrap();
+            assert_eq!(
+                (marked.status, marked.cancel_requested),
+                (RunStatus::Running, true)
+            );
+            let kind = match &outcome {
+                Outcome::Done { .. } => "done",
+                Outcome::Failed { .. } => "failed",
+                Outcome::NeedsAck { .. } => "needs_ack",
+                _ => "cancelled",
+            };
+            let end = store
+                .finish(
+                    run.id.clone(),
+                    claimed.run.lease_token,
+                    "t/w0".into(),
+                    outcome,
+                )
+                .await
+                .unwrap();
+            assert_eq!(end, Fenced::Applied(RunStatus::Cancelled), "{kind}");
+            let now = store.get_run(run.id.clone()).await.unwrap();
+            assert_eq!(now.status, RunStatus::Cancelled, "{kind}");
+            assert_eq!(now.result, None, "{kind}: a raced result is not kept");
+            let last = store
+                .events(run.id.clone(), 0)
+                .await
+                .unwrap()
+                .pop()
+                .unwrap();
+            assert_eq!(last.kind, "cancelled", "{kind}");
+            if kind != "cancelled" {
+                assert_eq!(last.details["discarded"], kind);
+            }
+        }
+
+        // Fencing first: a cancelled run's lost lease cannot record anything.
+        let (run, _) = store.enqueue(new_run("y", 0)).await.unwrap();
+        let first = store.claim(vec!["t/w0".into()]).await.unwrap().remove(0);
+        store.reap(i64::MAX).await.unwrap();
+        store.claim(vec!["t/w1".into()]).await.unwrap();
+        store.cancel(run.id.clone()).await.unwrap();
+        let late = store
+            .finish(
+                run.id.clone(),
+                first.run.lease_token,
+                "t/w0".into(),
+                Outcome::Done { result: json!({}) },
+            )
+            .await
+            .unwrap();
+        assert!(matches!(late, Fenced::Refused { .. }), "{late:?}");
+    });
+}
+
 #[test]
 fn a_failed_write_rolls_back_only_itself_inside_a_shared_commit() {
     let (_d, store) = open();
