@@ -172,6 +172,107 @@ fn a_full_database_refuses_writes_with_503_keeps_reads_and_recovers_without_a_re
     assert_eq!(ok, "ok");
 }
 
+/// How many times the daemon's log says `line`.
+fn log_count(d: &Daemon, line: &str) -> usize {
+    d.log_text().matches(line).count()
+}
+
+/// Waiting for the database is not an attempt (issue 16, item 6): a job whose writes meet a
+/// full database is handed back to the queue with its attempt refunded, each time, and the
+/// run ends DONE on its first attempt once there is room — three episodes spend nothing.
+#[test]
+fn three_episodes_of_a_full_database_do_not_spend_a_running_jobs_attempts() {
+    let s = Scratch::new();
+    let config = write_config(s.dir.path(), "max_database_mb = 0\n");
+    let mut cmd = s.command(&[("PROCEDUREWRITER_WORKERS", "1")]);
+    cmd.arg("--config").arg(&config);
+    let d = Daemon::spawn(cmd);
+    let h = d.http();
+    // Over 1 MiB of runs, so that a 1 MiB limit holds the database at whatever size it has.
+    let ballast: Vec<String> = (0..60)
+        .map(|i| {
+            let r = h.post_json(
+                "/api/write",
+                &json!({ "procedure": format!("ballast {i}"), "context": "x".repeat(19_000) }),
+            );
+            assert_eq!(r.status, 202, "{r:?}");
+            r.body["run_id"].as_str().unwrap().to_string()
+        })
+        .collect();
+    for id in &ballast {
+        h.wait_status(id, "DONE", T);
+    }
+    // A job that writes as it goes (a progress event every 10 ms), so each full database
+    // meets it mid-run.
+    let id = h.write(
+        "through three outages",
+        json!({ "duration_ms": 8000, "progress_ms": 10 }),
+    );
+    let limit = |mb: u32, applied: usize| {
+        write_config(s.dir.path(), &format!("max_database_mb = {mb}\n"));
+        d.signal(libc::SIGHUP);
+        wait_for("the size limit to be applied", T, || {
+            (log_count(&d, "database size limit applied") == applied).then_some(())
+        });
+    };
+    let requeued = |h: &Http| -> Vec<Value> {
+        h.events(&id)
+            .into_iter()
+            .filter(|e| e["kind"] == "requeued")
+            .collect()
+    };
+    for episode in 1..=3 {
+        let run = wait_for("the job to run", T, || {
+            let run = h.run(&id);
+            (run["status"] == "RUNNING").then_some(run)
+        });
+        assert_eq!(run["attempts"], 1, "episode {episode}: {run:#}");
+        limit(1, 2 * episode - 1);
+        wait_for("the job to meet the full database", T, || {
+            (log_count(&d, "the job cannot go on while the database refuses writes") >= episode)
+                .then_some(())
+        });
+        limit(0, 2 * episode);
+        wait_for("the run to be handed back", T, || {
+            (requeued(&h).len() >= episode).then_some(())
+        });
+    }
+
+    let run = h.wait_status(&id, "DONE", Duration::from_secs(60));
+    assert_eq!(
+        run["attempts"], 1,
+        "three outages spent no attempt: {run:#}"
+    );
+    let kinds = h.event_kinds(&id);
+    assert!(!kinds.iter().any(|k| k == "attempt_failed"), "{kinds:?}");
+    let deferrals = requeued(&h);
+    assert!(deferrals.len() >= 3, "{kinds:?}");
+    assert_eq!(
+        kinds.iter().filter(|k| *k == "claimed").count(),
+        deferrals.len() + 1,
+        "{kinds:?}"
+    );
+    for e in &deferrals {
+        assert_eq!(e["status"], "QUEUED", "{e}");
+        assert_eq!(e["details"]["attempt_refunded"], 1, "{e}");
+        let reason = e["details"]["reason"].as_str().unwrap();
+        assert!(
+            reason.starts_with("database unavailable") && reason.contains("full"),
+            "the event says why: {reason}"
+        );
+    }
+    let metrics = h.get("/metrics");
+    assert!(
+        metrics
+            .body
+            .as_str()
+            .unwrap()
+            .lines()
+            .any(|l| l == format!("procedurewriter_deferrals_total {}", deferrals.len())),
+        "{metrics:?}"
+    );
+}
+
 /// Reads until the peer closes or `limit` passes; returns what arrived and whether it closed.
 fn read_until_closed(s: &mut std::net::TcpStream, limit: Duration) -> (String, bool) {
     s.set_read_timeout(Some(limit)).unwrap();
@@ -256,6 +357,121 @@ fn the_connection_limit_holds_further_clients_back_until_a_slot_frees() {
     drop(idle.pop());
     let (answer, closed) = read_until_closed(&mut fifth, T);
     assert!(closed && answer.starts_with("HTTP/1.1 200"), "{answer}");
+}
+
+/// Opens an event stream on a connection of its own and reads its answer's head (and, for a
+/// refusal, its body): (the connection, the head and what followed it so far).
+fn open_stream(addr: &str, run: &str) -> (std::net::TcpStream, String) {
+    let mut c = std::net::TcpStream::connect(addr).unwrap();
+    c.write_all(
+        format!(
+            "GET /api/runs/{run}/events HTTP/1.1\r\nHost: 127.0.0.1\r\n\
+             Accept: text/event-stream\r\n\r\n"
+        )
+        .as_bytes(),
+    )
+    .unwrap();
+    c.set_read_timeout(Some(T)).unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !String::from_utf8_lossy(&got).contains("\r\n\r\n") {
+        let n = c.read(&mut buf).expect("an answer to the stream request");
+        assert!(
+            n > 0,
+            "closed before answering: {:?}",
+            String::from_utf8_lossy(&got)
+        );
+        got.extend_from_slice(&buf[..n]);
+    }
+    (c, String::from_utf8_lossy(&got).into_owned())
+}
+
+/// Issue 16, item 8: event streams cannot take the connections short requests need. More
+/// streams than `max_connections` are served side by side, one past `max_event_streams` is
+/// refused with the JSON 503, `/health` and a cancel answer at once meanwhile, and the streams
+/// deliver to the end; a closed stream frees its slot.
+#[test]
+fn event_streams_have_their_own_limit_and_leave_room_for_short_requests() {
+    let s = Scratch::new();
+    let d = s.start(&[
+        ("PROCEDUREWRITER_MAX_CONNECTIONS", "2"),
+        ("PROCEDUREWRITER_MAX_EVENT_STREAMS", "3"),
+    ]);
+    let a = d.addr();
+    let h = d.http();
+    let id = h.write("followed", json!({ "duration_ms": 60_000 }));
+    h.wait_status(&id, "RUNNING", T);
+
+    // Three streams: more than the two connections, all open at once.
+    let mut streams: Vec<std::net::TcpStream> = (0..3)
+        .map(|_| {
+            let (c, head) = open_stream(&a, &id);
+            assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+            assert!(head.to_lowercase().contains("text/event-stream"), "{head}");
+            c
+        })
+        .collect();
+
+    // A fourth is refused, saying what to do.
+    let (mut refused, head) = open_stream(&a, &id);
+    assert!(head.starts_with("HTTP/1.1 503"), "{head}");
+    let length: usize = head
+        .to_lowercase()
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length: ")?.trim().parse().ok())
+        .expect("a JSON body with its length");
+    let mut body = head.split_once("\r\n\r\n").unwrap().1.as_bytes().to_vec();
+    while body.len() < length {
+        let mut buf = [0u8; 1024];
+        let n = refused.read(&mut buf).unwrap();
+        assert!(n > 0);
+        body.extend_from_slice(&buf[..n]);
+    }
+    let json: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(json["error"]["code"], "too_many_streams", "{json}");
+    let message = json["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("max_event_streams") && message.contains("?after="),
+        "the 503 says what to do: {message}"
+    );
+    drop(refused);
+
+    // Short requests are answered at once while the streams are open.
+    let base = d.url.clone();
+    let health = within(
+        "/health with every stream slot taken",
+        Duration::from_secs(5),
+        {
+            let base = base.clone();
+            move || Http::new(&base).get("/health")
+        },
+    );
+    assert_eq!(health.status, 200, "{health:?}");
+    let cancel = within(
+        "a cancel with every stream slot taken",
+        Duration::from_secs(5),
+        {
+            let (base, id) = (base.clone(), id.clone());
+            move || Http::new(&base).post_empty(&format!("/api/runs/{id}/cancel"))
+        },
+    );
+    assert_eq!(cancel.status, 202, "{cancel:?}");
+
+    // Every stream delivers the cancel and the final event, then closes.
+    for c in &mut streams {
+        let (text, closed) = read_until_closed(c, T);
+        assert!(closed, "the stream closed after the final event: {text}");
+        assert!(
+            text.contains("event: cancel_requested") && text.contains("event: cancelled"),
+            "{text}"
+        );
+    }
+    // Their slots are free again: a new stream is served (it replays and closes).
+    let (mut again, head) = open_stream(&a, &id);
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    let (text, closed) = read_until_closed(&mut again, T);
+    let text = head + &text;
+    assert!(closed && text.contains("event: cancelled"), "{text}");
 }
 
 /// What one load client saw.

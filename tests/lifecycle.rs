@@ -124,6 +124,65 @@ fn cancel_stops_a_queued_run_at_once_and_a_running_one_at_its_next_await() {
         .assert_error(409, "transition_not_allowed");
 }
 
+/// Issue 16, item 11: a cancel answered 202 binds. Cancels raced against completion (jobs
+/// ending a few milliseconds after they are claimed, the cancel sent as soon as the claim shows,
+/// results large enough that recording one takes a while): every run whose cancel was answered
+/// 202 ends CANCELLED, with no `completed` event; a cancel that lost the race is a 409 and the
+/// run DONE. The answer always says what happens.
+#[test]
+fn a_cancel_answered_202_binds_even_when_it_races_the_completion() {
+    let s = Scratch::new();
+    let d = s.start(&[("PROCEDUREWRITER_WORKERS", "8")]);
+    let base = d.url.clone();
+    let answers: Vec<(String, u16)> = (0..40u64)
+        .map(|i| {
+            let base = base.clone();
+            std::thread::spawn(move || {
+                let h = Http::new(&base);
+                let spec = json!({ "duration_ms": i % 12, "result_bytes": 200_000 });
+                let id = h.write(&format!("raced {i}"), spec);
+                // As soon as the claim shows (a tight poll, bounded by a deadline).
+                let deadline = std::time::Instant::now() + T;
+                while h.status(&id) == "QUEUED" {
+                    assert!(
+                        std::time::Instant::now() < deadline,
+                        "run {id} never claimed"
+                    );
+                }
+                let r = h.post_empty(&format!("/api/runs/{id}/cancel"));
+                (id, r.status)
+            })
+        })
+        .collect::<Vec<_>>()
+        .into_iter()
+        .map(|t| t.join().unwrap())
+        .collect();
+    let h = d.http();
+    let mut seen = std::collections::BTreeMap::<u16, usize>::new();
+    for (id, status) in &answers {
+        *seen.entry(*status).or_default() += 1;
+        let expected = match status {
+            200 | 202 => "CANCELLED",
+            409 => "DONE",
+            other => panic!("run {id}: cancel answered {other}"),
+        };
+        let run = wait_for(&format!("run {id} to end"), T, || {
+            let run = h.run(id);
+            (run["status"] != "RUNNING" && run["status"] != "QUEUED").then_some(run)
+        });
+        assert_eq!(run["status"], expected, "cancel answered {status}: {run:#}");
+        let kinds = h.event_kinds(id);
+        if *status == 202 {
+            assert!(!kinds.iter().any(|k| k == "completed"), "{id}: {kinds:?}");
+        }
+    }
+    eprintln!("cancel answers racing completion: {seen:?}");
+    assert!(
+        seen.get(&202).copied().unwrap_or(0) > 0,
+        "no cancel met a running job: {seen:?}"
+    );
+}
+
 #[test]
 fn retry_requeues_failed_and_cancelled_runs_with_a_fresh_attempt_budget() {
     let s = Scratch::new();

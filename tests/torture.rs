@@ -111,7 +111,7 @@ fn jobs_survive_repeated_kill_9_with_history_and_state_in_agreement() {
                     held = Some(token);
                     claims += 1;
                 }
-                "lease_released" => {
+                "lease_released" | "requeued" => {
                     held = None;
                     refunds += 1;
                 }

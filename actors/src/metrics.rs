@@ -14,6 +14,8 @@ pub struct QueueMetrics {
     pub reaps: Counter,
     pub recoveries: Counter,
     pub late_results_refused: Counter,
+    /// Runs handed back to the queue, attempt refunded, because the database refused a write.
+    pub deferrals: Counter,
     /// Seconds from a run's enqueue (or re-queue) to its claim.
     pub enqueue_to_claim: Histogram,
 }
@@ -27,6 +29,7 @@ impl Default for QueueMetrics {
             reaps: Counter::default(),
             recoveries: Counter::default(),
             late_results_refused: Counter::default(),
+            deferrals: Counter::default(),
             enqueue_to_claim: Histogram::new([
                 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0, 30.0, 300.0,
             ]),
@@ -62,6 +65,11 @@ impl QueueMetrics {
             "late_results_refused",
             "Results refused because the worker no longer held the lease",
             self.late_results_refused.clone(),
+        );
+        registry.register(
+            "deferrals",
+            "Runs handed back to the queue without spending an attempt: the database refused a write",
+            self.deferrals.clone(),
         );
         registry.register(
             "enqueue_to_claim_seconds",

@@ -177,6 +177,28 @@ pub enum Outcome {
     NeedsAck { details: serde_json::Value },
     /// The job observed a cancel request and stopped.
     Cancelled,
+    /// The job could not go on for a reason outside the run — the database refused a write
+    /// (a full disk, the size limit) — and should run again later. Not an attempt: the run goes
+    /// back to the queue with the attempt refunded, and the queue waits before claiming again.
+    /// `reason` says what failed, for the run's history.
+    Deferred { reason: String },
+}
+
+impl Outcome {
+    /// How a job ends when one of its store calls failed: waiting for the database
+    /// ([`Error::Unavailable`](crate::Error::Unavailable)) is a deferral, anything else a bug
+    /// that trying again will not fix.
+    pub fn of_store_error(err: &crate::Error) -> Outcome {
+        match err {
+            crate::Error::Unavailable(_) => Outcome::Deferred {
+                reason: err.to_string(),
+            },
+            _ => Outcome::Failed {
+                error: err.to_string(),
+                retryable: false,
+            },
+        }
+    }
 }
 
 /// Money. Amounts are integer pico-USD (1e-12 USD) so that sums and the cost cap compare

@@ -20,13 +20,21 @@ use tokio::sync::oneshot;
 /// After a failed claim (database unavailable), wait this long before claiming again.
 const CLAIM_RETRY: Duration = Duration::from_millis(500);
 
+/// After a run is deferred (its job met a database refusing writes), claims wait this long
+/// before the next one, doubling while deferrals keep coming, up to [`DEFER_BACKOFF_MAX`]:
+/// a database that takes the small writes of a claim but refuses a job's must not turn the
+/// queue into a claim-fail-requeue loop. The first outcome that is not a deferral resets it.
+const DEFER_BACKOFF_MIN: Duration = Duration::from_secs(1);
+const DEFER_BACKOFF_MAX: Duration = Duration::from_secs(30);
+
 /// Enqueue a run; replies with the run and whether it was created now (`false`: an
 /// idempotent replay).
 #[derive(Message)]
 #[rtype(result = "Result<(Run, bool)>")]
 pub struct Enqueue(pub NewRun);
 
-/// Cancel a run (at once, or cooperatively if it is running).
+/// Cancel a run: at once, or, if it is running, by telling its job; either way it ends
+/// CANCELLED (a running run's outcome, whatever it is, is recorded as CANCELLED).
 #[derive(Message)]
 #[rtype(result = "Result<Run>")]
 pub struct Cancel {
@@ -55,8 +63,11 @@ pub struct Acknowledge {
 #[rtype(result = "()")]
 pub(crate) struct WorkerIdle {
     pub worker: usize,
-    /// The outcome put the run back in the queue (a retryable failure): there is work.
+    /// The outcome put the run back in the queue (a retryable failure, a deferral): there is
+    /// work.
     pub requeued: bool,
+    /// The run was deferred (the database refused its job's writes): wait before claiming.
+    pub deferred: bool,
 }
 
 /// Refresh the heartbeat of every lease this daemon's workers hold (sent by the
@@ -108,6 +119,10 @@ pub struct QueueActor {
     claiming: bool,
     /// Work arrived while a claim was in flight: do not conclude the queue is empty.
     recheck: bool,
+    /// Claims wait for the database after a deferral (see [`DEFER_BACKOFF_MIN`]).
+    paused: bool,
+    /// The next pause after a deferral.
+    defer_backoff: Duration,
     /// Shutting down: no more claims.
     draining: bool,
     /// Runs claimed after the drain began are being handed back.
@@ -138,6 +153,8 @@ impl QueueActor {
             maybe_work: true,
             claiming: false,
             recheck: false,
+            paused: false,
+            defer_backoff: DEFER_BACKOFF_MIN,
             draining: false,
             releasing: false,
             pending_cancels: Default::default(),
@@ -163,9 +180,29 @@ impl QueueActor {
         }
     }
 
+    /// After a deferral: no claims for the current backoff, which doubles for the next one.
+    /// Deferrals during a pause do not extend it (several jobs meet the same outage).
+    fn pause_claims(&mut self, ctx: &mut Context<Self>) {
+        if self.paused {
+            return;
+        }
+        self.paused = true;
+        let delay = self.defer_backoff;
+        self.defer_backoff = (delay * 2).min(DEFER_BACKOFF_MAX);
+        tracing::warn!(
+            delay_ms = delay.as_millis() as u64,
+            "a run was deferred while the database refuses writes; claiming again after a pause"
+        );
+        ctx.run_later(delay, |act, ctx| {
+            act.paused = false;
+            act.dispatch(ctx);
+        });
+    }
+
     /// Claims runs for all idle workers in one store call and hands them out.
     fn dispatch(&mut self, ctx: &mut Context<Self>) {
-        if self.draining || self.claiming || !self.maybe_work || self.idle.is_empty() {
+        if self.draining || self.claiming || self.paused || !self.maybe_work || self.idle.is_empty()
+        {
             return;
         }
         self.claiming = true;
@@ -357,6 +394,11 @@ impl Handler<WorkerIdle> for QueueActor {
             if self.claiming {
                 self.recheck = true;
             }
+        }
+        if msg.deferred {
+            self.pause_claims(ctx);
+        } else {
+            self.defer_backoff = DEFER_BACKOFF_MIN;
         }
         if self.draining {
             self.notify_if_drained();

@@ -150,16 +150,27 @@ impl Handler<RunJob> for WorkerActor {
                     let idx = act.idx;
                     async move {
                         let mut requeued = false;
+                        let mut deferred = false;
                         if let Some(outcome) = outcome {
                             let failed = matches!(outcome, Outcome::Failed { .. });
                             let done = matches!(outcome, Outcome::Done { .. });
+                            if let Outcome::Deferred { reason } = &outcome {
+                                tracing::warn!(run_id = %run_id, %reason, "the job cannot go on while the database refuses writes; handing the run back without spending its attempt");
+                            }
+                            let deferring = matches!(outcome, Outcome::Deferred { .. });
                             match finish_with_retry(&store, &run_id, token, &owner, outcome).await {
                                 Ok(Fenced::Applied(status)) => {
                                     requeued = status == RunStatus::Queued;
-                                    if done {
+                                    deferred = deferring && requeued;
+                                    if deferred {
+                                        metrics.deferrals.inc();
+                                    }
+                                    // Counted by what was recorded: a pending cancel
+                                    // turns any outcome into CANCELLED.
+                                    if done && status == RunStatus::Done {
                                         metrics.completions.inc();
                                     }
-                                    if failed {
+                                    if failed && status != RunStatus::Cancelled {
                                         metrics.failures.inc();
                                     }
                                 }
@@ -181,6 +192,7 @@ impl Handler<RunJob> for WorkerActor {
                         queue.do_send(WorkerIdle {
                             worker: idx,
                             requeued,
+                            deferred,
                         });
                     }
                     .into_actor(act)

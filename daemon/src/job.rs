@@ -11,7 +11,7 @@ use procedurewriter_pipeline::ports::{
     CallOutcome, CallRecord, Ledger, PortError, PortResult, PriorSpend, Progress, ReusableCall,
     RunPorts,
 };
-use procedurewriter_pipeline::{Pipeline, RunEnd, RunOptions, RunRequest};
+use procedurewriter_pipeline::{Pipeline, PipelineError, RunEnd, RunOptions, RunRequest};
 use serde_json::Value;
 
 /// A store error as the pipeline sees it: its message, and whether trying later may help (the
@@ -104,11 +104,28 @@ impl PipelineJob {
             },
             Ok(RunEnd::Failed { error, retryable }) => Outcome::Failed { error, retryable },
             Ok(RunEnd::Cancelled) => Outcome::Cancelled,
+            Err(e) if waits_for_infrastructure(&e) => Outcome::Deferred {
+                reason: e.to_string(),
+            },
             Err(e) => Outcome::Failed {
                 retryable: e.retryable(),
                 error: e.to_string(),
             },
         }
+    }
+}
+
+/// Whether the run stopped because the machine, not the run, failed: the database refused a
+/// write (a port error is retryable exactly when the store said `Unavailable`, see
+/// [`port_error`]), or the disk is full under the artifacts. Waiting for that is not an
+/// attempt: the run is deferred, not failed.
+fn waits_for_infrastructure(e: &PipelineError) -> bool {
+    match e {
+        PipelineError::Port(p) => p.retryable,
+        PipelineError::Artifacts { source, .. } => matches!(
+            source.kind(),
+            std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded
+        ),
     }
 }
 

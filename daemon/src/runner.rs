@@ -25,6 +25,33 @@ struct TestSpec {
     /// Pads a successful result with this many bytes (a written procedure is tens of KB).
     #[serde(default)]
     result_bytes: usize,
+    /// While it runs, records a `progress` event this often (milliseconds; 0: never), as a
+    /// job that writes as it goes does; a write the database refuses defers the run.
+    #[serde(default)]
+    progress_ms: u64,
+}
+
+/// The pretend work: `duration_ms` of waiting, with a `progress` event every `progress_ms`.
+/// `Some(outcome)` if a store call stopped it (see [`Outcome::of_store_error`]).
+async fn work(ctx: &JobContext, duration_ms: u64, progress_ms: u64) -> Option<Outcome> {
+    let deadline = tokio::time::Instant::now() + Duration::from_millis(duration_ms);
+    if progress_ms == 0 {
+        tokio::time::sleep_until(deadline).await;
+        return None;
+    }
+    let mut step: u64 = 0;
+    loop {
+        let next = tokio::time::Instant::now() + Duration::from_millis(progress_ms);
+        if next >= deadline {
+            tokio::time::sleep_until(deadline).await;
+            return None;
+        }
+        tokio::time::sleep_until(next).await;
+        step += 1;
+        if let Err(e) = ctx.event("progress", json!({ "step": step })).await {
+            return Some(Outcome::of_store_error(&e));
+        }
+    }
 }
 
 /// Largest `result_bytes` honoured.
@@ -53,7 +80,11 @@ impl JobRunner for TestRunner {
             if spec.duration_ms > 0 {
                 // A cancel stops the pretend work at once, as a cooperative job does.
                 tokio::select! {
-                    _ = tokio::time::sleep(Duration::from_millis(spec.duration_ms)) => {}
+                    stopped = work(&ctx, spec.duration_ms, spec.progress_ms) => {
+                        if let Some(outcome) = stopped {
+                            return outcome;
+                        }
+                    }
                     _ = ctx.cancelled() => return Outcome::Cancelled,
                 }
             }

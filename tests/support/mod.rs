@@ -30,6 +30,21 @@ pub fn wait_for<T>(what: &str, limit: Duration, mut f: impl FnMut() -> Option<T>
     }
 }
 
+/// Runs `f` on its own thread and returns its result, panicking with `what` if it takes longer
+/// than `limit`: for "answers promptly" checks of calls that would otherwise block.
+pub fn within<T: Send + 'static>(
+    what: &str,
+    limit: Duration,
+    f: impl FnOnce() -> T + Send + 'static,
+) -> T {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(f());
+    });
+    rx.recv_timeout(limit)
+        .unwrap_or_else(|_| panic!("{what} took longer than {limit:?}"))
+}
+
 /// A scratch directory for one test's daemon(s); the data directory lives inside it.
 pub struct Scratch {
     pub dir: tempfile::TempDir,

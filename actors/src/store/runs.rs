@@ -146,23 +146,28 @@ pub(super) struct LeaseState {
     pub(super) lease_token: i64,
     attempts: u32,
     max_attempts: u32,
+    cancel_requested: bool,
 }
 
 pub(super) fn lease_state(conn: &Connection, id: &str) -> Result<LeaseState> {
     conn.prepare_cached(
-        "SELECT status, lease_token, attempts, max_attempts FROM runs WHERE id = ?1",
+        "SELECT status, lease_token, attempts, max_attempts, cancel_requested FROM runs \
+         WHERE id = ?1",
     )?
     .query_row([id], |r| {
         let status: String = r.get(0)?;
-        Ok((status, r.get(1)?, r.get(2)?, r.get(3)?))
+        Ok((status, r.get(1)?, r.get(2)?, r.get(3)?, r.get::<_, i64>(4)?))
     })
     .optional()?
-    .map(|(status, lease_token, attempts, max_attempts)| LeaseState {
-        status: RunStatus::parse(&status).unwrap_or(RunStatus::Failed),
-        lease_token,
-        attempts,
-        max_attempts,
-    })
+    .map(
+        |(status, lease_token, attempts, max_attempts, cancel_requested)| LeaseState {
+            status: RunStatus::parse(&status).unwrap_or(RunStatus::Failed),
+            lease_token,
+            attempts,
+            max_attempts,
+            cancel_requested: cancel_requested != 0,
+        },
+    )
     .ok_or_else(|| Error::NotFound(id.to_string()))
 }
 
@@ -408,7 +413,8 @@ impl Store {
         .await
     }
 
-    /// Records how a worker's attempt ended, if the worker still holds the lease `token`.
+    /// Records how a worker's attempt ended, if the worker still holds the lease `token`. A run
+    /// whose cancel was requested while it ran ends CANCELLED, whatever the outcome.
     pub async fn finish(
         &self,
         run_id: String,
@@ -439,6 +445,26 @@ impl Store {
                 });
             }
             let attempt = json!(run.attempts);
+            // A cancel answered 202 binds: the run was RUNNING with the cancel recorded before
+            // this outcome, so whatever the job reports — a result that raced the cancel, a
+            // failure, a gap, a deferral — the run ends CANCELLED, under this same fence. The
+            // event names what the job reported instead.
+            if run.cancel_requested {
+                update_status(
+                    tx.conn(),
+                    &run_id,
+                    RunStatus::Cancelled,
+                    now,
+                    &format!("{CLEAR_LEASE}, finished_at = ?2"),
+                    &[],
+                )?;
+                let mut details = json!({ "attempt": attempt });
+                if !matches!(outcome, Outcome::Cancelled) {
+                    details["discarded"] = json!(outcome_kind(&outcome));
+                }
+                tx.event(&run_id, "cancelled", RunStatus::Cancelled, &actor, details, now)?;
+                return Ok(Fenced::Applied(RunStatus::Cancelled));
+            }
             let updated = match outcome {
                 Outcome::Done { result } => {
                     let result = result.to_string();
@@ -525,6 +551,27 @@ impl Store {
                     tx.event(&run_id, "cancelled", RunStatus::Cancelled, &actor, json!({ "attempt": attempt }), now)?;
                     RunStatus::Cancelled
                 }
+                // Waiting for the database is not an attempt: the run goes back to the queue
+                // with the attempt refunded, as a graceful shutdown's `release` does.
+                Outcome::Deferred { reason } => {
+                    update_status(
+                        tx.conn(),
+                        &run_id,
+                        RunStatus::Queued,
+                        now,
+                        &format!("{CLEAR_LEASE}, attempts = MAX(attempts - 1, 0)"),
+                        &[],
+                    )?;
+                    tx.event(
+                        &run_id,
+                        "requeued",
+                        RunStatus::Queued,
+                        &actor,
+                        json!({ "reason": reason, "lease_token": token, "attempt_refunded": attempt }),
+                        now,
+                    )?;
+                    RunStatus::Queued
+                }
             };
             Ok(Fenced::Applied(updated))
         })
@@ -599,7 +646,8 @@ impl Store {
     }
 
     /// Cancels a run: QUEUED and NEEDS_ACK runs at once; a RUNNING run is marked and its
-    /// worker stops at its next await.
+    /// worker stops at its next await. The mark binds: the run ends CANCELLED whatever its
+    /// job reports (see [`Store::finish`]); a run that finished first is a conflict.
     pub async fn cancel(&self, run_id: String) -> Result<Run> {
         self.write(move |tx| {
             let now = now_ms();
@@ -872,5 +920,6 @@ fn outcome_kind(o: &Outcome) -> &'static str {
         Outcome::Failed { .. } => "failed",
         Outcome::NeedsAck { .. } => "needs_ack",
         Outcome::Cancelled => "cancelled",
+        Outcome::Deferred { .. } => "deferred",
     }
 }

@@ -1,7 +1,7 @@
 //! In-process tests of the store's transitions: the fast paths, without actors or HTTP.
 
 use super::*;
-use crate::model::{NewRun, Outcome, RunStatus};
+use crate::model::{Event, NewRun, Outcome, RunStatus};
 use serde_json::json;
 
 fn block_on<F: std::future::Future>(f: F) -> F::Output {
@@ -120,6 +120,166 @@ fn a_result_under_a_superseded_lease_token_is_refused_and_recorded() {
                 "completed"
             ]
         );
+    });
+}
+
+/// Issue 16, item 6: a job that met a database refusing writes is handed back with its attempt
+/// refunded, however often it happens; only the lease holder can do it; a pending cancel wins.
+#[test]
+fn a_deferred_run_is_requeued_without_spending_an_attempt() {
+    let (_d, store) = open();
+    block_on(async {
+        let (run, _) = store.enqueue(new_run("x", 0)).await.unwrap();
+        let deferred = || Outcome::Deferred {
+            reason: "database unavailable: the database is full".into(),
+        };
+        let mut last_token = 0;
+        for episode in 1..=5 {
+            let claimed = store.claim(vec!["t/w0".into()]).await.unwrap().remove(0);
+            assert_eq!(
+                claimed.run.attempts, 1,
+                "episode {episode}: one attempt, not {episode}"
+            );
+            last_token = claimed.run.lease_token;
+            let applied = store
+                .finish(run.id.clone(), last_token, "t/w0".into(), deferred())
+                .await
+                .unwrap();
+            assert_eq!(applied, Fenced::Applied(RunStatus::Queued));
+            let now = store.get_run(run.id.clone()).await.unwrap();
+            assert_eq!((now.status, now.attempts), (RunStatus::Queued, 0));
+            assert_eq!(now.lease_owner, None);
+        }
+        let requeued: Vec<Event> = store
+            .events(run.id.clone(), 0)
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|e| e.kind == "requeued")
+            .collect();
+        assert_eq!(requeued.len(), 5);
+        assert!(requeued.iter().all(|e| e.details["reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("database unavailable")
+            && e.details["attempt_refunded"] == 1));
+
+        // Fenced: a deferral under a lease that was taken over changes nothing.
+        let first = store.claim(vec!["t/w0".into()]).await.unwrap().remove(0);
+        assert!(first.run.lease_token > last_token);
+        store.reap(i64::MAX).await.unwrap();
+        let second = store.claim(vec!["t/w1".into()]).await.unwrap().remove(0);
+        let late = store
+            .finish(
+                run.id.clone(),
+                first.run.lease_token,
+                "t/w0".into(),
+                deferred(),
+            )
+            .await
+            .unwrap();
+        assert!(matches!(
+            late,
+            Fenced::Refused {
+                status: RunStatus::Running,
+                ..
+            }
+        ));
+        let now = store.get_run(run.id.clone()).await.unwrap();
+        assert_eq!(
+            (now.status, now.attempts),
+            (RunStatus::Running, 2),
+            "the reap spent one"
+        );
+
+        // A cancel requested while the job ran is honoured, not handed back to the queue.
+        store.cancel(run.id.clone()).await.unwrap();
+        let end = store
+            .finish(
+                run.id.clone(),
+                second.run.lease_token,
+                "t/w1".into(),
+                deferred(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(end, Fenced::Applied(RunStatus::Cancelled));
+    });
+}
+
+/// Issue 16, item 11: a cancel of a RUNNING run binds. Whatever the job reports after the
+/// cancel was recorded — a result that raced it, a retryable failure, a gap — the run ends
+/// CANCELLED under the job's own fence; a late result under a lost lease is still refused.
+#[test]
+fn a_cancel_recorded_while_running_binds_whatever_the_job_reports() {
+    let (_d, store) = open();
+    block_on(async {
+        let outcomes = [
+            Outcome::Done {
+                result: json!({ "raced": true }),
+            },
+            Outcome::Failed {
+                error: "flaky".into(),
+                retryable: true,
+            },
+            Outcome::NeedsAck { details: json!({}) },
+            Outcome::Cancelled,
+        ];
+        for outcome in outcomes {
+            let (run, _) = store.enqueue(new_run("x", 0)).await.unwrap();
+            let claimed = store.claim(vec!["t/w0".into()]).await.unwrap().remove(0);
+            let marked = store.cancel(run.id.clone()).await.unwrap();
+            assert_eq!(
+                (marked.status, marked.cancel_requested),
+                (RunStatus::Running, true)
+            );
+            let kind = match &outcome {
+                Outcome::Done { .. } => "done",
+                Outcome::Failed { .. } => "failed",
+                Outcome::NeedsAck { .. } => "needs_ack",
+                _ => "cancelled",
+            };
+            let end = store
+                .finish(
+                    run.id.clone(),
+                    claimed.run.lease_token,
+                    "t/w0".into(),
+                    outcome,
+                )
+                .await
+                .unwrap();
+            assert_eq!(end, Fenced::Applied(RunStatus::Cancelled), "{kind}");
+            let now = store.get_run(run.id.clone()).await.unwrap();
+            assert_eq!(now.status, RunStatus::Cancelled, "{kind}");
+            assert_eq!(now.result, None, "{kind}: a raced result is not kept");
+            let last = store
+                .events(run.id.clone(), 0)
+                .await
+                .unwrap()
+                .pop()
+                .unwrap();
+            assert_eq!(last.kind, "cancelled", "{kind}");
+            if kind != "cancelled" {
+                assert_eq!(last.details["discarded"], kind);
+            }
+        }
+
+        // Fencing first: a cancelled run's lost lease cannot record anything.
+        let (run, _) = store.enqueue(new_run("y", 0)).await.unwrap();
+        let first = store.claim(vec!["t/w0".into()]).await.unwrap().remove(0);
+        store.reap(i64::MAX).await.unwrap();
+        store.claim(vec!["t/w1".into()]).await.unwrap();
+        store.cancel(run.id.clone()).await.unwrap();
+        let late = store
+            .finish(
+                run.id.clone(),
+                first.run.lease_token,
+                "t/w0".into(),
+                Outcome::Done { result: json!({}) },
+            )
+            .await
+            .unwrap();
+        assert!(matches!(late, Fenced::Refused { .. }), "{late:?}");
     });
 }
 

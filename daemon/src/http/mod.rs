@@ -33,7 +33,7 @@ use procedurewriter_pipeline::tiers::TierRules;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use tokio::sync::{watch, Semaphore};
+use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 /// Every response body: a full JSON/text body or an event stream.
@@ -73,6 +73,9 @@ pub struct AppState {
     pub secret_key: SecretKey,
     /// Classifies ingested sources (`/api/sources`).
     pub rules: Arc<TierRules>,
+    /// Open event streams, at most `max_event_streams`: apart from the connection limit, so
+    /// followers cannot take the capacity short requests need.
+    event_streams: Arc<Semaphore>,
 }
 
 impl AppState {
@@ -90,6 +93,7 @@ impl AppState {
             store,
             metrics,
         } = services;
+        let event_streams = Arc::new(Semaphore::new(settings.max_event_streams));
         AppState {
             queue,
             supervisor,
@@ -105,6 +109,7 @@ impl AppState {
             last_reload_error: Mutex::new(None),
             secret_key,
             rules,
+            event_streams,
         }
     }
 
@@ -148,6 +153,11 @@ pub(crate) fn json_response(status: StatusCode, value: &impl serde::Serialize) -
 /// CLI send, far below what could tie up memory.
 const MAX_HEADER_BYTES: usize = 16 * 1024;
 
+/// A connection's share of the server's capacity: one of `max_connections` while it serves
+/// short requests, one of `max_event_streams` once it serves an event stream (the swap gives
+/// the connection slot back). Dropped, with its permit, when the connection ends.
+type Slot = Arc<Mutex<Option<OwnedSemaphorePermit>>>;
+
 /// Accepts connections until `stop` resolves, then lets open requests finish (bounded).
 pub async fn serve(
     listener: tokio::net::TcpListener,
@@ -180,9 +190,12 @@ pub async fn serve(
         };
         let _ = stream.set_nodelay(true);
         let state = Arc::clone(&state);
+        let slot: Slot = Arc::new(Mutex::new(Some(permit)));
+        let service_slot = Arc::clone(&slot);
         let service = hyper::service::service_fn(move |req| {
             let state = Arc::clone(&state);
-            async move { Ok::<_, std::convert::Infallible>(handle(state, req).await) }
+            let slot = Arc::clone(&service_slot);
+            async move { Ok::<_, std::convert::Infallible>(handle(state, slot, req).await) }
         });
         // hyper's own limit is above ours: `framing::Checked` refuses a longer head first, with
         // the JSON error hyper cannot send, so hyper only ever sees heads within the limit.
@@ -204,7 +217,7 @@ pub async fn serve(
             if let Err(e) = conn.await {
                 tracing::debug!(cause = %e, "connection ended with an error");
             }
-            drop(permit);
+            drop(slot);
         });
     }
     drop(listener);
@@ -217,13 +230,18 @@ pub async fn serve(
 }
 
 /// One request: route, answer, count.
-async fn handle(state: Arc<AppState>, req: Request<Incoming>) -> Response<Body> {
+async fn handle(state: Arc<AppState>, slot: Slot, req: Request<Incoming>) -> Response<Body> {
     let method = req.method().clone();
     let path = req.uri().path().to_string();
     let span = tracing::debug_span!("http", %method, %path);
     let (route, resp) = match guard::refusal(&state, &req) {
         None => tracing::Instrument::instrument(routes::route(&state, req), span).await,
         Some(refused) => ("refused", refused),
+    };
+    let resp = if is_event_stream(&resp) {
+        admit_stream(&state, &slot, resp)
+    } else {
+        resp
     };
     state.metrics.http_request(route, resp.status().as_u16());
     let mut resp = resp;
@@ -237,4 +255,44 @@ async fn handle(state: Arc<AppState>, req: Request<Incoming>) -> Response<Body> 
         );
     }
     resp
+}
+
+/// An answer that opens an event stream (the handler checked the run and the caller).
+fn is_event_stream(resp: &Response<Body>) -> bool {
+    resp.status() == StatusCode::OK
+        && resp
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .is_some_and(|v| v.as_bytes().starts_with(b"text/event-stream"))
+}
+
+/// Gives an event stream its own slot: one of `max_event_streams`, in place of the connection
+/// slot it came in on, which goes back to the short requests. The stream's connection closes
+/// when the stream does (`Connection: close`), so its slot is held exactly as long as the
+/// stream. With every stream slot taken, the stream is refused (dropping it ends its pump) and
+/// the client is told what to do instead.
+fn admit_stream(state: &AppState, slot: &Slot, mut resp: Response<Body>) -> Response<Body> {
+    match Arc::clone(&state.event_streams).try_acquire_owned() {
+        Ok(stream_permit) => {
+            if let Ok(mut held) = slot.lock() {
+                *held = Some(stream_permit);
+            }
+            resp.headers_mut().insert(
+                header::CONNECTION,
+                header::HeaderValue::from_static("close"),
+            );
+            resp
+        }
+        Err(_) => ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "too_many_streams",
+            format!(
+                "{} event streams are open, as many as max_event_streams allows; close one, \
+                 retry later, or poll GET /api/runs/{{id}}/events?after=<last event id> for the \
+                 events as JSON",
+                state.settings.max_event_streams
+            ),
+        )
+        .into_response(),
+    }
 }

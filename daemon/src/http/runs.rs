@@ -267,6 +267,8 @@ pub(super) async fn cancel(state: &Arc<AppState>, id: String, req: Request<Incom
         .send(Cancel { run_id: id })
         .await
         .map_err(procedurewriter_actors::Error::from)??;
+    // 202: the run is still RUNNING with `cancel_requested`, and will end CANCELLED whatever
+    // its job reports (the store's `finish` honours the request); 200: it is CANCELLED now.
     let status = if run.status == RunStatus::Running {
         StatusCode::ACCEPTED
     } else {

@@ -5,6 +5,9 @@
 //! The pump subscribes to committed events *before* reading history, so nothing falls between
 //! the replay and the live feed; ids already sent are skipped. If it falls behind the live feed
 //! (broadcast lag), it re-reads the gap from the database, so a slow client misses nothing.
+//!
+//! How many streams may be open is decided in `mod.rs` (`admit_stream`), on the answer this
+//! module builds: a stream takes one of `max_event_streams`, not a connection slot.
 
 use super::Body;
 use futures_util::StreamExt;

@@ -153,6 +153,7 @@ pub struct Settings {
     pub max_body_bytes: usize,
     pub max_document_mb: u64,
     pub max_connections: usize,
+    pub max_event_streams: usize,
     pub header_read_timeout_s: f64,
     pub body_read_timeout_s: f64,
     pub max_database_mb: u64,
@@ -409,6 +410,10 @@ mod tests {
         assert_eq!(s.stale_timeout_s, 1800.0);
         assert_eq!(s.sqlite_synchronous, SqliteSynchronous::Normal);
         assert!(s.listen.ip().is_loopback());
+        assert!(
+            s.max_event_streams < s.max_connections / 2,
+            "streams leave the connections to short requests"
+        );
         assert_eq!(s.llm_provider, LlmProvider::Offline);
         let l = s.loop_settings();
         assert_eq!(l.threshold, 8.0);
@@ -551,6 +556,11 @@ mod tests {
                 "quality_loop_max_iterations",
             ),
             ("PROCEDUREWRITER_LLM_PROVIDER", "gemini", "llm_provider"),
+            (
+                "PROCEDUREWRITER_MAX_EVENT_STREAMS",
+                "0",
+                "max_event_streams",
+            ),
         ] {
             let err = Settings::load_from(None, env(&[(k, v)]))
                 .unwrap_err()

@@ -78,6 +78,15 @@ impl Settings {
         if self.max_connections == 0 {
             return bad("max_connections", "must be at least 1");
         }
+        if self.max_event_streams == 0 || self.max_event_streams > 1_000_000 {
+            return bad(
+                "max_event_streams",
+                &format!(
+                    "must be between 1 and 1000000, got {}",
+                    self.max_event_streams
+                ),
+            );
+        }
         if self.api_token.is_set() && self.api_token.0.chars().count() < 32 {
             return bad("api_token", "must be at least 32 characters (or empty)");
         }
