@@ -6,6 +6,7 @@ mod support;
 mod api_errors;
 mod architecture;
 mod cli;
+mod documents;
 mod faults;
 mod fuzz_corpus;
 mod library;

@@ -144,7 +144,10 @@ fn main() {
                     Arc::new(StoreLibrary(store.clone())),
                     Arc::clone(&rules),
                     settings.pipeline(),
-                    Arc::new(LlmWriter { llm: llm(&fake, &settings) }),
+                    Arc::new(LlmWriter {
+                        llm: llm(&fake, &settings),
+                        evidence_tokens: settings.llm_evidence_tokens,
+                    }),
                     Arc::new(RwLock::new(loop_settings)),
                 ),
                 store: store.clone(),

@@ -60,6 +60,7 @@ pub fn build(
             max_tokens: settings.llm_max_tokens,
             min_output_tokens: settings.llm_min_output_tokens,
         },
+        evidence_tokens: settings.llm_evidence_tokens,
     }))
 }
 

@@ -22,6 +22,18 @@ pub struct SentenceReport {
     /// Word overlap with each cited source (unknown ids absent).
     pub support: BTreeMap<String, f64>,
     pub supported: bool,
+    /// For each cited source, the passage that best supports the sentence: where a reader
+    /// finds it (`SRC0001#3`, "s. 40").
+    pub passages: Vec<BoundPassage>,
+}
+
+/// A sentence's supporting passage, located.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct BoundPassage {
+    pub source: String,
+    pub passage: String,
+    pub pages: Option<String>,
+    pub heading: String,
 }
 
 /// The evaluation of one procedure.
@@ -119,12 +131,25 @@ pub fn evaluate(markdown: &str, sources: &[EvidenceSource]) -> Evaluation {
             }
         }
         let supported = support.values().any(|v| *v >= SUPPORT_THRESHOLD);
+        let passages = ids
+            .iter()
+            .filter_map(|id| sources.iter().find(|s| &s.id == id))
+            .filter_map(|src| {
+                crate::evidence::best_passage(&sw, src).map(|p| BoundPassage {
+                    source: src.id.clone(),
+                    passage: p.id.clone(),
+                    pages: p.pages_label(),
+                    heading: p.heading.clone(),
+                })
+            })
+            .collect();
         report.push(SentenceReport {
             section: sec.clone(),
             text,
             citations: ids,
             support,
             supported,
+            passages,
         });
     }
     let evidence: Vec<&str> = evidence_sections().map(|s| s.heading).collect();

@@ -148,6 +148,86 @@ pub fn header(
     md
 }
 
+/// The passage of `source` that best supports a sentence with these words: the one sharing
+/// the largest share of the sentence's words (the earliest of equals). None for a source
+/// without passages.
+pub fn best_passage<'a>(
+    sentence_words: &[String],
+    source: &'a EvidenceSource,
+) -> Option<&'a EvidencePassage> {
+    let mut best: Option<(&EvidencePassage, usize)> = None;
+    for p in &source.passages {
+        let pw = words(&p.text);
+        let shared = sentence_words.iter().filter(|w| pw.contains(w)).count();
+        if best.is_none_or(|(_, n)| shared > n) {
+            best = Some((p, shared));
+        }
+    }
+    best.map(|(p, _)| p)
+}
+
+/// Each cited source's pages, from the passages that support the sentences citing it:
+/// source id → page labels in page order ("s. 12", "s. 40–41"). Sources without pages are
+/// absent.
+pub fn cited_pages(
+    body: &str,
+    sources: &[EvidenceSource],
+) -> std::collections::BTreeMap<String, Vec<String>> {
+    let mut pages: std::collections::BTreeMap<String, std::collections::BTreeSet<(u32, String)>> =
+        Default::default();
+    for line in body.lines() {
+        for sentence in line.split_inclusive("] ") {
+            let ids: Vec<&str> = sentence
+                .match_indices("[S:")
+                .filter_map(|(i, _)| {
+                    let rest = &sentence[i + 3..];
+                    rest.find(']').map(|end| &rest[..end])
+                })
+                .collect();
+            if ids.is_empty() {
+                continue;
+            }
+            let sw = words(sentence);
+            for id in ids {
+                let Some(src) = sources.iter().find(|s| s.id == id) else {
+                    continue;
+                };
+                if let Some(p) = best_passage(&sw, src) {
+                    if let (Some(start), Some(label)) = (p.page_start, p.pages_label()) {
+                        pages
+                            .entry(id.to_string())
+                            .or_default()
+                            .insert((start, label));
+                    }
+                }
+            }
+        }
+    }
+    pages
+        .into_iter()
+        .map(|(id, set)| (id, set.into_iter().map(|(_, l)| l).collect()))
+        .collect()
+}
+
+/// The reference list: every source among `cited`, by id, with the pages `body` cites from it.
+pub fn references_with_pages(sources: &[EvidenceSource], cited: &[&str], body: &str) -> String {
+    let pages = cited_pages(body, sources);
+    let mut md = references(sources, cited);
+    for (id, labels) in pages {
+        // "- [S:SRC0001] Title (2024). Evidensniveau: x." → "... Citeret: s. 12, s. 40."
+        let marker = format!("- [S:{id}] ");
+        if let Some(start) = md.find(&marker) {
+            let end = md[start..].find('\n').map_or(md.len(), |e| start + e);
+            let pages: Vec<String> = labels
+                .iter()
+                .map(|l| l.trim_start_matches("s. ").to_string())
+                .collect();
+            md.insert_str(end, &format!(" Citeret: s. {}.", pages.join(", ")));
+        }
+    }
+    md
+}
+
 /// The reference list: every source among `cited`, by id.
 pub fn references(sources: &[EvidenceSource], cited: &[&str]) -> String {
     let mut md = format!("## {REFERENCES}\n\n");

@@ -6,19 +6,22 @@
 //! ids of the retrieved sources it was shown (the evaluator penalises any other id, and the
 //! next revision is told which).
 
-use crate::evidence;
+use crate::evidence::{self, EvidencePassage, EvidenceSource};
 use crate::llm::{CallResult, Llm, LlmError, Spent, Step};
 use crate::outline::{evidence_sections, CHECKLIST, REFERENCES};
 use crate::ports::RunPorts;
 use crate::writer::{Brief, Composed, Drafted, Task, Writer};
 use futures_util::future::LocalBoxFuture;
 
-/// Most characters of each source shown to the model.
-pub const SOURCE_CHARS: usize = 3000;
+/// What the model is shown by default: this many bytes of retrieved passages (counted as
+/// tokens the way the cost cap counts them: at most one token per byte).
+pub const DEFAULT_EVIDENCE_TOKENS: usize = 16_000;
 
 /// Writes with a language model.
 pub struct LlmWriter {
     pub llm: Llm,
+    /// The evidence the prompt carries at most (`llm_evidence_tokens`, counted as bytes).
+    pub evidence_tokens: usize,
 }
 
 /// The instructions every call gets.
@@ -46,23 +49,69 @@ pub fn system_prompt() -> String {
     )
 }
 
-/// The user prompt: the procedure, its sources, and for a revision the draft and its issues.
-pub fn user_prompt(brief: &Brief<'_>, task: Task<'_>) -> String {
+/// The passages the prompt carries within `budget` bytes: taken in turns, the best source's
+/// first passage, the next source's first, …, then each source's second, so every retrieved
+/// source is heard before any says more. Returned by source, in document order.
+pub fn passages_within<'a>(
+    brief: &Brief<'a>,
+    budget: usize,
+) -> Vec<(&'a EvidenceSource, Vec<&'a EvidencePassage>)> {
+    let mut chosen: Vec<Vec<&EvidencePassage>> = vec![Vec::new(); brief.sources.len()];
+    let mut used = 0usize;
+    let deepest = brief
+        .sources
+        .iter()
+        .map(|s| s.passages.len())
+        .max()
+        .unwrap_or(0);
+    'turns: for turn in 0..deepest {
+        for (i, s) in brief.sources.iter().enumerate() {
+            let Some(p) = s.passages.get(turn) else {
+                continue;
+            };
+            if used + p.text.len() > budget {
+                if used == 0 {
+                    continue;
+                }
+                break 'turns;
+            }
+            used += p.text.len();
+            chosen[i].push(p);
+        }
+    }
+    brief
+        .sources
+        .iter()
+        .zip(chosen)
+        .filter(|(_, ps)| !ps.is_empty())
+        .collect()
+}
+
+/// The user prompt: the procedure, its retrieved passages within `evidence_budget` bytes
+/// (each with its source id, pages and heading), and for a revision the draft and its issues.
+pub fn user_prompt(brief: &Brief<'_>, task: Task<'_>, evidence_budget: usize) -> String {
     let mut p = format!("Procedure: {}\n", brief.title.trim());
     if !brief.context.trim().is_empty() {
         p.push_str(&format!("Context: {}\n", brief.context.trim()));
     }
     p.push_str("\nSources:\n");
-    for s in brief.sources {
-        let text: String = s.text.chars().take(SOURCE_CHARS).collect();
+    for (s, passages) in passages_within(brief, evidence_budget) {
         p.push_str(&format!(
-            "<source id=\"{}\" tier=\"{}\" year=\"{}\">\nTitle: {}\n{}\n</source>\n",
+            "<source id=\"{}\" tier=\"{}\" year=\"{}\">\nTitle: {}\n",
             s.id,
             s.tier,
             s.year.map(|y| y.to_string()).unwrap_or_default(),
             s.title,
-            text.trim()
         ));
+        for ps in passages {
+            p.push_str(&format!(
+                "<passage pages=\"{}\" section=\"{}\">\n{}\n</passage>\n",
+                ps.pages_label().unwrap_or_default(),
+                ps.heading,
+                ps.text.trim()
+            ));
+        }
+        p.push_str("</source>\n");
     }
     match task {
         Task::Draft => p.push_str("\nWrite the procedure.\n"),
@@ -121,7 +170,11 @@ pub fn assemble(brief: &Brief<'_>, writer_name: &str, text: &str) -> String {
         .map(|s| s.id.as_str())
         .filter(|id| body.contains(&format!("[S:{id}]")))
         .collect();
-    md.push_str(&evidence::references(brief.sources, &cited));
+    md.push_str(&evidence::references_with_pages(
+        brief.sources,
+        &cited,
+        &body,
+    ));
     md
 }
 
@@ -135,7 +188,7 @@ impl Writer for LlmWriter {
             stage: task.stage(),
             iteration,
             system: system_prompt(),
-            user: user_prompt(brief, task),
+            user: user_prompt(brief, task, self.evidence_tokens),
         }
     }
 

@@ -3,7 +3,7 @@
 //! reference list. Deterministic: the same sources give the same procedure, byte for byte.
 //! [`OfflineWriter`] is its [`Writer`](crate::writer::Writer).
 
-use crate::evidence::{header, references, words, AckNotice, EvidenceSource};
+use crate::evidence::{header, references_with_pages, words, AckNotice, EvidenceSource};
 use crate::llm::{LlmError, Spent};
 use crate::ports::RunPorts;
 use crate::writer::{Brief, Composed, Drafted, Task, Writer};
@@ -147,7 +147,7 @@ pub fn write(procedure: &str, sources: &[EvidenceSource], ack: Option<&AckNotice
     if !checks.is_empty() {
         md.push('\n');
     }
-    md.push_str(&references(sources, &cited));
+    md.push_str(&references_with_pages(sources, &cited, &md.clone()));
     debug_assert_eq!(OUTLINE.last().map(|s| s.heading), Some(REFERENCES));
     md
 }

@@ -374,14 +374,30 @@ fn is_page_number(text: &str) -> bool {
         })
 }
 
-/// Drops running headers and footers (the first or last two lines of a page whose shape
-/// recurs on at least half the pages) and bare page numbers.
+/// The size most characters are set in.
+fn body_size(pages: &[Vec<Line>]) -> f64 {
+    let mut by_size: HashMap<i64, usize> = HashMap::new();
+    for l in pages.iter().flatten() {
+        *by_size.entry((l.size * 10.0).round() as i64).or_default() += l.text().chars().count();
+    }
+    by_size
+        .iter()
+        .max_by_key(|(s, n)| (**n, -**s))
+        .map(|(s, _)| *s as f64 / 10.0)
+        .unwrap_or(10.0)
+}
+
+/// Drops running headers and footers (the first or last two lines of a page, set no larger
+/// than the body text, whose shape recurs on at least half the pages) and bare page numbers.
+/// A heading that opens every page in the same pattern ("Kapitel 3") is larger than the body:
+/// it stays.
 fn drop_running_lines(mut pages: Vec<Vec<Line>>) -> Vec<Vec<Line>> {
     let n = pages.len();
+    let body = body_size(&pages);
     let mut counts: HashMap<String, usize> = HashMap::new();
     for lines in &pages {
         let mut seen = std::collections::HashSet::new();
-        for l in edge_lines(lines) {
+        for l in edge_lines(lines).filter(|l| l.size < body * 1.15) {
             if seen.insert(shape(&l.text())) {
                 *counts.entry(shape(&l.text())).or_default() += 1;
             }
@@ -398,7 +414,10 @@ fn drop_running_lines(mut pages: Vec<Vec<Line>>) -> Vec<Vec<Line>> {
         for (j, mut l) in lines.drain(..).enumerate() {
             let edge = j < 2 || j + 2 >= len;
             let text = l.text();
-            if is_page_number(&text) || (edge && running.contains(&shape(&text))) {
+            let small = l.size < body * 1.15;
+            if (small && is_page_number(&text))
+                || (edge && small && running.contains(&shape(&text)))
+            {
                 continue;
             }
             l.page = i as u32 + 1;
@@ -439,16 +458,11 @@ fn numbered_heading(text: &str) -> Option<u8> {
 
 /// Lines into blocks: headings, list items, table rows and paragraphs.
 fn blocks(pages: &[Vec<Line>]) -> Vec<Block> {
-    // The body size: the size most characters are set in.
+    let body = body_size(pages);
     let mut by_size: HashMap<i64, usize> = HashMap::new();
     for l in pages.iter().flatten() {
         *by_size.entry((l.size * 10.0).round() as i64).or_default() += l.text().chars().count();
     }
-    let body = by_size
-        .iter()
-        .max_by_key(|(s, n)| (**n, -**s))
-        .map(|(s, _)| *s as f64 / 10.0)
-        .unwrap_or(10.0);
     let mut heading_sizes: Vec<i64> = by_size
         .keys()
         .copied()

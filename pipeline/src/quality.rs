@@ -518,6 +518,7 @@ mod tests {
                     max_tokens,
                     min_output_tokens: rng.u32(1..=max_tokens),
                 },
+                evidence_tokens: crate::llm_writer::DEFAULT_EVIDENCE_TOKENS,
             };
             let settings = Arc::new(RwLock::new(LoopSettings {
                 policy: LoopPolicy::Auto,

@@ -35,6 +35,9 @@ pub struct Style {
     pub encrypted: bool,
     /// Pages of drawn shapes only, as a scan without OCR looks to a text extractor.
     pub no_text: bool,
+    /// An image of this many bytes on every page (incompressible), as figures and logos make
+    /// guideline PDFs tens of megabytes.
+    pub image_bytes: usize,
 }
 
 impl Default for Style {
@@ -44,6 +47,7 @@ impl Default for Style {
             page_numbers: true,
             encrypted: false,
             no_text: false,
+            image_bytes: 0,
         }
     }
 }
@@ -222,16 +226,54 @@ pub fn build(pages: &[SamplePage], style: &Style) -> Vec<u8> {
         "Font" => dictionary! { "F1" => f1, "F2" => f2 },
     });
     let mut kids = Vec::new();
+    let mut seed = 0x9E37_79B9_7F4A_7C15u64;
     for (i, page) in pages.iter().enumerate() {
-        let content = Content {
-            operations: page_ops(page, i + 1, pages.len(), style),
-        };
+        let mut operations = page_ops(page, i + 1, pages.len(), style);
+        let mut page_resources = resources;
+        if style.image_bytes > 0 {
+            // Noise does not compress: the file grows by what the page's image holds.
+            let side = ((style.image_bytes / 3) as f64).sqrt().max(1.0) as i64;
+            let pixels: Vec<u8> = (0..(side * side * 3) as usize)
+                .map(|_| {
+                    seed ^= seed << 13;
+                    seed ^= seed >> 7;
+                    seed ^= seed << 17;
+                    seed as u8
+                })
+                .collect();
+            let image = doc.add_object(Stream::new(
+                dictionary! {
+                    "Type" => "XObject", "Subtype" => "Image", "Width" => side, "Height" => side,
+                    "ColorSpace" => "DeviceRGB", "BitsPerComponent" => 8,
+                },
+                pixels,
+            ));
+            page_resources = doc.add_object(dictionary! {
+                "Font" => dictionary! { "F1" => f1, "F2" => f2 },
+                "XObject" => dictionary! { "Im1" => image },
+            });
+            operations.push(Operation::new("q", vec![]));
+            operations.push(Operation::new(
+                "cm",
+                vec![
+                    200.into(),
+                    0.into(),
+                    0.into(),
+                    100.into(),
+                    60.into(),
+                    60.into(),
+                ],
+            ));
+            operations.push(Operation::new("Do", vec!["Im1".into()]));
+            operations.push(Operation::new("Q", vec![]));
+        }
+        let content = Content { operations };
         let stream = doc.add_object(Stream::new(dictionary! {}, content.encode().unwrap()));
         let id = doc.add_object(dictionary! {
             "Type" => "Page",
             "Parent" => pages_id,
             "Contents" => stream,
-            "Resources" => resources,
+            "Resources" => page_resources,
             "MediaBox" => vec![0.into(), 0.into(), PAGE_W.into(), PAGE_H.into()],
         });
         kids.push(Object::Reference(id));

@@ -44,6 +44,8 @@ pub enum Reply {
         message: String,
         retry_after: Option<String>,
     },
+    /// This Markdown as the completion, word for word.
+    Markdown(String),
     /// Waits until [`FakeLlm::release`] before answering with the inner reply.
     Held(Box<Reply>),
     /// Never answers (the client's timeout fires).
@@ -318,13 +320,20 @@ fn answer(flavor: Flavor, body: &Value, reply: Reply) -> Answer {
             };
             json_response(code, v, retry_after)
         }
-        Reply::Draft {
-            sections,
-            tokens_in,
-            tokens_out,
-        } => {
+        reply @ (Reply::Draft { .. } | Reply::Markdown(_)) => {
             let prompt = prompt_text(body);
-            let text = draft_from_prompt(&prompt, sections);
+            let (text, tokens_in, tokens_out) = match reply {
+                Reply::Draft {
+                    sections,
+                    tokens_in,
+                    tokens_out,
+                } => (draft_from_prompt(&prompt, sections), tokens_in, tokens_out),
+                Reply::Markdown(text) => {
+                    let out = text.len() as u64 / 4 + 1;
+                    (text, None, out)
+                }
+                _ => unreachable!("only drafts and Markdown reach here"),
+            };
             let max = body["max_tokens"].as_u64().unwrap_or(u64::MAX);
             let tokens_out = tokens_out.min(max);
             let tokens_in = tokens_in.unwrap_or(prompt.len() as u64 / 4);
@@ -388,7 +397,13 @@ pub fn draft_from_prompt(prompt: &str, sections: usize) -> String {
     let sources: Vec<(String, Vec<String>)> = prompt_sources(prompt)
         .into_iter()
         .map(|(id, text)| {
-            let body: String = text.lines().skip(1).collect::<Vec<_>>().join(" ");
+            // The title line, then passages; their tags are not text.
+            let body: String = text
+                .lines()
+                .skip(1)
+                .filter(|l| !l.starts_with("<passage") && !l.starts_with("</passage"))
+                .collect::<Vec<_>>()
+                .join(" ");
             (id, sentences(&body))
         })
         .filter(|(_, s)| !s.is_empty())

@@ -176,6 +176,7 @@ pub struct Settings {
     pub llm_retry_max_delay_s: f64,
     pub llm_max_tokens: u32,
     pub llm_min_output_tokens: u32,
+    pub llm_evidence_tokens: usize,
     pub prices_file: PathBuf,
     pub quality_loop_policy: procedurewriter_pipeline::quality::LoopPolicy,
     pub quality_loop_quality_threshold: f64,

@@ -159,6 +159,9 @@ impl Settings {
                 "must be at least 1 and at most llm_max_tokens",
             );
         }
+        if self.llm_evidence_tokens < 500 || self.llm_evidence_tokens > 2_000_000 {
+            return bad("llm_evidence_tokens", "must be between 500 and 2000000");
+        }
         if self.llm_max_retries > 20 {
             return bad("llm_max_retries", "must be at most 20");
         }

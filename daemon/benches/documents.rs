@@ -1,0 +1,299 @@
+//! Documents benchmark (issue: real evidence documents):
+//!
+//! 1. A 60-page guideline PDF read, split into passages and stored with its index: median of
+//!    repeated runs, pages/s and MB/s (target: under 1 s).
+//! 2. Passage retrieval (the pipeline's one FTS5 query) as the library grows from 20,000 to
+//!    200,000 passages (2,000 documents of 100 passages): p50 and p99 (target: p99 under 10 ms
+//!    at 200,000).
+//! 3. The real daemon ingesting a 50 MB PDF over HTTP: its peak RSS (target: under 256 MB) and
+//!    `/health` latency polled while it ingests.
+//!
+//!     cargo bench -p procedurewriter --bench documents
+//!     cargo bench -p procedurewriter --bench documents -- --quick   # CI: smaller sizes
+
+#[path = "support/daemon.rs"]
+mod support;
+
+use procedurewriter::library::store_document;
+use procedurewriter_actors::store::{NewPassage, NewSource};
+use procedurewriter_actors::{Store, Synchronous};
+use procedurewriter_pipeline::library::{prepare_document, read_file, sha256_hex, MEDIA_PDF};
+use procedurewriter_pipeline::sample_pdf::{build, guideline, Style};
+use procedurewriter_pipeline::tiers::TierRules;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use support::{block_on, new_key, percentile, rss_kb_of, Proc};
+
+const VOCAB: &[&str] = &[
+    "patient",
+    "behandling",
+    "dosis",
+    "observation",
+    "komplikation",
+    "udstyr",
+    "monitorering",
+    "infektion",
+    "smerte",
+    "kateter",
+    "blodtryk",
+    "puls",
+    "ilt",
+    "væske",
+    "antibiotika",
+    "sår",
+    "fraktur",
+    "anæstesi",
+    "ultralyd",
+    "røntgen",
+    "journal",
+    "indikation",
+    "kontraindikation",
+    "trial",
+    "cohort",
+    "review",
+    "guideline",
+    "risk",
+    "outcome",
+    "adults",
+    "children",
+    "ward",
+    "pleuradræn",
+    "anafylaksi",
+    "lumbalpunktur",
+    "paracentese",
+    "adrenalin",
+    "lidokain",
+];
+
+fn words(seed: &mut u64, n: usize) -> String {
+    let mut out = Vec::with_capacity(n);
+    for i in 0..n {
+        *seed = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        out.push(VOCAB[(*seed >> 33) as usize % VOCAB.len()]);
+        if i % 14 == 13 {
+            out.push("gives.");
+        }
+    }
+    out.join(" ")
+}
+
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+/// 1. Read, split and store a 60-page guideline.
+fn ingest_60_pages(runs: usize) {
+    let marker = "Ved anafylaksi hos voksne gives adrenalin 0,5 mg intramuskulært i låret.";
+    let pdf = build(&guideline(60, marker, 40), &Style::default());
+    let rules = TierRules::embedded();
+    let mut read_s = Vec::new();
+    let mut total_s = Vec::new();
+    let mut passages = 0;
+    for i in 0..runs {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("d.db"), Synchronous::Normal).unwrap();
+        let t = Instant::now();
+        let mut doc = read_file(MEDIA_PDF, &pdf, "guideline.pdf").unwrap();
+        doc.meta.tier = Some("danish_guideline".into());
+        let prepared = prepare_document(&rules, doc, false).unwrap();
+        read_s.push(t.elapsed().as_secs_f64());
+        passages = prepared.passages.len();
+        let _ = i;
+        block_on(store_document(&store, prepared)).unwrap();
+        total_s.push(t.elapsed().as_secs_f64());
+    }
+    let (r, t) = (median(&mut read_s), median(&mut total_s));
+    let mb = pdf.len() as f64 / 1e6;
+    println!(
+        "60-page PDF ({:.2} MB, {passages} passages): read + split {:.0} ms, + stored and indexed {:.0} ms (median of {runs}; target < 1000 ms) | {:.0} pages/s, {:.2} MB/s",
+        mb,
+        r * 1e3,
+        t * 1e3,
+        60.0 / t,
+        mb / t
+    );
+}
+
+/// 2. Retrieval latency as the library grows.
+fn retrieval_growth(steps: &[usize]) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("r.db"), Synchronous::Normal).unwrap();
+    let mut seed = 7u64;
+    let mut stored = 0usize;
+    let per_doc = 100;
+    println!("| passages | documents | retrieval p50 ms | p99 ms | build s |");
+    println!("| --- | --- | --- | --- | --- |");
+    for &target in steps {
+        let t = Instant::now();
+        block_on(async {
+            let mut pending = Vec::new();
+            while stored < target {
+                let doc = stored / per_doc;
+                let passages: Vec<NewPassage> = (0..per_doc)
+                    .map(|ord| NewPassage {
+                        ord: ord as u32,
+                        heading: format!("Kapitel {}", ord / 10),
+                        page_start: Some(ord as u32 / 2 + 1),
+                        page_end: Some(ord as u32 / 2 + 1),
+                        char_start: ord * 800,
+                        char_end: ord * 800 + 780,
+                        text: words(&mut seed, 110),
+                    })
+                    .collect();
+                let text = passages
+                    .iter()
+                    .map(|p| p.text.as_str())
+                    .collect::<Vec<_>>()
+                    .join("\n\n");
+                pending.push(store.add_source(NewSource {
+                    title: format!("Dokument {doc} om {}", VOCAB[doc % VOCAB.len()]),
+                    url: None,
+                    tier: "library_document".into(),
+                    tier_reason: "explicit".into(),
+                    year: Some(2020),
+                    publication_type: None,
+                    sha256: sha256_hex(format!("{doc}{text}").as_bytes()),
+                    text,
+                    demo: false,
+                    media_type: MEDIA_PDF.into(),
+                    original_sha256: None,
+                    pages: Some(50),
+                    passages,
+                }));
+                stored += per_doc;
+                if pending.len() == 64 {
+                    for f in pending.drain(..) {
+                        f.await.unwrap();
+                    }
+                }
+            }
+            for f in pending.drain(..) {
+                f.await.unwrap();
+            }
+        });
+        let build_s = t.elapsed().as_secs_f64();
+        let queries = [
+            ("anafylaksi", "adrenalin voksne akutmodtagelse"),
+            ("pleuradræn", "ultralyd komplikation"),
+            ("lumbalpunktur", "children smerte"),
+            ("paracentese", "væske kateter"),
+        ];
+        let mut lat = Vec::new();
+        for i in 0..400 {
+            let (a, r) = queries[i % queries.len()];
+            let t = Instant::now();
+            let hits = block_on(store.search_passages(a.into(), r.into(), 96)).unwrap();
+            lat.push(t.elapsed().as_secs_f64() * 1e3);
+            assert!(!hits.is_empty());
+        }
+        lat.sort_by(f64::total_cmp);
+        println!(
+            "| {stored} | {} | {:.2} | {:.2} | {build_s:.1} |",
+            stored / per_doc,
+            percentile(&lat, 0.5),
+            percentile(&lat, 0.99)
+        );
+    }
+}
+
+/// 3. The daemon ingesting a large PDF: peak RSS and /health meanwhile.
+fn large_upload(pages: usize, image_bytes: usize) {
+    let pdf = build(
+        &guideline(pages, "Adrenalin 0,5 mg gives intramuskulært.", pages / 2),
+        &Style {
+            image_bytes,
+            ..Style::default()
+        },
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let key = new_key();
+    let (daemon, _) = Proc::start(
+        dir.path(),
+        &key,
+        &[
+            ("PROCEDUREWRITER_JOB_RUNNER", "pipeline"),
+            ("PROCEDUREWRITER_MAX_DOCUMENT_MB", "128"),
+        ],
+    );
+    let base = format!("http://{}", daemon.url_addr);
+    let pid = daemon.child.id();
+    let before_kb = rss_kb_of(pid, "VmRSS:");
+    let stop = Arc::new(AtomicBool::new(false));
+    let lat = Arc::new(Mutex::new(Vec::new()));
+    let poller = {
+        let (stop, lat, base) = (stop.clone(), lat.clone(), base.clone());
+        std::thread::spawn(move || {
+            let agent: ureq::Agent = ureq::Agent::config_builder()
+                .http_status_as_error(false)
+                .build()
+                .into();
+            while !stop.load(Ordering::Relaxed) {
+                let t = Instant::now();
+                if agent.get(format!("{base}/health")).call().is_ok() {
+                    lat.lock().unwrap().push(t.elapsed().as_secs_f64() * 1e3);
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        })
+    };
+    let t = Instant::now();
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(600)))
+        .build()
+        .into();
+    let mut resp = agent
+        .post(format!("{base}/api/sources?tier=danish_guideline"))
+        .header("content-type", MEDIA_PDF)
+        .send(&pdf[..])
+        .unwrap();
+    let status = resp.status().as_u16();
+    let body = resp.body_mut().read_to_string().unwrap_or_default();
+    let took = t.elapsed().as_secs_f64();
+    stop.store(true, Ordering::Relaxed);
+    poller.join().unwrap();
+    let peak_kb = rss_kb_of(pid, "VmHWM:");
+    let mut l = lat.lock().unwrap().clone();
+    l.sort_by(f64::total_cmp);
+    assert!(status == 201, "{status}: {body}");
+    println!(
+        "{:.1} MB PDF ({pages} pages) over HTTP: {status} in {took:.2} s | daemon RSS {:.1} MB before, peak {:.1} MB (target < 256 MB) | /health while ingesting: {} polls, p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+        pdf.len() as f64 / 1e6,
+        before_kb as f64 / 1024.0,
+        peak_kb as f64 / 1024.0,
+        l.len(),
+        percentile(&l, 0.5),
+        percentile(&l, 0.99),
+        l[l.len() - 1]
+    );
+}
+
+fn main() {
+    let quick = std::env::args().any(|a| a == "--quick");
+    println!(
+        "procedurewriter documents benchmark ({})",
+        if quick { "quick" } else { "full" }
+    );
+    println!(
+        "reproduce: cargo bench -p procedurewriter --bench documents{}\n",
+        if quick { " -- --quick" } else { "" }
+    );
+    ingest_60_pages(if quick { 3 } else { 7 });
+    println!();
+    let steps: &[usize] = if quick {
+        &[5_000, 20_000]
+    } else {
+        &[20_000, 50_000, 100_000, 200_000]
+    };
+    retrieval_growth(steps);
+    println!();
+    if quick {
+        large_upload(100, 50_000);
+    } else {
+        large_upload(400, 125_000);
+    }
+}
