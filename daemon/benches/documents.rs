@@ -8,8 +8,8 @@
 //! 3. The real daemon ingesting a 50 MB PDF over HTTP: its peak RSS (target: under 256 MB) and
 //!    `/health` latency polled while it ingests.
 //!
-//!     cargo bench -p procedurewriter --bench documents
-//!     cargo bench -p procedurewriter --bench documents -- --quick   # CI: smaller sizes
+//! Run it with `cargo bench -p procedurewriter --bench documents` (add `-- --quick` for the
+//! smaller sizes CI uses).
 
 #[path = "support/daemon.rs"]
 mod support;
