@@ -58,12 +58,51 @@ const VOCAB: &[&str] = &[
     "adults",
     "children",
     "ward",
-    "pleuradræn",
+];
+
+/// What documents are about: each document has one, in its title and in some of its passages
+/// (a library of many topics, as a department's is).
+const TOPICS: &[&str] = &[
     "anafylaksi",
+    "pleuradræn",
     "lumbalpunktur",
     "paracentese",
-    "adrenalin",
-    "lidokain",
+    "sepsis",
+    "apopleksi",
+    "hjertestop",
+    "astma",
+    "kol",
+    "diabetes",
+    "hypoglykæmi",
+    "lungeemboli",
+    "venetrombose",
+    "pneumoni",
+    "urinvejsinfektion",
+    "delirium",
+    "fald",
+    "tryksår",
+    "smertebehandling",
+    "blodtransfusion",
+    "hyperkaliæmi",
+    "hyponatriæmi",
+    "atrieflimren",
+    "hjertesvigt",
+    "feberkramper",
+    "bronkiolitis",
+    "meningitis",
+    "forgiftning",
+    "brandsår",
+    "frakturer",
+    "epistaxis",
+    "synkope",
+    "ketoacidose",
+    "alkoholabstinens",
+    "graviditet",
+    "fødsel",
+    "præeklampsi",
+    "anæmi",
+    "nyresvigt",
+    "leversvigt",
 ];
 
 fn words(seed: &mut u64, n: usize) -> String {
@@ -133,15 +172,22 @@ fn retrieval_growth(steps: &[usize]) {
             let mut pending = Vec::new();
             while stored < target {
                 let doc = stored / per_doc;
+                let topic = TOPICS[doc % TOPICS.len()];
                 let passages: Vec<NewPassage> = (0..per_doc)
-                    .map(|ord| NewPassage {
-                        ord: ord as u32,
-                        heading: format!("Kapitel {}", ord / 10),
-                        page_start: Some(ord as u32 / 2 + 1),
-                        page_end: Some(ord as u32 / 2 + 1),
-                        char_start: ord * 800,
-                        char_end: ord * 800 + 780,
-                        text: words(&mut seed, 110),
+                    .map(|ord| {
+                        let mut text = words(&mut seed, 110);
+                        if ord % 3 == 0 {
+                            text.push_str(&format!(" Ved {topic} gives behandlingen."));
+                        }
+                        NewPassage {
+                            ord: ord as u32,
+                            heading: format!("Kapitel {}", ord / 10),
+                            page_start: Some(ord as u32 / 2 + 1),
+                            page_end: Some(ord as u32 / 2 + 1),
+                            char_start: ord * 800,
+                            char_end: ord * 800 + 780,
+                            text,
+                        }
                     })
                     .collect();
                 let text = passages
@@ -150,7 +196,7 @@ fn retrieval_growth(steps: &[usize]) {
                     .collect::<Vec<_>>()
                     .join("\n\n");
                 pending.push(store.add_source(NewSource {
-                    title: format!("Dokument {doc} om {}", VOCAB[doc % VOCAB.len()]),
+                    title: format!("Vejledning {doc} om {topic}"),
                     url: None,
                     tier: "library_document".into(),
                     tier_reason: "explicit".into(),
@@ -176,11 +222,13 @@ fn retrieval_growth(steps: &[usize]) {
             }
         });
         let build_s = t.elapsed().as_secs_f64();
+        // The pipeline's query shape: topic words with synonyms as the anchor, context and
+        // population words ranking.
         let queries = [
-            ("anafylaksi", "adrenalin voksne akutmodtagelse"),
-            ("pleuradræn", "ultralyd komplikation"),
-            ("lumbalpunktur", "children smerte"),
-            ("paracentese", "væske kateter"),
+            ("anafylaksi anaphylaxis", "adrenalin voksne akutmodtagelse"),
+            ("pleuradræn thoraxdræn chest drain", "ultralyd komplikation"),
+            ("lumbalpunktur lumbar puncture", "children smerte"),
+            ("paracentese ascites", "væske kateter"),
         ];
         let mut lat = Vec::new();
         for i in 0..400 {

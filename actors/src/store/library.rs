@@ -377,11 +377,15 @@ impl Store {
         };
         self.read(move |conn| {
             let hits = conn
+                // The index picks the best `limit` rows by its configured rank (BM25, title ×3,
+                // heading ×2) before anything is joined: the join reads `limit` rows, not every
+                // match.
                 .prepare_cached(&format!(
-                    "SELECT {COLUMNS}, bm25(passages_fts, 3.0, 2.0, 1.0) AS rank, {PASSAGE_COLUMNS} \
-                     FROM passages_fts JOIN passages p ON p.seq = passages_fts.rowid \
-                     JOIN sources s ON s.seq = p.source_seq \
-                     WHERE passages_fts MATCH ?1 ORDER BY rank LIMIT ?2"
+                    "WITH top AS (SELECT rowid AS seq, rank FROM passages_fts \
+                     WHERE passages_fts MATCH ?1 ORDER BY rank LIMIT ?2) \
+                     SELECT {COLUMNS}, top.rank, {PASSAGE_COLUMNS} \
+                     FROM top JOIN passages p ON p.seq = top.seq \
+                     JOIN sources s ON s.seq = p.source_seq ORDER BY top.rank"
                 ))?
                 .query_map(params![fts, limit as i64], |r| {
                     let source = source_from_row(r)?;

@@ -35,6 +35,9 @@ impl Proc {
         key: &str,
         env: &[(&str, &str)],
     ) -> (Proc, Instant) {
+        // The daemon refuses a data directory others can read (a temp dir is 0755).
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(data, std::fs::Permissions::from_mode(0o700)).unwrap();
         let mut cmd = Command::new(bin);
         cmd.arg("daemon")
             .env("PROCEDUREWRITER_DATA_DIR", data)
