@@ -25,6 +25,7 @@ pub mod quality;
 pub mod retrieve;
 pub mod run;
 pub mod tiers;
+pub mod verify;
 pub mod writer;
 
 pub use error::PipelineError;
