@@ -24,10 +24,12 @@ pub struct Quantity {
     pub qualifier: Option<String>,
     /// Preceded by a maximum/total cue: a limit, not a single dose.
     pub limit: bool,
-    /// The population this quantity is given for, when the sentence names one.
-    pub population: Option<String>,
+    /// The populations this quantity is given for, when the sentence names any.
+    pub population: Vec<String>,
     /// Token index, for pairing with populations.
     pos: usize,
+    /// The unit's scale to the base unit (1 for a bare number).
+    factor: f64,
 }
 
 impl Quantity {
@@ -116,8 +118,10 @@ pub struct Claim {
     pub quantities: Vec<Quantity>,
     pub drugs: BTreeSet<String>,
     pub routes: BTreeSet<String>,
-    /// Populations named, plus "boern" when a weight-based dose names none.
+    /// Populations named.
     pub populations: BTreeSet<String>,
+    /// A weight-based dose and no population named: children are implied.
+    pub implied_child: bool,
     pub negations: usize,
     pub concepts: BTreeSet<String>,
     /// Stems (Danish and English) of the content words.
@@ -209,8 +213,9 @@ pub fn extract(text: &str, lex: &Lexicon) -> Claim {
                                     unit: words[i + t.len..i + t.len + u.len].join(" "),
                                     qualifier: Some("every".into()),
                                     limit: false,
-                                    population: None,
+                                    population: Vec::new(),
                                     pos: i + t.len,
+                                    factor: f,
                                 });
                                 i += t.len + u.len;
                                 continue;
@@ -241,8 +246,9 @@ pub fn extract(text: &str, lex: &Lexicon) -> Claim {
                     unit: String::new(),
                     qualifier: None,
                     limit: false,
-                    population: None,
+                    population: Vec::new(),
                     pos: start,
+                    factor: 1.0,
                 });
                 i = j + 2;
                 continue;
@@ -251,7 +257,9 @@ pub fn extract(text: &str, lex: &Lexicon) -> Claim {
         let mut hi = lo;
         let mut number = number_raw;
         let dash = |t: Option<&Tok>| matches!(t, Some(Tok::Sym('-' | '–' | '—')));
-        let range_word = matches!(refs.get(j), Some(&"to" | &"til"));
+        let between = start > 0 && matches!(refs[start - 1], "mellem" | "between");
+        let range_word = matches!(refs.get(j), Some(&"to" | &"til"))
+            || (between && matches!(refs.get(j), Some(&"og" | &"and")));
         if dash(toks.get(j)) || range_word {
             if let Some(Tok::Num { value, raw }) = toks.get(j + 1) {
                 hi = *value;
@@ -321,14 +329,22 @@ pub fn extract(text: &str, lex: &Lexicon) -> Claim {
             unit: unit_words.join("/"),
             qualifier: None,
             limit: false,
-            population: None,
+            population: Vec::new(),
             pos: start,
+            factor,
         });
         i = k.max(start + 1);
     }
 
-    // Qualifiers: the nearest timing word (times) or limit cue (doses) within three tokens before.
+    // Qualifiers: the nearest timing word within three tokens before a time; for an amount,
+    // a maximum/total cue earlier in its clause ("den maksimale dosis ... er 3 mg/kg").
     let has_repeat = lex.has_cue("repeat", &refs);
+    let dose_positions: Vec<usize> = claim
+        .quantities
+        .iter()
+        .filter(|q| q.sig != "time")
+        .map(|q| q.pos)
+        .collect();
     for q in &mut claim.quantities {
         let from = q.pos.saturating_sub(3);
         if q.sig == "time" && q.qualifier.is_none() {
@@ -346,7 +362,16 @@ pub fn extract(text: &str, lex: &Lexicon) -> Claim {
             });
         }
         if q.sig != "time" {
-            q.limit = (from..q.pos).any(|p| lex.cue_at("dose_limit", &refs, p).is_some());
+            let mut clause_start = q.pos;
+            while clause_start > 0 {
+                let prev = clause_start - 1;
+                let boundary = matches!(toks[prev], Tok::Sym(',' | ';' | ':' | '(' | ')'));
+                if boundary || dose_positions.contains(&prev) {
+                    break;
+                }
+                clause_start = prev;
+            }
+            q.limit = (clause_start..q.pos).any(|p| lex.cue_at("dose_limit", &refs, p).is_some());
         }
     }
 
@@ -383,19 +408,37 @@ pub fn extract(text: &str, lex: &Lexicon) -> Claim {
         }
     }
 
+    // A population followed closely by an age ("børn over 12 år", "children aged 6 to 12
+    // years") is a narrower population: its label carries the age, so "børn" in a draft does
+    // not match "børn over 12 år" in a source.
+    let positions: Vec<usize> = pop_positions.iter().map(|p| p.0).collect();
+    for (ppos, label) in pop_positions.iter_mut() {
+        let age = claim
+            .quantities
+            .iter()
+            .filter(|q| q.sig == "time" && q.pos > *ppos && q.pos <= *ppos + 4)
+            .filter(|q| !positions.iter().any(|o| *o > *ppos && *o < q.pos))
+            .find(|q| (q.factor - 31_557_600.0).abs() < 1.0);
+        if let Some(a) = age {
+            label.push('@');
+            label.push_str(&a.number.replace('-', "–"));
+        }
+    }
     // Pair doses with populations: if the first population comes before the first dose, each
     // dose belongs to the nearest population before it ("voksne 0,5 mg, børn 0,3 mg"),
-    // otherwise to the nearest after it ("0,5 mg til voksne og 0,3 mg til børn").
-    let first_dose = claim
+    // otherwise to the nearest after it ("0,5 mg til voksne og 0,3 mg til børn"); populations
+    // named together ("voksne og børn over 12 år") share the dose.
+    let dose_pos: Vec<usize> = claim
         .quantities
         .iter()
         .filter(|q| q.is_dose())
         .map(|q| q.pos)
-        .min();
+        .collect();
+    let first_dose = dose_pos.iter().min().copied();
     if let (Some(fd), Some(fp)) = (first_dose, pop_positions.first().map(|p| p.0)) {
         let before = fp < fd;
         for q in claim.quantities.iter_mut().filter(|q| q.is_dose()) {
-            let p = if before {
+            let nearest = if before {
                 pop_positions
                     .iter()
                     .filter(|p| p.0 < q.pos)
@@ -406,25 +449,44 @@ pub fn extract(text: &str, lex: &Lexicon) -> Claim {
                     .filter(|p| p.0 > q.pos)
                     .min_by_key(|p| p.0)
             };
-            q.population = p.or(pop_positions.first()).map(|p| p.1.clone());
+            let Some(anchor) = nearest.or(pop_positions.first()) else {
+                continue;
+            };
+            let mut cluster: Vec<usize> = vec![anchor.0];
+            loop {
+                let grown: Vec<usize> = pop_positions
+                    .iter()
+                    .map(|p| p.0)
+                    .filter(|p| !cluster.contains(p))
+                    .filter(|p| {
+                        cluster.iter().any(|c| {
+                            let (a, b) = if p < c { (*p, *c) } else { (*c, *p) };
+                            b - a <= 4 && !dose_pos.iter().any(|d| *d > a && *d < b)
+                        })
+                    })
+                    .collect();
+                if grown.is_empty() {
+                    break;
+                }
+                cluster.extend(grown);
+            }
+            let mut pops: Vec<String> = pop_positions
+                .iter()
+                .filter(|p| cluster.contains(&p.0))
+                .map(|p| p.1.clone())
+                .collect();
+            pops.sort();
+            pops.dedup();
+            q.population = pops;
         }
     }
-    // A weight-based dose without a named population is a children's dose.
-    if claim.populations.is_empty()
+    // A weight-based dose in a sentence that names no population is a children's dose (used
+    // for the draft's side of a comparison: a source that names none is not narrowed).
+    claim.implied_child = claim.populations.is_empty()
         && claim
             .quantities
             .iter()
-            .any(|q| q.sig.starts_with("mass/weight"))
-    {
-        claim.populations.insert("boern".into());
-        for q in claim
-            .quantities
-            .iter_mut()
-            .filter(|q| q.sig.starts_with("mass/weight"))
-        {
-            q.population = Some("boern".into());
-        }
-    }
+            .any(|q| q.sig.starts_with("mass/weight"));
 
     // Content words, language evidence, stems.
     let da = lex.language_words("danish");
@@ -510,12 +572,27 @@ mod tests {
     fn doses_pair_with_their_population_and_weight_implies_children() {
         let lex = Lexicon::embedded();
         let c = extract("Voksne får 0,5 mg og børn 0,3 mg adrenalin i.m.", &lex);
-        assert_eq!(c.quantities[0].population.as_deref(), Some("voksne"));
-        assert_eq!(c.quantities[1].population.as_deref(), Some("boern"));
+        assert_eq!(c.quantities[0].population, ["voksne"]);
+        assert_eq!(c.quantities[1].population, ["boern"]);
         let d = extract("0,5 mg til voksne og 0,3 mg til børn", &lex);
-        assert_eq!(d.quantities[1].population.as_deref(), Some("boern"));
+        assert_eq!(d.quantities[1].population, ["boern"]);
         let k = extract("Adrenalin 0,01 mg/kg gives intramuskulært", &lex);
-        assert!(k.populations.contains("boern"));
+        assert!(k.implied_child);
+        let aged = extract("Voksne og børn over 12 år får 0,5 mg", &lex);
+        assert_eq!(
+            aged.quantities.last().map(|q| q.population.clone()),
+            Some(vec!["boern@12".to_string(), "voksne".to_string()])
+        );
+        let between = extract("børn mellem 6 og 12 år får 0,3 mg", &lex);
+        assert_eq!(
+            between.quantities.last().map(|q| q.population.clone()),
+            Some(vec!["boern@6–12".to_string()])
+        );
+        let lim = extract(
+            "Den maksimale dosis lidocain til lokalbedøvelse er 3 mg/kg",
+            &lex,
+        );
+        assert!(lim.quantities[0].limit);
         assert!(k.routes.contains("intramuskulaer") && k.drugs.contains("adrenalin"));
     }
 

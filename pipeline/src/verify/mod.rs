@@ -438,6 +438,102 @@ fn join(set: impl IntoIterator<Item = String>) -> String {
     }
 }
 
+/// The population check of one dose found in the source: the draft's populations for it
+/// (named, or children when the dose is weight-based and none is named) must be among the
+/// source's for the same dose (named with it, else in the sentence, else in the passage); a
+/// dose the source gives for a named population must say so.
+fn dose_population(
+    d: &Claim,
+    q: &Quantity,
+    sq: &Quantity,
+    sc: &Claim,
+    passage_pops: &BTreeSet<String>,
+    id: &str,
+) -> Option<String> {
+    let mine: Vec<String> = if !q.population.is_empty() {
+        q.population.clone()
+    } else if d.implied_child {
+        vec!["boern".to_string()]
+    } else {
+        Vec::new()
+    };
+    let theirs: Vec<String> = if !sq.population.is_empty() {
+        sq.population.clone()
+    } else if !sc.populations.is_empty() {
+        sc.populations.iter().cloned().collect()
+    } else {
+        passage_pops.iter().cloned().collect()
+    };
+    let show = |v: &[String]| {
+        v.iter()
+            .map(|p| pretty_pop(p))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    if mine.is_empty() {
+        return (!sq.population.is_empty()).then(|| {
+            format!(
+                "{} is for {} in {id}; the sentence does not say so",
+                q.shown(),
+                show(&sq.population)
+            )
+        });
+    }
+    // A draft may be narrower than its source ("børn over 12 år" where the source says
+    // "børn"), never broader ("børn" where the source says "børn over 12 år").
+    let base = |p: &str| p.split('@').next().unwrap_or("").to_string();
+    let ok =
+        |p: &String| theirs.contains(p) || theirs.iter().any(|t| !t.contains('@') && *t == base(p));
+    if mine.iter().all(ok) {
+        return None;
+    }
+    Some(format!(
+        "population {} vs {} for {} in {id}",
+        show(&mine),
+        show(&theirs),
+        q.shown()
+    ))
+}
+
+/// The negation cues of the clauses of the source sentence that the draft sentence shares
+/// something with; all of them when it shares nothing clause by clause.
+fn clause_negations(d: &Claim, s: &SourceSentence, lex: &Lexicon) -> usize {
+    let clauses = split_clauses(&s.text);
+    if clauses.len() < 2 {
+        return s.claim.negations;
+    }
+    let mut covered = 0usize;
+    let mut any = false;
+    for c in clauses {
+        let cc = extract(&c, lex);
+        if coverage(d, &cc).1 > 0 {
+            any = true;
+            covered += cc.negations;
+        }
+    }
+    if any {
+        covered
+    } else {
+        s.claim.negations
+    }
+}
+
+/// Clauses of a sentence: split at ", ", "; " and ": " (a decimal comma has no space after it).
+fn split_clauses(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        if matches!(c, ',' | ';' | ':') && chars.peek().is_some_and(|n| n.is_whitespace()) {
+            out.push(std::mem::take(&mut cur));
+            continue;
+        }
+        cur.push(c);
+    }
+    out.push(cur);
+    out.into_iter().filter(|c| !c.trim().is_empty()).collect()
+}
+
 /// Compares a draft claim with its aligned source sentence; returns (kind, what) pairs.
 fn compare(
     d: &Claim,
@@ -478,38 +574,8 @@ fn compare(
                 ));
             }
             if q.is_dose() {
-                match (&q.population, &sq.population) {
-                    (Some(a), Some(b)) if a != b => out.push((
-                        FindingKind::Population,
-                        format!(
-                            "population {} vs {} for {} in {id}",
-                            pretty_pop(a),
-                            pretty_pop(b),
-                            q.shown()
-                        ),
-                    )),
-                    (None, Some(b)) => out.push((
-                        FindingKind::Population,
-                        format!(
-                            "{} is for {} in {id}; the sentence does not say so",
-                            q.shown(),
-                            pretty_pop(b)
-                        ),
-                    )),
-                    (Some(a), None)
-                        if !(sc.populations.contains(a)
-                            || (sc.populations.is_empty() && passage_pops.contains(a))) =>
-                    {
-                        out.push((
-                            FindingKind::Population,
-                            format!(
-                                "population {} for {} is not in {id}",
-                                pretty_pop(a),
-                                q.shown()
-                            ),
-                        ))
-                    }
-                    _ => {}
+                if let Some(what) = dose_population(d, q, sq, sc, passage_pops, id) {
+                    out.push((FindingKind::Population, what));
                 }
             }
             continue;
@@ -585,14 +651,13 @@ fn compare(
             ),
         ));
     }
-    // Negations: the same number of cues on both sides.
-    if d.negations != sc.negations {
+    // Negations: the same number of cues as the part of the source sentence the sentence
+    // covers (a sentence may take one clause of a longer one).
+    let expected = clause_negations(d, s, lex);
+    if d.negations != expected {
         out.push((
             FindingKind::Negation,
-            format!(
-                "{} negation(s) here vs {} in {id}",
-                d.negations, sc.negations
-            ),
+            format!("{} negation(s) here vs {} in {id}", d.negations, expected),
         ));
     }
     // Populations named in the sentence.
@@ -601,12 +666,18 @@ fn compare(
     } else {
         sc.populations.clone()
     };
-    let extra: Vec<String> = d
-        .populations
+    let mut mine = d.populations.clone();
+    if d.implied_child {
+        mine.insert("boern".to_string());
+    }
+    let extra: Vec<String> = mine
         .difference(&pops)
         .map(|p| pretty_pop(p).to_string())
         .collect();
-    if !extra.is_empty() && !out.iter().any(|(k, _)| *k == FindingKind::Population) {
+    if !extra.is_empty()
+        && !pops.is_empty()
+        && !out.iter().any(|(k, _)| *k == FindingKind::Population)
+    {
         out.push((
             FindingKind::Population,
             format!(
@@ -875,7 +946,13 @@ pub fn verify(markdown: &str, evidence: &Evidence<'_>, lexicon: &Lexicon) -> Ver
                     lexicon.has_cue("indication", w) || outline_cues(w, INDICATIONS) > 0
                 };
                 if sec.heading == INDICATIONS && (contra(&words) || contra(&src_words)) {
-                    let negated = d.negations > 0;
+                    // "kontraindiceret" is itself a negation cue; only another one negates it.
+                    let contra_words = words
+                        .iter()
+                        .enumerate()
+                        .filter(|(i, _)| lexicon.cue_at("contraindication", &words, *i).is_some())
+                        .count();
+                    let negated = d.negations > contra_words;
                     let kind = if negated {
                         FindingKind::MisplacedSection
                     } else {
@@ -963,13 +1040,15 @@ pub fn verify(markdown: &str, evidence: &Evidence<'_>, lexicon: &Lexicon) -> Ver
                 && d.routes.len() <= 1
                 && single.len() == 1
                 && d.populations.len() <= 1
+                && single[0].population.len() <= 1
             {
                 let q = single[0];
                 let key = (
                     d.drugs.iter().next().cloned().unwrap_or_default(),
                     d.routes.iter().next().cloned().unwrap_or_default(),
                     q.population
-                        .clone()
+                        .first()
+                        .cloned()
                         .or_else(|| d.populations.iter().next().cloned())
                         .unwrap_or_default(),
                 );
@@ -1017,8 +1096,11 @@ pub fn verify(markdown: &str, evidence: &Evidence<'_>, lexicon: &Lexicon) -> Ver
                 .sentences
                 .iter()
                 .find(|s| s.passage == *pa && s.index == *ia);
-            let sequenced =
-                later.is_some_and(|s| lexicon.has_cue("sequence", &s.claim.word_refs()));
+            // The order is marked when the source sentence or the step itself says "after",
+            // "then", "before"...
+            let sequenced = later
+                .is_some_and(|s| lexicon.has_cue("sequence", &s.claim.word_refs()))
+                || lexicon.has_cue("sequence", &claims_of[*ca].word_refs());
             let kind_sev = if sequenced {
                 Severity::Blocking
             } else {
