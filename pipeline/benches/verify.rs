@@ -608,6 +608,9 @@ fn main() {
     let mut faithful = 0usize;
     let mut blocked: Vec<String> = Vec::new();
     let mut warnings = 0usize;
+    // Coverage of each faithful sentence by its aligned source sentence: how much room there is
+    // between faithful text and the weak-support and unsupported thresholds.
+    let mut coverages: Vec<f64> = Vec::new();
     // class -> (mutants, reached DONE, examples of those that did)
     let mut classes: BTreeMap<&'static str, (usize, usize, Vec<String>)> = BTreeMap::new();
     for (pi, p) in procedures.iter().enumerate() {
@@ -623,6 +626,7 @@ fn main() {
             faithful += 1;
             let v = timed(&p.name, md, &p.passages);
             warnings += v.warnings;
+            coverages.extend(v.sentences.iter().flat_map(|s| s.supported_by.iter().map(|x| x.coverage)));
             if v.blocking > 0 {
                 blocked.push(format!(
                     "{}/{}: {} blocking; first: {}",
@@ -726,6 +730,14 @@ fn main() {
         faithful,
         100.0 * blocked.len() as f64 / faithful.max(1) as f64,
         warnings
+    );
+    coverages.sort_by(f64::total_cmp);
+    println!(
+        "coverage of faithful sentences by their aligned source sentence: min {:.2}, p5 {:.2}, p50 {:.2} (n={})",
+        coverages.first().copied().unwrap_or(0.0),
+        percentile(&coverages, 0.05),
+        percentile(&coverages, 0.5),
+        coverages.len()
     );
     for b in &blocked {
         println!("  {b}");

@@ -139,6 +139,9 @@ pub struct Claim {
 pub struct ContentWord {
     pub stems: [String; 2],
     pub canon: Vec<String>,
+    /// An instruction verb ("gives", "give", "should"): it says what to do, not about what,
+    /// so sharing it does not make a source on another topic support the sentence.
+    pub generic: bool,
 }
 
 impl Claim {
@@ -506,6 +509,7 @@ pub fn extract(text: &str, lex: &Lexicon) -> Claim {
         claim.content.push(ContentWord {
             stems,
             canon: covered[idx].clone(),
+            generic: lex.cue_at("imperative", &refs, idx).is_some(),
         });
     }
     claim.words = words;

@@ -304,10 +304,13 @@ impl<'a> Corpus<'a> {
 }
 
 /// How much of the draft claim `d` the source claim `s` covers: the share of `d`'s content
-/// words (by stem or by canonical token) and numbers that `s` has.
-fn coverage(d: &Claim, s: &Claim) -> (f64, usize) {
+/// words (by stem or by canonical token) and numbers that `s` has; the count of matches; and
+/// the count of topical matches — all but population words, which any source on any topic
+/// may share ("voksne" alone does not make a pleural drain source support a lumbar puncture).
+fn coverage(d: &Claim, s: &Claim) -> (f64, usize, usize) {
     let canon = s.canon();
     let mut matched = 0usize;
+    let mut topical = 0usize;
     let mut total = 0usize;
     for w in &d.content {
         total += 1;
@@ -315,6 +318,9 @@ fn coverage(d: &Claim, s: &Claim) -> (f64, usize) {
             || w.canon.iter().any(|c| canon.contains(c))
         {
             matched += 1;
+            if !w.generic && !w.canon.iter().any(|c| c.starts_with("p:")) {
+                topical += 1;
+            }
         }
     }
     for q in d.quantities.iter() {
@@ -324,12 +330,13 @@ fn coverage(d: &Claim, s: &Claim) -> (f64, usize) {
             .any(|sq| sq.equivalent(q) || (q.sig == "bare" && value_in(q, sq)))
         {
             matched += 1;
+            topical += 1;
         }
     }
     if total == 0 {
-        return (1.0, 0);
+        return (1.0, 0, 0);
     }
-    (matched as f64 / total as f64, matched)
+    (matched as f64 / total as f64, matched, topical)
 }
 
 fn value_in(bare: &Quantity, q: &Quantity) -> bool {
@@ -352,7 +359,7 @@ fn align_score(d: &Claim, s: &Claim) -> f64 {
         .iter()
         .filter(|q| s.quantities.iter().any(|sq| sq.equivalent(q)))
         .count() as f64;
-    let (cov, matched) = coverage(d, s);
+    let (cov, matched, _) = coverage(d, s);
     2.0 * nums
         + 2.0 * shared(&d.drugs, &s.drugs)
         + 1.0 * shared(&d.routes, &s.routes)
@@ -879,7 +886,7 @@ pub fn verify(markdown: &str, evidence: &Evidence<'_>, lexicon: &Lexicon) -> Ver
                     page: p.page,
                     sentence: ss.text.clone(),
                 };
-                let (cov, matched) = coverage(d, &ss.claim);
+                let (cov, _, topical) = coverage(d, &ss.claim);
                 check.supported_by.push(Support {
                     source_id: id.clone(),
                     page: p.page,
@@ -911,7 +918,7 @@ pub fn verify(markdown: &str, evidence: &Evidence<'_>, lexicon: &Lexicon) -> Ver
                         what,
                     );
                 }
-                if matched == 0 {
+                if topical == 0 {
                     ctx.push(
                         Severity::Blocking,
                         FindingKind::Unsupported,
