@@ -626,7 +626,11 @@ fn main() {
             faithful += 1;
             let v = timed(&p.name, md, &p.passages);
             warnings += v.warnings;
-            coverages.extend(v.sentences.iter().flat_map(|s| s.supported_by.iter().map(|x| x.coverage)));
+            coverages.extend(
+                v.sentences
+                    .iter()
+                    .flat_map(|s| s.supported_by.iter().map(|x| x.coverage)),
+            );
             if v.blocking > 0 {
                 blocked.push(format!(
                     "{}/{}: {} blocking; first: {}",

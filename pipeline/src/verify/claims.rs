@@ -122,6 +122,8 @@ pub struct Claim {
     pub populations: BTreeSet<String>,
     /// A weight-based dose and no population named: children are implied.
     pub implied_child: bool,
+    /// The populations with their age where one follows ("boern@12" for "børn over 12 år").
+    pub population_labels: BTreeSet<String>,
     pub negations: usize,
     pub concepts: BTreeSet<String>,
     /// Stems (Danish and English) of the content words.
@@ -427,6 +429,9 @@ pub fn extract(text: &str, lex: &Lexicon) -> Claim {
             label.push_str(&a.number.replace('-', "–"));
         }
     }
+    claim
+        .population_labels
+        .extend(pop_positions.iter().map(|p| p.1.clone()));
     // Pair doses with populations: if the first population comes before the first dose, each
     // dose belongs to the nearest population before it ("voksne 0,5 mg, børn 0,3 mg"),
     // otherwise to the nearest after it ("0,5 mg til voksne og 0,3 mg til børn"); populations

@@ -255,3 +255,15 @@ fn the_verdict_is_deterministic_and_hostile_input_is_harmless() {
     let none: [CitedText; 0] = [];
     assert!(verify(body, &Evidence { passages: &none }, &Lexicon::embedded()).blocking > 0);
 }
+
+#[test]
+fn a_drug_volume_needs_the_strength_its_source_gives() {
+    let bare = run("## Procedure (trin-for-trin)\n\n1. Voksne får 0,5 ml adrenalin intramuskulært. [S:SRC0001]\n");
+    assert!(
+        blocking_kinds(&bare).contains(&FindingKind::Unit),
+        "{:#?}",
+        bare.findings
+    );
+    let with = run("## Procedure (trin-for-trin)\n\n1. Voksne får 0,5 mg adrenalin intramuskulært, dvs. 0,5 ml af 1 mg/ml. [S:SRC0001]\n");
+    assert_eq!(with.blocking, 0, "{:#?}", with.findings);
+}
