@@ -778,6 +778,57 @@ fn main() {
         percentile(&all_times, 0.5),
         percentile(&all_times, 0.99)
     );
+    // At the brief's scale: ~60 passages of ~1,500 characters, every sentence citing three
+    // sources (its own and two large ones), so every passage is read and aligned against.
+    let all_text: String = procedures
+        .iter()
+        .flat_map(|p| p.passages.iter().map(|x| x.text.as_str()))
+        .collect::<Vec<_>>()
+        .join(" ");
+    let chars: Vec<char> = all_text.chars().collect();
+    if let Some(p) = procedures.first() {
+        let mut big = p.passages.clone();
+        for n in 0..60 {
+            let start = (n * 997) % chars.len().max(1);
+            let text: String = chars.iter().cycle().skip(start).take(1_500).collect();
+            big.push(CitedText {
+                source_id: format!("SRC9{n:03}"),
+                page: Some(n as u32 + 1),
+                text,
+            });
+        }
+        let mut stress: Vec<f64> = Vec::new();
+        for (_, md) in &p.drafts {
+            let mut k = 0;
+            let cited: String = md
+                .lines()
+                .map(|l| {
+                    if l.contains("[S:") && !l.starts_with("- [S:") {
+                        k += 2;
+                        format!("{l} [S:SRC9{:03}] [S:SRC9{:03}]", k % 60, (k + 1) % 60)
+                    } else {
+                        l.to_string()
+                    }
+                })
+                .collect::<Vec<_>>()
+                .join("\n");
+            for _ in 0..5 {
+                let t = Instant::now();
+                let v = verify(&cited, &Evidence { passages: &big }, &lexicon);
+                stress.push(t.elapsed().as_secs_f64() * 1000.0);
+                std::hint::black_box(v);
+            }
+        }
+        stress.sort_by(f64::total_cmp);
+        println!(
+            "  {:<20} n={:<4} p50 {:>6.2}  p99 {:>6.2}  ({} passages, 3 citations per sentence)",
+            "stress",
+            stress.len(),
+            percentile(&stress, 0.5),
+            percentile(&stress, 0.99),
+            big.len()
+        );
+    }
     println!();
     println!("reproduce: cargo bench -p procedurewriter-pipeline --bench verify   (-- --quick for a subset)");
 }

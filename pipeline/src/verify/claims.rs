@@ -134,6 +134,8 @@ pub struct Claim {
     pub english_words: usize,
     /// Token keys, for cue lookups.
     pub words: Vec<String>,
+    /// [`Claim::canon`], computed once: alignment compares it with every draft sentence.
+    pub canon_set: BTreeSet<String>,
 }
 
 /// A content word and what it stands for.
@@ -518,6 +520,7 @@ pub fn extract(text: &str, lex: &Lexicon) -> Claim {
         });
     }
     claim.words = words;
+    claim.canon_set = claim.canon();
     claim
 }
 

@@ -118,8 +118,9 @@ pub struct Lexicon {
     groups: Vec<(Category, String)>,
     /// Patterns by their first word (exact first words) for a quick lookup.
     exact: HashMap<String, Vec<Pattern>>,
-    /// Patterns whose only word is a prefix; few enough to scan.
-    prefixes: Vec<Pattern>,
+    /// Patterns whose only word is a prefix, by their first character (a linear scan of
+    /// all of them per token was most of the verifier's time).
+    prefixes: HashMap<char, Vec<Pattern>>,
     /// Multi-word patterns whose first word is a prefix are not supported (refused at parse).
     classes: BTreeMap<String, Vec<String>>,
     cues: BTreeMap<String, Vec<Vec<String>>>,
@@ -150,7 +151,7 @@ impl Lexicon {
         Lexicon {
             groups: Vec::new(),
             exact: HashMap::new(),
-            prefixes: Vec::new(),
+            prefixes: HashMap::new(),
             classes: BTreeMap::new(),
             cues: BTreeMap::new(),
             language: BTreeMap::new(),
@@ -238,7 +239,8 @@ impl Lexicon {
                         group: gi,
                     };
                     if prefix && p.words.len() == 1 {
-                        lex.prefixes.push(p);
+                        let first = p.words[0].chars().next().unwrap_or(' ');
+                        lex.prefixes.entry(first).or_default().push(p);
                     } else {
                         lex.exact.entry(p.words[0].clone()).or_default().push(p);
                     }
@@ -307,8 +309,9 @@ impl Lexicon {
                     .then(a.prefix.cmp(&b.prefix))
             });
         }
-        lex.prefixes
-            .sort_by(|a, b| b.words[0].len().cmp(&a.words[0].len()));
+        for v in lex.prefixes.values_mut() {
+            v.sort_by(|a, b| b.words[0].len().cmp(&a.words[0].len()));
+        }
         Ok(lex)
     }
 
@@ -331,7 +334,8 @@ impl Lexicon {
                     }
                 }
             }
-            for p in &self.prefixes {
+            let first = w.chars().next().unwrap_or(' ');
+            for p in self.prefixes.get(&first).map(Vec::as_slice).unwrap_or(&[]) {
                 if w.starts_with(p.words[0].as_str()) {
                     found.push((1, p));
                 }

@@ -308,7 +308,7 @@ impl<'a> Corpus<'a> {
 /// the count of topical matches — all but population words, which any source on any topic
 /// may share ("voksne" alone does not make a pleural drain source support a lumbar puncture).
 fn coverage(d: &Claim, s: &Claim) -> (f64, usize, usize) {
-    let canon = s.canon();
+    let canon = &s.canon_set;
     let mut matched = 0usize;
     let mut topical = 0usize;
     let mut total = 0usize;
