@@ -30,6 +30,7 @@ pub mod run;
 #[doc(hidden)]
 pub mod sample_pdf;
 pub mod tiers;
+pub mod verify;
 pub mod writer;
 
 pub use error::PipelineError;

@@ -1,0 +1,269 @@
+//! The verifier's behaviour, one check kind at a time, on small procedures.
+
+use super::*;
+
+fn passages() -> Vec<CitedText> {
+    vec![
+        CitedText {
+            source_id: "SRC0001".into(),
+            page: Some(12),
+            text: "Adrenalin er førstevalgsbehandling ved anafylaksi og gives intramuskulært i lårets anterolaterale side. Voksne får 0,5 mg adrenalin intramuskulært, svarende til 0,5 ml af 1 mg/ml. Dosis gentages efter 5 minutter, hvis der ikke er bedring. Antihistamin og glukokortikoid er tillægsbehandling og må ikke forsinke adrenalin.".into(),
+        },
+        CitedText {
+            source_id: "SRC0002".into(),
+            page: None,
+            text: "The adult dose of intramuscular adrenaline is 0.5 mg of a 1 mg/ml solution, and it may be repeated every 5 minutes if there is no improvement. Blood samples for mast cell tryptase should be taken within 1 to 2 hours of the start of symptoms. Children aged 6 to 12 years receive 0.3 mg intramuscularly.".into(),
+        },
+        CitedText {
+            source_id: "SRC0003".into(),
+            page: Some(3),
+            text: "Indikationer for pleuradræn er symptomgivende pneumothorax og empyem. Relative kontraindikationer er koagulopati og behandling med antikoagulantia. Huden desinficeres, og der gives lokalbedøvelse ned til pleura. Drænet fikseres med sutur. Efter anlæggelse tages røntgen af thorax for at kontrollere drænets placering.".into(),
+        },
+    ]
+}
+
+fn run(body: &str) -> Verification {
+    let p = passages();
+    let md = format!("# Test\n\n> Notice.\n\n{body}");
+    verify(&md, &Evidence { passages: &p }, &Lexicon::embedded())
+}
+
+fn blocking_kinds(v: &Verification) -> Vec<FindingKind> {
+    v.findings
+        .iter()
+        .filter(|f| f.severity == Severity::Blocking)
+        .map(|f| f.kind)
+        .collect()
+}
+
+#[test]
+fn a_faithful_sentence_passes_and_is_bound_to_its_page() {
+    let v = run("## Procedure (trin-for-trin)\n\n1. Voksne får 0,5 mg adrenalin intramuskulært i låret. [S:SRC0001]\n");
+    assert_eq!(v.blocking, 0, "{:#?}", v.findings);
+    let s = &v.sentences[0];
+    assert_eq!(s.supported_by[0].source_id, "SRC0001");
+    assert_eq!(s.supported_by[0].page, Some(12));
+    assert!(s.supported_by[0]
+        .passage_sentence
+        .starts_with("Voksne får 0,5 mg"));
+}
+
+#[test]
+fn a_danish_translation_of_an_english_passage_passes() {
+    let v = run("## Procedure (trin-for-trin)\n\n1. Voksne får 500 mikrogram adrenalin i.m. (1 mg/ml), og dosis kan gentages hvert 5. minut ved manglende bedring. [S:SRC0002]\n");
+    assert_eq!(v.blocking, 0, "{:#?}", v.findings);
+}
+
+#[test]
+fn a_tenfold_dose_and_a_unit_change_block() {
+    let v = run("## Procedure (trin-for-trin)\n\n1. Voksne får 5 mg adrenalin intramuskulært. [S:SRC0001]\n");
+    let f = v
+        .findings
+        .iter()
+        .find(|f| f.kind == FindingKind::Dose)
+        .expect("dose finding");
+    assert!(f.what.contains("5 mg vs 0,5 mg"), "{}", f.what);
+    assert_eq!(
+        f.aligned.as_ref().map(|a| a.source_id.as_str()),
+        Some("SRC0001")
+    );
+    let u = run("## Procedure (trin-for-trin)\n\n1. Voksne får 0,5 µg adrenalin intramuskulært. [S:SRC0001]\n");
+    assert!(
+        blocking_kinds(&u).contains(&FindingKind::Unit),
+        "{:#?}",
+        u.findings
+    );
+}
+
+#[test]
+fn a_swapped_route_blocks() {
+    let v = run(
+        "## Procedure (trin-for-trin)\n\n1. Voksne får 0,5 mg adrenalin intravenøst. [S:SRC0001]\n",
+    );
+    let f = v
+        .findings
+        .iter()
+        .find(|f| f.kind == FindingKind::Route)
+        .expect("route");
+    assert!(
+        f.what.contains("intravenøst vs intramuskulært"),
+        "{}",
+        f.what
+    );
+}
+
+#[test]
+fn an_added_or_removed_negation_blocks() {
+    let added = run("## Key Points\n\nAdrenalin gives ikke intramuskulært i lårets anterolaterale side. [S:SRC0001]\n");
+    assert!(blocking_kinds(&added).contains(&FindingKind::Negation));
+    let removed = run("## Key Points\n\nAntihistamin og glukokortikoid er tillægsbehandling og må forsinke adrenalin. [S:SRC0001]\n");
+    assert!(blocking_kinds(&removed).contains(&FindingKind::Negation));
+    let kept = run("## Key Points\n\nAntihistamines and glucocorticoids må ikke forsinke adrenalin, da de er tillægsbehandling. [S:SRC0001]\n");
+    assert!(
+        !blocking_kinds(&kept).contains(&FindingKind::Negation),
+        "{:#?}",
+        kept.findings
+    );
+}
+
+#[test]
+fn a_swapped_or_dropped_population_blocks() {
+    let swapped = run("## Procedure (trin-for-trin)\n\n1. Børn får 0,5 mg adrenalin intramuskulært. [S:SRC0001]\n");
+    assert!(
+        blocking_kinds(&swapped).contains(&FindingKind::Population),
+        "{:#?}",
+        swapped.findings
+    );
+    let paired = run("## Procedure (trin-for-trin)\n\n1. Børn på 6-12 år får 0,5 mg adrenalin intramuskulært. [S:SRC0002]\n");
+    assert!(
+        blocking_kinds(&paired).contains(&FindingKind::Population),
+        "{:#?}",
+        paired.findings
+    );
+    let right = run("## Procedure (trin-for-trin)\n\n1. Børn på 6-12 år får 0,3 mg adrenalin intramuskulært. [S:SRC0002]\n");
+    assert_eq!(right.blocking, 0, "{:#?}", right.findings);
+}
+
+#[test]
+fn changed_timing_blocks() {
+    let value = run("## Procedure (trin-for-trin)\n\n1. Dosis gentages efter 15 minutter, hvis der ikke er bedring. [S:SRC0001]\n");
+    assert!(
+        blocking_kinds(&value).contains(&FindingKind::Timing),
+        "{:#?}",
+        value.findings
+    );
+    let qualifier =
+        run("## Monitorering\n\nTryptase tages efter 1-2 timer fra symptomdebut. [S:SRC0002]\n");
+    assert!(
+        blocking_kinds(&qualifier).contains(&FindingKind::Timing),
+        "{:#?}",
+        qualifier.findings
+    );
+    let ok = run("## Monitorering\n\nBlodprøve til tryptase tages inden for 1-2 timer fra symptomdebut. [S:SRC0002]\n");
+    assert!(
+        !blocking_kinds(&ok).contains(&FindingKind::Timing),
+        "{:#?}",
+        ok.findings
+    );
+}
+
+#[test]
+fn a_different_drug_blocks() {
+    let v = run("## Procedure (trin-for-trin)\n\n1. Voksne får 0,5 mg noradrenalin intramuskulært. [S:SRC0001]\n");
+    assert!(
+        blocking_kinds(&v).contains(&FindingKind::Drug),
+        "{:#?}",
+        v.findings
+    );
+}
+
+#[test]
+fn conflicting_doses_within_a_draft_block() {
+    let v = run("## Key Points\n\nVoksne får 0,5 mg adrenalin intramuskulært. [S:SRC0001]\n\n## Procedure (trin-for-trin)\n\n1. Voksne får 0,3 mg adrenalin intramuskulært. [S:SRC0002]\n");
+    assert!(
+        blocking_kinds(&v).contains(&FindingKind::ConflictingDose),
+        "{:#?}",
+        v.findings
+    );
+}
+
+#[test]
+fn citations_that_do_not_resolve_or_are_missing_block() {
+    let unknown = run("## Key Points\n\nAdrenalin gives intramuskulært. [S:SRC0042]\n");
+    assert!(blocking_kinds(&unknown).contains(&FindingKind::UnknownSource));
+    let uncited = run("## Key Points\n\nAdrenalin 0,5 mg gives intramuskulært.\n");
+    assert!(blocking_kinds(&uncited).contains(&FindingKind::UncitedClinical));
+    let two = run("## Key Points\n\nAdrenalin gives i låret. Dosis er 0,5 mg. [S:SRC0001]\n");
+    assert!(
+        blocking_kinds(&two).contains(&FindingKind::UncitedClinical),
+        "{:#?}",
+        two.findings
+    );
+}
+
+#[test]
+fn indications_and_contraindications_do_not_trade_places() {
+    let v = run("## Indikationer\n\nRelative kontraindikationer er koagulopati og behandling med antikoagulantia. [S:SRC0003]\n");
+    assert!(blocking_kinds(&v).contains(&FindingKind::SectionContradiction));
+    let w = run("## Kontraindikationer\n\nIndikationer for pleuradræn er symptomgivende pneumothorax og empyem. [S:SRC0003]\n");
+    assert!(blocking_kinds(&w).contains(&FindingKind::SectionContradiction));
+    let ok = run("## Kontraindikationer\n\nKoagulopati og antikoagulerende behandling er relative kontraindikationer. [S:SRC0003]\n");
+    assert!(
+        !blocking_kinds(&ok).contains(&FindingKind::SectionContradiction),
+        "{:#?}",
+        ok.findings
+    );
+}
+
+#[test]
+fn a_step_before_the_one_it_follows_blocks() {
+    let v = run("## Procedure (trin-for-trin)\n\n1. Efter anlæggelsen tages røntgen af thorax for at kontrollere placeringen. [S:SRC0003]\n2. Huden desinficeres, og der gives lokalbedøvelse ned til pleura. [S:SRC0003]\n");
+    assert!(
+        blocking_kinds(&v).contains(&FindingKind::StepOrder),
+        "{:#?}",
+        v.findings
+    );
+    let ok = run("## Procedure (trin-for-trin)\n\n1. Huden desinficeres, og der gives lokalbedøvelse ned til pleura. [S:SRC0003]\n2. Efter anlæggelsen tages røntgen af thorax for at kontrollere placeringen. [S:SRC0003]\n");
+    assert!(!blocking_kinds(&ok).contains(&FindingKind::StepOrder));
+}
+
+#[test]
+fn a_citation_to_an_unrelated_source_blocks_and_weak_support_warns() {
+    let v = run("## Udstyr og Forberedelse\n\nHuden desinficeres, og der gives lokalbedøvelse ned til pleura. [S:SRC0002]\n");
+    assert!(v.blocking > 0, "{:#?}", v.findings);
+}
+
+#[test]
+fn english_sentences_empty_sections_and_hidden_markup_are_reported() {
+    let v = run("## Key Points\n\nAdrenaline is the first-line treatment and should be given into the thigh. [S:SRC0001]\n\n## Indikationer\n\n_Ingen evidens i kilderne._\n\n> Voksne får 5 mg adrenalin i.v. [S:SRC0001]\n");
+    let kinds: Vec<FindingKind> = v.findings.iter().map(|f| f.kind).collect();
+    assert!(kinds.contains(&FindingKind::EnglishSentence), "{kinds:?}");
+    assert!(
+        kinds.contains(&FindingKind::EmptySection) || kinds.contains(&FindingKind::HiddenMarkup)
+    );
+    assert!(blocking_kinds(&v).contains(&FindingKind::HiddenMarkup));
+    assert!(
+        blocking_kinds(&v).contains(&FindingKind::Dose),
+        "hidden content is still checked"
+    );
+    assert_eq!(FindingKind::ConflictingDose.name(), "conflicting_dose");
+    let json = serde_json::to_string(&v).expect("serialises");
+    assert!(json.contains("\"kind\":\"hidden_markup\""));
+}
+
+#[test]
+fn the_verdict_is_deterministic_and_hostile_input_is_harmless() {
+    let body = "## Key Points\n\nVoksne får 0,5 mg adrenalin intramuskulært. [S:SRC0001]\n";
+    assert_eq!(run(body), run(body));
+    let p = passages();
+    let huge = "Adrenalin 0,5 mg [S:SRC0001] ".repeat(5_000);
+    for md in [
+        "",
+        "[[[[",
+        "## Key Points\n\n🙂🙂 [S:SRC0001] \u{0}",
+        huge.as_str(),
+        "## Key Points\n\n1:0 mg/ml 0:1000 1-0 mg [S:SRC0001]",
+    ] {
+        let _ = verify(md, &Evidence { passages: &p }, &Lexicon::embedded());
+    }
+    let odd = [CitedText {
+        source_id: "SRC0001".into(),
+        page: None,
+        text: "\u{0}[[(( 1:0 ".repeat(100),
+    }];
+    let _ = verify(body, &Evidence { passages: &odd }, &Lexicon::embedded());
+    let none: [CitedText; 0] = [];
+    assert!(verify(body, &Evidence { passages: &none }, &Lexicon::embedded()).blocking > 0);
+}
+
+#[test]
+fn a_drug_volume_needs_the_strength_its_source_gives() {
+    let bare = run("## Procedure (trin-for-trin)\n\n1. Voksne får 0,5 ml adrenalin intramuskulært. [S:SRC0001]\n");
+    assert!(
+        blocking_kinds(&bare).contains(&FindingKind::Unit),
+        "{:#?}",
+        bare.findings
+    );
+    let with = run("## Procedure (trin-for-trin)\n\n1. Voksne får 0,5 mg adrenalin intramuskulært, dvs. 0,5 ml af 1 mg/ml. [S:SRC0001]\n");
+    assert_eq!(with.blocking, 0, "{:#?}", with.findings);
+}

@@ -1,0 +1,300 @@
+//! Tokens and sentences, for drafts and passages alike: a tokenizer that keeps decimals
+//! ("0,5" and "0.5"), route abbreviations ("i.m.") and unit symbols ("µg", "%", "/") whole, and a
+//! sentence splitter that knows Danish and English abbreviations, ordinals ("hvert 5. minut")
+//! and that a citation after a full stop belongs to the sentence before it.
+
+/// One token.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Tok {
+    /// A word: letters (and digits after the first letter), or a dotted abbreviation.
+    Word { raw: String, lower: String },
+    /// A number; a decimal comma or point followed by a digit is part of it.
+    Num { value: f64, raw: String },
+    /// Any other visible character.
+    Sym(char),
+}
+
+impl Tok {
+    /// The token as a lower-case string, the form the lexicon matches.
+    pub fn key(&self) -> String {
+        match self {
+            Tok::Word { lower, .. } => lower.clone(),
+            Tok::Num { raw, .. } => raw.clone(),
+            Tok::Sym(c) => c.to_string(),
+        }
+    }
+}
+
+fn is_word_char(c: char) -> bool {
+    c.is_alphanumeric()
+}
+
+/// Length in chars of a dotted abbreviation starting at `i` ("i.m.", "f.eks.", "e.g."), if any:
+/// 1–4 letters, a dot, then 1–3 letters and a dot, repeated; so "mg.Dosis" is not one.
+fn dotted_abbreviation(chars: &[char], i: usize) -> Option<usize> {
+    let mut j = i;
+    let mut parts = 0;
+    loop {
+        let start = j;
+        while j < chars.len() && chars[j].is_alphabetic() {
+            j += 1;
+        }
+        let n = j - start;
+        let max = if parts == 0 { 4 } else { 3 };
+        if n == 0 || n > max || j >= chars.len() || chars[j] != '.' {
+            break;
+        }
+        j += 1; // the dot
+        parts += 1;
+        if j >= chars.len() || !chars[j].is_alphabetic() {
+            break;
+        }
+    }
+    (parts >= 2).then_some(j - i)
+}
+
+/// Splits text into tokens. Never fails; unknown characters become symbols.
+pub fn tokenize(text: &str) -> Vec<Tok> {
+    let chars: Vec<char> = text.chars().collect();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < chars.len() {
+        let c = chars[i];
+        if c.is_whitespace() || c.is_control() {
+            i += 1;
+            continue;
+        }
+        if c.is_ascii_digit() {
+            let start = i;
+            while i < chars.len() && chars[i].is_ascii_digit() {
+                i += 1;
+            }
+            // A decimal separator only when a digit follows: "0,5" but not "1, 2" or "5.".
+            if i + 1 < chars.len()
+                && (chars[i] == ',' || chars[i] == '.')
+                && chars[i + 1].is_ascii_digit()
+            {
+                i += 1;
+                while i < chars.len() && chars[i].is_ascii_digit() {
+                    i += 1;
+                }
+            }
+            let raw: String = chars[start..i].iter().collect();
+            // Digits only, bounded length: the parse cannot fail except on absurd lengths,
+            // which then read as 0 rather than panic.
+            let value = raw.replace(',', ".").parse::<f64>().unwrap_or(0.0);
+            out.push(Tok::Num { value, raw });
+            continue;
+        }
+        if c.is_alphabetic()
+            || (c == '°' && chars.get(i + 1).is_some_and(|n| *n == 'c' || *n == 'C'))
+        {
+            if let Some(n) = dotted_abbreviation(&chars, i) {
+                let raw: String = chars[i..i + n].iter().collect();
+                out.push(Tok::Word {
+                    lower: raw.to_lowercase(),
+                    raw,
+                });
+                i += n;
+                continue;
+            }
+            let start = i;
+            i += 1;
+            while i < chars.len() {
+                let d = chars[i];
+                let apostrophe =
+                    (d == '\'' || d == '’') && chars.get(i + 1).is_some_and(|n| n.is_alphabetic());
+                if is_word_char(d) || apostrophe {
+                    i += 1;
+                } else {
+                    break;
+                }
+            }
+            let raw: String = chars[start..i].iter().collect::<String>().replace('’', "'");
+            out.push(Tok::Word {
+                lower: raw.to_lowercase(),
+                raw,
+            });
+            continue;
+        }
+        out.push(Tok::Sym(c));
+        i += 1;
+    }
+    out
+}
+
+/// Abbreviations after which a full stop never ends a sentence, even before a capital.
+const NO_SPLIT: &[&str] = &[
+    "f.eks", "ca", "bl.a", "evt", "e.g", "i.e", "etc", "vs", "dr", "nr", "jf", "dvs", "pga", "mht",
+    "inkl", "ekskl", "iflg", "ift", "vha", "mv", "osv", "fig", "approx", "cf", "pkt", "ref", "mr",
+    "mrs", "prof", "kl", "resp", "sml",
+];
+
+/// Whether a valid or malformed citation bracket starts at `i` (`[S:`, `[SRC`, `(S:`, ...),
+/// returning its end (exclusive) when it is closed within a short distance.
+fn citation_like_at(chars: &[char], i: usize) -> Option<usize> {
+    let open = chars[i];
+    if open != '[' && open != '(' {
+        return None;
+    }
+    let close = if open == '[' { ']' } else { ')' };
+    let inner: String = chars[i + 1..]
+        .iter()
+        .take(24)
+        .collect::<String>()
+        .to_lowercase();
+    let inner_t = inner.trim_start();
+    if !(inner_t.starts_with("s:") || inner_t.starts_with("src") || inner_t.starts_with("s :")) {
+        return None;
+    }
+    let end = chars[i + 1..]
+        .iter()
+        .take(40)
+        .position(|c| *c == close)
+        .map(|p| i + 1 + p + 1);
+    Some(end.unwrap_or(chars.len().min(i + 1 + inner.chars().count())))
+}
+
+/// Splits one line (or paragraph) into sentences. A citation directly after a terminator
+/// stays with the sentence it follows; a full stop after an ordinal ("5. minut"), a decimal
+/// or an abbreviation does not end a sentence unless a capital letter starts the next one.
+pub fn split_sentences(text: &str) -> Vec<String> {
+    let chars: Vec<char> = text.chars().collect();
+    let mut out = Vec::new();
+    let mut start = 0;
+    let mut i = 0;
+    while i < chars.len() {
+        let c = chars[i];
+        if c == '.' || c == '!' || c == '?' {
+            // Swallow repeated terminators and closing quotes/brackets ("...", "?)").
+            let mut j = i + 1;
+            while j < chars.len() && matches!(chars[j], '.' | '!' | '?' | '"' | '”' | '»' | ')')
+            {
+                j += 1;
+            }
+            // Then any citations that follow, with the spaces around them.
+            let mut k = j;
+            loop {
+                let mut m = k;
+                while m < chars.len() && chars[m].is_whitespace() {
+                    m += 1;
+                }
+                match (m < chars.len())
+                    .then(|| citation_like_at(&chars, m))
+                    .flatten()
+                {
+                    Some(end) => k = end,
+                    None => break,
+                }
+            }
+            let mut m = k;
+            while m < chars.len() && chars[m].is_whitespace() {
+                m += 1;
+            }
+            let at_end = m >= chars.len();
+            let had_space = m > k || k > j || at_end;
+            let next = chars.get(m).copied();
+            let prev_word: String = {
+                let mut s = i;
+                while s > 0 && (chars[s - 1].is_alphanumeric() || chars[s - 1] == '.') {
+                    s -= 1;
+                }
+                chars[s..i].iter().collect::<String>().to_lowercase()
+            };
+            let prev_is_digit = i > 0 && chars[i - 1].is_ascii_digit();
+            let abbreviation = c == '.' && NO_SPLIT.contains(&prev_word.trim_end_matches('.'));
+            let boundary = if at_end {
+                true
+            } else if !had_space || abbreviation {
+                false
+            } else {
+                match next {
+                    Some(n) if n.is_uppercase() => true,
+                    // "5. Derefter" splits above; "5. minut" (lower case) never does; a digit
+                    // after a number and a full stop is a list, not a new sentence.
+                    Some(n) if n.is_ascii_digit() => !prev_is_digit,
+                    Some('"' | '“' | '«' | '*' | '_') => true,
+                    _ => false,
+                }
+            };
+            if boundary {
+                let s: String = chars[start..k].iter().collect();
+                let s = s.trim();
+                if !s.is_empty() {
+                    out.push(s.to_string());
+                }
+                start = k;
+                i = k;
+                continue;
+            }
+            i = j;
+            continue;
+        }
+        i += 1;
+    }
+    let s: String = chars[start.min(chars.len())..].iter().collect();
+    let s = s.trim();
+    if !s.is_empty() {
+        out.push(s.to_string());
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decimals_abbreviations_and_units_stay_whole() {
+        let t = tokenize("0,5 mg i.m. og 0.3mg/kg, f.eks. 1:1000 µg 5%");
+        let keys: Vec<String> = t.iter().map(Tok::key).collect();
+        assert_eq!(
+            keys,
+            [
+                "0,5", "mg", "i.m.", "og", "0.3", "mg", "/", "kg", ",", "f.eks.", "1", ":", "1000",
+                "µg", "5", "%"
+            ]
+        );
+        assert!(matches!(t[0], Tok::Num { value, .. } if (value - 0.5).abs() < 1e-12));
+        assert!(matches!(tokenize("mg.Dosis")[0], Tok::Word { ref lower, .. } if lower == "mg"));
+    }
+
+    #[test]
+    fn sentences_split_at_real_ends_only() {
+        let s = split_sentences(
+            "Adrenalin 0,5 mg gives i.m. i låret, f.eks. Anterolateralt. [S:SRC0001] Dosis gentages hvert 5. minut ved behov. [S:SRC0002]",
+        );
+        assert_eq!(
+            s,
+            [
+                "Adrenalin 0,5 mg gives i.m. i låret, f.eks. Anterolateralt. [S:SRC0001]",
+                "Dosis gentages hvert 5. minut ved behov. [S:SRC0002]"
+            ]
+        );
+        let e = split_sentences("Give 0.5 mg. Repeat after 5 min. [S:SRC0001]");
+        assert_eq!(e, ["Give 0.5 mg.", "Repeat after 5 min. [S:SRC0001]"]);
+        let c = split_sentences("Ca. 5 % får en bifasisk reaktion [S:SRC0003].");
+        assert_eq!(c.len(), 1);
+    }
+
+    #[test]
+    fn hostile_text_does_not_panic() {
+        for s in [
+            "",
+            ".",
+            "[",
+            "[S:",
+            "(S:SRC",
+            "1,",
+            "0,",
+            "°",
+            "🙂. 🙂.",
+            "\u{0}\u{1b}[31m",
+            "a.b.c.d.e.f.",
+            "9999999999999999999999999999999999999999",
+        ] {
+            let _ = tokenize(s);
+            let _ = split_sentences(s);
+        }
+    }
+}
