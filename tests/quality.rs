@@ -862,3 +862,61 @@ fn a_connection_reset_by_the_provider_is_retried() {
     assert_eq!(calls[1]["outcome"], "ok");
     assert_eq!(run["llm_calls"], 2);
 }
+
+/// A model's draft that gives a tenfold adrenaline dose intravenously, citing a source that
+/// says 0,5 mg intramuscularly: it is never DONE, whatever its score. The run fails as not
+/// releasable, the artifacts are kept and say so, and the finding names the sentence, the
+/// passage and what differs.
+#[test]
+fn a_harmful_draft_is_never_done_and_its_findings_are_shown() {
+    let s = Scratch::new();
+    let fake = FakeLlm::start(
+        Flavor::OpenAi,
+        Reply::By(Arc::new(|body: &Value| {
+            let user = body["messages"][1]["content"].as_str().unwrap_or_default();
+            // The source that gives the adult dose: the prompt's own passage says which.
+            let id = user
+                .split("<source id=\"")
+                .skip(1)
+                .find(|block| block.contains("0,5 mg"))
+                .and_then(|b| b.split('"').next())
+                .unwrap_or("SRC0001")
+                .to_string();
+            Reply::Markdown(format!(
+                "## Indikationer\n\nAnafylaksi hos voksne. [S:{id}]\n\n## Procedure (trin-for-trin)\n\n1. Voksne får 5 mg adrenalin intravenøst. [S:{id}]\n"
+            ))
+        })),
+    );
+    let d = start(
+        &s,
+        &fake,
+        "gpt-4o-mini",
+        &[("PROCEDUREWRITER_QUALITY_LOOP_POLICY", "off")],
+    );
+    let h = d.http();
+    let id = write(&h, ANAPHYLAXIS);
+    let run = finished(&h, &id);
+    assert_eq!(run["status"], "FAILED", "{run:#}");
+    let error = run["error"].as_str().unwrap();
+    assert!(error.starts_with("not_releasable:"), "{error}");
+    let report = h.get(&format!("/api/runs/{id}/evidence")).body;
+    assert_eq!(report["released"], false, "{report:#}");
+    let findings = report["verification"]["findings"].as_array().unwrap();
+    let dose = findings
+        .iter()
+        .find(|f| f["severity"] == "blocking" && f["sentence"].as_str().unwrap().contains("5 mg"))
+        .unwrap_or_else(|| panic!("no blocking finding on the dose: {findings:#?}"));
+    assert!(
+        ["dose", "route"].contains(&dose["kind"].as_str().unwrap()),
+        "{dose:#}"
+    );
+    // The finding shows the passage sentence it was held against, from the cited source.
+    assert_eq!(dose["aligned"]["source_id"], dose["cited"][0], "{dose:#}");
+    assert!(!dose["what"].as_str().unwrap().is_empty(), "{dose:#}");
+    let md = h.get(&format!("/api/runs/{id}/procedure")).body;
+    let md = md.as_str().unwrap();
+    assert!(
+        md.contains("IKKE FRIGIVET") && md.contains("Blokerende fund"),
+        "{md}"
+    );
+}

@@ -99,6 +99,19 @@ impl PipelineJob {
                     retryable: false,
                 },
             },
+            // Never DONE: a distinct failure, final (a retry writes the same), the artifacts
+            // kept and marked as not released.
+            Ok(RunEnd::NotReleasable { blocking, summary }) => Outcome::Failed {
+                error: format!(
+                    "not_releasable: the procedure has {blocking} blocking finding(s) (a dose, \
+                     unit, route, negation, population or timing that differs from its passage, \
+                     clinical content without a citation, or a citation to nothing retrieved); \
+                     the findings are in GET /api/runs/{{id}}/evidence and at the end of {}/procedure.md; \
+                     add or correct the evidence and write it again",
+                    summary.artifact_dir
+                ),
+                retryable: false,
+            },
             Ok(RunEnd::NeedsAck(request)) => Outcome::NeedsAck {
                 details: serde_json::to_value(&request).unwrap_or(Value::Null),
             },

@@ -47,6 +47,64 @@ pub struct Evaluation {
     pub sections_with_evidence: usize,
     pub sections_total: usize,
     pub report: Vec<SentenceReport>,
+    /// The claim checks of every sentence against its cited passages (`crate::verify`):
+    /// a blocking finding keeps the procedure from release whatever its score.
+    pub verification: Option<crate::verify::Verification>,
+}
+
+impl Evaluation {
+    /// Blocking findings of the claim checks (0 when not verified).
+    pub fn blocking(&self) -> usize {
+        self.verification.as_ref().map_or(0, |v| v.blocking)
+    }
+}
+
+/// The embedded lexicon, parsed once.
+pub fn lexicon() -> &'static crate::verify::Lexicon {
+    static LEXICON: std::sync::OnceLock<crate::verify::Lexicon> = std::sync::OnceLock::new();
+    LEXICON.get_or_init(crate::verify::Lexicon::embedded)
+}
+
+/// [`evaluate`], then the claim checks of every sentence against the passages of the sources it
+/// cites; each blocking finding becomes an issue the next revision is given, first.
+pub fn evaluate_and_verify(markdown: &str, sources: &[EvidenceSource]) -> Evaluation {
+    use crate::verify::{verify, CitedText, Evidence, Severity};
+    let mut eval = evaluate(markdown, sources);
+    let passages: Vec<CitedText> = sources
+        .iter()
+        .flat_map(|s| {
+            s.passages.iter().map(|p| CitedText {
+                source_id: s.id.clone(),
+                page: p.page_start,
+                text: p.text.clone(),
+            })
+        })
+        .collect();
+    let v = verify(
+        markdown,
+        &Evidence {
+            passages: &passages,
+        },
+        lexicon(),
+    );
+    let mut blocking: Vec<String> = v
+        .findings
+        .iter()
+        .filter(|f| f.severity == Severity::Blocking)
+        .map(|f| {
+            format!(
+                "BLOCKING ({}) under \"{}\": {} — in: \"{}\"",
+                f.kind.name(),
+                f.section,
+                f.what,
+                f.sentence.chars().take(160).collect::<String>()
+            )
+        })
+        .collect();
+    blocking.append(&mut eval.issues);
+    eval.issues = blocking;
+    eval.verification = Some(v);
+    eval
 }
 
 /// Splits a line into its text and its `[S:...]` citations.
@@ -217,6 +275,7 @@ pub fn evaluate(markdown: &str, sources: &[EvidenceSource]) -> Evaluation {
         sections_with_evidence: with_evidence,
         sections_total: evidence.len(),
         report,
+        verification: None,
     }
 }
 

@@ -101,13 +101,15 @@ pub fn package(runs_dir: &Path, run: &Finished) -> std::io::Result<Packaged> {
     let dir = run_dir(runs_dir, &run.run_id);
     std::fs::create_dir_all(&dir)?;
     let eval = run.eval();
-    let markdown = &run.looped.best.markdown;
+    let markdown = &released_or_marked(run);
     let evidence = serde_json::to_vec_pretty(&json!({
         "run_id": run.run_id,
+        "released": eval.blocking() == 0,
         "score": eval.score,
         "support_threshold": evaluate::SUPPORT_THRESHOLD,
         "sentences": eval.report,
         "issues": eval.issues,
+        "verification": eval.verification,
         "gate": run.gate,
     }))?;
     let docx = crate::docx::render(markdown).map_err(std::io::Error::other)?;
@@ -138,6 +140,48 @@ pub fn package(runs_dir: &Path, run: &Finished) -> std::io::Result<Packaged> {
     })
 }
 
+/// The procedure as written when the claim checks found nothing blocking; otherwise marked as
+/// not released, with every blocking finding listed (sentence, section, cited passage, what
+/// differs) after the references, so the Markdown and the DOCX say it themselves.
+fn released_or_marked(run: &Finished) -> String {
+    let md = &run.looped.best.markdown;
+    let Some(v) = run.eval().verification.as_ref().filter(|v| v.blocking > 0) else {
+        return md.clone();
+    };
+    let notice = format!(
+        "> **IKKE FRIGIVET:** proceduren har {} blokerende fund og må ikke bruges klinisk; se \
+         \"Blokerende fund\" sidst i dokumentet.\n>\n",
+        v.blocking
+    );
+    let mut out = match md.find("\n> ") {
+        Some(i) => format!("{}\n{notice}{}", &md[..i], &md[i + 1..]),
+        None => format!("{notice}\n{md}"),
+    };
+    out.push_str("\n## Blokerende fund (ikke frigivet)\n\n");
+    for f in v
+        .findings
+        .iter()
+        .filter(|f| f.severity == crate::verify::Severity::Blocking)
+    {
+        let passage = f
+            .aligned
+            .as_ref()
+            .map(|a| {
+                let page = a.page.map(|p| format!(", s. {p}")).unwrap_or_default();
+                format!(" Kilde [{}{page}]: \"{}\".", a.source_id, a.sentence)
+            })
+            .unwrap_or_default();
+        out.push_str(&format!(
+            "- {} — {} (afsnit \"{}\"): \"{}\".{passage}\n",
+            f.kind.name(),
+            f.what,
+            f.section,
+            f.sentence
+        ));
+    }
+    out
+}
+
 /// The quality loop's part of the manifest.
 fn loop_summary(l: &LoopResult) -> serde_json::Value {
     json!({
@@ -161,6 +205,8 @@ fn manifest(run: &Finished, artifacts: &[Artifact]) -> serde_json::Value {
         "writer": run.writer,
         "score": eval.score,
         "issues": eval.issues.len(),
+        "released": eval.blocking() == 0,
+        "blocking_findings": eval.blocking(),
         "quality_loop": loop_summary(&run.looped),
         "cost_usd": to_usd(run.looped.total_pusd),
         "config_digest": run.config_digest,
@@ -204,6 +250,13 @@ pub struct RunSummary {
     pub artifact_dir: String,
     pub acknowledged_gaps: Option<Vec<String>>,
     pub timings_ms: Timings,
+    /// No blocking finding: the procedure may be used.
+    pub released: bool,
+    pub blocking_findings: usize,
+    pub warnings: usize,
+    /// What the claim checks covered, and what they did not (the reader must know both).
+    pub checked: Vec<&'static str>,
+    pub not_checked: Vec<&'static str>,
 }
 
 impl RunSummary {
@@ -226,6 +279,23 @@ impl RunSummary {
             artifact_dir: packaged.dir,
             acknowledged_gaps: run.ack.as_ref().map(|a| a.missing_tiers.clone()),
             timings_ms: timings,
+            released: l.best.eval.blocking() == 0,
+            blocking_findings: l.best.eval.blocking(),
+            warnings: l.best.eval.verification.as_ref().map_or(0, |v| v.warnings),
+            checked: l
+                .best
+                .eval
+                .verification
+                .as_ref()
+                .map(|v| v.checked.clone())
+                .unwrap_or_default(),
+            not_checked: l
+                .best
+                .eval
+                .verification
+                .as_ref()
+                .map(|v| v.not_checked.clone())
+                .unwrap_or_default(),
         }
     }
 }

@@ -41,6 +41,8 @@ pub struct PdfText {
     pub pages: u32,
     /// The document's title from its metadata, if it has a usable one.
     pub title: Option<String>,
+    /// Pages the extractor could not read (their text is missing; the rest is kept).
+    pub skipped_pages: Vec<u32>,
 }
 
 /// Reads the text layer of `bytes` as located blocks.
@@ -69,13 +71,34 @@ fn read_inner(bytes: &[u8]) -> Result<PdfText, PdfError> {
         return Err(PdfError::TooManyPages(pages));
     }
     let title = info_title(&doc);
+    blank_images(&mut doc);
+    // Page by page, each page's parse caught on its own: one page the extractor cannot
+    // read (a malformed operator panics inside it) costs that page, not the document.
     let mut dev = Collector::default();
-    pdf_extract::output_doc(&doc, &mut dev).map_err(|e| match e {
-        OutputError::PdfError(e) if e.to_string().to_lowercase().contains("decrypt") => {
-            PdfError::Encrypted
+    let mut skipped = Vec::new();
+    for page_num in doc.get_pages().keys().copied() {
+        let before = dev.pages.len();
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            pdf_extract::output_doc_page(&doc, &mut dev, page_num)
+        }));
+        match outcome {
+            Ok(Ok(())) => {}
+            Ok(Err(OutputError::PdfError(e)))
+                if e.to_string().to_lowercase().contains("decrypt") =>
+            {
+                return Err(PdfError::Encrypted)
+            }
+            Ok(Err(_)) | Err(_) => {
+                // Keep the page's place (its number), without what it half produced.
+                dev.pages.truncate(before);
+                dev.pages.push(Page::default());
+                skipped.push(page_num);
+            }
         }
-        e => PdfError::Damaged(short(&e.to_string())),
-    })?;
+    }
+    if !skipped.is_empty() && skipped.len() == pages {
+        return Err(PdfError::Damaged("no page could be read".into()));
+    }
     let pages_lines: Vec<Vec<Line>> = dev.pages.iter().map(layout_page).collect();
     if pages_lines.iter().all(Vec::is_empty) {
         return Err(PdfError::NoTextLayer);
@@ -86,7 +109,29 @@ fn read_inner(bytes: &[u8]) -> Result<PdfText, PdfError> {
         blocks,
         pages: pages as u32,
         title,
+        skipped_pages: skipped,
     })
+}
+
+/// Empties every image stream. The extractor runs each XObject a page draws as a content
+/// stream, images included, and parsing an image's bytes as operators can panic (seen: an
+/// index out of bounds on a `c` made of pixel data) and costs the page its text. Images carry
+/// no text layer, so nothing is lost.
+fn blank_images(doc: &mut pdf_extract::Document) {
+    for obj in doc.objects.values_mut() {
+        if let pdf_extract::Object::Stream(stream) = obj {
+            let image = stream
+                .dict
+                .get(b"Subtype")
+                .and_then(|v| v.as_name())
+                .is_ok_and(|n| n == b"Image");
+            if image {
+                stream.dict.remove(b"Filter");
+                stream.dict.remove(b"DecodeParms");
+                stream.set_content(Vec::new());
+            }
+        }
+    }
 }
 
 fn short(s: &str) -> String {
@@ -658,6 +703,30 @@ mod tests {
             "no hyphen left at a joined line end"
         );
         assert!(s.text.contains("Voksne | 0,5 mg | Intramuskulært"));
+    }
+
+    #[test]
+    fn pages_with_images_keep_their_text() {
+        // Every page carries an image (pixel noise): the text of all 120 pages is read.
+        let style = Style {
+            image_bytes: 3_000,
+            ..Style::default()
+        };
+        let got = read(&build(
+            &guideline(120, "Markøren står på side 77.", 77),
+            &style,
+        ))
+        .unwrap();
+        assert!(got.skipped_pages.is_empty(), "{:?}", got.skipped_pages);
+        let marker = got
+            .blocks
+            .iter()
+            .find(|b| b.text.contains("Markøren"))
+            .unwrap();
+        assert_eq!(marker.page, Some(77));
+        let pages: std::collections::BTreeSet<u32> =
+            got.blocks.iter().filter_map(|b| b.page).collect();
+        assert_eq!(pages.len(), 120);
     }
 
     #[test]

@@ -147,7 +147,7 @@ async fn event(
 /// serves HTTP.
 async fn score(markdown: &str, sources: &[EvidenceSource]) -> Evaluation {
     let (markdown, sources) = (markdown.to_string(), sources.to_vec());
-    crate::blocking::run(move || evaluate::evaluate(&markdown, &sources)).await
+    crate::blocking::run(move || evaluate::evaluate_and_verify(&markdown, &sources)).await
 }
 
 /// Says that the call of `iteration` would not fit: what was spent, the cap, the worst case.
@@ -200,7 +200,8 @@ impl Loop<'_> {
             LoopPolicy::Manual => return Some(StopReason::PolicyManual),
             LoopPolicy::Auto => {}
         }
-        if best.eval.score >= s.threshold {
+        // The threshold counts only for a draft the claim checks do not block.
+        if best.eval.score >= s.threshold && best.eval.blocking() == 0 {
             return Some(StopReason::ThresholdMet);
         }
         if self.iteration >= s.max_iterations {
@@ -249,6 +250,7 @@ impl Loop<'_> {
             "iteration_scored",
             json!({
                 "iteration": 1, "score": eval.score, "best_score": eval.score, "issues": eval.issues.len(),
+                "blocking": eval.blocking(),
                 "cost_usd": to_usd(first.cost_pusd), "cost_so_far_usd": to_usd(self.total()),
                 "revision_spent_usd": to_usd(self.revision_pusd),
                 "remaining_usd": to_usd((s.max_additional_cost_pusd - self.revision_pusd).max(0)),
@@ -322,8 +324,12 @@ impl Loop<'_> {
         let improvement = eval.score - best.eval.score;
         self.scores.push(eval.score);
         self.last_improvement = Some(improvement);
-        let (score, issues) = (eval.score, eval.issues.len());
-        if score > best.eval.score {
+        let (score, issues, blocking) = (eval.score, eval.issues.len(), eval.blocking());
+        // Fewer blocking findings first, then the score: a higher score never buys a harmful
+        // sentence back in.
+        let better = blocking < best.eval.blocking()
+            || (blocking == best.eval.blocking() && score > best.eval.score);
+        if better {
             *best = Draft {
                 markdown,
                 eval,
@@ -336,7 +342,7 @@ impl Loop<'_> {
             json!({
                 "iteration": self.iteration, "score": score, "best_score": best.eval.score,
                 "best_iteration": best.iteration, "improvement": (improvement * 100.0).round() / 100.0,
-                "issues": issues, "cost_usd": to_usd(got.cost_pusd),
+                "issues": issues, "blocking": blocking, "cost_usd": to_usd(got.cost_pusd),
                 "cost_so_far_usd": to_usd(self.total()),
                 "revision_spent_usd": to_usd(self.revision_pusd),
                 "remaining_usd": to_usd((cap - self.revision_pusd).max(0)),

@@ -81,6 +81,14 @@ pub struct RunRequest {
 #[derive(Debug, Clone, PartialEq)]
 pub enum RunEnd {
     Done(Box<RunSummary>),
+    /// The best draft still has blocking findings (a dose, route, negation, population or
+    /// timing that differs from its passage; uncited clinical content; a citation to nothing
+    /// retrieved): its artifacts are written, marked as not released, and the run must not be
+    /// DONE.
+    NotReleasable {
+        blocking: usize,
+        summary: Box<RunSummary>,
+    },
     /// The evidence has gaps a person must acknowledge.
     NeedsAck(AckRequest),
     Failed {
@@ -236,6 +244,13 @@ impl Pipeline {
                 total: started.elapsed().as_millis() as u64,
             },
         );
+        let blocking = finished.looped.best.eval.blocking();
+        if blocking > 0 {
+            return Ok(RunEnd::NotReleasable {
+                blocking,
+                summary: Box::new(summary),
+            });
+        }
         Ok(RunEnd::Done(Box::new(summary)))
     }
 

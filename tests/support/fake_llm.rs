@@ -413,7 +413,20 @@ pub fn draft_from_prompt(prompt: &str, sections: usize) -> String {
         md.push_str(&format!("## {}\n\n", s.heading));
         if i < sections && !sources.is_empty() {
             let (id, sents) = &sources[i % sources.len()];
-            let sent = &sents[(i / sources.len()) % sents.len()];
+            let start = (i / sources.len()) % sents.len();
+            // A model that follows the outline does not put an indication under
+            // Kontraindikationer: take the next sentence that is not one.
+            let fits = |t: &String| {
+                let l = t.to_lowercase();
+                s.heading != "Kontraindikationer"
+                    || !["suspect", "mistanke", "indikation", "indication"]
+                        .iter()
+                        .any(|c| l.contains(c))
+            };
+            let sent = (0..sents.len())
+                .map(|k| &sents[(start + k) % sents.len()])
+                .find(|t| fits(t))
+                .unwrap_or(&sents[start]);
             md.push_str(&format!("{sent} [S:{id}]\n\n"));
         } else {
             md.push_str("_Kilderne siger intet om dette afsnit._\n\n");

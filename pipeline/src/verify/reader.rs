@@ -259,10 +259,13 @@ fn heading_level(l: &str) -> Option<(usize, &str)> {
     }
 }
 
-/// Whether an italic line is a note that evidence is missing.
+/// Whether an italic line is a note that evidence is missing: a fixed phrase, or a short line
+/// that says nothing/none ("intet", "ingen", "nothing", ...) about the sources, the evidence or
+/// the section (as the writers are told to write one: "_Kilderne siger intet om dette
+/// afsnit._"). The caller also requires that it carries no clinical marks.
 fn is_no_evidence_note(text: &str) -> bool {
     let l = text.to_lowercase();
-    [
+    let fixed = [
         "ingen evidens",
         "mangler evidens",
         "ingen trin",
@@ -270,7 +273,31 @@ fn is_no_evidence_note(text: &str) -> bool {
         "evidence is missing",
     ]
     .iter()
-    .any(|c| l.contains(c))
+    .any(|c| l.contains(c));
+    let words: Vec<&str> = l
+        .split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .collect();
+    let nothing = words
+        .iter()
+        .any(|w| ["intet", "ingen", "ikke", "nothing", "none", "no", "not"].contains(w));
+    let about_sources = words.iter().any(|w| {
+        [
+            "kilde",
+            "kilder",
+            "kilderne",
+            "evidens",
+            "evidensen",
+            "afsnit",
+            "afsnittet",
+            "source",
+            "sources",
+            "evidence",
+            "section",
+        ]
+        .contains(w)
+    });
+    fixed || (nothing && about_sources && words.len() <= 14)
 }
 
 struct State {
