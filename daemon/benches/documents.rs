@@ -11,6 +11,8 @@
 //! Run it with `cargo bench -p procedurewriter --bench documents` (add `-- --quick` for the
 //! smaller sizes CI uses).
 
+#[path = "support/corpus.rs"]
+mod corpus;
 #[path = "support/daemon.rs"]
 mod support;
 
@@ -24,41 +26,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use support::{block_on, new_key, percentile, rss_kb_of, Proc};
-
-const VOCAB: &[&str] = &[
-    "patient",
-    "behandling",
-    "dosis",
-    "observation",
-    "komplikation",
-    "udstyr",
-    "monitorering",
-    "infektion",
-    "smerte",
-    "kateter",
-    "blodtryk",
-    "puls",
-    "ilt",
-    "væske",
-    "antibiotika",
-    "sår",
-    "fraktur",
-    "anæstesi",
-    "ultralyd",
-    "røntgen",
-    "journal",
-    "indikation",
-    "kontraindikation",
-    "trial",
-    "cohort",
-    "review",
-    "guideline",
-    "risk",
-    "outcome",
-    "adults",
-    "children",
-    "ward",
-];
 
 /// What documents are about: each document has one, in its title and in some of its passages
 /// (a library of many topics, as a department's is).
@@ -106,17 +73,7 @@ const TOPICS: &[&str] = &[
 ];
 
 fn words(seed: &mut u64, n: usize) -> String {
-    let mut out = Vec::with_capacity(n);
-    for i in 0..n {
-        *seed = seed
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        out.push(VOCAB[(*seed >> 33) as usize % VOCAB.len()]);
-        if i % 14 == 13 {
-            out.push("gives.");
-        }
-    }
-    out.join(" ")
+    corpus::words(seed, n, 14)
 }
 
 fn median(v: &mut [f64]) -> f64 {

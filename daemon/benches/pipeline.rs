@@ -7,6 +7,9 @@
 //! (It lives in the daemon's package because it measures retrieval through the store, which
 //! the pipeline crate does not depend on.)
 
+#[path = "support/corpus.rs"]
+mod corpus;
+
 use procedurewriter::library::{self, StoreLibrary};
 use procedurewriter_actors::store::{NewPassage, NewSource};
 use procedurewriter_actors::{Store, Synchronous};
@@ -19,40 +22,6 @@ use procedurewriter_pipeline::{docx, evaluate, gate, Pipeline, PipelineConfig};
 use std::sync::Arc;
 use std::time::Instant;
 
-const VOCAB: &[&str] = &[
-    "patient",
-    "behandling",
-    "dosis",
-    "observation",
-    "komplikation",
-    "udstyr",
-    "monitorering",
-    "infektion",
-    "smerte",
-    "kateter",
-    "blodtryk",
-    "puls",
-    "ilt",
-    "væske",
-    "antibiotika",
-    "sår",
-    "fraktur",
-    "anæstesi",
-    "ultralyd",
-    "røntgen",
-    "journal",
-    "indikation",
-    "kontraindikation",
-    "trial",
-    "cohort",
-    "review",
-    "guideline",
-    "risk",
-    "outcome",
-    "adults",
-    "children",
-    "ward",
-];
 const TIERS: &[&str] = &[
     "danish_guideline",
     "international_guideline",
@@ -62,19 +31,9 @@ const TIERS: &[&str] = &[
     "library_document",
 ];
 
-/// A deterministic pseudo-random text of `words` words.
-fn text(seed: &mut u64, words: usize) -> String {
-    let mut out = Vec::with_capacity(words);
-    for i in 0..words {
-        *seed = seed
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        out.push(VOCAB[(*seed >> 33) as usize % VOCAB.len()]);
-        if i % 12 == 11 {
-            out.push("gives.");
-        }
-    }
-    let mut t = out.join(" ");
+/// A deterministic pseudo-random text of `n` words.
+fn text(seed: &mut u64, n: usize) -> String {
+    let mut t = corpus::words(seed, n, 12);
     t.push('.');
     t
 }

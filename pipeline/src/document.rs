@@ -63,14 +63,19 @@ pub struct Passage {
     pub text: String,
 }
 
+/// "s. 12" or "s. 12–13" for a page range, or None when the document has no pages.
+pub fn pages_label(start: Option<u32>, end: Option<u32>) -> Option<String> {
+    match (start, end) {
+        (Some(a), Some(b)) if a != b => Some(format!("s. {a}–{b}")),
+        (Some(a), _) => Some(format!("s. {a}")),
+        _ => None,
+    }
+}
+
 impl Passage {
-    /// "s. 12" or "s. 12–13", or None when the document has no pages.
+    /// Its pages, as [`pages_label`] says them.
     pub fn pages_label(&self) -> Option<String> {
-        match (self.page_start, self.page_end) {
-            (Some(a), Some(b)) if a != b => Some(format!("s. {a}–{b}")),
-            (Some(a), _) => Some(format!("s. {a}")),
-            _ => None,
-        }
+        pages_label(self.page_start, self.page_end)
     }
 }
 

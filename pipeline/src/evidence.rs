@@ -45,11 +45,7 @@ pub struct EvidencePassage {
 impl EvidencePassage {
     /// "s. 12" or "s. 12–13"; None for documents without pages.
     pub fn pages_label(&self) -> Option<String> {
-        match (self.page_start, self.page_end) {
-            (Some(a), Some(b)) if a != b => Some(format!("s. {a}–{b}")),
-            (Some(a), _) => Some(format!("s. {a}")),
-            _ => None,
-        }
+        crate::document::pages_label(self.page_start, self.page_end)
     }
 
     /// The passage's sentences that can serve as evidence (its headings are not claims).

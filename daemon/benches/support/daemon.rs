@@ -37,6 +37,7 @@ impl Proc {
     ) -> (Proc, Instant) {
         // The daemon refuses a data directory others can read (a temp dir is 0755).
         use std::os::unix::fs::PermissionsExt;
+        std::fs::create_dir_all(data).unwrap();
         std::fs::set_permissions(data, std::fs::Permissions::from_mode(0o700)).unwrap();
         let mut cmd = Command::new(bin);
         cmd.arg("daemon")
