@@ -114,9 +114,10 @@ async fn client(addr: String, c: usize, deadline: Instant, tally: Rc<RefCell<Tal
                     .other_errors
                     .push(format!("stream of {id} ended without its completion"));
             }
-            if answer.is_err() {
-                conn = Conn::open(&addr).await;
-            }
+            // An event stream ends its connection (`Connection: close`: a stream holds a stream
+            // slot, apart from the connections, for exactly as long as it runs), so the next
+            // request goes on a new one.
+            conn = Conn::open(&addr).await;
         } else {
             loop {
                 let t0 = Instant::now();
