@@ -54,8 +54,11 @@ fn measure(n: usize) -> (f64, f64, f64, f64) {
         let mut pending = Vec::new();
         for i in 0..n {
             let body = text(&mut seed, 150);
+            let title = format!("Generated source {i}");
+            let terms = procedurewriter_pipeline::ports::IndexTerms::of("", &body);
             let new = NewSource {
-                title: format!("Generated source {i}"),
+                title_terms: procedurewriter_pipeline::analyze::analyzer().index_text(&title),
+                title,
                 url: None,
                 tier: TIERS[i % TIERS.len()].to_string(),
                 tier_reason: "explicit".into(),
@@ -66,6 +69,8 @@ fn measure(n: usize) -> (f64, f64, f64, f64) {
                 original_sha256: None,
                 pages: None,
                 passages: vec![NewPassage {
+                    heading_terms: terms.heading,
+                    text_terms: terms.text,
                     ord: 0,
                     heading: String::new(),
                     page_start: None,

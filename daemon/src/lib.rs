@@ -192,6 +192,23 @@ impl Daemon {
                 )))
             }
         }
+        // A library indexed by another analysis (or none) is re-indexed now, before anything
+        // retrieves: retrieval and the index must analyse words the same way.
+        let t = std::time::Instant::now();
+        match block_on(library::reindex(&store)) {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(
+                passages = n,
+                elapsed_ms = t.elapsed().as_millis() as u64,
+                "re-indexed the library with this build's analysis"
+            ),
+            Err(library::StoreIngestError::Store(e)) => return Err(e.into()),
+            Err(e) => {
+                return Err(DaemonError::Refused(format!(
+                    "cannot re-index the library: {e}"
+                )))
+            }
+        }
         let loop_settings = Arc::new(std::sync::RwLock::new(settings.loop_settings()));
         let runner: Arc<dyn JobRunner> = match self.runner {
             Some(r) => r,

@@ -8,7 +8,8 @@ use procedurewriter_actors::Store;
 use procedurewriter_pipeline::document::Passage;
 use procedurewriter_pipeline::library::{self, IngestError, IngestRequest};
 use procedurewriter_pipeline::ports::{
-    Library, LibraryDocument, LibraryHit, LibraryPassage, LibraryQuery, NewDocument, PortResult,
+    IndexTerms, Library, LibraryDocument, LibraryHit, LibraryPassage, LibraryQuery, Match,
+    NewDocument, PortResult, Term,
 };
 use procedurewriter_pipeline::tiers::TierRules;
 
@@ -21,8 +22,10 @@ pub enum StoreIngestError {
     Store(#[from] procedurewriter_actors::Error),
 }
 
-fn to_new_passage(p: Passage) -> NewPassage {
+fn to_new_passage(p: Passage, terms: IndexTerms) -> NewPassage {
     NewPassage {
+        heading_terms: terms.heading,
+        text_terms: terms.text,
         ord: p.ord,
         heading: p.heading,
         page_start: p.page_start,
@@ -38,7 +41,17 @@ fn to_new_source(d: NewDocument) -> NewSource {
         media_type: d.media_type,
         original_sha256: d.original_sha256,
         pages: d.pages,
-        passages: d.passages.into_iter().map(to_new_passage).collect(),
+        passages: d
+            .passages
+            .into_iter()
+            .zip(
+                d.passage_terms
+                    .into_iter()
+                    .chain(std::iter::repeat_with(IndexTerms::default)),
+            )
+            .map(|(p, t)| to_new_passage(p, t))
+            .collect(),
+        title_terms: d.title_terms,
         title: d.title,
         url: d.url,
         tier: d.tier,
@@ -96,12 +109,17 @@ pub async fn backfill_passages(store: &Store) -> Result<usize, StoreIngestError>
                         text: text.clone(),
                     });
                 }
-                split.passages
+                split
+                    .passages
+                    .into_iter()
+                    .map(|p| {
+                        let terms = IndexTerms::of(&p.heading, &p.text);
+                        to_new_passage(p, terms)
+                    })
+                    .collect::<Vec<_>>()
             })
             .await;
-            store
-                .add_passages(id, passages.into_iter().map(to_new_passage).collect())
-                .await?;
+            store.add_passages(id, passages).await?;
             done += 1;
         }
     }
@@ -126,16 +144,137 @@ pub async fn load_demo_library(
     Ok(added)
 }
 
-/// The pipeline's view of the library: the store's FTS5 index.
+/// Re-indexes the library when it was indexed with another analysis than this build's (or
+/// not at all: a library from before analysed terms existed), a batch at a time, analysing on
+/// the blocking pool. Returns how many passages were re-indexed.
+pub async fn reindex(store: &Store) -> Result<usize, StoreIngestError> {
+    let fingerprint = procedurewriter_pipeline::analyze::analyzer()
+        .fingerprint()
+        .to_string();
+    if store.index_analyzer().await? == fingerprint {
+        return Ok(0);
+    }
+    let titles = store.titles_to_index().await?;
+    let titles = procedurewriter_pipeline::blocking::run(move || {
+        let a = procedurewriter_pipeline::analyze::analyzer();
+        titles
+            .into_iter()
+            .map(|(seq, t)| (seq, a.index_text(&t)))
+            .collect::<Vec<_>>()
+    })
+    .await;
+    store.set_index_terms(Vec::new(), titles, None).await?;
+    let mut after = 0;
+    let mut done = 0;
+    loop {
+        let batch = store.passages_to_index(after, 512).await?;
+        let Some(last) = batch.last().map(|b| b.0) else {
+            break;
+        };
+        after = last;
+        done += batch.len();
+        let terms = procedurewriter_pipeline::blocking::run(move || {
+            batch
+                .into_iter()
+                .map(|(seq, h, t)| {
+                    let terms = IndexTerms::of(&h, &t);
+                    (seq, terms.heading, terms.text)
+                })
+                .collect::<Vec<_>>()
+        })
+        .await;
+        store.set_index_terms(terms, Vec::new(), None).await?;
+    }
+    store
+        .set_index_terms(Vec::new(), Vec::new(), Some(fingerprint))
+        .await?;
+    Ok(done)
+}
+
+/// An FTS5 query for `m`: every term quoted (so nothing in it is FTS syntax), `Near` as
+/// `NEAR(…)`. Terms are analysed words (letters and digits only), so quoting is all it takes;
+/// a quote is doubled anyway.
+pub fn fts(m: &Match) -> Option<String> {
+    fn term(t: &Term) -> Option<String> {
+        let text: String = t.text.chars().filter(|c| c.is_alphanumeric()).collect();
+        if text.is_empty() {
+            return None;
+        }
+        Some(format!(
+            "\"{}\"{}",
+            text.replace('"', "\"\""),
+            if t.prefix { "*" } else { "" }
+        ))
+    }
+    match m {
+        Match::Term(t) => term(t),
+        Match::Near(ts) => {
+            let parts: Vec<String> = ts.iter().filter_map(term).collect();
+            match parts.len() {
+                0 => None,
+                1 => parts.into_iter().next(),
+                _ => Some(format!(
+                    "NEAR({}, {})",
+                    parts.join(" "),
+                    procedurewriter_pipeline::concept::NEAR_SLACK * (parts.len() - 1)
+                )),
+            }
+        }
+        Match::Any(ms) | Match::All(ms) => {
+            let parts: Vec<String> = ms.iter().filter_map(fts).collect();
+            let all = matches!(m, Match::All(_));
+            if parts.is_empty() || (all && parts.len() < ms.len()) {
+                return None;
+            }
+            Some(format!(
+                "({})",
+                parts.join(if all { " AND " } else { " OR " })
+            ))
+        }
+    }
+}
+
+fn document(s: procedurewriter_actors::store::Source) -> LibraryDocument {
+    LibraryDocument {
+        id: s.id,
+        title: s.title,
+        url: s.url,
+        tier: s.tier,
+        year: s.year,
+        demo: s.demo,
+        sha256: s.sha256,
+        original_sha256: s.original_sha256,
+        title_terms: s.title_terms,
+        passages: s.passages.max(0) as u32,
+    }
+}
+
+fn passage(p: procedurewriter_actors::store::StoredPassage) -> LibraryPassage {
+    LibraryPassage {
+        id: p.id,
+        ord: p.ord,
+        heading: p.heading,
+        page_start: p.page_start,
+        page_end: p.page_end,
+        text: p.text,
+        heading_terms: p.heading_terms,
+        text_terms: p.text_terms,
+    }
+}
+
+/// The pipeline's view of the library: the store's FTS5 indexes over analysed terms.
 #[derive(Clone)]
 pub struct StoreLibrary(pub Store);
 
 impl Library for StoreLibrary {
     fn search(&self, q: LibraryQuery) -> BoxFuture<'_, PortResult<Vec<LibraryHit>>> {
         Box::pin(async move {
+            let Some(query) = fts(&q.matching) else {
+                return Ok(Vec::new());
+            };
             let hits = self
                 .0
-                .search_passages(q.anchor, q.rest, q.limit)
+                .search_passages(query, q.limit)
                 .await
                 .map_err(crate::job::port_error)?;
             Ok(hits
@@ -144,27 +283,38 @@ impl Library for StoreLibrary {
                     // SQLite's bm25() is negative, more negative better; the port's score is
                     // higher-better.
                     score: -h.rank,
-                    document: LibraryDocument {
-                        id: h.source.id,
-                        title: h.source.title,
-                        url: h.source.url,
-                        tier: h.source.tier,
-                        year: h.source.year,
-                        text: None,
-                        demo: h.source.demo,
-                        sha256: h.source.sha256,
-                        original_sha256: h.source.original_sha256,
-                    },
-                    passage: LibraryPassage {
-                        id: h.passage.id,
-                        ord: h.passage.ord,
-                        heading: h.passage.heading,
-                        page_start: h.passage.page_start,
-                        page_end: h.passage.page_end,
-                        text: h.passage.text,
-                    },
+                    document: document(h.source),
+                    passage: passage(h.passage),
                 })
                 .collect())
+        })
+    }
+
+    fn titles(&self, q: LibraryQuery) -> BoxFuture<'_, PortResult<Vec<LibraryDocument>>> {
+        Box::pin(async move {
+            let Some(query) = fts(&q.matching) else {
+                return Ok(Vec::new());
+            };
+            let found = self
+                .0
+                .search_titles(query, q.limit)
+                .await
+                .map_err(crate::job::port_error)?;
+            Ok(found.into_iter().map(document).collect())
+        })
+    }
+
+    fn passages(
+        &self,
+        documents: Vec<String>,
+    ) -> BoxFuture<'_, PortResult<Vec<(String, LibraryPassage)>>> {
+        Box::pin(async move {
+            let found = self
+                .0
+                .passages_of(documents)
+                .await
+                .map_err(crate::job::port_error)?;
+            Ok(found.into_iter().map(|(d, p)| (d, passage(p))).collect())
         })
     }
 }

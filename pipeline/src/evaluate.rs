@@ -61,8 +61,7 @@ impl Evaluation {
 
 /// The embedded lexicon, parsed once.
 pub fn lexicon() -> &'static crate::verify::Lexicon {
-    static LEXICON: std::sync::OnceLock<crate::verify::Lexicon> = std::sync::OnceLock::new();
-    LEXICON.get_or_init(crate::verify::Lexicon::embedded)
+    crate::verify::lexicon::shared()
 }
 
 /// [`evaluate`], then the claim checks of every sentence against the passages of the sources it

@@ -242,6 +242,7 @@ pub fn prepare_document(
         }
         None => rules.classify(url.as_deref(), publication_type.as_deref(), &title),
     };
+    let title_terms = crate::analyze::analyzer().index_text(&title);
     Ok(NewDocument {
         sha256: sha256_hex(text.as_bytes()),
         title,
@@ -255,6 +256,12 @@ pub fn prepare_document(
         media_type: doc.media_type.to_string(),
         original_sha256: doc.original_sha256,
         pages: doc.pages,
+        title_terms,
+        passage_terms: split
+            .passages
+            .iter()
+            .map(|p| crate::ports::IndexTerms::of(&p.heading, &p.text))
+            .collect(),
         passages: split.passages,
     })
 }

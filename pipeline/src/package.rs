@@ -257,6 +257,8 @@ pub struct RunSummary {
     /// What the claim checks covered, and what they did not (the reader must know both).
     pub checked: Vec<&'static str>,
     pub not_checked: Vec<&'static str>,
+    /// Why each source was retrieved (see [`crate::retrieve::SourceWhy`]), set by the run.
+    pub retrieval: serde_json::Value,
 }
 
 impl RunSummary {
@@ -296,6 +298,7 @@ impl RunSummary {
                 .as_ref()
                 .map(|v| v.not_checked.clone())
                 .unwrap_or_default(),
+            retrieval: serde_json::Value::Null,
         }
     }
 }

@@ -57,9 +57,57 @@ pub struct NewDocument {
     pub pages: Option<u32>,
     /// The document split into located passages.
     pub passages: Vec<crate::document::Passage>,
+    /// The title's analysed terms, for the index ([`crate::analyze`]).
+    pub title_terms: String,
+    /// Each passage's analysed heading and text, in the order of `passages`.
+    pub passage_terms: Vec<IndexTerms>,
 }
 
-/// A document as the library holds it.
+/// A passage's analysed heading and text, as the library indexes them.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct IndexTerms {
+    pub heading: String,
+    pub text: String,
+}
+
+impl IndexTerms {
+    /// The terms of a passage, analysed with the library's analyser.
+    pub fn of(heading: &str, text: &str) -> IndexTerms {
+        let a = crate::analyze::analyzer();
+        IndexTerms {
+            heading: a.index_text(heading),
+            text: a.index_text(text),
+        }
+    }
+}
+
+/// One term of the library's index as retrieval asks for it: an analysed word (see
+/// [`crate::analyze`]), exactly or as a prefix.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Term {
+    pub text: String,
+    pub prefix: bool,
+}
+
+/// What a passage (or a title) must contain, over analysed terms.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub enum Match {
+    Term(Term),
+    /// These terms in this order, each within a few tokens of the one before
+    /// ([`crate::concept::NEAR_SLACK`]).
+    Near(Vec<Term>),
+    Any(Vec<Match>),
+    All(Vec<Match>),
+}
+
+/// What retrieval asks the library for.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LibraryQuery {
+    pub matching: Match,
+    pub limit: usize,
+}
+
+/// A document as a search returns it (without its text).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct LibraryDocument {
     /// `SRC0001`, the id citations name.
@@ -68,24 +116,15 @@ pub struct LibraryDocument {
     pub url: Option<String>,
     pub tier: String,
     pub year: Option<i32>,
-    /// The text; `None` where the library answered without it.
-    pub text: Option<String>,
     pub demo: bool,
     /// SHA-256 of the document's normalised text (its identity in the library).
     pub sha256: String,
     /// SHA-256 of the original file (PDF, DOCX), kept beside the library.
     pub original_sha256: Option<String>,
-}
-
-/// What retrieval asks the library for: passages that match at least one `anchor` term (in
-/// their text, heading or their document's title), ranked over the anchor and `rest` together.
-#[derive(Debug, Clone, PartialEq)]
-pub struct LibraryQuery {
-    /// The topic terms: a document must contain one of them.
-    pub anchor: String,
-    /// Terms that rank but never select on their own (context, synonyms).
-    pub rest: String,
-    pub limit: usize,
+    /// The title's analysed terms.
+    pub title_terms: String,
+    /// How many passages the document has.
+    pub passages: u32,
 }
 
 /// A passage as the library returns it.
@@ -98,10 +137,13 @@ pub struct LibraryPassage {
     pub page_start: Option<u32>,
     pub page_end: Option<u32>,
     pub text: String,
+    /// The heading's and the text's analysed terms.
+    pub heading_terms: String,
+    pub text_terms: String,
 }
 
-/// A retrieval hit: a passage, its document (without the document's text) and how well the
-/// passage matched (higher is better).
+/// A retrieval hit: a passage, its document and how well the passage matched (higher is
+/// better).
 #[derive(Debug, Clone, PartialEq)]
 pub struct LibraryHit {
     pub document: LibraryDocument,
@@ -111,8 +153,15 @@ pub struct LibraryHit {
 
 /// The evidence library.
 pub trait Library: Send + Sync {
-    /// Passages that match `query`, best first.
+    /// Passages whose heading or text matches, best first (BM25).
     fn search(&self, query: LibraryQuery) -> BoxFuture<'_, PortResult<Vec<LibraryHit>>>;
+    /// Documents whose title matches, best first.
+    fn titles(&self, query: LibraryQuery) -> BoxFuture<'_, PortResult<Vec<LibraryDocument>>>;
+    /// Every passage of these documents, in document order, with its document's id.
+    fn passages(
+        &self,
+        documents: Vec<String>,
+    ) -> BoxFuture<'_, PortResult<Vec<(String, LibraryPassage)>>>;
 }
 
 /// What the run spent on model calls in earlier attempts (pico-USD), by stage.

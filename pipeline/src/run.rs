@@ -159,14 +159,15 @@ impl Pipeline {
         // 1. Retrieve.
         let t = Instant::now();
         let retrieved = self.retrieve(&run.procedure, &run.context).await?;
+        let retrieve_ms = t.elapsed().as_millis() as u64;
+        timings.insert("retrieve", retrieve_ms);
+        // What was found and why: each source with the concept terms it matched, why it was
+        // kept and which passages the writer gets; the candidates left out with the reason.
+        let explained = retrieved.explain();
+        let mut event = explained.clone();
+        event["elapsed_ms"] = json!(retrieve_ms);
+        ports.event("retrieved", event).await?;
         let sources = retrieved.sources;
-        timings.insert("retrieve", t.elapsed().as_millis() as u64);
-        ports
-            .event(
-                "retrieved",
-                json!({ "query": retrieved.query, "sources": sources.iter().map(|s| json!({ "id": s.id, "tier": s.tier })).collect::<Vec<_>>() }),
-            )
-            .await?;
 
         // 2. Evidence gate.
         let report = gate::check(&self.config.required_tiers, &sources);
@@ -234,7 +235,7 @@ impl Pipeline {
                 json!({ "dir": packaged.dir, "artifacts": packaged.artifacts }),
             )
             .await?;
-        let summary = RunSummary::new(
+        let mut summary = RunSummary::new(
             &finished,
             packaged,
             Timings {
@@ -244,6 +245,7 @@ impl Pipeline {
                 total: started.elapsed().as_millis() as u64,
             },
         );
+        summary.retrieval = explained["sources"].clone();
         let blocking = finished.looped.best.eval.blocking();
         if blocking > 0 {
             return Ok(RunEnd::NotReleasable {

@@ -25,6 +25,8 @@ pub struct NewSource {
     /// SHA-256 of the uploaded file when it is kept as an original (PDF, DOCX).
     pub original_sha256: Option<String>,
     pub pages: Option<u32>,
+    /// The title's analysed terms (space-separated), what the title index holds.
+    pub title_terms: String,
     /// The source split into passages, in order.
     pub passages: Vec<NewPassage>,
 }
@@ -39,6 +41,9 @@ pub struct NewPassage {
     pub char_start: usize,
     pub char_end: usize,
     pub text: String,
+    /// The heading's and the text's analysed terms (space-separated), what the index holds.
+    pub heading_terms: String,
+    pub text_terms: String,
 }
 
 /// A stored passage.
@@ -53,6 +58,10 @@ pub struct StoredPassage {
     pub char_start: usize,
     pub char_end: usize,
     pub text: String,
+    #[serde(skip)]
+    pub heading_terms: String,
+    #[serde(skip)]
+    pub text_terms: String,
 }
 
 /// A passage retrieval found: the passage, its source (without its text) and its BM25 rank
@@ -88,6 +97,10 @@ pub struct Source {
     /// SHA-256 of the original file, served at `/api/sources/{id}/original` (PDF, DOCX).
     pub original_sha256: Option<String>,
     pub pages: Option<u32>,
+    /// How many passages it was split into.
+    pub passages: i64,
+    #[serde(skip)]
+    pub title_terms: String,
 }
 
 /// A search hit: the source, its BM25 rank (lower is better, as SQLite reports it) and a
@@ -108,9 +121,10 @@ pub struct SourcePage {
 
 const COLUMNS: &str = "s.seq, s.id, s.title, s.url, s.tier, s.tier_reason, s.year, \
      s.publication_type, length(s.text), s.sha256, s.demo, s.ingested_at, s.media_type, \
-     s.original_sha256, s.pages";
+     s.original_sha256, s.pages, s.title_terms, \
+     (SELECT COUNT(*) FROM passages c WHERE c.source_seq = s.seq)";
 /// The column after [`COLUMNS`].
-const AFTER_COLUMNS: usize = 15;
+const AFTER_COLUMNS: usize = 17;
 
 fn source_from_row(row: &Row<'_>) -> rusqlite::Result<Source> {
     Ok(Source {
@@ -130,11 +144,13 @@ fn source_from_row(row: &Row<'_>) -> rusqlite::Result<Source> {
         media_type: row.get(12)?,
         original_sha256: row.get(13)?,
         pages: row.get(14)?,
+        title_terms: row.get(15)?,
+        passages: row.get(16)?,
     })
 }
 
-const PASSAGE_COLUMNS: &str =
-    "p.ord, p.heading, p.page_start, p.page_end, p.char_start, p.char_end, p.text";
+const PASSAGE_COLUMNS: &str = "p.ord, p.heading, p.page_start, p.page_end, p.char_start, \
+     p.char_end, p.text, p.heading_terms, p.text_terms";
 
 /// A passage from [`PASSAGE_COLUMNS`] starting at `at`, of the source `source_id`.
 fn passage_from_row(row: &Row<'_>, at: usize, source_id: &str) -> rusqlite::Result<StoredPassage> {
@@ -148,22 +164,21 @@ fn passage_from_row(row: &Row<'_>, at: usize, source_id: &str) -> rusqlite::Resu
         char_start: row.get::<_, i64>(at + 4)? as usize,
         char_end: row.get::<_, i64>(at + 5)? as usize,
         text: row.get(at + 6)?,
+        heading_terms: row.get(at + 7)?,
+        text_terms: row.get(at + 8)?,
     })
 }
 
-/// Inserts a source's passages and their index rows (in the caller's transaction).
+/// Inserts a source's passages (in the caller's transaction; triggers index them).
 fn insert_passages(
     conn: &rusqlite::Connection,
     source_seq: i64,
-    title: &str,
     passages: &[NewPassage],
 ) -> rusqlite::Result<()> {
     let mut row = conn.prepare_cached(
         "INSERT INTO passages (source_seq, ord, heading, page_start, page_end, char_start, \
-         char_end, text) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-    )?;
-    let mut fts = conn.prepare_cached(
-        "INSERT INTO passages_fts (rowid, title, heading, text) VALUES (?1, ?2, ?3, ?4)",
+         char_end, text, heading_terms, text_terms) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
     )?;
     for p in passages {
         row.execute(params![
@@ -174,9 +189,10 @@ fn insert_passages(
             p.page_end,
             p.char_start as i64,
             p.char_end as i64,
-            p.text
+            p.text,
+            p.heading_terms,
+            p.text_terms
         ])?;
-        fts.execute(params![conn.last_insert_rowid(), title, p.heading, p.text])?;
     }
     Ok(())
 }
@@ -212,8 +228,8 @@ impl Store {
             let id = format!("SRC{next:04}");
             conn.prepare_cached(
                 "INSERT INTO sources (seq, id, title, url, tier, tier_reason, year, publication_type, \
-                 text, sha256, demo, ingested_at, media_type, original_sha256, pages) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+                 text, sha256, demo, ingested_at, media_type, original_sha256, pages, title_terms) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
             )?
             .execute(params![
                 next,
@@ -230,9 +246,10 @@ impl Store {
                 now_ms(),
                 new.media_type,
                 new.original_sha256,
-                new.pages
+                new.pages,
+                new.title_terms
             ])?;
-            insert_passages(conn, next, &new.title, &new.passages)?;
+            insert_passages(conn, next, &new.passages)?;
             let s = conn
                 .prepare_cached(&format!("SELECT {COLUMNS} FROM sources s WHERE s.id = ?1"))?
                 .query_row([&id], source_from_row)?;
@@ -358,28 +375,13 @@ impl Store {
         .await
     }
 
-    /// Passages matching at least one `anchor` word (in their text, heading or their source's
-    /// title), ranked by BM25 (title ×3, heading ×2, text ×1) over the anchor and the `context`
-    /// words together, with their sources (without the sources' text): the pipeline's
-    /// retrieval, one query.
-    pub async fn search_passages(
-        &self,
-        anchor: String,
-        context: String,
-        limit: usize,
-    ) -> Result<Vec<PassageHit>> {
-        let Some(anchor) = fts_query(&anchor) else {
-            return Ok(Vec::new());
-        };
-        let fts = match fts_query(&context) {
-            Some(ctx) => format!("({anchor}) AND ({anchor} OR {ctx})"),
-            None => anchor,
-        };
+    /// Passages whose analysed heading or text match `fts` (an FTS5 query over analysed terms,
+    /// built by the caller from terms it quoted), best first by BM25, at most `limit`.
+    pub async fn search_passages(&self, fts: String, limit: usize) -> Result<Vec<PassageHit>> {
         self.read(move |conn| {
             let hits = conn
-                // The index picks the best `limit` rows by its configured rank (BM25, title ×3,
-                // heading ×2) before anything is joined: the join reads `limit` rows, not every
-                // match.
+                // The index picks the best `limit` rows by its configured rank (BM25, heading
+                // ×2) before anything is joined: the join reads `limit` rows, not every match.
                 .prepare_cached(&format!(
                     "WITH top AS (SELECT rowid AS seq, rank FROM passages_fts \
                      WHERE passages_fts MATCH ?1 ORDER BY rank LIMIT ?2) \
@@ -398,6 +400,113 @@ impl Store {
                 })?
                 .collect::<rusqlite::Result<_>>()?;
             Ok(hits)
+        })
+        .await
+    }
+
+    /// Sources whose analysed title matches `fts`, best first, at most `limit`.
+    pub async fn search_titles(&self, fts: String, limit: usize) -> Result<Vec<Source>> {
+        self.read(move |conn| {
+            Ok(conn
+                .prepare_cached(&format!(
+                    "WITH top AS (SELECT rowid AS seq, rank FROM titles_fts \
+                     WHERE titles_fts MATCH ?1 ORDER BY rank LIMIT ?2) \
+                     SELECT {COLUMNS} FROM top JOIN sources s ON s.seq = top.seq ORDER BY top.rank"
+                ))?
+                .query_map(params![fts, limit as i64], source_from_row)?
+                .collect::<rusqlite::Result<_>>()?)
+        })
+        .await
+    }
+
+    /// Every passage of these sources, in source then passage order, with the source's id.
+    pub async fn passages_of(&self, ids: Vec<String>) -> Result<Vec<(String, StoredPassage)>> {
+        self.read(move |conn| {
+            let mut out = Vec::new();
+            let mut stmt = conn.prepare_cached(&format!(
+                "SELECT {PASSAGE_COLUMNS} FROM sources s JOIN passages p ON p.source_seq = s.seq \
+                 WHERE s.id = ?1 ORDER BY p.ord"
+            ))?;
+            for id in ids {
+                let rows = stmt
+                    .query_map([&id], |r| passage_from_row(r, 0, &id))?
+                    .collect::<rusqlite::Result<Vec<_>>>()?;
+                out.extend(rows.into_iter().map(|p| (id.clone(), p)));
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    /// The fingerprint of the analysis the index was built with ('' when none).
+    pub async fn index_analyzer(&self) -> Result<String> {
+        self.read(|conn| {
+            Ok(conn
+                .prepare_cached("SELECT analyzer FROM library_index WHERE id = 1")?
+                .query_row([], |r| r.get(0))
+                .optional()?
+                .unwrap_or_default())
+        })
+        .await
+    }
+
+    /// Passages after `after` (by seq) to re-index: seq, heading and text; at most `limit`.
+    pub async fn passages_to_index(
+        &self,
+        after: i64,
+        limit: usize,
+    ) -> Result<Vec<(i64, String, String)>> {
+        self.read(move |conn| {
+            Ok(conn
+                .prepare_cached(
+                    "SELECT seq, heading, text FROM passages WHERE seq > ?1 ORDER BY seq LIMIT ?2",
+                )?
+                .query_map(params![after, limit as i64], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+                })?
+                .collect::<rusqlite::Result<_>>()?)
+        })
+        .await
+    }
+
+    /// Every source's seq and title, to re-index titles.
+    pub async fn titles_to_index(&self) -> Result<Vec<(i64, String)>> {
+        self.read(|conn| {
+            Ok(conn
+                .prepare_cached("SELECT seq, title FROM sources ORDER BY seq")?
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect::<rusqlite::Result<_>>()?)
+        })
+        .await
+    }
+
+    /// Writes analysed terms (the triggers re-index the rows): passages as (seq, heading
+    /// terms, text terms), sources as (seq, title terms); with `analyzer`, records that the
+    /// whole index is now built by it. One transaction.
+    pub async fn set_index_terms(
+        &self,
+        passages: Vec<(i64, String, String)>,
+        titles: Vec<(i64, String)>,
+        analyzer: Option<String>,
+    ) -> Result<()> {
+        self.write(move |tx| {
+            let conn = tx.conn();
+            let mut p = conn.prepare_cached(
+                "UPDATE passages SET heading_terms = ?2, text_terms = ?3 WHERE seq = ?1",
+            )?;
+            for (seq, h, t) in &passages {
+                p.execute(params![seq, h, t])?;
+            }
+            let mut s =
+                conn.prepare_cached("UPDATE sources SET title_terms = ?2 WHERE seq = ?1")?;
+            for (seq, t) in &titles {
+                s.execute(params![seq, t])?;
+            }
+            if let Some(a) = &analyzer {
+                conn.prepare_cached("UPDATE library_index SET analyzer = ?1 WHERE id = 1")?
+                    .execute([a])?;
+            }
+            Ok(())
         })
         .await
     }
@@ -444,9 +553,9 @@ impl Store {
     pub async fn add_passages(&self, source_id: String, passages: Vec<NewPassage>) -> Result<bool> {
         self.write(move |tx| {
             let conn = tx.conn();
-            let (seq, title): (i64, String) = conn
-                .prepare_cached("SELECT seq, title FROM sources WHERE id = ?1")?
-                .query_row([&source_id], |r| Ok((r.get(0)?, r.get(1)?)))
+            let seq: i64 = conn
+                .prepare_cached("SELECT seq FROM sources WHERE id = ?1")?
+                .query_row([&source_id], |r| r.get(0))
                 .optional()?
                 .ok_or_else(|| Error::SourceNotFound(source_id.clone()))?;
             let has: bool = conn
@@ -455,7 +564,7 @@ impl Store {
             if has {
                 return Ok(false);
             }
-            insert_passages(conn, seq, &title, &passages)?;
+            insert_passages(conn, seq, &passages)?;
             Ok(true)
         })
         .await

@@ -57,6 +57,7 @@ static MIGRATIONS: &[M<'static>] = &[
     M::up(include_str!("../../../migrations/0003_library.sql")),
     M::up(include_str!("../../../migrations/0004_llm_calls.sql")),
     M::up(include_str!("../../../migrations/0005_passages.sql")),
+    M::up(include_str!("../../../migrations/0006_analysed_index.sql")),
 ];
 
 /// SQLite's `synchronous` setting for the writer connection.

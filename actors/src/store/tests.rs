@@ -539,6 +539,7 @@ const FROZEN: &[(usize, &str)] = &[
     (3, include_str!("frozen/v3.sql")),
     (4, include_str!("frozen/v4.sql")),
     (5, include_str!("frozen/v5.sql")),
+    (6, include_str!("frozen/v6.sql")),
 ];
 
 #[test]
@@ -623,11 +624,37 @@ fn every_older_schema_migrates_with_its_data() {
                 assert_eq!(done.cost_pusd, 11_250_000_000);
                 assert_eq!(store.reloads(10).await.unwrap().len(), 1);
             }
-            // Version 5: passages, searchable with their source's title; older sources have
-            // none until the daemon splits them.
+            // Version 5: passages; version 6: indexed by analysed terms, which older
+            // passages get when the daemon re-indexes (here with a plain lower-casing).
             if *version >= 5 {
+                if *version < 6 {
+                    assert_eq!(
+                        store.index_analyzer().await.unwrap(),
+                        "",
+                        "{}",
+                        at("analyzer")
+                    );
+                    let rows = store.passages_to_index(0, 100).await.unwrap();
+                    assert_eq!(rows.len(), 2, "{}", at("passages to index"));
+                    let plain = |s: &str| s.to_lowercase();
+                    let terms = rows
+                        .iter()
+                        .map(|(seq, h, t)| (*seq, plain(h), plain(t)))
+                        .collect();
+                    let titles = store
+                        .titles_to_index()
+                        .await
+                        .unwrap()
+                        .into_iter()
+                        .map(|(seq, t)| (seq, plain(&t)))
+                        .collect();
+                    store
+                        .set_index_terms(terms, titles, Some("plain".into()))
+                        .await
+                        .unwrap();
+                }
                 let hits = store
-                    .search_passages("lumbalpunktur".into(), "teknik".into(), 10)
+                    .search_passages("\"lumbalpunktur\" OR \"teknik\"".into(), 10)
                     .await
                     .unwrap();
                 assert_eq!(hits.len(), 2, "{}", at("passage search"));
@@ -638,6 +665,19 @@ fn every_older_schema_migrates_with_its_data() {
                 assert_eq!(hits[0].passage.page_start, Some(4));
                 assert_eq!(hits[0].source.pages, Some(12));
                 assert_eq!(hits[0].source.media_type, "application/pdf");
+                assert_eq!(hits[0].source.passages, 2);
+                let titled = store
+                    .search_titles("\"lumbalpunktur\"".into(), 10)
+                    .await
+                    .unwrap();
+                assert_eq!(titled.len(), 1, "{}", at("title search"));
+                assert_eq!(titled[0].id, "SRC0003");
+                let all = store.passages_of(vec!["SRC0003".into()]).await.unwrap();
+                assert_eq!(all.len(), 2);
+                assert_eq!(all[1].1.id, "SRC0003#1");
+            }
+            if *version >= 6 {
+                assert_eq!(store.index_analyzer().await.unwrap(), "frozen");
             }
             if *version >= 3 {
                 let bare = store.sources_without_passages(10).await.unwrap();

@@ -50,6 +50,10 @@ pub enum Category {
     Timing,
     Number,
     Concept,
+    /// What is done (insertion, removal): a retrieval qualifier.
+    Action,
+    /// Where (emergency department, intensive care, prehospital): a retrieval qualifier.
+    Setting,
 }
 
 /// Units the verifier can scale; a `[units]` group must be named after one of them.
@@ -84,6 +88,12 @@ struct File {
     numbers: BTreeMap<String, Vec<String>>,
     #[serde(default)]
     concepts: BTreeMap<String, Vec<String>>,
+    #[serde(default)]
+    actions: BTreeMap<String, Vec<String>>,
+    #[serde(default)]
+    settings: BTreeMap<String, Vec<String>>,
+    #[serde(default)]
+    compounds: BTreeMap<String, Vec<String>>,
     #[serde(default)]
     cues: BTreeMap<String, Vec<String>>,
     #[serde(default)]
@@ -126,6 +136,10 @@ pub struct Lexicon {
     cues: BTreeMap<String, Vec<Vec<String>>>,
     language: BTreeMap<String, Vec<String>>,
     procedures: BTreeMap<String, Vec<String>>,
+    /// Every group's terms by category (for retrieval's concept model).
+    terms: BTreeMap<(Category, String), Vec<String>>,
+    /// Words a Danish compound may be split into (`[compounds]`).
+    parts: Vec<String>,
 }
 
 fn words_of(term: &str) -> Vec<String> {
@@ -137,6 +151,12 @@ fn words_of(term: &str) -> Vec<String> {
             Tok::Sym(c) => c.to_string(),
         })
         .collect()
+}
+
+/// The embedded lexicon, parsed once: what the verifier, retrieval and the index share.
+pub fn shared() -> &'static Lexicon {
+    static LEXICON: std::sync::OnceLock<Lexicon> = std::sync::OnceLock::new();
+    LEXICON.get_or_init(Lexicon::embedded)
 }
 
 impl Lexicon {
@@ -156,6 +176,8 @@ impl Lexicon {
             cues: BTreeMap::new(),
             language: BTreeMap::new(),
             procedures: BTreeMap::new(),
+            terms: BTreeMap::new(),
+            parts: Vec::new(),
         }
     }
 
@@ -166,7 +188,7 @@ impl Lexicon {
             toml::from_str(toml_text).map_err(|e| LexiconError::Syntax(e.to_string()))?;
         let mut lex = Lexicon::empty();
         type Table<'t> = (&'t str, Category, &'t BTreeMap<String, Vec<String>>);
-        let tables: [Table<'_>; 9] = [
+        let tables: [Table<'_>; 11] = [
             ("procedures", Category::Procedure, &file.procedures),
             ("drugs", Category::Drug, &file.drugs),
             ("routes", Category::Route, &file.routes),
@@ -176,6 +198,8 @@ impl Lexicon {
             ("timing", Category::Timing, &file.timing),
             ("numbers", Category::Number, &file.numbers),
             ("concepts", Category::Concept, &file.concepts),
+            ("actions", Category::Action, &file.actions),
+            ("settings", Category::Setting, &file.settings),
         ];
         // term -> "table.group" where it was first seen
         let mut seen: HashMap<String, String> = HashMap::new();
@@ -210,6 +234,10 @@ impl Lexicon {
                 }
                 let gi = lex.groups.len();
                 lex.groups.push((category, group.clone()));
+                lex.terms.insert(
+                    (category, group.clone()),
+                    terms.iter().map(|t| t.trim().to_lowercase()).collect(),
+                );
                 for term in terms {
                     let trimmed = term.trim().to_lowercase();
                     let (body, prefix) = match trimmed.strip_suffix('*') {
@@ -300,6 +328,19 @@ impl Lexicon {
             );
         }
         lex.procedures = file.procedures;
+        for (name, list) in &file.compounds {
+            for part in list {
+                let part = part.trim().to_lowercase();
+                if part.is_empty() || !part.chars().all(char::is_alphabetic) {
+                    return Err(LexiconError::EmptyTerm {
+                        table: "compounds".into(),
+                        group: name.clone(),
+                        term: part,
+                    });
+                }
+                lex.parts.push(part);
+            }
+        }
         // Longest patterns first, so "må ikke" wins over "må" and "inden for" over "for".
         for v in lex.exact.values_mut() {
             v.sort_by(|a, b| {
@@ -404,6 +445,51 @@ impl Lexicon {
     /// The procedure synonym groups (canonical name → terms), for retrieval.
     pub fn procedures(&self) -> &BTreeMap<String, Vec<String>> {
         &self.procedures
+    }
+
+    /// The groups of one category with their terms as written (lower case; a trailing `*`
+    /// marks a prefix), for retrieval.
+    pub fn groups_of(&self, category: Category) -> impl Iterator<Item = (&str, &[String])> {
+        self.terms
+            .iter()
+            .filter(move |((c, _), _)| *c == category)
+            .map(|((_, g), t)| (g.as_str(), t.as_slice()))
+    }
+
+    /// The terms of one group.
+    pub fn group_terms(&self, category: Category, group: &str) -> &[String] {
+        self.terms
+            .get(&(category, group.to_string()))
+            .map(Vec::as_slice)
+            .unwrap_or(&[])
+    }
+
+    /// The words a Danish compound may be split into: `[compounds]` and every one-word term
+    /// of the procedure, drug, population, concept, action and setting groups.
+    pub fn compound_parts(&self) -> Vec<String> {
+        let mut out = self.parts.clone();
+        for ((category, _), terms) in &self.terms {
+            if !matches!(
+                category,
+                Category::Procedure
+                    | Category::Drug
+                    | Category::Population
+                    | Category::Concept
+                    | Category::Action
+                    | Category::Setting
+            ) {
+                continue;
+            }
+            for t in terms {
+                let t = t.trim_end_matches('*');
+                if t.chars().all(char::is_alphabetic) {
+                    out.push(t.to_string());
+                }
+            }
+        }
+        out.sort();
+        out.dedup();
+        out
     }
 
     /// The synonyms of a procedure title's words: every group one of whose terms occurs in

@@ -1,0 +1,253 @@
+//! Text analysis shared by the library's index and retrieval's queries, so both sides see the
+//! same terms: words in lower case, function words dropped, each word reduced by the Danish and
+//! the English Snowball stemmers ("drænet", "dræn" → "dræn"; "punctures" → "punctur"), and
+//! Danish compounds split into their parts ("thoraxdrænanlæggelse" → "thorax", "dræn",
+//! "anlæggelse") so that a query for one part finds the compound.
+//!
+//! The parts a compound may be split into are the lexicon's (`[compounds] parts` and every
+//! one-word term of its groups): a word is split only into known parts, optionally joined by
+//! the Danish linking letters `s` and `e` ("infektions|risiko", "børne|afdeling"). Stemming and
+//! splitting come from maintained crates (`rust-stemmers`, `decompound`).
+//!
+//! The index stores the analysed terms (space-separated) beside each passage; a change of the
+//! analysis changes [`Analyzer::fingerprint`], and the daemon re-indexes the library at start.
+
+use crate::verify::Lexicon;
+use rust_stemmers::{Algorithm, Stemmer};
+use sha2::{Digest, Sha256};
+use std::collections::{HashMap, HashSet};
+use std::sync::{OnceLock, RwLock};
+
+/// Bumped when the analysis changes in a way the fingerprint of the parts cannot see.
+const VERSION: u32 = 1;
+/// Shortest word tried as a compound, and shortest part.
+const MIN_COMPOUND_CHARS: usize = 7;
+const MIN_PART_CHARS: usize = 3;
+/// Most words whose split is remembered.
+const CACHE_LIMIT: usize = 200_000;
+
+/// The analyser: the stemmers and the compound parts.
+pub struct Analyzer {
+    danish: Stemmer,
+    english: Stemmer,
+    parts: HashSet<String>,
+    stop: HashSet<String>,
+    fingerprint: String,
+    splits: RwLock<HashMap<String, Option<Vec<String>>>>,
+}
+
+impl std::fmt::Debug for Analyzer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Analyzer")
+            .field("parts", &self.parts.len())
+            .field("fingerprint", &self.fingerprint)
+            .finish()
+    }
+}
+
+/// The analyser of the embedded lexicon, built once.
+pub fn analyzer() -> &'static Analyzer {
+    static ANALYZER: OnceLock<Analyzer> = OnceLock::new();
+    ANALYZER.get_or_init(|| Analyzer::new(crate::verify::lexicon::shared()))
+}
+
+/// The words of `text`: maximal runs of letters and digits, lower case.
+pub fn raw_words(text: &str) -> Vec<String> {
+    text.split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .map(str::to_lowercase)
+        .collect()
+}
+
+impl Analyzer {
+    pub fn new(lexicon: &Lexicon) -> Analyzer {
+        let parts: HashSet<String> = lexicon
+            .compound_parts()
+            .into_iter()
+            .filter(|p| p.chars().count() >= MIN_PART_CHARS)
+            .collect();
+        let stop: HashSet<String> = ["danish", "english"]
+            .iter()
+            .flat_map(|l| lexicon.language_words(l).iter().cloned())
+            .collect();
+        let mut sorted: Vec<&String> = parts.iter().collect();
+        sorted.sort();
+        let mut stops: Vec<&String> = stop.iter().collect();
+        stops.sort();
+        let mut h = Sha256::new();
+        h.update(format!("v{VERSION}\n").as_bytes());
+        for p in sorted {
+            h.update(p.as_bytes());
+            h.update(b"\n");
+        }
+        h.update(b"--\n");
+        for s in stops {
+            h.update(s.as_bytes());
+            h.update(b"\n");
+        }
+        let digest = h.finalize();
+        let fingerprint = format!(
+            "v{VERSION}-{}",
+            digest[..8]
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect::<String>()
+        );
+        Analyzer {
+            danish: Stemmer::create(Algorithm::Danish),
+            english: Stemmer::create(Algorithm::English),
+            parts,
+            stop,
+            fingerprint,
+            splits: RwLock::new(HashMap::new()),
+        }
+    }
+
+    /// Identifies the analysis: an index built with another fingerprint must be rebuilt.
+    pub fn fingerprint(&self) -> &str {
+        &self.fingerprint
+    }
+
+    /// Whether `word` is a function word ("og", "the"), left out of the index and of queries.
+    pub fn is_stop(&self, word: &str) -> bool {
+        self.stop.contains(word)
+    }
+
+    /// The stems of a word: Danish and English (one when they agree).
+    pub fn stems(&self, word: &str) -> Vec<String> {
+        let da = self.danish.stem(word).into_owned();
+        let en = self.english.stem(word).into_owned();
+        if da == en {
+            vec![da]
+        } else {
+            vec![da, en]
+        }
+    }
+
+    fn known_part(&self, part: &str) -> bool {
+        if part.chars().count() < MIN_PART_CHARS {
+            return false;
+        }
+        if self.parts.contains(part) {
+            return true;
+        }
+        // Danish linking letters: infektion|s|risiko, børn|e|afdeling.
+        part.strip_suffix('s')
+            .or_else(|| part.strip_suffix('e'))
+            .is_some_and(|p| p.chars().count() >= MIN_PART_CHARS && self.parts.contains(p))
+    }
+
+    /// The parts of a compound word, when it splits entirely into known parts.
+    pub fn split(&self, word: &str) -> Option<Vec<String>> {
+        if word.chars().count() < MIN_COMPOUND_CHARS || word.chars().any(|c| c.is_numeric()) {
+            return None;
+        }
+        if let Ok(cache) = self.splits.read() {
+            if let Some(hit) = cache.get(word) {
+                return hit.clone();
+            }
+        }
+        let is_part = |p: &str| self.known_part(p);
+        let split =
+            decompound::decompound(word, &is_part, decompound::DecompositionOptions::SHATTER)
+                .ok()
+                .filter(|parts| parts.len() >= 2)
+                .map(|parts| {
+                    parts
+                        .into_iter()
+                        .map(|p| {
+                            // The linking letter is not part of the word it follows.
+                            if self.parts.contains(&p) {
+                                p
+                            } else {
+                                p[..p.len() - 1].to_string()
+                            }
+                        })
+                        .collect::<Vec<_>>()
+                });
+        if let Ok(mut cache) = self.splits.write() {
+            if cache.len() >= CACHE_LIMIT {
+                cache.clear();
+            }
+            cache.insert(word.to_string(), split.clone());
+        }
+        split
+    }
+
+    /// The index terms of one word: its stems, and the stems of its parts if it is a compound.
+    pub fn word_terms(&self, word: &str, out: &mut Vec<String>) {
+        let start = out.len();
+        for s in self.stems(word) {
+            out.push(s);
+        }
+        if let Some(parts) = self.split(word) {
+            for p in parts {
+                for s in self.stems(&p) {
+                    if !out[start..].contains(&s) {
+                        out.push(s);
+                    }
+                }
+            }
+        }
+    }
+
+    /// The index terms of a text, in order, as one space-separated string (what the library
+    /// stores and its full-text index tokenises).
+    pub fn index_text(&self, text: &str) -> String {
+        self.terms(text).join(" ")
+    }
+
+    /// The index terms of a text, in order.
+    pub fn terms(&self, text: &str) -> Vec<String> {
+        let mut out = Vec::new();
+        for w in raw_words(text) {
+            if self.is_stop(&w) {
+                continue;
+            }
+            self.word_terms(&w, &mut out);
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn a() -> &'static Analyzer {
+        analyzer()
+    }
+
+    #[test]
+    fn inflections_share_a_stem_in_both_languages() {
+        let t = a().terms("Drænet anlægges. The drains were inserted");
+        assert!(t.contains(&"dræn".to_string()), "{t:?}");
+        assert!(t.contains(&"drain".to_string()), "{t:?}");
+        assert!(t.contains(&"insert".to_string()), "{t:?}");
+        assert!(
+            !t.contains(&"the".to_string()),
+            "function words are dropped: {t:?}"
+        );
+    }
+
+    #[test]
+    fn danish_compounds_are_split_into_known_parts() {
+        let parts = a().split("thoraxdrænanlæggelse").expect("splits");
+        assert_eq!(parts, ["thorax", "dræn", "anlæggelse"]);
+        let parts = a()
+            .split("infektionsrisiko")
+            .expect("splits with a linking s");
+        assert_eq!(parts, ["infektion", "risiko"]);
+        assert_eq!(a().split("anafylaksi"), None, "a plain word stays whole");
+        // The compound keeps its own stem too, so a query for the whole word finds it.
+        let t = a().terms("ascitespunktur");
+        assert!(t.iter().any(|s| s.starts_with("ascitespunktur")), "{t:?}");
+        assert!(t.iter().any(|s| s == "punktur"), "{t:?}");
+    }
+
+    #[test]
+    fn the_fingerprint_names_the_version() {
+        assert!(a().fingerprint().starts_with("v1-"));
+        assert_eq!(a().fingerprint().len(), "v1-".len() + 16);
+    }
+}

@@ -1,0 +1,556 @@
+//! The concept model of a request: what procedure a title asks for, and what only qualifies it.
+//!
+//! "Lumbalpunktur hos børn" is the procedure *lumbalpunktur* (with its synonym group from the
+//! lexicon: lumbar puncture, spinal tap, LP, …) qualified by the population *børn*. The
+//! procedure selects sources; qualifiers (population, action, setting) and the context rank
+//! and filter them but never pull in a source on their own — "børn" alone must not retrieve
+//! the paediatric anaphylaxis guideline.
+//!
+//! A title whose procedure the lexicon does not know falls back to its own topic words (the
+//! words that are neither function words, generic words nor qualifiers), of which a source must
+//! match most.
+//!
+//! Terms are matched on the analysed text of [`crate::analyze`]: [`Match`] is both the query
+//! the library's full-text index runs and what retrieval checks passages against in memory.
+
+use crate::analyze::{raw_words, Analyzer};
+use crate::ports::{Match, Term};
+use crate::verify::lexicon::Category;
+use crate::verify::Lexicon;
+use serde::Serialize;
+
+/// A group of alternative terms that mean one thing (a procedure, a population, a word).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Group {
+    /// The lexicon's canonical name, or the word itself.
+    pub name: String,
+    /// The terms as written (for explanations).
+    pub terms: Vec<String>,
+    #[serde(skip)]
+    pub matcher: Match,
+}
+
+/// Population families: a source about one is not used for the other when evidence for the
+/// requested one exists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Family {
+    Adults,
+    Children,
+}
+
+impl Family {
+    /// The family of a lexicon population group.
+    pub fn of(group: &str) -> Option<Family> {
+        match group {
+            "voksne" | "aeldre" | "gravide" | "ammende" => Some(Family::Adults),
+            "boern" | "spaedboern" | "nyfoedte" | "unge" => Some(Family::Children),
+            _ => None,
+        }
+    }
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Family::Adults => "voksne",
+            Family::Children => "børn",
+        }
+    }
+}
+
+/// The request as retrieval understands it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Concept {
+    /// The procedure's synonym groups (from the lexicon), or the title's topic words.
+    pub anchor: Vec<Group>,
+    /// How many anchor groups a source must match: 1 for a known procedure, most of the
+    /// topic words otherwise.
+    pub required: usize,
+    /// Whether the anchor is a lexicon procedure (else the title's own words).
+    pub known_procedure: bool,
+    pub population: Option<(Family, Group)>,
+    pub action: Option<Group>,
+    pub setting: Option<Group>,
+    /// Terms that only rank: other lexicon hits of the title, and the context.
+    pub rank: Vec<Group>,
+    /// The other procedures of the lexicon: a source titled for one of them is about it.
+    #[serde(skip)]
+    pub other_procedures: Vec<Group>,
+    /// The population groups of the lexicon with their family (to tell what a source is about).
+    #[serde(skip)]
+    pub populations: Vec<(Family, Group)>,
+    /// The action groups of the lexicon.
+    #[serde(skip)]
+    pub actions: Vec<Group>,
+}
+
+/// The index terms a lexicon term stands for.
+pub fn term_match(analyzer: &Analyzer, term: &str) -> Option<Match> {
+    let t = term.trim().to_lowercase();
+    let (body, prefix) = match t.strip_suffix('*') {
+        Some(b) => (b.to_string(), true),
+        None => (t.clone(), false),
+    };
+    let words: Vec<String> = raw_words(&body);
+    match words.len() {
+        0 => None,
+        1 => Some(word_match(analyzer, &words[0], prefix)),
+        _ => Some(Match::Near(
+            words
+                .iter()
+                .map(|w| {
+                    // The shortest stem as a prefix matches the word's inflections in either
+                    // language.
+                    let mut stems = analyzer.stems(w);
+                    stems.push(w.clone());
+                    let s = stems
+                        .into_iter()
+                        .min_by_key(|s| s.chars().count())
+                        .unwrap_or_default();
+                    Term {
+                        prefix: s.chars().count() >= 3,
+                        text: s,
+                    }
+                })
+                .collect(),
+        )),
+    }
+}
+
+/// The index terms of one word: its stems (or, for a prefix term, the prefix and its stems as
+/// prefixes); a compound also matches its parts together.
+pub fn word_match(analyzer: &Analyzer, word: &str, prefix: bool) -> Match {
+    let mut alts: Vec<Match> = Vec::new();
+    let mut push = |t: Term| {
+        let m = Match::Term(t);
+        if !alts.contains(&m) {
+            alts.push(m);
+        }
+    };
+    let long_enough = |s: &str| s.chars().count() >= 3;
+    if prefix && long_enough(word) {
+        push(Term {
+            text: word.to_string(),
+            prefix: true,
+        });
+    }
+    for s in analyzer.stems(word) {
+        push(Term {
+            prefix: prefix && long_enough(&s),
+            text: s,
+        });
+    }
+    if let Some(parts) = analyzer.split(word) {
+        let all: Vec<Match> = parts
+            .iter()
+            .map(|p| {
+                Match::Any(
+                    analyzer
+                        .stems(p)
+                        .into_iter()
+                        .map(|s| {
+                            Match::Term(Term {
+                                text: s,
+                                prefix: false,
+                            })
+                        })
+                        .collect(),
+                )
+            })
+            .collect();
+        alts.push(Match::All(all));
+    }
+    if alts.len() == 1 {
+        alts.pop().unwrap_or(Match::Any(Vec::new()))
+    } else {
+        Match::Any(alts)
+    }
+}
+
+fn group(analyzer: &Analyzer, name: &str, terms: &[String]) -> Group {
+    Group {
+        name: name.to_string(),
+        terms: terms.to_vec(),
+        matcher: Match::Any(
+            terms
+                .iter()
+                .filter_map(|t| term_match(analyzer, t))
+                .collect(),
+        ),
+    }
+}
+
+/// The lexicon hits of some words, with each compound's parts scanned too (so "børnelumbal-
+/// punktur" names lumbalpunktur and børn). Returns (category, group, word indices covered).
+fn hits(
+    lexicon: &Lexicon,
+    analyzer: &Analyzer,
+    words: &[String],
+) -> Vec<(Category, String, Vec<usize>)> {
+    let refs: Vec<&str> = words.iter().map(String::as_str).collect();
+    let mut out: Vec<(Category, String, Vec<usize>)> = lexicon
+        .scan(&refs)
+        .into_iter()
+        .map(|h| (h.category, h.group, (h.start..h.start + h.len).collect()))
+        .collect();
+    for (i, w) in words.iter().enumerate() {
+        if out.iter().any(|(c, _, at)| at.contains(&i) && is_topic(*c)) {
+            continue;
+        }
+        if let Some(parts) = analyzer.split(w) {
+            let prefs: Vec<&str> = parts.iter().map(String::as_str).collect();
+            for h in lexicon.scan(&prefs) {
+                out.push((h.category, h.group, vec![i]));
+            }
+        }
+    }
+    out
+}
+
+fn is_topic(c: Category) -> bool {
+    matches!(c, Category::Procedure)
+}
+
+impl Concept {
+    /// The concept of a title and its context. `generic` are words that say nothing about the
+    /// topic ("behandling", "procedure") and never anchor.
+    pub fn of(
+        lexicon: &Lexicon,
+        analyzer: &Analyzer,
+        title: &str,
+        context: &str,
+        generic: &[String],
+    ) -> Concept {
+        let words = raw_words(title);
+        let found = hits(lexicon, analyzer, &words);
+        let mut anchor: Vec<Group> = Vec::new();
+        let mut population = None;
+        let mut action = None;
+        let mut setting = None;
+        let mut rank: Vec<Group> = Vec::new();
+        let mut covered = vec![false; words.len()];
+        for (category, name, at) in &found {
+            let terms = lexicon.group_terms(*category, name);
+            let g = group(analyzer, name, terms);
+            match category {
+                Category::Procedure => {
+                    if !anchor.iter().any(|a| a.name == *name) {
+                        anchor.push(g);
+                    }
+                }
+                Category::Population => {
+                    if population.is_none() {
+                        population = Family::of(name).map(|f| (f, g));
+                    }
+                }
+                Category::Action => action = action.or(Some(g)),
+                Category::Setting => setting = setting.or(Some(g)),
+                _ => rank.push(g),
+            }
+            for i in at {
+                covered[*i] = true;
+            }
+        }
+        let known_procedure = !anchor.is_empty();
+        let topic: Vec<&String> = words
+            .iter()
+            .enumerate()
+            .filter(|(i, w)| {
+                !covered[*i]
+                    && !analyzer.is_stop(w)
+                    && !generic.iter().any(|g| g == *w)
+                    && w.chars().count() >= 2
+            })
+            .map(|(_, w)| w)
+            .collect();
+        let mut required = 1;
+        if !known_procedure {
+            for w in &topic {
+                anchor.push(Group {
+                    name: (*w).clone(),
+                    terms: vec![(*w).clone()],
+                    matcher: word_match(analyzer, w, w.chars().count() >= 6),
+                });
+            }
+            if anchor.is_empty() {
+                // Nothing but lexicon words that only rank (a drug, a finding): they anchor.
+                anchor = std::mem::take(&mut rank);
+            }
+            let n = anchor.len();
+            required = if n <= 2 {
+                n.max(1)
+            } else {
+                (2 * n).div_ceil(3)
+            };
+        } else {
+            for w in topic {
+                rank.push(Group {
+                    name: w.clone(),
+                    terms: vec![w.clone()],
+                    matcher: word_match(analyzer, w, false),
+                });
+            }
+        }
+        for w in raw_words(context) {
+            if analyzer.is_stop(&w) || generic.contains(&w) || w.chars().count() < 3 {
+                continue;
+            }
+            if rank.iter().chain(&anchor).any(|g| g.name == w) {
+                continue;
+            }
+            rank.push(Group {
+                name: w.clone(),
+                terms: vec![w.clone()],
+                matcher: word_match(analyzer, &w, false),
+            });
+        }
+        let other_procedures = lexicon
+            .groups_of(Category::Procedure)
+            .filter(|(name, _)| !anchor.iter().any(|a| a.name == *name))
+            .map(|(name, terms)| group(analyzer, name, terms))
+            .collect();
+        let populations = lexicon
+            .groups_of(Category::Population)
+            .filter_map(|(name, terms)| Family::of(name).map(|f| (f, group(analyzer, name, terms))))
+            .collect();
+        let actions = lexicon
+            .groups_of(Category::Action)
+            .map(|(name, terms)| group(analyzer, name, terms))
+            .collect();
+        Concept {
+            anchor,
+            required,
+            known_procedure,
+            population,
+            action,
+            setting,
+            rank,
+            other_procedures,
+            populations,
+            actions,
+        }
+    }
+
+    /// The anchor groups that `tokens` match.
+    pub fn anchor_matches<'a>(&'a self, tokens: &[&str]) -> Vec<&'a str> {
+        self.anchor
+            .iter()
+            .filter(|g| g.matcher.matches(tokens))
+            .map(|g| g.name.as_str())
+            .collect()
+    }
+
+    /// Whether `tokens` carry the concept (enough anchor groups).
+    pub fn matches(&self, tokens: &[&str]) -> bool {
+        let n = self.anchor_matches(tokens).len();
+        n > 0 && n >= self.required
+    }
+
+    /// The index query: passages with any anchor term (the library ranks; retrieval then checks
+    /// how many groups each matched).
+    pub fn query(&self) -> Match {
+        Match::Any(self.anchor.iter().map(|g| g.matcher.clone()).collect())
+    }
+
+    /// The population families `tokens` name.
+    pub fn families(&self, tokens: &[&str]) -> (bool, bool) {
+        let mut adults = false;
+        let mut children = false;
+        for (f, g) in &self.populations {
+            if (*f == Family::Adults && adults) || (*f == Family::Children && children) {
+                continue;
+            }
+            if g.matcher.matches(tokens) {
+                match f {
+                    Family::Adults => adults = true,
+                    Family::Children => children = true,
+                }
+            }
+        }
+        (adults, children)
+    }
+
+    /// The actions `tokens` name.
+    pub fn actions_in<'a>(&'a self, tokens: &[&str]) -> Vec<&'a str> {
+        self.actions
+            .iter()
+            .filter(|g| g.matcher.matches(tokens))
+            .map(|g| g.name.as_str())
+            .collect()
+    }
+
+    /// Another procedure of the lexicon that `tokens` name, if any.
+    pub fn other_procedure<'a>(&'a self, tokens: &[&str]) -> Option<&'a str> {
+        self.other_procedures
+            .iter()
+            .find(|g| g.matcher.matches(tokens))
+            .map(|g| g.name.as_str())
+    }
+
+    /// A one-line description (the `retrieved` event's `query`).
+    pub fn describe(&self) -> String {
+        let mut s = format!(
+            "{}: {}",
+            if self.known_procedure {
+                "procedure"
+            } else {
+                "topic words"
+            },
+            self.anchor
+                .iter()
+                .map(|g| g.name.as_str())
+                .collect::<Vec<_>>()
+                .join(if self.known_procedure { " | " } else { " + " })
+        );
+        if let Some((f, g)) = &self.population {
+            s.push_str(&format!("; population: {} ({})", g.name, f.label()));
+        }
+        if let Some(a) = &self.action {
+            s.push_str(&format!("; action: {}", a.name));
+        }
+        if let Some(st) = &self.setting {
+            s.push_str(&format!("; setting: {}", st.name));
+        }
+        if !self.rank.is_empty() {
+            s.push_str(&format!(
+                "; ranks by: {}",
+                self.rank
+                    .iter()
+                    .map(|g| g.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        }
+        s
+    }
+}
+
+impl Match {
+    /// Whether analysed `tokens` (a passage's terms in order) match, as the full-text index
+    /// would: a term exactly or as a prefix; `Near` its terms within a few tokens of each other.
+    pub fn matches(&self, tokens: &[&str]) -> bool {
+        match self {
+            Match::Term(t) => tokens.iter().any(|w| t.hits(w)),
+            Match::Any(ms) => ms.iter().any(|m| m.matches(tokens)),
+            Match::All(ms) => !ms.is_empty() && ms.iter().all(|m| m.matches(tokens)),
+            Match::Near(ts) => near(ts, tokens),
+        }
+    }
+}
+
+impl Term {
+    fn hits(&self, w: &str) -> bool {
+        if self.prefix {
+            w.starts_with(self.text.as_str())
+        } else {
+            w == self.text
+        }
+    }
+}
+
+/// Tokens allowed between consecutive terms of a `Near` (compound parts and the second stem
+/// of a word sit between the words of a phrase in the index).
+pub const NEAR_SLACK: usize = 2;
+
+fn near(ts: &[Term], tokens: &[&str]) -> bool {
+    let Some(first) = ts.first() else {
+        return false;
+    };
+    'start: for (i, w) in tokens.iter().enumerate() {
+        if !first.hits(w) {
+            continue;
+        }
+        let mut at = i;
+        for t in &ts[1..] {
+            let end = (at + 1 + NEAR_SLACK + 1).min(tokens.len());
+            match (at + 1..end).find(|&j| t.hits(tokens[j])) {
+                Some(j) => at = j,
+                None => continue 'start,
+            }
+        }
+        return true;
+    }
+    false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::analyze::analyzer;
+    use crate::verify::lexicon::shared as lexicon;
+
+    fn concept(title: &str) -> Concept {
+        Concept::of(lexicon(), analyzer(), title, "", &["behandling".into()])
+    }
+
+    fn toks(text: &str) -> Vec<String> {
+        analyzer().terms(text)
+    }
+
+    fn matches(c: &Concept, text: &str) -> bool {
+        let t = toks(text);
+        let r: Vec<&str> = t.iter().map(String::as_str).collect();
+        c.matches(&r)
+    }
+
+    #[test]
+    fn a_population_qualifies_and_never_anchors() {
+        let c = concept("Lumbalpunktur hos børn");
+        assert!(c.known_procedure);
+        assert_eq!(c.anchor.len(), 1);
+        assert_eq!(c.anchor[0].name, "lumbalpunktur");
+        assert_eq!(c.population.as_ref().map(|p| p.0), Some(Family::Children));
+        assert!(matches(
+            &c,
+            "Lumbar puncture in infants: the needle is inserted at L4-L5."
+        ));
+        assert!(matches(&c, "Ved LP lejres patienten i sideleje."));
+        assert!(!matches(&c, "Børn med feberkramper får buccal midazolam."));
+    }
+
+    #[test]
+    fn synonyms_abbreviations_and_compounds_find_the_procedure() {
+        let c = concept("Thoraxdræn anlæggelse");
+        assert_eq!(c.anchor[0].name, "pleuradraen");
+        assert_eq!(
+            c.action.as_ref().map(|a| a.name.as_str()),
+            Some("anlaeggelse")
+        );
+        assert!(matches(
+            &c,
+            "Chest drains are inserted in the safe triangle."
+        ));
+        assert!(matches(&c, "Ved pleuradrænanlæggelse anvendes ultralyd."));
+        assert!(!matches(
+            &c,
+            "A drain should not be left in place overnight after paracentesis."
+        ));
+        let p = concept("Paracentese");
+        assert!(matches(
+            &p,
+            "Abdominal paracentesis is performed under ultrasound guidance."
+        ));
+        let lp = concept("Lumbar puncture");
+        assert!(matches(&lp, "Lumbalpunkturen udføres i sideleje."));
+    }
+
+    #[test]
+    fn an_unknown_procedure_anchors_on_most_of_its_words() {
+        let c = concept("Skulderluksation reposition");
+        assert!(!c.known_procedure);
+        assert!(matches(
+            &c,
+            "Reposition af skulderluksationer foretages efter røntgen."
+        ));
+        assert!(!matches(&c, "Skulderen undersøges."));
+    }
+
+    #[test]
+    fn near_allows_a_few_tokens_between_words() {
+        let c = concept("Chest drain insertion");
+        assert!(matches(&c, "The chest drain is inserted."));
+        assert!(!matches(
+            &c,
+            "Chest pain was present; a urinary drain was placed."
+        ));
+    }
+}
