@@ -14,6 +14,7 @@ mod lifecycle;
 mod pipeline;
 mod quality;
 mod recovery;
+mod retrieval;
 mod secrets;
 mod security;
 mod startup;

@@ -210,7 +210,7 @@ fn retrieval_growth(steps: &[usize]) {
         for i in 0..400 {
             let (title, context) = titles[i % titles.len()];
             let concept = Concept::of(
-                procedurewriter_pipeline::verify::lexicon::shared(),
+                &procedurewriter_pipeline::verify::lexicon::shared(),
                 analyzer(),
                 title,
                 context,

@@ -128,6 +128,12 @@ impl Daemon {
     /// and recovery of runs a dead daemon left RUNNING. Nothing here opens a port.
     pub fn prepare(self) -> Result<Prepared, DaemonError> {
         let settings = self.settings;
+        // The lexicon in force before anything analyses text (the index's analysis is built
+        // from it once, here at start).
+        match settings.lexicon() {
+            Ok(l) => procedurewriter_pipeline::verify::lexicon::install(l),
+            Err(e) => return Err(DaemonError::Refused(e.to_string())),
+        }
         let key_file = settings.key_file();
         let rotation_pending = keys::side_file(&key_file).exists();
         // Without a rotation to finish, a missing or bad key fails before anything is touched.

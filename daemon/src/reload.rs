@@ -1,6 +1,8 @@
 //! SIGHUP: re-read the configuration file and apply what can change in a running daemon.
 //!
-//! The quality loop's keys ([`HOT_KEYS`]) are applied at once: every loop iteration that starts
+//! The medical lexicon (`lexicon_file`) is re-read and put in force for runs that start
+//! afterwards (the words compounds split into for the index wait for a restart, which
+//! re-indexes). The quality loop's keys ([`HOT_KEYS`]) are applied at once: every loop iteration that starts
 //! afterwards, in running jobs too, reads them. So is the database size limit, from the next
 //! write on. Every other changed key is reported as needing
 //! a restart and left as it was, never half-applied. A file that fails to load changes
@@ -77,6 +79,32 @@ pub async fn reload(state: &AppState, config_path: Option<&std::path::Path>) -> 
                     restart_required.insert("max_database_mb".into(), change);
                 }
             }
+        }
+    }
+    // The lexicon is re-read whether or not its path changed (its content may have). The
+    // settings above parsed it already, so this cannot fail but for a race with an edit.
+    match new.lexicon() {
+        Ok(lexicon) => {
+            use procedurewriter_pipeline::analyze::{analyzer, Analyzer};
+            let before = procedurewriter_pipeline::verify::lexicon::shared();
+            if before.fingerprint() != lexicon.fingerprint() {
+                applied.insert(
+                    "lexicon".into(),
+                    json!([before.fingerprint(), lexicon.fingerprint()]),
+                );
+                let index = Analyzer::new(&lexicon).fingerprint().to_string();
+                if index != analyzer().fingerprint() {
+                    // The words compounds split into shape the index: they need a re-index.
+                    restart_required.insert(
+                        "lexicon_compound_parts".into(),
+                        json!([analyzer().fingerprint(), index]),
+                    );
+                }
+                procedurewriter_pipeline::verify::lexicon::install(lexicon);
+            }
+        }
+        Err(e) => {
+            tracing::error!(cause = %e, "cannot re-read the lexicon; keeping the one in force")
         }
     }
     if !applied.is_empty() {

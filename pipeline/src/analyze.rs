@@ -48,7 +48,7 @@ impl std::fmt::Debug for Analyzer {
 /// The analyser of the embedded lexicon, built once.
 pub fn analyzer() -> &'static Analyzer {
     static ANALYZER: OnceLock<Analyzer> = OnceLock::new();
-    ANALYZER.get_or_init(|| Analyzer::new(crate::verify::lexicon::shared()))
+    ANALYZER.get_or_init(|| Analyzer::new(&crate::verify::lexicon::shared()))
 }
 
 /// The words of `text`: maximal runs of letters and digits, lower case.

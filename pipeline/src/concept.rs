@@ -479,7 +479,7 @@ mod tests {
     use crate::verify::lexicon::shared as lexicon;
 
     fn concept(title: &str) -> Concept {
-        Concept::of(lexicon(), analyzer(), title, "", &["behandling".into()])
+        Concept::of(&lexicon(), analyzer(), title, "", &["behandling".into()])
     }
 
     fn toks(text: &str) -> Vec<String> {

@@ -60,7 +60,7 @@ impl Evaluation {
 }
 
 /// The embedded lexicon, parsed once.
-pub fn lexicon() -> &'static crate::verify::Lexicon {
+pub fn lexicon() -> std::sync::Arc<crate::verify::Lexicon> {
     crate::verify::lexicon::shared()
 }
 
@@ -84,7 +84,7 @@ pub fn evaluate_and_verify(markdown: &str, sources: &[EvidenceSource]) -> Evalua
         &Evidence {
             passages: &passages,
         },
-        lexicon(),
+        &lexicon(),
     );
     let mut blocking: Vec<String> = v
         .findings

@@ -152,7 +152,7 @@ pub async fn retrieve(
 ) -> PortResult<Retrieved> {
     let lexicon = crate::verify::lexicon::shared();
     let analyzer = analyzer();
-    let mut concept = Concept::of(lexicon, analyzer, title, context, &config.generic_words);
+    let mut concept = Concept::of(&lexicon, analyzer, title, context, &config.generic_words);
     // The department's configured synonyms rank, never select.
     for w in crate::analyze::raw_words(&format!("{title} {context}")) {
         if let Some(extra) = config.synonyms.get(&w) {

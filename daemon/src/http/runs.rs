@@ -411,9 +411,19 @@ pub(super) async fn run_artifact(state: &Arc<AppState>, id: String, artifact: St
             .iter()
             .filter_map(|v| v.as_str().map(str::to_string))
             .collect();
+        // Each source with why retrieval used it (what matched, the decision, its passages).
+        let why = run.result.as_ref().and_then(|r| r.get("retrieval"));
         let mut sources = Vec::new();
         for sid in ids {
-            sources.push(state.store.get_source(sid).await?);
+            let source = state.store.get_source(sid.clone()).await?;
+            let mut v = serde_json::to_value(&source).unwrap_or(Value::Null);
+            if let Some(w) = why
+                .and_then(Value::as_array)
+                .and_then(|a| a.iter().find(|w| w["id"] == sid.as_str()))
+            {
+                v["retrieval"] = w.clone();
+            }
+            sources.push(v);
         }
         return Ok(json_response(
             StatusCode::OK,

@@ -68,6 +68,10 @@ pub const HOT_KEYS: &[HotKey] = &[
         copy: |i, f| i.max_database_mb = f.max_database_mb,
     },
     HotKey {
+        name: "lexicon_file",
+        copy: |i, f| i.lexicon_file = f.lexicon_file.clone(),
+    },
+    HotKey {
         name: "quality_loop_policy",
         copy: |i, f| i.quality_loop_policy = f.quality_loop_policy,
     },
@@ -178,6 +182,7 @@ pub struct Settings {
     pub llm_min_output_tokens: u32,
     pub llm_evidence_tokens: usize,
     pub prices_file: PathBuf,
+    pub lexicon_file: PathBuf,
     pub quality_loop_policy: procedurewriter_pipeline::quality::LoopPolicy,
     pub quality_loop_quality_threshold: f64,
     pub quality_loop_max_iterations: u32,
@@ -252,6 +257,27 @@ impl Settings {
         })?;
         PriceTable::parse(&text, &self.prices_file.display().to_string())
             .map_err(|e| SettingsError(format!("key `prices_file`: {e}")))
+    }
+
+    /// The medical lexicon: `lexicon_file`, or the shipped one (validated: a file that does
+    /// not parse names the key, the file and what is wrong).
+    pub fn lexicon(&self) -> Result<procedurewriter_pipeline::verify::Lexicon, SettingsError> {
+        use procedurewriter_pipeline::verify::Lexicon;
+        if self.lexicon_file.as_os_str().is_empty() {
+            return Ok(Lexicon::embedded());
+        }
+        let text = std::fs::read_to_string(&self.lexicon_file).map_err(|e| {
+            SettingsError(format!(
+                "key `lexicon_file`: cannot read {}: {e}",
+                self.lexicon_file.display()
+            ))
+        })?;
+        Lexicon::parse(&text).map_err(|e| {
+            SettingsError(format!(
+                "key `lexicon_file`: {}: {e}",
+                self.lexicon_file.display()
+            ))
+        })
     }
 
     /// `llm_base_url`, or the provider's public endpoint.

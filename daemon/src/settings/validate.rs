@@ -191,6 +191,7 @@ impl Settings {
         } else if !self.prices_file.as_os_str().is_empty() {
             self.prices()?;
         }
+        self.lexicon()?;
         Ok(())
     }
 }

@@ -136,6 +136,8 @@ pub struct Lexicon {
     cues: BTreeMap<String, Vec<Vec<String>>>,
     language: BTreeMap<String, Vec<String>>,
     procedures: BTreeMap<String, Vec<String>>,
+    /// SHA-256 of the text it was parsed from (hex, first 16): tells one version from another.
+    fingerprint: String,
     /// Every group's terms by category (for retrieval's concept model).
     terms: BTreeMap<(Category, String), Vec<String>>,
     /// Words a Danish compound may be split into (`[compounds]`).
@@ -153,10 +155,32 @@ fn words_of(term: &str) -> Vec<String> {
         .collect()
 }
 
-/// The embedded lexicon, parsed once: what the verifier, retrieval and the index share.
-pub fn shared() -> &'static Lexicon {
-    static LEXICON: std::sync::OnceLock<Lexicon> = std::sync::OnceLock::new();
-    LEXICON.get_or_init(Lexicon::embedded)
+static CURRENT: std::sync::RwLock<Option<std::sync::Arc<Lexicon>>> = std::sync::RwLock::new(None);
+
+/// The lexicon in force, shared by the verifier and retrieval: the embedded one, or the
+/// department's file once [`install`]ed (at start, and again on each reload).
+pub fn shared() -> std::sync::Arc<Lexicon> {
+    if let Ok(g) = CURRENT.read() {
+        if let Some(l) = g.as_ref() {
+            return l.clone();
+        }
+    }
+    let mut g = match CURRENT.write() {
+        Ok(g) => g,
+        Err(p) => p.into_inner(),
+    };
+    g.get_or_insert_with(|| std::sync::Arc::new(Lexicon::embedded()))
+        .clone()
+}
+
+/// Puts `lexicon` in force: runs that start afterwards use it. (The index's compound parts
+/// are fixed when the daemon starts; see [`crate::analyze`].)
+pub fn install(lexicon: Lexicon) {
+    let mut g = match CURRENT.write() {
+        Ok(g) => g,
+        Err(p) => p.into_inner(),
+    };
+    *g = Some(std::sync::Arc::new(lexicon));
 }
 
 impl Lexicon {
@@ -176,6 +200,7 @@ impl Lexicon {
             cues: BTreeMap::new(),
             language: BTreeMap::new(),
             procedures: BTreeMap::new(),
+            fingerprint: String::new(),
             terms: BTreeMap::new(),
             parts: Vec::new(),
         }
@@ -187,6 +212,11 @@ impl Lexicon {
         let file: File =
             toml::from_str(toml_text).map_err(|e| LexiconError::Syntax(e.to_string()))?;
         let mut lex = Lexicon::empty();
+        {
+            use sha2::Digest;
+            let d = sha2::Sha256::digest(toml_text.as_bytes());
+            lex.fingerprint = d[..8].iter().map(|b| format!("{b:02x}")).collect();
+        }
         type Table<'t> = (&'t str, Category, &'t BTreeMap<String, Vec<String>>);
         let tables: [Table<'_>; 11] = [
             ("procedures", Category::Procedure, &file.procedures),
@@ -445,6 +475,16 @@ impl Lexicon {
     /// The procedure synonym groups (canonical name → terms), for retrieval.
     pub fn procedures(&self) -> &BTreeMap<String, Vec<String>> {
         &self.procedures
+    }
+
+    /// Identifies this version of the lexicon (a hash of its text).
+    pub fn fingerprint(&self) -> &str {
+        &self.fingerprint
+    }
+
+    /// How many groups it has.
+    pub fn group_count(&self) -> usize {
+        self.groups.len()
     }
 
     /// The groups of one category with their terms as written (lower case; a trailing `*`
