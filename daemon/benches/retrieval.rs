@@ -73,6 +73,9 @@ struct Outcome {
     latency: Option<(f64, &'static str)>,
     /// `GET /api/runs/{id}/sources` and the last `retrieved` event list different sources.
     disagree: bool,
+    /// Why retrieval left a candidate out (document id → the daemon's reason), from the
+    /// `retrieved` event's `dropped` list.
+    dropped: HashMap<String, String>,
 }
 
 /// Per-title figures.
@@ -370,7 +373,20 @@ async fn read_outcome(
                 .as_f64()
                 .map(|ms| (ms, "result.timings_ms.retrieve (whole ms)"))
         });
+    let dropped = retrieved_event
+        .as_ref()
+        .and_then(|d| d["dropped"].as_array().cloned())
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|x| {
+            Some((
+                doc(x["id"].as_str()?),
+                x["reason"].as_str().unwrap_or("").to_string(),
+            ))
+        })
+        .collect();
     Outcome {
+        dropped,
         title: title.to_string(),
         status: run["status"].as_str().unwrap_or("?").to_string(),
         error: run["error"].as_str().map(|e| {
@@ -556,6 +572,14 @@ fn report(name: &str, labels: &[Title], outcomes: &[Outcome], docs: usize) {
         }
         if !s.off_cited.is_empty() {
             println!("    off-topic cited:     {}", s.off_cited.join(", "));
+        }
+        for m in t.relevant.iter().filter(|d| !o.retrieved.contains(d)) {
+            let why = o
+                .dropped
+                .get(m)
+                .map(String::as_str)
+                .unwrap_or("not a candidate: no passage or title carries the request's terms");
+            println!("    missed: {m} ({why})");
         }
         all.push((o, s));
     }

@@ -39,6 +39,9 @@ const CANDIDATE_TITLES: usize = 64;
 const FOCUS_SHARE: f64 = 0.34;
 /// ...or, if it is titled for another procedure, this share.
 const FOCUS_SHARE_OTHER: f64 = 0.5;
+/// A document not titled for anything else is also about the procedure when at least two of its
+/// passages, and this share of them, carry it (one passage is a mention in passing).
+const FOCUS_SHARE_SEVERAL: f64 = 0.2;
 
 /// The retrieval settings (from the daemon's configuration).
 #[derive(Debug, Clone, PartialEq)]
@@ -142,6 +145,47 @@ fn weight_based(toks: &[&str]) -> bool {
     })
 }
 
+/// Who a text is about beyond the lexicon's population words: ages ("54-year-old", "29-årig":
+/// 18 or more is an adult; months, weeks or days of age are a child's) and words for a woman,
+/// a man, a girl or a boy. Case reports name their patient this way. Returns (adults,
+/// children).
+fn ages(toks: &[&str]) -> (bool, bool) {
+    let mut adult = false;
+    let mut child = false;
+    for (i, t) in toks.iter().enumerate() {
+        match *t {
+            "woman" | "women" | "kvind" | "mænd" => adult = true,
+            "girl" | "boy" | "dreng" | "pig" => child = true,
+            _ => {}
+        }
+        let Ok(n) = t.parse::<u32>() else {
+            continue;
+        };
+        for u in toks.iter().skip(i + 1).take(2) {
+            if u.starts_with("year") || u.starts_with("år") {
+                if n >= 18 && n < 120 {
+                    adult = true;
+                } else if n < 18 {
+                    child = true;
+                }
+                break;
+            }
+            if u.starts_with("month") || u.starts_with("måned") || u.starts_with("week") {
+                child = true;
+                break;
+            }
+        }
+    }
+    (adult, child)
+}
+
+/// The population families a text names: the lexicon's words, ages, weight-based doses.
+fn families(concept: &Concept, toks: &[&str]) -> (bool, bool) {
+    let (a, c) = concept.families(toks);
+    let (aa, ac) = ages(toks);
+    (a || aa, c || ac)
+}
+
 /// Retrieves the sources for a run (see the module documentation).
 pub async fn retrieve(
     library: &dyn Library,
@@ -187,7 +231,7 @@ pub async fn retrieve(
             return i;
         }
         let t = tokens(&doc.title_terms);
-        let (a, c) = concept.families(&t);
+        let (a, c) = families(&concept, &t);
         let title_family = match (a, c) {
             (true, false) => Some(Family::Adults),
             (false, true) => Some(Family::Children),
@@ -256,7 +300,7 @@ pub async fn retrieve(
                 c.matched.push(format!("{g} (text)"));
             }
         }
-        let (a, ch) = concept.families(&text);
+        let (a, ch) = families(&concept, &text);
         c.adults += usize::from(a);
         c.children += usize::from(ch || weight_based(&text));
         c.rank_hits += concept
@@ -307,7 +351,8 @@ pub async fn retrieve(
         } else if c.heading_match {
             Some("a section of it is on the procedure".to_string())
         } else {
-            (share >= FOCUS_SHARE).then(|| {
+            let several = c.concept_passages >= 2 && share >= FOCUS_SHARE_SEVERAL;
+            (share >= FOCUS_SHARE || several).then(|| {
                 format!(
                     "{:.0} % of its passages are on the procedure",
                     share * 100.0
@@ -342,10 +387,13 @@ pub async fn retrieve(
             }
         }
         let family = c.title_family.or_else(|| {
+            // Passages on the procedure that name one family, outnumbering the other three
+            // to one (a guideline for adults may point to the children's one in a line).
             let n = c.concept_passages.max(1);
-            if c.children >= 2.max(n / 2) && c.adults == 0 {
+            let enough = |x: usize| x >= 2.max(n / 2);
+            if enough(c.children) && c.children >= 3 * c.adults {
                 Some(Family::Children)
-            } else if c.adults >= 2.max(n / 2) && c.children == 0 {
+            } else if enough(c.adults) && c.adults >= 3 * c.children {
                 Some(Family::Adults)
             } else {
                 None
@@ -527,8 +575,8 @@ fn pick_passages(
         }
         if let Some(w) = want {
             // The heading says whom a section is about; else the text does.
-            let (a, c) = match concept.families(&head) {
-                (false, false) => concept.families(&text),
+            let (a, c) = match families(concept, &head) {
+                (false, false) => families(concept, &text),
                 named => named,
             };
             let c = c || (!a && weight_based(&text));
@@ -656,5 +704,28 @@ fn to_source(
         sha256: d.sha256.clone(),
         original_sha256: d.original_sha256.clone(),
         passages,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn who(text: &str) -> (bool, bool) {
+        let t = analyzer().terms(text);
+        let r: Vec<&str> = t.iter().map(String::as_str).collect();
+        ages(&r)
+    }
+
+    #[test]
+    fn ages_and_words_for_a_person_say_adult_or_child() {
+        assert_eq!(
+            who("A 54-year-old woman developed hypotension"),
+            (true, false)
+        );
+        assert_eq!(who("hos en 29-årig kvinde"), (true, false));
+        assert_eq!(who("En 3 måneder gammel pige"), (false, true));
+        assert_eq!(who("an 8-year-old boy"), (false, true));
+        assert_eq!(who("Give 0,5 mg every 5 minutes"), (false, false));
     }
 }
