@@ -163,7 +163,7 @@ fn ages(toks: &[&str]) -> (bool, bool) {
         };
         for u in toks.iter().skip(i + 1).take(2) {
             if u.starts_with("year") || u.starts_with("år") {
-                if n >= 18 && n < 120 {
+                if (18..120).contains(&n) {
                     adult = true;
                 } else if n < 18 {
                     child = true;
