@@ -47,9 +47,37 @@ pub struct Evaluation {
     pub sections_with_evidence: usize,
     pub sections_total: usize,
     pub report: Vec<SentenceReport>,
+    /// The points behind `score`, part by part.
+    pub parts: ScoreParts,
     /// The claim checks of every sentence against its cited passages (`crate::verify`):
     /// a blocking finding keeps the procedure from release whatever its score.
     pub verification: Option<crate::verify::Verification>,
+}
+
+/// The parts of the score, in points (their maxima in brackets): the reader sees what a score
+/// is made of, e.g. that 12 % of the sections carry evidence.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct ScoreParts {
+    /// Share of sentences with a citation (3).
+    pub citations: f64,
+    /// Share of the outline's evidence sections with cited content (2).
+    pub sections: f64,
+    /// Share of sentences lexically supported by a cited source (2).
+    pub support: f64,
+    /// Citations that resolve to retrieved sources (2; each unknown id costs 1).
+    pub resolution: f64,
+    /// Mean tier weight of the cited sources (1).
+    pub tiers: f64,
+}
+
+impl ScoreParts {
+    /// The parts in words, for the procedure's header.
+    pub fn describe(&self) -> String {
+        format!(
+            "citationer {:.1}/3, afsnit med evidens {:.1}/2, støtte i kilderne {:.1}/2, citationer der findes {:.1}/2, evidensniveau {:.1}/1",
+            self.citations, self.sections, self.support, self.resolution, self.tiers
+        )
+    }
 }
 
 impl Evaluation {
@@ -235,6 +263,14 @@ pub fn evaluate(markdown: &str, sources: &[EvidenceSource]) -> Evaluation {
             / cited_priorities.len() as f64
             / 1000.0
     };
+    let round = |x: f64| (x * 100.0).round() / 100.0;
+    let parts = ScoreParts {
+        citations: round(3.0 * ratio(cited, n)),
+        sections: round(2.0 * ratio(with_evidence, evidence.len())),
+        support: round(2.0 * ratio(supported, n)),
+        resolution: round(2.0 * (1.0 - unknown.len() as f64).max(0.0)),
+        tiers: round(tier_weight.min(1.0)),
+    };
     let score = 3.0 * ratio(cited, n)
         + 2.0 * ratio(with_evidence, evidence.len())
         + 2.0 * ratio(supported, n)
@@ -275,6 +311,7 @@ pub fn evaluate(markdown: &str, sources: &[EvidenceSource]) -> Evaluation {
         sections_with_evidence: with_evidence,
         sections_total: evidence.len(),
         report,
+        parts,
         verification: None,
     }
 }

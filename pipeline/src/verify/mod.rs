@@ -212,7 +212,7 @@ pub const NOT_CHECKED: &[&str] = &[
     "meaning beyond the canonical tokens: a sentence can share every number, route and negation with its source and still paraphrase it wrongly",
     "a claim that joins two source sentences is compared with the best-aligned one and its neighbours; a clause added from elsewhere can pass when the rest is well supported",
     "clinical terms outside the lexicon are compared as words, and only within one language",
-    "the reference list (## Referencer) is not checked as claims",
+    "the reference list (Referencer) is not checked as claims",
     "a route, drug or population the draft leaves out where the source states it (only a dose's population is required)",
 ];
 
