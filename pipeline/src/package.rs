@@ -370,6 +370,7 @@ mod tests {
             "{out}"
         );
         assert!(header.contains("afsnit med evidens 0.2/2"), "{out}");
+        assert!(header.contains("**Score:** 0.8 af 10"), "{out}");
         let sections = format!("1 af {} afsnit har evidens", eval.sections_total);
         assert!(header.contains(&sections), "{out}");
         assert!(out.starts_with("# Anafylaksi\n"), "{out}");
