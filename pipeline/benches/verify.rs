@@ -5,6 +5,12 @@
 //! citation to an unrelated retrieved source, content hidden in markup, an indication moved to
 //! the contraindications, a step moved before the one it follows — must not reach DONE.
 //!
+//! Held-out near-misses (`heldout_*`, written after the thresholds were set and never tuned on)
+//! are reported apart: a clause of another source's sentence joined to a cited sentence, a
+//! sentence of another procedure under a line's citation, a step moved under Indikationer.
+//! `VERIFY_BENCH_EXPLAIN=1` prints, for faithful sentences and for mutants that reach DONE, the
+//! aligned source sentence and the specific terms it does not name.
+//!
 //! Prints, per mutation class, how many mutants reach DONE (zero blocking findings); how many
 //! faithful drafts are blocked (false positives), with the first finding of each; and the
 //! verification time per procedure. `--quick` runs two drafts per procedure (for CI).
