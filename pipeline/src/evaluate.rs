@@ -122,11 +122,20 @@ pub fn evaluate_and_verify(markdown: &str, sources: &[EvidenceSource]) -> Evalua
         .filter(|f| f.severity == Severity::Blocking)
         .map(|f| {
             format!(
-                "BLOCKING ({}) under \"{}\": {} — in: \"{}\"",
+                "BLOCKING ({}) under \"{}\": {} — in: \"{}\"{}",
                 f.kind.name(),
                 f.section,
                 f.what,
-                f.sentence.chars().take(160).collect::<String>()
+                f.sentence.chars().take(160).collect::<String>(),
+                f.aligned
+                    .as_ref()
+                    .map(|a| format!(
+                        " — cited passage {}{}: \"{}\"",
+                        a.source_id,
+                        a.page.map(|p| format!(", s. {p}")).unwrap_or_default(),
+                        a.sentence.chars().take(200).collect::<String>()
+                    ))
+                    .unwrap_or_default()
             )
         })
         .collect();
