@@ -725,6 +725,8 @@ fn main() {
     let mut specifics: Vec<f64> = Vec::new();
     // class -> (mutants, reached DONE, examples of those that did)
     let mut classes: BTreeMap<&'static str, (usize, usize, Vec<String>)> = BTreeMap::new();
+    // class -> mutants that reached DONE with a misplaced-section warning on the changed line
+    let mut warned: BTreeMap<&'static str, usize> = BTreeMap::new();
     for (pi, p) in procedures.iter().enumerate() {
         // Another procedure's sources, retrieved by mistake: the targets of moved citations.
         let other = &procedures[(pi + 1) % procedures.len()];
@@ -777,6 +779,13 @@ fn main() {
                 let e = classes.entry(class).or_default();
                 e.0 += 1;
                 if mv.blocking == 0 {
+                    if mv.findings.iter().any(|f| {
+                        f.kind == procedurewriter_pipeline::verify::FindingKind::MisplacedSection
+                            && !f.sentence.is_empty()
+                            && shown.contains(f.sentence.as_str())
+                    }) {
+                        *warned.entry(class).or_default() += 1;
+                    }
                     if std::env::var_os("VERIFY_BENCH_EXPLAIN").is_some() {
                         for s in mv
                             .sentences
@@ -858,11 +867,12 @@ fn main() {
     println!("held-out near-misses (not tuned on; not in the totals above):");
     for (class, (n, d, _)) in classes.iter().filter(|c| c.0.starts_with("heldout_")) {
         println!(
-            "{:<26} {:>8} {:>8} ({:>5.1} %)",
+            "{:<26} {:>8} {:>8} ({:>5.1} %); of those, warned as misplaced: {}",
             class,
             n,
             d,
-            100.0 * *d as f64 / (*n).max(1) as f64
+            100.0 * *d as f64 / (*n).max(1) as f64,
+            warned.get(class).copied().unwrap_or(0)
         );
     }
     println!("dose/unit/route/negation/population/timing mutants that reached DONE: {critical_done} (target 0)");

@@ -1248,6 +1248,26 @@ pub fn verify(markdown: &str, evidence: &Evidence<'_>, lexicon: &Lexicon) -> Ver
                         ),
                     );
                 }
+                // A step under Indikationer: an instruction or a dose its source does not give
+                // as an indication. It contradicts nothing, so a reviewer decides.
+                let instructs = |w: &[&str]| lexicon.has_cue("imperative", w);
+                if sec.heading == INDICATIONS
+                    && !framed_contra
+                    && !indic(&words)
+                    && !indic(&src_words)
+                    && (instructs(&words) || s.step || d.quantities.iter().any(|q| q.is_dose()))
+                {
+                    ctx.push(
+                        Severity::Warning,
+                        FindingKind::MisplacedSection,
+                        &sec.heading,
+                        s.line,
+                        &s.text,
+                        &s.citations,
+                        Some(aligned.clone()),
+                        format!("reads as a step, not an indication; {id} does not give it as one"),
+                    );
+                }
                 if sec.heading == CONTRAINDICATIONS
                     && !contra(&words)
                     && !contra(&src_words)

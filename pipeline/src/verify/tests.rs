@@ -330,3 +330,16 @@ fn a_negated_contraindication_or_a_prohibition_under_indications_blocks() {
         indication.findings
     );
 }
+
+#[test]
+fn a_step_under_indications_is_a_warning_for_a_reviewer() {
+    let v = run("## Indikationer\n\nAdrenalin gives intramuskulært i lårets anterolaterale side. [S:SRC0001]\n");
+    assert_eq!(v.blocking, 0, "{:#?}", v.findings);
+    assert!(
+        v.findings
+            .iter()
+            .any(|f| f.kind == FindingKind::MisplacedSection && f.what.contains("step")),
+        "{:#?}",
+        v.findings
+    );
+}
