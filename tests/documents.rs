@@ -23,8 +23,9 @@ fn a_recommendation_on_page_40_is_retrieved_shown_to_the_model_cited_and_referen
         s.dir.path(),
         "required_tiers = [\"danish_guideline\"]\nload_demo_library = false\n",
     );
-    // The fake model answers with the recommendation it was shown, cited to its source; it
-    // records whether the prompt carried it.
+    // The fake model answers with the recommendation it was shown, and an indication drawn from
+    // it, each cited to its source (a sentence the source does not say would block the run); it
+    // records whether the prompt carried the recommendation.
     let seen = Arc::new(Mutex::new(Vec::<bool>::new()));
     let record = Arc::clone(&seen);
     let fake = FakeLlm::start(
@@ -39,7 +40,7 @@ fn a_recommendation_on_page_40_is_retrieved_shown_to_the_model_cited_and_referen
                 .unwrap_or("SRC9999")
                 .to_string();
             Reply::Markdown(format!(
-                "## Indikationer\n\nMistanke om anafylaksi. [S:{id}]\n\n## Procedure (trin-for-trin)\n\n1. {MARKER} [S:{id}]\n"
+                "## Indikationer\n\nAnafylaksi hos voksne behandles med adrenalin intramuskulært i låret. [S:{id}]\n\n## Procedure (trin-for-trin)\n\n1. {MARKER} [S:{id}]\n"
             ))
         })),
     );

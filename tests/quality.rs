@@ -1,6 +1,7 @@
 //! The quality loop and its cost cap, against fake OpenAI-compatible and Anthropic servers
 //! (`support::fake_llm`) whose drafts score higher the more sections they fill: 1 section
-//! scores 8.2 on the demo library's anaphylaxis sources, 3 → 8.4, 6 → 8.8, 12 → 9.8.
+//! scores 0.8 on the demo library's anaphylaxis sources, 3 → 2.5, 6 → 4.9, 12 → 9.8 (every
+//! part of the score is earned in proportion to the sections filled).
 
 use crate::support::fake_llm::{FakeLlm, Flavor, Received, Reply};
 use crate::support::*;
@@ -111,7 +112,7 @@ fn the_loop_stops_when_the_threshold_is_met_using_the_stored_key() {
     assert_eq!(run["status"], "DONE", "{run:#}");
     assert_eq!(run["stop_reason"], "threshold_met");
     assert_eq!(run["iterations"], 2);
-    assert_eq!(run["result"]["scores"], json!([8.2, 9.8]));
+    assert_eq!(run["result"]["scores"], json!([0.8, 9.8]));
     assert_eq!(stopped(&h, &id)["reason"], "threshold_met");
     assert_eq!(details(&h, &id, "iteration_started").len(), 2);
     assert_eq!(run["score"], 9.8);
@@ -172,7 +173,7 @@ fn the_loop_stops_at_max_iterations_and_keeps_the_best_draft_not_the_last() {
     let run = finished(&h, &id);
     assert_eq!(run["status"], "DONE", "{run:#}");
     assert_eq!(run["stop_reason"], "max_iterations");
-    assert_eq!(run["result"]["scores"], json!([8.8, 9.8, 8.2]));
+    assert_eq!(run["result"]["scores"], json!([4.9, 9.8, 0.8]));
     assert_eq!(run["result"]["best_iteration"], 2);
     assert_eq!(run["score"], 9.8);
     assert_eq!(fake.count(), 3);
@@ -657,7 +658,7 @@ fn a_run_killed_mid_loop_reuses_its_finished_calls_after_restart() {
     assert_eq!(run["status"], "DONE", "{run:#}");
     assert_eq!(run["attempts"], 2);
     assert_eq!(run["stop_reason"], "threshold_met");
-    assert_eq!(run["result"]["scores"], json!([8.2, 8.4, 9.8]));
+    assert_eq!(run["result"]["scores"], json!([0.8, 2.5, 9.8]));
     // The draft and the first revision were reused, not bought again: one new request.
     assert_eq!(fake.count(), 4);
     let reused = details(&h, &id, "llm_call_reused");

@@ -3,7 +3,8 @@
 //!
 //! Score (points): citation coverage 3, sections with cited evidence 2, sentence support 2,
 //! citations that resolve to retrieved sources 2 (each unknown id, a hallucination, costs 1),
-//! weight of the cited sources' tiers 1.
+//! weight of the cited sources' tiers 1 — every part earned in proportion to the outline's
+//! evidence sections that carry cited content, so an empty section costs its share of all.
 
 use crate::evidence::{words, EvidenceSource};
 use crate::outline::{evidence_sections, REFERENCES};
@@ -47,9 +48,37 @@ pub struct Evaluation {
     pub sections_with_evidence: usize,
     pub sections_total: usize,
     pub report: Vec<SentenceReport>,
+    /// The points behind `score`, part by part.
+    pub parts: ScoreParts,
     /// The claim checks of every sentence against its cited passages (`crate::verify`):
     /// a blocking finding keeps the procedure from release whatever its score.
     pub verification: Option<crate::verify::Verification>,
+}
+
+/// The parts of the score, in points (their maxima in brackets), each already scaled by the
+/// share of the outline's evidence sections that carry cited content; they add up to the score.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct ScoreParts {
+    /// Share of sentences with a citation (3).
+    pub citations: f64,
+    /// Share of the outline's evidence sections with cited content (2).
+    pub sections: f64,
+    /// Share of sentences lexically supported by a cited source (2).
+    pub support: f64,
+    /// Citations that resolve to retrieved sources (2; each unknown id costs 1).
+    pub resolution: f64,
+    /// Mean tier weight of the cited sources (1).
+    pub tiers: f64,
+}
+
+impl ScoreParts {
+    /// The parts in words, for the procedure's header.
+    pub fn describe(&self) -> String {
+        format!(
+            "citationer {:.1}/3, afsnit med evidens {:.1}/2, støtte i kilderne {:.1}/2, citationer der findes {:.1}/2, evidensniveau {:.1}/1; hvert tomt afsnit koster sin andel af alle dele",
+            self.citations, self.sections, self.support, self.resolution, self.tiers
+        )
+    }
 }
 
 impl Evaluation {
@@ -92,11 +121,20 @@ pub fn evaluate_and_verify(markdown: &str, sources: &[EvidenceSource]) -> Evalua
         .filter(|f| f.severity == Severity::Blocking)
         .map(|f| {
             format!(
-                "BLOCKING ({}) under \"{}\": {} — in: \"{}\"",
+                "BLOCKING ({}) under \"{}\": {} — in: \"{}\"{}",
                 f.kind.name(),
                 f.section,
                 f.what,
-                f.sentence.chars().take(160).collect::<String>()
+                f.sentence.chars().take(160).collect::<String>(),
+                f.aligned
+                    .as_ref()
+                    .map(|a| format!(
+                        " — cited passage {}{}: \"{}\"",
+                        a.source_id,
+                        a.page.map(|p| format!(", s. {p}")).unwrap_or_default(),
+                        a.sentence.chars().take(200).collect::<String>()
+                    ))
+                    .unwrap_or_default()
             )
         })
         .collect();
@@ -234,11 +272,26 @@ pub fn evaluate(markdown: &str, sources: &[EvidenceSource]) -> Evaluation {
             / cited_priorities.len() as f64
             / 1000.0
     };
-    let score = 3.0 * ratio(cited, n)
-        + 2.0 * ratio(with_evidence, evidence.len())
-        + 2.0 * ratio(supported, n)
-        + 2.0 * (1.0 - unknown.len() as f64).max(0.0)
-        + tier_weight.min(1.0);
+    // Every part is earned section by section: an outline section without cited evidence takes
+    // its share (1/12) of every part, so a procedure with 10 of 12 sections empty scores about
+    // a sixth of a full one, not 8.3 of 10.
+    let filled = ratio(with_evidence, evidence.len());
+    let round = |x: f64| (x * 100.0).round() / 100.0;
+    let raw = ScoreParts {
+        citations: 3.0 * ratio(cited, n) * filled,
+        sections: 2.0 * filled,
+        support: 2.0 * ratio(supported, n) * filled,
+        resolution: 2.0 * (1.0 - unknown.len() as f64).max(0.0) * filled,
+        tiers: tier_weight.min(1.0) * filled,
+    };
+    let score = raw.citations + raw.sections + raw.support + raw.resolution + raw.tiers;
+    let parts = ScoreParts {
+        citations: round(raw.citations),
+        sections: round(raw.sections),
+        support: round(raw.support),
+        resolution: round(raw.resolution),
+        tiers: round(raw.tiers),
+    };
     let score = (score.clamp(0.0, 10.0) * 10.0).round() / 10.0;
 
     let mut issues = Vec::new();
@@ -274,6 +327,7 @@ pub fn evaluate(markdown: &str, sources: &[EvidenceSource]) -> Evaluation {
         sections_with_evidence: with_evidence,
         sections_total: evidence.len(),
         report,
+        parts,
         verification: None,
     }
 }
@@ -297,12 +351,38 @@ mod tests {
         let bad = "# P\n\n## Key Points\n\nGive adrenaline intramuscularly into the thigh. [S:SRC0042]\nWear a hat.\nCats purr loudly at night. [S:SRC0001]\n";
         let g = evaluate(good, &sources);
         let b = evaluate(bad, &sources);
-        assert!(g.score > b.score + 3.0, "{} vs {}", g.score, b.score);
+        // One section of the outline filled: every part counts a twelfth (the same margin as
+        // 3 points of a full procedure).
+        let filled = g.sections_with_evidence as f64 / g.sections_total as f64;
+        assert!(
+            g.score > b.score + 3.0 * filled,
+            "{} vs {}",
+            g.score,
+            b.score
+        );
         assert_eq!(b.unknown_citations, ["SRC0042"]);
         assert!(b.issues.iter().any(|i| i.contains("hallucinated")));
         assert!(b.issues.iter().any(|i| i.contains("uncited sentence")));
         assert!(b.issues.iter().any(|i| i.contains("weakly supported")));
         assert_eq!(g.report[0].support["SRC0001"], 1.0);
         assert_eq!(evaluate(good, &sources), g, "deterministic");
+    }
+
+    #[test]
+    fn empty_sections_cost_in_proportion() {
+        let sources = [src(
+            "SRC0001",
+            "Give adrenaline intramuscularly into the thigh.",
+        )];
+        let one = evaluate(
+            "# P\n\n## Key Points\n\nGive adrenaline intramuscularly into the thigh. [S:SRC0001]\n",
+            &sources,
+        );
+        let total = one.sections_total as f64;
+        // One section of twelve: a twelfth of a full score, not 8 of 10.
+        assert!(one.score <= 10.0 / total + 0.05, "{}", one.score);
+        let p = one.parts;
+        let sum = p.citations + p.sections + p.support + p.resolution + p.tiers;
+        assert!((sum - one.score).abs() < 0.1, "{sum} vs {}", one.score);
     }
 }

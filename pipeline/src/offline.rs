@@ -40,6 +40,22 @@ fn cue_score(sentence_lower: &str, sentence_words: &[String], cues: &[&str]) -> 
         .count()
 }
 
+/// A study's result or a conclusion about evidence ("The authors conclude…", "The certainty of
+/// evidence was moderate…", "In this cohort…"): background for a reader, never an instruction, so
+/// never a step, a key point or a checklist item. The cue words are the lexicon's `study` list.
+fn study_result(text: &str) -> bool {
+    let lex = crate::evaluate::lexicon();
+    let toks = crate::verify::text::tokenize(text);
+    let words: Vec<String> = toks.iter().map(crate::verify::text::Tok::key).collect();
+    let refs: Vec<&str> = words.iter().map(String::as_str).collect();
+    lex.has_cue("study", &refs)
+}
+
+/// Sections a study result must not fill.
+fn instructive(heading: &str) -> bool {
+    heading == PROCEDURE || heading == "Key Points"
+}
+
 struct Candidate {
     section: usize,
     score: usize,
@@ -60,9 +76,11 @@ pub fn write(procedure: &str, sources: &[EvidenceSource], ack: Option<&AckNotice
         for (index, text) in from_passages.enumerate() {
             let lower = text.to_lowercase();
             let ws = words(&text);
+            let study = study_result(&text);
             let best = sections
                 .iter()
                 .enumerate()
+                .filter(|(_, s)| !(study && instructive(s.heading)))
                 .map(|(i, s)| (cue_score(&lower, &ws, s.cues), i))
                 .max_by(|a, b| a.0.cmp(&b.0).then(b.1.cmp(&a.1)));
             if let Some((score, section)) = best.filter(|(score, _)| *score > 0) {
@@ -88,18 +106,37 @@ pub fn write(procedure: &str, sources: &[EvidenceSource], ack: Option<&AckNotice
     });
     let mut chosen: Vec<Vec<&Candidate>> = vec![Vec::new(); sections.len()];
     let mut taken: Vec<&Candidate> = Vec::new();
+    // Sentences that fit an instructive section but found it full: the checklist's items, so
+    // the checklist adds to the procedure instead of copying it.
+    let mut overflow: Vec<&Candidate> = Vec::new();
     for c in &candidates {
-        if chosen[c.section].len() >= PER_SECTION {
-            continue;
-        }
         if taken
             .iter()
             .any(|t| overlap(&c.words, &t.words) >= DUPLICATE_OVERLAP)
         {
             continue;
         }
+        if chosen[c.section].len() >= PER_SECTION {
+            let heading = sections[c.section].heading;
+            if (instructive(heading) || heading == "Monitorering") && overflow.len() < PER_SECTION {
+                overflow.push(c);
+                taken.push(c);
+            }
+            continue;
+        }
         chosen[c.section].push(c);
         taken.push(c);
+    }
+    // Steps in their source's order (by source, then position in it): the best-scoring step
+    // first would put "then…" before what it follows.
+    for (i, section) in sections.iter().enumerate() {
+        if section.heading == PROCEDURE {
+            chosen[i].sort_by(|a, b| {
+                a.source_order
+                    .cmp(&b.source_order)
+                    .then(a.index.cmp(&b.index))
+            });
+        }
     }
 
     let mut md = header(
@@ -128,21 +165,18 @@ pub fn write(procedure: &str, sources: &[EvidenceSource], ack: Option<&AckNotice
         }
         md.push('\n');
     }
-    // The checklist: each step and key point to tick off, with its source.
+    // The checklist: instructions the sections above had no room for, to tick off, with their
+    // source; never a copy of a sentence above.
     md.push_str(&format!("## {CHECKLIST}\n\n"));
-    let checks: Vec<&&Candidate> = sections
-        .iter()
-        .enumerate()
-        .filter(|(_, s)| {
-            s.heading == PROCEDURE || s.heading == "Key Points" || s.heading == "Monitorering"
-        })
-        .flat_map(|(i, _)| chosen[i].iter())
-        .collect();
+    let checks = &overflow;
     if checks.is_empty() {
-        md.push_str("_Ingen trin at tjekke: proceduren mangler evidens._\n\n");
+        md.push_str("_Ingen trin at tjekke ud over trinene i Procedure-afsnittet._\n\n");
     }
-    for c in &checks {
+    for c in checks {
         md.push_str(&format!("- [ ] {} [S:{}]\n", c.text, c.source_id));
+        if !cited.contains(&c.source_id.as_str()) {
+            cited.push(&c.source_id);
+        }
     }
     if !checks.is_empty() {
         md.push('\n');
@@ -242,5 +276,107 @@ mod tests {
         assert!(md.contains("## Komplikationer\n\nComplications include arrhythmia"));
         assert!(md.contains("- [S:SRC0001] Title SRC0001 (2020)"));
         assert_eq!(md.matches("## ").count(), OUTLINE.len());
+    }
+
+    fn section<'a>(md: &'a str, heading: &str) -> &'a str {
+        let start = md
+            .find(&format!("## {heading}\n"))
+            .map(|i| i + heading.len() + 4)
+            .unwrap_or(md.len());
+        let rest = &md[start..];
+        &rest[..rest.find("\n## ").unwrap_or(rest.len())]
+    }
+
+    #[test]
+    fn study_results_are_not_steps_steps_keep_their_order_and_the_checklist_copies_nothing() {
+        let sources = vec![
+            src("SRC0001", 1000, "Give 0.5 mg intramuscular adrenaline into the thigh. Then the dose is repeated after 5 minutes if there is no improvement. The patient should lie flat with raised legs. Oxygen should be given at a high flow. Pulse and blood pressure are monitored."),
+            src("SRC0002", 700, "The authors conclude that adrenaline should be given without delay. The certainty of evidence was moderate for the recommended dose."),
+        ];
+        let md = write("Anafylaksi", &sources, None);
+        for heading in [PROCEDURE, "Key Points", CHECKLIST] {
+            let body = section(&md, heading);
+            assert!(
+                !body.contains("authors conclude") && !body.contains("certainty of evidence"),
+                "{heading}: {body}"
+            );
+        }
+        let steps = section(&md, PROCEDURE);
+        if let (Some(a), Some(b)) = (steps.find("Give 0.5 mg"), steps.find("Then the dose")) {
+            assert!(a < b, "{steps}");
+        }
+        let checklist = section(&md, CHECKLIST);
+        for item in checklist.lines().filter_map(|l| l.strip_prefix("- [ ] ")) {
+            let copies = md.lines().filter(|l| l.contains(item)).count();
+            assert_eq!(copies, 1, "checklist item copied: {item}\n{md}");
+        }
+    }
+
+    /// The offline writer's procedures on the bundled demo library pass the claim checks it is
+    /// judged by: no blocking finding for either demo topic.
+    #[test]
+    fn the_offline_writer_passes_its_own_checks_on_the_demo_library() {
+        use crate::evidence::EvidencePassage;
+        let rules = crate::tiers::TierRules::embedded();
+        let docs = crate::library::demo_documents(&rules).expect("demo library");
+        for (title, keys) in [
+            ("Anafylaksi behandling", ["anafylaks", "anaphyla"]),
+            ("Pleuradræn anlæggelse", ["pleura", "pleural"]),
+        ] {
+            let sources: Vec<EvidenceSource> = docs
+                .iter()
+                .filter(|d| {
+                    let t = d.title.to_lowercase();
+                    keys.iter().any(|k| t.contains(k))
+                })
+                .enumerate()
+                .map(|(i, d)| {
+                    let id = format!("SRC{:04}", i + 1);
+                    EvidenceSource {
+                        tier_priority: rules.get(&d.tier).map_or(100, |t| t.priority),
+                        passages: d
+                            .passages
+                            .iter()
+                            .map(|p| EvidencePassage {
+                                id: format!("{id}#{}", p.ord),
+                                heading: p.heading.clone(),
+                                page_start: p.page_start,
+                                page_end: p.page_end,
+                                text: p.text.clone(),
+                            })
+                            .collect(),
+                        ..EvidenceSource::whole(&id, &d.title, &d.tier, 0, &d.text)
+                    }
+                })
+                .collect();
+            assert!(sources.len() >= 3, "{title}: {}", sources.len());
+            let md = write(title, &sources, None);
+            let eval = crate::evaluate::evaluate_and_verify(&md, &sources);
+            let v = eval.verification.expect("verified");
+            let blocking: Vec<String> = v
+                .findings
+                .iter()
+                .filter(|f| f.severity == crate::verify::Severity::Blocking)
+                .map(|f| {
+                    format!(
+                        "{} under {}: {} — {}",
+                        f.kind.name(),
+                        f.section,
+                        f.what,
+                        f.sentence
+                    )
+                })
+                .collect();
+            assert!(
+                blocking.is_empty(),
+                "{title}:\n{}\n\n{md}",
+                blocking.join("\n")
+            );
+            for heading in [PROCEDURE, "Key Points", CHECKLIST] {
+                for line in section(&md, heading).lines() {
+                    assert!(!study_result(line), "{title}, {heading}: {line}");
+                }
+            }
+        }
     }
 }

@@ -106,6 +106,7 @@ pub fn package(runs_dir: &Path, run: &Finished) -> std::io::Result<Packaged> {
         "run_id": run.run_id,
         "released": eval.blocking() == 0,
         "score": eval.score,
+        "score_parts": eval.parts,
         "support_threshold": evaluate::SUPPORT_THRESHOLD,
         "sentences": eval.report,
         "issues": eval.issues,
@@ -144,7 +145,7 @@ pub fn package(runs_dir: &Path, run: &Finished) -> std::io::Result<Packaged> {
 /// not released, with every blocking finding listed (sentence, section, cited passage, what
 /// differs) after the references, so the Markdown and the DOCX say it themselves.
 fn released_or_marked(run: &Finished) -> String {
-    let md = &run.looped.best.markdown;
+    let md = &with_checks(&run.looped.best.markdown, run.eval());
     let Some(v) = run.eval().verification.as_ref().filter(|v| v.blocking > 0) else {
         return md.clone();
     };
@@ -180,6 +181,41 @@ fn released_or_marked(run: &Finished) -> String {
         ));
     }
     out
+}
+
+/// The procedure with its header saying what was checked and what was not, and what its score
+/// is made of: a reader must know the limits of the checks, not only that they passed.
+/// The notice joins the header's first blockquote (or opens the document when there is none).
+fn with_checks(md: &str, eval: &Evaluation) -> String {
+    let mut notice = String::new();
+    if let Some(v) = &eval.verification {
+        notice.push_str(&format!(
+            "> **Kontrolleret:** {} sætninger mod de kilder, de citerer ({} blokerende fund, {} advarsler): {}.\n>\n",
+            v.sentences.len(),
+            v.blocking,
+            v.warnings,
+            v.checked.join("; ")
+        ));
+        notice.push_str(&format!(
+            "> **Ikke kontrolleret:** {}.\n>\n",
+            v.not_checked.join("; ")
+        ));
+    } else {
+        notice.push_str(
+            "> **Ikke kontrolleret:** sætningerne er ikke kontrolleret mod deres kilder.\n>\n",
+        );
+    }
+    notice.push_str(&format!(
+        "> **Score:** {:.1} af 10 ({}); {} af {} afsnit har evidens.\n>\n",
+        eval.score,
+        eval.parts.describe(),
+        eval.sections_with_evidence,
+        eval.sections_total
+    ));
+    match md.find("\n> ") {
+        Some(i) => format!("{}\n{notice}{}", &md[..i], &md[i + 1..]),
+        None => format!("{notice}\n{md}"),
+    }
 }
 
 /// The quality loop's part of the manifest.
@@ -236,6 +272,8 @@ pub struct Timings {
 pub struct RunSummary {
     pub writer: String,
     pub score: f64,
+    /// The points behind `score`, part by part.
+    pub score_parts: crate::evaluate::ScoreParts,
     pub issues: Vec<String>,
     pub iterations: u32,
     pub best_iteration: u32,
@@ -267,6 +305,7 @@ impl RunSummary {
         RunSummary {
             writer: run.writer.clone(),
             score: l.best.eval.score,
+            score_parts: l.best.eval.parts,
             issues: l.best.eval.issues.clone(),
             iterations: l.iterations,
             best_iteration: l.best.iteration,
@@ -308,4 +347,35 @@ fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let tmp = path.with_extension("tmp");
     std::fs::write(&tmp, bytes)?;
     std::fs::rename(tmp, path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_header_says_what_was_checked_what_was_not_and_what_the_score_is_made_of() {
+        let sources = [EvidenceSource::whole(
+            "SRC0001",
+            "t",
+            "danish_guideline",
+            1000,
+            "Voksne får 0,5 mg adrenalin intramuskulært.",
+        )];
+        let md = "# Anafylaksi\n\n> Skrevet til en test.\n\n## Procedure (trin-for-trin)\n\n1. Voksne får 0,5 mg adrenalin intramuskulært. [S:SRC0001]\n";
+        let eval = evaluate::evaluate_and_verify(md, &sources);
+        let out = with_checks(md, &eval);
+        let header: &str = out.split("\n## ").next().unwrap_or("");
+        assert!(header.contains("**Kontrolleret:** 1 sætninger"), "{out}");
+        assert!(header.contains("**Ikke kontrolleret:**"), "{out}");
+        assert!(
+            header.contains("whether the source itself is right"),
+            "{out}"
+        );
+        assert!(header.contains("afsnit med evidens 0.2/2"), "{out}");
+        assert!(header.contains("**Score:** 0.8 af 10"), "{out}");
+        let sections = format!("1 af {} afsnit har evidens", eval.sections_total);
+        assert!(header.contains(&sections), "{out}");
+        assert!(out.starts_with("# Anafylaksi\n"), "{out}");
+    }
 }

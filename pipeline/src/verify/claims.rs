@@ -125,6 +125,8 @@ pub struct Claim {
     /// The populations with their age where one follows ("boern@12" for "børn over 12 år").
     pub population_labels: BTreeSet<String>,
     pub negations: usize,
+    /// Token positions of the negation cues.
+    pub negation_pos: Vec<usize>,
     pub concepts: BTreeSet<String>,
     /// Stems (Danish and English) of the content words.
     pub stems: BTreeSet<String>,
@@ -141,10 +143,13 @@ pub struct Claim {
 /// A content word and what it stands for.
 #[derive(Debug, Clone, Default)]
 pub struct ContentWord {
+    /// The word as written (lower case), for messages.
+    pub word: String,
     pub stems: [String; 2],
     pub canon: Vec<String>,
-    /// An instruction verb ("gives", "give", "should"): it says what to do, not about what,
-    /// so sharing it does not make a source on another topic support the sentence.
+    /// An instruction verb ("gives", "give", "should"), a negation, limit, unit, time or number
+    /// word: it says how or how much, not about what, so sharing it does not make a source on
+    /// another topic support the sentence (and the checks of their own compare them).
     pub generic: bool,
 }
 
@@ -385,6 +390,19 @@ pub fn extract(text: &str, lex: &Lexicon) -> Claim {
     // Canonical tokens.
     let mut pop_positions: Vec<(usize, String)> = Vec::new();
     let mut covered: Vec<Vec<String>> = vec![Vec::new(); toks.len()];
+    // Words that negations, units, times and number words cover: compared by checks of their
+    // own, they are not what a sentence says about its subject.
+    let mut functional: Vec<bool> = vec![false; toks.len()];
+    for h in &hits {
+        if matches!(
+            h.category,
+            Category::Negation | Category::Unit | Category::Timing | Category::Number
+        ) {
+            for f in functional.iter_mut().skip(h.start).take(h.len) {
+                *f = true;
+            }
+        }
+    }
     for h in &hits {
         let tag = match h.category {
             Category::Drug => {
@@ -402,6 +420,7 @@ pub fn extract(text: &str, lex: &Lexicon) -> Claim {
             }
             Category::Negation => {
                 claim.negations += 1;
+                claim.negation_pos.push(h.start);
                 continue;
             }
             Category::Concept | Category::Procedure => {
@@ -514,9 +533,13 @@ pub fn extract(text: &str, lex: &Lexicon) -> Claim {
         let stems = [sda.stem(lower).into_owned(), sen.stem(lower).into_owned()];
         claim.stems.extend(stems.iter().cloned());
         claim.content.push(ContentWord {
+            word: lower.clone(),
             stems,
             canon: covered[idx].clone(),
-            generic: lex.cue_at("imperative", &refs, idx).is_some(),
+            generic: lex.cue_at("imperative", &refs, idx).is_some()
+                || lex.cue_at("dose_limit", &refs, idx).is_some()
+                || lex.cue_at("meta", &refs, idx).is_some()
+                || functional[idx],
         });
     }
     claim.words = words;

@@ -168,6 +168,12 @@ pub struct Support {
     pub passage_sentence: String,
     /// Share (0–1) of the sentence's content words and numbers found in the aligned sentence.
     pub coverage: f64,
+    /// Share (0–1) of the sentence's specific content (drugs and clinical terms after lexicon
+    /// normalisation; other content words when both are in one language) that the aligned
+    /// sentence and its neighbours name.
+    pub specific: f64,
+    /// The sentence's specific terms the aligned sentence(s) do not name, as written.
+    pub missing: Vec<String>,
 }
 
 /// The verifier's verdict on one procedure.
@@ -193,8 +199,9 @@ pub const CHECKED: &[&str] = &[
     "routes, negation count, populations (dose by dose) and drugs against the aligned source sentence",
     "times and their qualifiers (every, within, after, at least, at most, during)",
     "conflicting doses of one drug, route and population within the procedure",
-    "indications stated as contraindications and the reverse",
     "procedure steps in the reverse of their source's order",
+    "that the cited sentence (or the one beside it) names the sentence's drugs and clinical terms, not only its topic",
+    "indications framed as contraindications or prohibitions by their source, and the reverse",
     "lexical support, English sentences, misplaced sentences, empty sections",
 ];
 
@@ -203,8 +210,9 @@ pub const NOT_CHECKED: &[&str] = &[
     "whether the source itself is right, current or applicable to the department",
     "claims in words the lexicon does not know (unknown drugs, routes or populations are compared as words only)",
     "meaning beyond the canonical tokens: a sentence can share every number, route and negation with its source and still paraphrase it wrongly",
-    "a claim that combines two source sentences is compared with the single best-aligned one",
-    "the reference list (## Referencer) is not checked as claims",
+    "a claim that joins two source sentences is compared with the best-aligned one and its neighbours; a clause added from elsewhere can pass when the rest is well supported",
+    "clinical terms outside the lexicon are compared as words, and only within one language",
+    "the reference list (Referencer) is not checked as claims",
     "a route, drug or population the draft leaves out where the source states it (only a dose's population is required)",
 ];
 
@@ -286,6 +294,36 @@ impl<'a> Corpus<'a> {
             self.passage_pops.insert(pi, pops);
             self.passage_drugs.insert(pi, drugs);
         }
+    }
+
+    /// The drugs and clinical terms that at least half of the retrieved sources (two or more)
+    /// name: the topic of the evidence.
+    fn topic_terms(&mut self, lex: &Lexicon) -> BTreeSet<String> {
+        let ids: Vec<String> = self.by_source.keys().map(|k| k.to_string()).collect();
+        if ids.len() < 2 {
+            return BTreeSet::new();
+        }
+        for id in &ids {
+            self.load(id, lex);
+        }
+        let mut df: BTreeMap<&str, usize> = BTreeMap::new();
+        for id in &ids {
+            let passages = &self.by_source[id.as_str()];
+            let tags: BTreeSet<&str> = self
+                .sentences
+                .iter()
+                .filter(|s| passages.contains(&s.passage))
+                .flat_map(|s| s.claim.canon_set.iter().map(String::as_str))
+                .filter(|t| t.starts_with("d:") || t.starts_with("c:"))
+                .collect();
+            for t in tags {
+                *df.entry(t).or_default() += 1;
+            }
+        }
+        df.into_iter()
+            .filter(|(_, n)| 2 * n >= ids.len())
+            .map(|(t, _)| t.to_string())
+            .collect()
     }
 
     fn of_source(&self, id: &str) -> impl Iterator<Item = (usize, &SourceSentence)> {
@@ -370,6 +408,140 @@ fn align_score(d: &Claim, s: &Claim) -> f64 {
 
 /// Sentences with less coverage than this draw a weak-support warning.
 const WEAK_COVERAGE: f64 = 0.34;
+
+/// A sentence whose specific content the cited sentence(s) name less than this share of, with
+/// at least one lexicon term missing, is not supported by them: the source may be on the same
+/// topic, but it does not say this.
+pub const SPECIFIC_SUPPORT: f64 = 0.6;
+
+/// The specific content of a sentence against the sentence(s) of a source it was aligned with.
+struct Specific {
+    /// Weighted lexicon terms of the sentence, and those the source sentence(s) name.
+    terms: f64,
+    terms_found: f64,
+    /// Other content words (counted only when both are in one language), and those found.
+    words: usize,
+    words_found: usize,
+    same_language: bool,
+    /// Drugs and clinical terms the source sentence(s) do not name, that are not merely the
+    /// topic of the evidence.
+    missing_terms: Vec<String>,
+    /// Other content words (and topic terms) they do not have.
+    missing_words: Vec<String>,
+}
+
+/// A term most retrieved sources name ("anafylaksi", "adrenalin" in an anaphylaxis library) is
+/// the topic, not what a sentence says about it: it weighs this much against a specific one.
+const TOPIC_WEIGHT: f64 = 0.25;
+/// A content word outside the lexicon weighs this much against a lexicon term: it may be a
+/// paraphrase's own word for the same thing.
+const WORD_WEIGHT: f64 = 0.5;
+
+impl Specific {
+    /// The weighted share of the lexicon terms found.
+    fn term_share(&self) -> f64 {
+        if self.terms <= 0.0 {
+            1.0
+        } else {
+            self.terms_found / self.terms
+        }
+    }
+
+    /// The weighted share of terms and words found.
+    fn share(&self) -> f64 {
+        let total = self.terms + WORD_WEIGHT * self.words as f64;
+        if total <= 0.0 {
+            1.0
+        } else {
+            (self.terms_found + WORD_WEIGHT * self.words_found as f64) / total
+        }
+    }
+
+    /// Not supported: a specific clinical term is missing, and the source names too little of
+    /// the sentence's lexicon terms (or, in one language, of its terms and words together).
+    fn unsupported(&self) -> bool {
+        !self.missing_terms.is_empty()
+            && (self.term_share() < SPECIFIC_SUPPORT
+                || (self.same_language && self.share() < SPECIFIC_SUPPORT_WORDS))
+    }
+}
+
+/// In one language, the share of terms and words together below which a sentence is not
+/// supported (words are noisier than terms: a paraphrase uses its own).
+const SPECIFIC_SUPPORT_WORDS: f64 = 0.45;
+
+/// What a clinician means by "this source says this": the sentence's drugs and clinical terms
+/// (after lexicon normalisation, so a translation matches) must be named by the aligned source
+/// sentence or the sentences beside it; its other content words count too when sentence and
+/// source share a language (across languages only the lexicon can compare them). Terms that
+/// most retrieved sources name are the topic and weigh little. Routes, populations, numbers
+/// and negations have checks of their own and are left out here, as are instruction verbs.
+fn specific_support(
+    d: &Claim,
+    window: &[&Claim],
+    topic: &BTreeSet<String>,
+    lex: &Lexicon,
+) -> Specific {
+    let mut canon: BTreeSet<&str> = BTreeSet::new();
+    let mut stems: BTreeSet<&str> = BTreeSet::new();
+    let mut classes: BTreeSet<&str> = BTreeSet::new();
+    for c in window {
+        canon.extend(c.canon_set.iter().map(String::as_str));
+        stems.extend(c.stems.iter().map(String::as_str));
+        for drug in &c.drugs {
+            classes.extend(lex.classes_of(drug));
+        }
+    }
+    let english = |c: &Claim| c.english_words > c.danish_words;
+    let same_language = window.first().is_some_and(|w| english(w) == english(d));
+    let mut out = Specific {
+        terms: 0.0,
+        terms_found: 0.0,
+        words: 0,
+        words_found: 0,
+        same_language,
+        missing_terms: Vec::new(),
+        missing_words: Vec::new(),
+    };
+    let mut seen: BTreeSet<&str> = BTreeSet::new();
+    for w in &d.content {
+        let stem_found = w.stems.iter().any(|s| stems.contains(s.as_str()));
+        let tags: Vec<&str> = w
+            .canon
+            .iter()
+            .map(String::as_str)
+            .filter(|t| t.starts_with("d:") || t.starts_with("c:"))
+            .collect();
+        if !tags.is_empty() {
+            for t in tags {
+                if !seen.insert(t) {
+                    continue;
+                }
+                let weight = if topic.contains(t) { TOPIC_WEIGHT } else { 1.0 };
+                out.terms += weight;
+                let class = t.strip_prefix("d:").is_some_and(|x| classes.contains(x));
+                if canon.contains(t) || class || stem_found {
+                    out.terms_found += weight;
+                } else if topic.contains(t) {
+                    out.missing_words.push(w.word.clone());
+                } else {
+                    out.missing_terms.push(w.word.clone());
+                }
+            }
+            continue;
+        }
+        if !w.canon.is_empty() || w.generic || !same_language {
+            continue;
+        }
+        out.words += 1;
+        if stem_found {
+            out.words_found += 1;
+        } else {
+            out.missing_words.push(w.word.clone());
+        }
+    }
+    out
+}
 
 struct Ctx {
     findings: Vec<Finding>,
@@ -553,6 +725,34 @@ fn compare(
 ) -> Vec<(FindingKind, String)> {
     let mut out = Vec::new();
     let sc = &s.claim;
+    // A unit changed into one the source gives for the same number elsewhere in the sentence:
+    // "0,5 ml adrenalin ..., svarende til 0,5 ml" where the source has "0,5 mg ... svarende til
+    // 0,5 ml". The sentence repeats a quantity more often than its source and lacks the
+    // source's quantity of that number in the other unit.
+    for (i, q) in d.quantities.iter().enumerate() {
+        if d.quantities[..i].iter().any(|p| p.same_value(q)) {
+            continue;
+        }
+        let mine = d.quantities.iter().filter(|p| p.same_value(q)).count();
+        let theirs = sc.quantities.iter().filter(|p| p.same_value(q)).count();
+        if theirs == 0 || mine <= theirs {
+            continue;
+        }
+        if let Some(lost) = sc.quantities.iter().find(|sq| {
+            sq.number == q.number
+                && sq.sig != q.sig
+                && !d.quantities.iter().any(|p| p.equivalent(sq))
+        }) {
+            out.push((
+                FindingKind::Unit,
+                format!(
+                    "unit: {} appears {mine} times here, {theirs} in {id}, which gives {} where this sentence does not",
+                    q.shown(),
+                    lost.shown()
+                ),
+            ));
+        }
+    }
     // Numbers and units.
     for q in &d.quantities {
         let matched = sc.quantities.iter().find(|sq| sq.equivalent(q));
@@ -764,6 +964,20 @@ fn outline_cues(words: &[&str], heading: &str) -> usize {
         .unwrap_or(0)
 }
 
+/// A prohibition: a negation next to an instruction ("må ikke gives", "should not be given",
+/// "gives ikke", "never give").
+fn prohibits(c: &Claim, lex: &Lexicon) -> bool {
+    let words = c.word_refs();
+    (0..words.len()).any(|i| {
+        lex.cue_at("imperative", &words, i).is_some()
+            && [i.checked_sub(1), Some(i + 1), Some(i + 2)]
+                .into_iter()
+                .flatten()
+                .filter(|j| *j < words.len())
+                .any(|j| c.negation_pos.contains(&j))
+    })
+}
+
 const INDICATIONS: &str = "Indikationer";
 const CONTRAINDICATIONS: &str = "Kontraindikationer";
 
@@ -787,6 +1001,7 @@ pub fn verify(markdown: &str, evidence: &Evidence<'_>, lexicon: &Lexicon) -> Ver
         );
     }
     let mut corpus = Corpus::new(evidence);
+    let topic = corpus.topic_terms(lexicon);
     let mut checks: Vec<SentenceCheck> = Vec::new();
     // (drug, route, population) -> (dose, shown, line) of the first sentence that gave it.
     let mut doses: BTreeMap<(String, String, String), (Quantity, usize)> = BTreeMap::new();
@@ -904,12 +1119,6 @@ pub fn verify(markdown: &str, evidence: &Evidence<'_>, lexicon: &Lexicon) -> Ver
                     sentence: ss.text.clone(),
                 };
                 let (cov, _, topical) = coverage(d, &ss.claim);
-                check.supported_by.push(Support {
-                    source_id: id.clone(),
-                    page: p.page,
-                    passage_sentence: ss.text.clone(),
-                    coverage: (cov * 100.0).round() / 100.0,
-                });
                 let neighbours: Vec<&SourceSentence> = corpus
                     .sentences
                     .iter()
@@ -920,6 +1129,25 @@ pub fn verify(markdown: &str, evidence: &Evidence<'_>, lexicon: &Lexicon) -> Ver
                             && n.index != ss.index
                     })
                     .collect();
+                // The aligned sentence and the sentences beside it: a sentence may join what
+                // its source says in two ("gives i.m. in the thigh" + "adults get 0,5 mg").
+                let window: Vec<&Claim> = std::iter::once(&ss.claim)
+                    .chain(neighbours.iter().map(|n| &n.claim))
+                    .collect();
+                let specific = specific_support(d, &window, &topic, lexicon);
+                check.supported_by.push(Support {
+                    source_id: id.clone(),
+                    page: p.page,
+                    passage_sentence: ss.text.clone(),
+                    coverage: (cov * 100.0).round() / 100.0,
+                    specific: (specific.share() * 100.0).round() / 100.0,
+                    missing: specific
+                        .missing_terms
+                        .iter()
+                        .chain(specific.missing_words.iter())
+                        .cloned()
+                        .collect(),
+                });
                 let empty = BTreeSet::new();
                 let pops = corpus.passage_pops.get(&ss.passage).unwrap_or(&empty);
                 let drugs = corpus.passage_drugs.get(&ss.passage).unwrap_or(&empty);
@@ -946,6 +1174,27 @@ pub fn verify(markdown: &str, evidence: &Evidence<'_>, lexicon: &Lexicon) -> Ver
                         Some(aligned.clone()),
                         format!("{id} shares nothing with the sentence"),
                     );
+                } else if specific.unsupported() {
+                    ctx.push(
+                        Severity::Blocking,
+                        FindingKind::Unsupported,
+                        &sec.heading,
+                        s.line,
+                        &s.text,
+                        &s.citations,
+                        Some(aligned.clone()),
+                        format!(
+                            "{id} does not say this: its sentence(s) name {:.0} % of what this sentence states; not {}",
+                            specific.share().min(specific.term_share()) * 100.0,
+                            specific
+                                .missing_terms
+                                .iter()
+                                .chain(specific.missing_words.iter())
+                                .map(|w| format!("\"{w}\""))
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        ),
+                    );
                 } else if cov < WEAK_COVERAGE {
                     ctx.push(
                         Severity::Warning,
@@ -969,15 +1218,18 @@ pub fn verify(markdown: &str, evidence: &Evidence<'_>, lexicon: &Lexicon) -> Ver
                 let indic = |w: &[&str]| {
                     lexicon.has_cue("indication", w) || outline_cues(w, INDICATIONS) > 0
                 };
-                if sec.heading == INDICATIONS && (contra(&words) || contra(&src_words)) {
-                    // "kontraindiceret" is itself a negation cue; only another one negates it.
-                    let contra_words = words
-                        .iter()
-                        .enumerate()
-                        .filter(|(i, _)| lexicon.cue_at("contraindication", &words, *i).is_some())
-                        .count();
-                    let negated = d.negations > contra_words;
-                    let kind = if negated {
+                // Under Indikationer, a sentence its source frames as a contraindication
+                // ("ingen absolutte kontraindikationer", "kontraindiceret") or as a prohibition
+                // ("should not be given") contradicts its section, negated or not: the reader
+                // of that section looks for when to act. Where the source also frames it as an
+                // indication, it is a reviewer's call.
+                let prohibition = |c: &Claim| prohibits(c, lexicon);
+                let framed_contra = contra(&words)
+                    || contra(&src_words)
+                    || prohibition(&ss.claim)
+                    || prohibition(d);
+                if sec.heading == INDICATIONS && framed_contra {
+                    let kind = if indic(&src_words) && indic(&words) {
                         FindingKind::MisplacedSection
                     } else {
                         FindingKind::SectionContradiction
@@ -990,7 +1242,30 @@ pub fn verify(markdown: &str, evidence: &Evidence<'_>, lexicon: &Lexicon) -> Ver
                         &s.text,
                         &s.citations,
                         Some(aligned.clone()),
-                        format!("{id} states this as a contraindication, not an indication"),
+                        format!(
+                            "{id} states this as a contraindication or prohibition, not an indication: \"{}\"",
+                            ss.text
+                        ),
+                    );
+                }
+                // A step under Indikationer: an instruction or a dose its source does not give
+                // as an indication. It contradicts nothing, so a reviewer decides.
+                let instructs = |w: &[&str]| lexicon.has_cue("imperative", w);
+                if sec.heading == INDICATIONS
+                    && !framed_contra
+                    && !indic(&words)
+                    && !indic(&src_words)
+                    && (instructs(&words) || s.step || d.quantities.iter().any(|q| q.is_dose()))
+                {
+                    ctx.push(
+                        Severity::Warning,
+                        FindingKind::MisplacedSection,
+                        &sec.heading,
+                        s.line,
+                        &s.text,
+                        &s.citations,
+                        Some(aligned.clone()),
+                        format!("reads as a step, not an indication; {id} does not give it as one"),
                     );
                 }
                 if sec.heading == CONTRAINDICATIONS

@@ -267,3 +267,79 @@ fn a_drug_volume_needs_the_strength_its_source_gives() {
     let with = run("## Procedure (trin-for-trin)\n\n1. Voksne får 0,5 mg adrenalin intramuskulært, dvs. 0,5 ml af 1 mg/ml. [S:SRC0001]\n");
     assert_eq!(with.blocking, 0, "{:#?}", with.findings);
 }
+
+#[test]
+fn a_citation_to_a_source_that_does_not_say_it_blocks_even_on_the_same_topic() {
+    // SRC0002 is about adrenaline too, but says nothing of the thigh.
+    let moved = run("## Anatomi og orientering\n\nAdrenalin gives intramuskulært i lårets anterolaterale side. [S:SRC0002]\n");
+    let f = moved
+        .findings
+        .iter()
+        .find(|f| f.kind == FindingKind::Unsupported)
+        .expect("unsupported");
+    assert!(f.what.contains("lårets"), "{}", f.what);
+    assert_eq!(f.severity, Severity::Blocking);
+    let own = run("## Anatomi og orientering\n\nAdrenalin gives intramuskulært i lårets anterolaterale side. [S:SRC0001]\n");
+    assert_eq!(own.blocking, 0, "{:#?}", own.findings);
+    // A faithful translation names the same terms through the lexicon.
+    let translated = run("## Monitorering\n\nBlodprøve til tryptase tages inden for 1-2 timer efter symptomdebut. [S:SRC0002]\n");
+    assert_eq!(translated.blocking, 0, "{:#?}", translated.findings);
+}
+
+#[test]
+fn a_unit_changed_into_one_the_source_gives_elsewhere_blocks() {
+    let v = run("## Procedure (trin-for-trin)\n\n1. Voksne får 0,5 ml adrenalin intramuskulært, svarende til 0,5 ml af 1 mg/ml. [S:SRC0001]\n");
+    assert!(
+        blocking_kinds(&v).contains(&FindingKind::Unit),
+        "{:#?}",
+        v.findings
+    );
+}
+
+#[test]
+fn a_negated_contraindication_or_a_prohibition_under_indications_blocks() {
+    let p = vec![CitedText {
+        source_id: "SRC0001".into(),
+        page: None,
+        text: "Der findes ingen absolutte kontraindikationer for intramuskulær adrenalin ved anafylaksi. Low-molecular-weight heparin should not be given within 12 hours before a lumbar puncture. Adrenalin er indiceret ved anafylaksi.".into(),
+    }];
+    let check = |body: &str| {
+        verify(
+            &format!("# T\n\n{body}"),
+            &Evidence { passages: &p },
+            &Lexicon::embedded(),
+        )
+    };
+    let negated = check("## Indikationer\n\nDer findes ingen absolutte kontraindikationer for intramuskulær adrenalin ved anafylaksi. [S:SRC0001]\n");
+    assert!(
+        blocking_kinds(&negated).contains(&FindingKind::SectionContradiction),
+        "{:#?}",
+        negated.findings
+    );
+    let prohibition = check("## Indikationer\n\nLavmolekylært heparin må ikke gives inden for 12 timer før lumbalpunktur. [S:SRC0001]\n");
+    assert!(
+        blocking_kinds(&prohibition).contains(&FindingKind::SectionContradiction),
+        "{:#?}",
+        prohibition.findings
+    );
+    let indication =
+        check("## Indikationer\n\nAdrenalin er indiceret ved anafylaksi. [S:SRC0001]\n");
+    assert!(
+        !blocking_kinds(&indication).contains(&FindingKind::SectionContradiction),
+        "{:#?}",
+        indication.findings
+    );
+}
+
+#[test]
+fn a_step_under_indications_is_a_warning_for_a_reviewer() {
+    let v = run("## Indikationer\n\nAdrenalin gives intramuskulært i lårets anterolaterale side. [S:SRC0001]\n");
+    assert_eq!(v.blocking, 0, "{:#?}", v.findings);
+    assert!(
+        v.findings
+            .iter()
+            .any(|f| f.kind == FindingKind::MisplacedSection && f.what.contains("step")),
+        "{:#?}",
+        v.findings
+    );
+}
