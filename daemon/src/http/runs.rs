@@ -491,5 +491,14 @@ pub(super) async fn run_artifact(state: &Arc<AppState>, id: String, artifact: St
         header::CONTENT_TYPE,
         header::HeaderValue::from_static(content_type),
     );
+    // A browser (and `curl -OJ`, and the CLI's `download`) saves it under a name that says
+    // what and which run: `procedure-<run id>.docx`. The id is a parsed UUID, the stem and
+    // extension fixed words, so the value needs no quoting beyond the quotes.
+    let (stem, ext) = file.rsplit_once('.').unwrap_or((file, ""));
+    if let Ok(v) =
+        header::HeaderValue::from_str(&format!("attachment; filename=\"{stem}-{id}.{ext}\""))
+    {
+        resp.headers_mut().insert(header::CONTENT_DISPOSITION, v);
+    }
     Ok(resp)
 }
