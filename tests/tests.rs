@@ -11,6 +11,7 @@ mod faults;
 mod fuzz_corpus;
 mod library;
 mod lifecycle;
+mod operations;
 mod pipeline;
 mod quality;
 mod recovery;

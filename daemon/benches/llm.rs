@@ -151,6 +151,7 @@ fn main() {
                     Arc::new(RwLock::new(loop_settings)),
                 ),
                 store: store.clone(),
+                metrics: None,
             };
             let (mut n, mut tin, mut tout, mut cost, mut score, mut wall) =
                 (0u64, 0u64, 0u64, 0f64, 0f64, Vec::new());
@@ -189,6 +190,7 @@ fn main() {
         let ledger = LeaseLedger {
             store: store.clone(),
             lease: ctx.lease().cloned(),
+            metrics: None,
         };
         let progress = JobProgress(ctx);
         let ports = RunPorts {

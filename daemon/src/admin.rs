@@ -1,5 +1,6 @@
 //! `procedurewriter init-secret` and `procedurewriter rotate-secret`: key administration that
-//! must not run beside a daemon (both take the data-directory lock).
+//! must not run beside a daemon (both take the data-directory lock); and `procedurewriter
+//! check-config`, which may (it only reads).
 
 use crate::keys::{self, KeySource};
 use crate::lock::{DataDirLock, LockError};
@@ -75,8 +76,19 @@ pub fn init_secret(settings: &Settings, force: bool) -> Result<String, DaemonErr
         "created secret key {} at {} (mode 0600). Back it up somewhere safe: without it the \
          stored API keys cannot be decrypted.",
         key.id(),
-        path.display()
+        absolute(&path).display()
     ));
+    if path.is_relative() {
+        // The first-run trap: a relative data_dir resolves against this shell's directory, a
+        // service's against its WorkingDirectory.
+        notes.push(format!(
+            "note: the key file path {:?} is relative (data_dir {:?}): a daemon started in another \
+             working directory will not find it. Set an absolute data_dir in the configuration \
+             file (or PROCEDUREWRITER_DATA_DIR) and pass the same --config here",
+            path.display().to_string(),
+            settings.data_dir.display().to_string()
+        ));
+    }
     Ok(notes.join("\n"))
 }
 
@@ -143,4 +155,73 @@ pub fn rotate_secret(settings: &Settings, new_key: Option<&Path>) -> Result<Stri
         }
     }
     Ok(out.join("\n"))
+}
+
+/// `procedurewriter check-config` (as `nginx -t`): loads the configuration as the daemon
+/// would, then checks what start-up would refuse without touching anything: the price table,
+/// the data directory (if it exists) and the secret key. Takes no lock and opens no database,
+/// so it runs beside a live daemon (the unit's `ExecReload=` runs it before the SIGHUP).
+pub fn check_config(settings: &Settings, config: Option<&Path>) -> Result<String, DaemonError> {
+    settings.prices()?;
+    let dir = &settings.data_dir;
+    let dir_note = if dir.exists() {
+        use std::os::unix::fs::PermissionsExt;
+        let refused = |cause| DaemonError::DataDir {
+            path: dir.clone(),
+            cause,
+        };
+        let meta = std::fs::metadata(dir).map_err(refused)?;
+        if !meta.is_dir() {
+            return Err(refused(std::io::Error::other(
+                "it is not a directory; point data_dir at a directory",
+            )));
+        }
+        let mode = meta.permissions().mode() & 0o777;
+        if mode & 0o077 != 0 {
+            return Err(refused(std::io::Error::other(format!(
+                "it is open to group or others (mode {mode:04o}); run `chmod 700 {}`",
+                dir.display()
+            ))));
+        }
+        "exists".to_string()
+    } else {
+        "does not exist yet; the daemon creates it (mode 0700)".to_string()
+    };
+    let (key, source) = keys::load_key(&settings.key_file())?;
+    let key_note = match source {
+        KeySource::Environment => format!("{} (from {})", key.id(), keys::KEY_ENV),
+        KeySource::File(path) => format!("{} (from {})", key.id(), absolute(&path).display()),
+    };
+    let file = match config {
+        Some(p) => absolute(p).display().to_string(),
+        None => "none (embedded defaults and environment)".to_string(),
+    };
+    let mut lines = vec![
+        format!("configuration ok: {file}"),
+        format!("  data_dir   {} ({dir_note})", absolute(dir).display()),
+        format!("  secret key {key_note}"),
+        format!("  listen     {}", settings.listen),
+        format!(
+            "  model      {} {}",
+            serde_json::to_value(settings.llm_provider)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_string))
+                .unwrap_or_default(),
+            settings.llm_model
+        ),
+    ];
+    if dir.is_relative() {
+        lines.push(format!(
+            "  note: data_dir {:?} is relative: it is resolved against the working directory \
+             (here {}); a service resolves it against its WorkingDirectory",
+            dir.display().to_string(),
+            absolute(dir).display()
+        ));
+    }
+    Ok(lines.join("\n"))
+}
+
+/// `path` made absolute against the working directory, for messages.
+pub fn absolute(path: &Path) -> std::path::PathBuf {
+    std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf())
 }

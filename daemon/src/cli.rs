@@ -43,6 +43,12 @@ pub enum Command {
         #[arg(long)]
         force: bool,
     },
+    /// Check the configuration as the daemon would load it, the data directory and the secret
+    /// key, without starting (as `nginx -t`); exits with the daemon's start-up code on error.
+    CheckConfig {
+        #[arg(long, env = "PROCEDUREWRITER_CONFIG")]
+        config: Option<PathBuf>,
+    },
     /// Re-encrypt every stored secret under a new key (the daemon must be stopped).
     RotateSecret {
         #[arg(long, env = "PROCEDUREWRITER_CONFIG")]
@@ -83,6 +89,10 @@ pub fn main() -> ExitCode {
         Command::Daemon { config } => daemon(config),
         Command::InitSecret { config, force } => {
             admin(config, |s| crate::admin::init_secret(s, force))
+        }
+        Command::CheckConfig { config } => {
+            let path = config.clone();
+            admin(config, |s| crate::admin::check_config(s, path.as_deref()))
         }
         Command::RotateSecret {
             config,

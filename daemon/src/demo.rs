@@ -19,6 +19,8 @@ pub fn demo(procedure: &str, data_dir: Option<PathBuf>) -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    // A directory of our own making is removed at the end; one the caller named is kept.
+    let scratch = data_dir.is_none();
     settings.data_dir = data_dir.unwrap_or_else(|| {
         std::env::temp_dir().join(format!(
             "procedurewriter-demo-{}",
@@ -61,25 +63,33 @@ pub fn demo(procedure: &str, data_dir: Option<PathBuf>) -> ExitCode {
     let outcome = run_demo_job(&format!("http://{addr}"), procedure);
     let _ = stop.send(());
     let stopped = daemon.join();
+    if scratch {
+        if let Err(e) = std::fs::remove_dir_all(&data_dir) {
+            eprintln!(
+                "procedurewriter: cannot remove the demo's data directory {}: {e}",
+                data_dir.display()
+            );
+        }
+    }
     match (outcome, stopped) {
         (Ok((run, procedure)), Ok(Ok(()))) => {
             println!("\n{procedure}");
-            let r = &run["result"];
-            println!(
-                "run {}: {}  score {}/10  iterations {} (stopped: {})  cost {} USD  sources {}  writer {}",
-                run["run_id"].as_str().unwrap_or(""),
-                run["status"].as_str().unwrap_or(""),
-                r["score"],
-                r["iterations"],
-                r["stop_reason"].as_str().unwrap_or(""),
-                run["cost_usd"],
-                r["sources"].as_array().map_or(0, Vec::len),
-                r["writer"].as_str().unwrap_or("")
-            );
-            if let Some(dir) = r["artifact_dir"].as_str() {
+            let summary = crate::client::summary(&run);
+            if scratch && run["result"]["artifact_dir"].is_string() {
+                // Its artifacts went with the temporary directory: say how to keep them.
+                for line in summary
+                    .lines()
+                    .filter(|l| !l.starts_with("  artifacts:") && !l.starts_with("  download:"))
+                {
+                    println!("{line}");
+                }
                 println!(
-                    "artifacts: {dir}/{{procedure.md, procedure.docx, evidence_report.json, manifest.json}}"
+                    "  the demo's temporary data directory is removed; `demo --data-dir DIR` keeps \
+                     it with the artifacts (procedure.md, procedure.docx, evidence_report.json, \
+                     manifest.json)"
                 );
+            } else {
+                println!("{summary}");
             }
             println!(
                 "next: `procedurewriter daemon` serves the same over HTTP; see README for curl examples"

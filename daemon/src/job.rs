@@ -3,6 +3,7 @@
 //! maps its [`RunEnd`] back to an [`Outcome`]. This is the one place that knows both sides:
 //! the pipeline knows no lease or store, the actors know no procedure.
 
+use crate::metrics::{JobMetrics, ModelCall};
 use futures_util::future::{BoxFuture, LocalBoxFuture};
 use procedurewriter_actors::store::{CallOutcome as StoreCallOutcome, NewLlmCall};
 use procedurewriter_actors::{Job, JobContext, JobRunner, Lease, Outcome, Run, Store};
@@ -54,6 +55,8 @@ fn acknowledgement(run: &Run) -> Option<Acknowledgement> {
 pub struct PipelineJob {
     pub pipeline: Pipeline,
     pub store: Store,
+    /// Where model calls and run ends are counted (None: not counted, as in benchmarks).
+    pub metrics: Option<JobMetrics>,
 }
 
 impl JobRunner for PipelineJob {
@@ -85,13 +88,18 @@ impl PipelineJob {
         let ledger = LeaseLedger {
             store: self.store.clone(),
             lease: ctx.lease().cloned(),
+            metrics: self.metrics.clone(),
         };
         let progress = JobProgress(ctx);
         let ports = RunPorts {
             ledger: &ledger,
             progress: &progress,
         };
-        match self.pipeline.execute(request, ports).await {
+        let end = self.pipeline.execute(request, ports).await;
+        if let Some(m) = &self.metrics {
+            count_end(m, &end);
+        }
+        match end {
             Ok(RunEnd::Done(summary)) => match serde_json::to_value(&*summary) {
                 Ok(result) => Outcome::Done { result },
                 Err(e) => Outcome::Failed {
@@ -128,6 +136,26 @@ impl PipelineJob {
     }
 }
 
+/// Counts how a run ended, and what a run that produced a procedure took and scored.
+fn count_end(m: &JobMetrics, end: &Result<RunEnd, PipelineError>) {
+    let outcome = match end {
+        Ok(RunEnd::Done(summary)) => {
+            m.run_produced(&summary.timings_ms, summary.score, summary.stop_reason);
+            "done"
+        }
+        Ok(RunEnd::NotReleasable { summary, .. }) => {
+            m.run_produced(&summary.timings_ms, summary.score, summary.stop_reason);
+            "not_releasable"
+        }
+        Ok(RunEnd::NeedsAck(_)) => "needs_ack",
+        Ok(RunEnd::Failed { .. }) => "failed",
+        Ok(RunEnd::Cancelled) => "cancelled",
+        Err(e) if waits_for_infrastructure(e) => "deferred",
+        Err(_) => "failed",
+    };
+    m.run_ended(outcome);
+}
+
 /// Whether the run stopped because the machine, not the run, failed: the database refused a
 /// write (a port error is retryable exactly when the store said `Unavailable`, see
 /// [`port_error`]), or the disk is full under the artifacts. Waiting for that is not an
@@ -148,6 +176,8 @@ pub struct LeaseLedger {
     pub store: Store,
     /// None outside the queue: nothing was spent before and nothing is recorded.
     pub lease: Option<Lease>,
+    /// Where recorded calls are counted too.
+    pub metrics: Option<JobMetrics>,
 }
 
 impl Ledger for LeaseLedger {
@@ -194,6 +224,21 @@ impl Ledger for LeaseLedger {
             let Some(l) = &self.lease else {
                 return Ok(());
             };
+            if let Some(m) = &self.metrics {
+                m.model_call(&ModelCall {
+                    provider: &call.provider,
+                    model: &call.model,
+                    outcome: match call.outcome {
+                        CallOutcome::Ok { .. } => "ok",
+                        CallOutcome::Error { .. } => "error",
+                        CallOutcome::Cancelled => "cancelled",
+                    },
+                    tokens_in: call.tokens_in,
+                    tokens_out: call.tokens_out,
+                    cost_pusd: call.cost_pusd,
+                    latency_ms: call.latency_ms,
+                });
+            }
             let outcome = match call.outcome {
                 CallOutcome::Ok { response } => StoreCallOutcome::Ok { response },
                 CallOutcome::Error { error } => StoreCallOutcome::Error { error },

@@ -19,6 +19,7 @@ pub mod metrics;
 pub mod model_client;
 pub mod reload;
 pub mod runner;
+pub mod service;
 pub mod settings;
 
 use crate::http::AppState;
@@ -216,6 +217,7 @@ impl Daemon {
             }
         }
         let loop_settings = Arc::new(std::sync::RwLock::new(settings.loop_settings()));
+        let metrics = Arc::new(Metrics::new(store.metrics()));
         let runner: Arc<dyn JobRunner> = match self.runner {
             Some(r) => r,
             None => match settings.job_runner {
@@ -228,6 +230,7 @@ impl Daemon {
                         Arc::clone(&loop_settings),
                     ),
                     store: store.clone(),
+                    metrics: Some(metrics.jobs.clone()),
                 }),
                 RunnerKind::Test => Arc::new(runner::TestRunner),
             },
@@ -240,6 +243,7 @@ impl Daemon {
             store,
             recovered,
             runner,
+            metrics,
             config_path: self.config_path,
             _lock: lock,
         })
@@ -267,6 +271,8 @@ pub struct Prepared {
     /// Runs re-queued at start (a metric).
     recovered: usize,
     runner: Arc<dyn JobRunner>,
+    /// Made before the runner, which counts into it.
+    metrics: Arc<Metrics>,
     config_path: Option<PathBuf>,
     /// Held until the daemon stops.
     _lock: DataDirLock,
@@ -290,6 +296,7 @@ impl Prepared {
             store,
             recovered,
             runner,
+            metrics,
             config_path,
             _lock,
         } = self;
@@ -302,7 +309,6 @@ impl Prepared {
         let system = actix_rt::System::new();
         system.block_on(async move {
             let started = Instant::now();
-            let metrics = Arc::new(Metrics::new(store.metrics()));
             if recovered > 0 {
                 metrics.queue.recoveries.inc_by(recovered as u64);
                 tracing::info!(runs = recovered, "re-queued runs interrupted by the previous daemon");
@@ -344,9 +350,11 @@ impl Prepared {
                 addr = %addr, instance = %instance, startup_ms = started.elapsed().as_millis() as u64,
                 "procedurewriter daemon ready"
             );
+            service::ready(&format!("serving on {addr}"));
 
             shutdown.await;
             tracing::info!(grace_s = grace.as_secs_f64(), "shutting down: refusing new work, draining running jobs");
+            service::stopping();
             state.begin_shutdown();
             if let Err(e) = supervisor.send(Shutdown { grace }).await {
                 tracing::error!(cause = %e, "supervisor did not shut down cleanly");

@@ -36,6 +36,9 @@ pub async fn reload(state: &AppState, config_path: Option<&std::path::Path>) -> 
             if let Ok(mut g) = state.last_reload_error.lock() {
                 *g = Some(msg.clone());
             }
+            if let Ok(mut g) = state.last_reload.lock() {
+                *g = Some((false, unix_seconds()));
+            }
             if let Err(e) = state
                 .store
                 .record_reload(json!({}), json!({}), Some(msg.clone()))
@@ -136,10 +139,25 @@ pub async fn reload(state: &AppState, config_path: Option<&std::path::Path>) -> 
     {
         tracing::error!(cause = %e, "cannot record the reload (the settings are applied)");
     }
+    if let Ok(mut g) = state.last_reload.lock() {
+        *g = Some((true, unix_seconds()));
+    }
+    // Compared with the settings in force, whose restart-only keys are those the process
+    // started with: this is the whole set still waiting for a restart.
+    if let Ok(mut g) = state.pending_restart.lock() {
+        *g = restart_required.clone();
+    }
     Reloaded::Applied {
         applied,
         restart_required,
     }
+}
+
+fn unix_seconds() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
 }
 
 /// A flattened value back as JSON (they were rendered with `to_string`).
@@ -160,7 +178,24 @@ pub fn spawn_handler(state: Arc<AppState>, config_path: Option<PathBuf>) {
     };
     tokio::task::spawn_local(async move {
         while signals.next().await.is_some() {
-            reload(&state, config_path.as_deref()).await;
+            crate::service::reloading();
+            let status = match reload(&state, config_path.as_deref()).await {
+                Reloaded::Refused(msg) => {
+                    format!("reload failed, still running the previous settings: {msg}")
+                }
+                Reloaded::Applied {
+                    restart_required, ..
+                } if !restart_required.is_empty() => format!(
+                    "reloaded; a restart is needed for: {}",
+                    restart_required
+                        .keys()
+                        .map(String::as_str)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+                Reloaded::Applied { .. } => "reloaded".to_string(),
+            };
+            crate::service::ready(&status);
         }
     });
 }

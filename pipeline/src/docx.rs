@@ -1,8 +1,53 @@
 //! `procedure.docx`: the procedure's Markdown rendered as a Word document with docx-rs, so a
-//! department can file it in its document system. Headings become heading styles, numbered
-//! steps and checklist items keep their markers, citations stay in the text.
+//! department can file it in its document system. Headings become heading styles kept with
+//! the text below them; numbered steps, bullets and checklist items become Word lists (the
+//! steps numbered by Word, restarting in each list, the checklist with a ☐ marker); notices are
+//! bold; a header carries the title and a footer "Side x af y". The document's language is
+//! Danish (da-DK, so Word's spell-check reads it as Danish) and its properties name its title.
+//! Citations stay in the text.
 
-use docx_rs::{AlignmentType, Docx, Paragraph, Run, RunFonts, Style, StyleType};
+use docx_rs::{
+    AbstractNumbering, AlignmentType, Docx, Footer, Header, IndentLevel, Level, LevelJc, LevelText,
+    LineSpacing, NumPages, NumberFormat, Numbering, NumberingId, PageNum, Paragraph, Run, RunFonts,
+    SpecialIndentType, Start, Style, StyleType,
+};
+
+/// Word's abstract lists: numbered steps, bullets, checklist items. docx-rs brings its own
+/// list as id 1 (abstract and instance), so ours start above it.
+const STEPS: usize = 10;
+const BULLETS: usize = 11;
+const CHECKLIST: usize = 12;
+/// The first list instance's id (one per list, so each restarts at 1).
+const FIRST_LIST: usize = 10;
+
+/// A list level: `text` as the marker (`%1.` numbers), hanging indent.
+fn list_level(format: &str, text: &str) -> Level {
+    Level::new(
+        0,
+        Start::new(1),
+        NumberFormat::new(format),
+        LevelText::new(text),
+        LevelJc::new("left"),
+    )
+    .indent(Some(420), Some(SpecialIndentType::Hanging(420)), None, None)
+}
+
+/// Which list a Markdown line belongs to, and its text.
+fn list_item(t: &str) -> Option<(usize, &str)> {
+    if let Some(item) = t.strip_prefix("- [ ] ") {
+        return Some((CHECKLIST, item));
+    }
+    if let Some(item) = t.strip_prefix("- ") {
+        return Some((BULLETS, item));
+    }
+    let digits = t.bytes().take_while(u8::is_ascii_digit).count();
+    if digits > 0 {
+        if let Some(item) = t[digits..].strip_prefix(". ") {
+            return Some((STEPS, item));
+        }
+    }
+    None
+}
 
 /// Renders the writer's Markdown (the subset it produces: `#`/`##` headings, `>` notices,
 /// paragraphs, `1.` steps, `- [ ]` and `-` items, `_..._` notes).
@@ -10,6 +55,13 @@ pub fn render(markdown: &str) -> Result<Vec<u8>, String> {
     // Whatever reaches here (a title, a source's sentence, a model's text) must be characters
     // XML 1.0 can carry, or Word refuses the file.
     let markdown = &xml_text(markdown);
+    let title = markdown
+        .lines()
+        .find_map(|l| l.strip_prefix("# "))
+        .unwrap_or("Procedure")
+        .trim()
+        .to_string();
+    let spaced = || LineSpacing::new().before(0).after(120);
     let mut doc = Docx::new()
         .add_style(
             Style::new("Title", StyleType::Paragraph)
@@ -26,23 +78,76 @@ pub fn render(markdown: &str) -> Result<Vec<u8>, String> {
         .add_style(
             Style::new("Notice", StyleType::Paragraph)
                 .name("Notice")
-                .italic(),
+                .size(24)
+                .bold(),
         )
-        .default_fonts(RunFonts::new().ascii("Calibri").hi_ansi("Calibri"));
+        .default_fonts(RunFonts::new().ascii("Calibri").hi_ansi("Calibri"))
+        .add_abstract_numbering(
+            AbstractNumbering::new(STEPS).add_level(list_level("decimal", "%1.")),
+        )
+        .add_abstract_numbering(
+            AbstractNumbering::new(BULLETS).add_level(list_level("bullet", "•")),
+        )
+        .add_abstract_numbering(
+            AbstractNumbering::new(CHECKLIST).add_level(list_level("bullet", "☐")),
+        )
+        .header(
+            Header::new().add_paragraph(
+                Paragraph::new()
+                    .add_run(Run::new().add_text(&title).size(18))
+                    .align(AlignmentType::Right),
+            ),
+        )
+        .footer(
+            Footer::new().add_paragraph(
+                Paragraph::new()
+                    .add_run(Run::new().add_text("Side ").size(18))
+                    .add_page_num(PageNum::new())
+                    .add_run(Run::new().add_text(" af ").size(18))
+                    .add_num_pages(NumPages::new())
+                    .align(AlignmentType::Center),
+            ),
+        );
+    // Each list gets its own numbering instance, so the steps of every section start at 1.
+    let mut next_num = FIRST_LIST;
+    let mut open_list: Option<(usize, usize)> = None;
     for line in markdown.lines() {
         let t = line.trim_end();
         if t.trim().is_empty() {
             continue;
         }
+        if let Some((kind, item)) = list_item(t) {
+            let num = match open_list {
+                Some((k, num)) if k == kind => num,
+                _ => {
+                    let num = next_num;
+                    next_num += 1;
+                    doc = doc.add_numbering(Numbering::new(num, kind));
+                    open_list = Some((kind, num));
+                    num
+                }
+            };
+            doc = doc.add_paragraph(
+                Paragraph::new()
+                    .add_run(Run::new().add_text(item))
+                    .numbering(NumberingId::new(num), IndentLevel::new(0))
+                    .line_spacing(LineSpacing::new().before(0).after(60)),
+            );
+            continue;
+        }
+        open_list = None;
         let para = if let Some(h) = t.strip_prefix("# ") {
             Paragraph::new()
                 .add_run(Run::new().add_text(h))
                 .style("Title")
                 .align(AlignmentType::Left)
+                .keep_next(true)
         } else if let Some(h) = t.strip_prefix("## ") {
             Paragraph::new()
                 .add_run(Run::new().add_text(h))
                 .style("Heading2")
+                .keep_next(true)
+                .line_spacing(LineSpacing::new().before(240).after(120))
         } else if let Some(n) = t.strip_prefix('>') {
             let n = n.trim();
             if n.is_empty() {
@@ -51,20 +156,105 @@ pub fn render(markdown: &str) -> Result<Vec<u8>, String> {
             Paragraph::new()
                 .add_run(Run::new().add_text(n.replace("**", "")))
                 .style("Notice")
+                .line_spacing(spaced())
         } else if t.starts_with('_') && t.ends_with('_') {
-            Paragraph::new().add_run(Run::new().add_text(t.trim_matches('_')).italic())
-        } else if let Some(item) = t.strip_prefix("- [ ] ") {
-            Paragraph::new().add_run(Run::new().add_text(format!("☐ {item}")))
-        } else if let Some(item) = t.strip_prefix("- ") {
-            Paragraph::new().add_run(Run::new().add_text(format!("• {item}")))
+            Paragraph::new()
+                .add_run(Run::new().add_text(t.trim_matches('_')).italic())
+                .line_spacing(spaced())
         } else {
-            Paragraph::new().add_run(Run::new().add_text(t))
+            Paragraph::new()
+                .add_run(Run::new().add_text(t))
+                .line_spacing(spaced())
         };
         doc = doc.add_paragraph(para);
     }
     let mut out = std::io::Cursor::new(Vec::new());
     doc.build().pack(&mut out).map_err(|e| e.to_string())?;
-    Ok(out.into_inner())
+    with_properties(&out.into_inner(), &title)
+}
+
+/// What docx-rs cannot set: the document's language (da-DK, in the style defaults, so every
+/// run is spell-checked as Danish) and its title, author and language properties. Rewrites
+/// those two parts of the package; every other part is copied as it is.
+fn with_properties(package: &[u8], title: &str) -> Result<Vec<u8>, String> {
+    use std::io::{Read, Write};
+    let mut zip = zip::ZipArchive::new(std::io::Cursor::new(package)).map_err(|e| e.to_string())?;
+    let mut out = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    let options = zip::write::SimpleFileOptions::default()
+        .compression_method(zip::CompressionMethod::Deflated);
+    for i in 0..zip.len() {
+        let mut file = zip.by_index(i).map_err(|e| e.to_string())?;
+        let name = file.name().to_string();
+        let mut bytes = Vec::new();
+        file.read_to_end(&mut bytes).map_err(|e| e.to_string())?;
+        let bytes = match name.as_str() {
+            "word/styles.xml" => danish_defaults(&String::from_utf8_lossy(&bytes)).into_bytes(),
+            "docProps/core.xml" => {
+                core_properties(&String::from_utf8_lossy(&bytes), title).into_bytes()
+            }
+            _ => bytes,
+        };
+        out.start_file(name, options).map_err(|e| e.to_string())?;
+        out.write_all(&bytes).map_err(|e| e.to_string())?;
+    }
+    Ok(out.finish().map_err(|e| e.to_string())?.into_inner())
+}
+
+/// `<w:lang w:val="da-DK" .../>` in the default run properties.
+fn danish_defaults(styles: &str) -> String {
+    const LANG: &str = r#"<w:lang w:val="da-DK" w:eastAsia="da-DK" w:bidi="ar-SA" />"#;
+    if let Some(at) = styles.find("<w:rPrDefault><w:rPr>") {
+        let at = at + "<w:rPrDefault><w:rPr>".len();
+        return format!("{}{LANG}{}", &styles[..at], &styles[at..]);
+    }
+    if let Some(at) = styles.find("<w:docDefaults>") {
+        let at = at + "<w:docDefaults>".len();
+        return format!(
+            "{}<w:rPrDefault><w:rPr>{LANG}</w:rPr></w:rPrDefault>{}",
+            &styles[..at],
+            &styles[at..]
+        );
+    }
+    styles.to_string()
+}
+
+/// The title, author and language in the core properties (docx-rs writes "unknown").
+fn core_properties(core: &str, title: &str) -> String {
+    let escaped = title
+        .replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;");
+    let mut core = core.to_string();
+    let replace_element = |core: &mut String, tag: &str, value: &str| {
+        let open = format!("<{tag}>");
+        let close = format!("</{tag}>");
+        if let (Some(a), Some(b)) = (core.find(&open), core.find(&close)) {
+            if a < b {
+                core.replace_range(a + open.len()..b, value);
+                return;
+            }
+        }
+        if let Some(end) = core.rfind("</cp:coreProperties>") {
+            core.insert_str(end, &format!("{open}{value}{close}"));
+        }
+    };
+    replace_element(&mut core, "dc:title", &escaped);
+    replace_element(&mut core, "dc:creator", "procedurewriter");
+    replace_element(&mut core, "cp:lastModifiedBy", "procedurewriter");
+    replace_element(&mut core, "dc:language", "da-DK");
+    // docx-rs dates every document 1970-01-01; no date is better than a wrong one (the
+    // elements are optional). The run's date is in the manifest.
+    for tag in ["dcterms:created", "dcterms:modified"] {
+        if let (Some(a), Some(b)) = (
+            core.find(&format!("<{tag} ")),
+            core.find(&format!("</{tag}>")),
+        ) {
+            if a < b {
+                core.replace_range(a..b + tag.len() + 3, "");
+            }
+        }
+    }
+    core
 }
 
 /// `text` with every character XML 1.0 cannot carry (C0 controls other than tab, line feed and
@@ -101,6 +291,100 @@ mod tests {
             "{xml}"
         );
         assert!(xml.contains("Titel\u{FFFD}med"), "{xml}");
+    }
+
+    fn part(bytes: &[u8], name: &str) -> String {
+        use std::io::Read;
+        let mut zip = zip::ZipArchive::new(std::io::Cursor::new(bytes)).unwrap();
+        let mut xml = String::new();
+        zip.by_name(name).unwrap().read_to_string(&mut xml).unwrap();
+        xml
+    }
+
+    #[test]
+    fn steps_bullets_and_checklists_are_word_lists_in_danish_with_title_and_page_numbers() {
+        let bytes = super::render(
+            "# Anafylaksi <behandling>\n\n## Procedure\n\n1. Giv adrenalin. [S:SRC0001]\n2. Ring 112.\n\n## Efter\n\n1. Observer.\n- Punkt.\n- [ ] Tjek luftvej.\n",
+        )
+        .unwrap();
+        let doc = part(&bytes, "word/document.xml");
+        // The markers are Word's, not text.
+        assert!(
+            !doc.contains(">1. ") && !doc.contains(">☐ ") && !doc.contains(">• "),
+            "{doc}"
+        );
+        assert_eq!(doc.matches("<w:numPr>").count(), 5, "{doc}");
+        let numbering = part(&bytes, "word/numbering.xml");
+        assert!(
+            numbering.contains("decimal") && numbering.contains("☐"),
+            "{numbering}"
+        );
+        // Two step lists, one bullet list, one checklist: an instance each, so each list
+        // restarts at 1.
+        for (abstract_id, lists) in [(10, 2), (11, 1), (12, 1)] {
+            assert_eq!(
+                numbering
+                    .matches(&format!("<w:abstractNumId w:val=\"{abstract_id}\" />"))
+                    .count(),
+                lists,
+                "{numbering}"
+            );
+        }
+        assert_eq!(
+            numbering.matches("w:abstractNumId=\"10\"").count(),
+            1,
+            "ids unique: {numbering}"
+        );
+        assert!(
+            doc.contains("<w:keepNext"),
+            "headings stay with their text: {doc}"
+        );
+        assert!(part(&bytes, "word/styles.xml").contains("w:val=\"da-DK\""));
+        let core = part(&bytes, "docProps/core.xml");
+        assert!(
+            core.contains("<dc:title>Anafylaksi &lt;behandling&gt;</dc:title>"),
+            "{core}"
+        );
+        assert!(core.contains("<dc:language>da-DK</dc:language>"), "{core}");
+        assert!(
+            !core.contains("unknown") && !core.contains("1970"),
+            "{core}"
+        );
+        let footer = (1..=3)
+            .filter_map(|i| {
+                std::panic::catch_unwind(|| part(&bytes, &format!("word/footer{i}.xml"))).ok()
+            })
+            .collect::<String>();
+        assert!(
+            footer.contains("PAGE") && footer.contains("NUMPAGES"),
+            "{footer}"
+        );
+        let header = (1..=3)
+            .filter_map(|i| {
+                std::panic::catch_unwind(|| part(&bytes, &format!("word/header{i}.xml"))).ok()
+            })
+            .collect::<String>();
+        assert!(header.contains("Anafylaksi &lt;behandling&gt;"), "{header}");
+        // Read back by the library's own Word reader: the list items are list items, their
+        // text without the markers.
+        use crate::document::BlockKind;
+        let blocks = crate::docx_read::read(&bytes).unwrap();
+        let items: Vec<&str> = blocks
+            .iter()
+            .filter(|b| b.kind == BlockKind::ListItem)
+            .map(|b| b.text.as_str())
+            .collect();
+        assert_eq!(
+            items,
+            [
+                "Giv adrenalin. [S:SRC0001]",
+                "Ring 112.",
+                "Observer.",
+                "Punkt.",
+                "Tjek luftvej."
+            ],
+            "{blocks:?}"
+        );
     }
 
     #[test]

@@ -337,6 +337,15 @@ impl Http {
         Self::finish(self.agent.post(format!("{}{path}", self.base)).send_empty())
     }
 
+    pub fn get_with_header(&self, path: &str, header: (&str, &str)) -> Resp {
+        Self::finish(
+            self.agent
+                .get(format!("{}{path}", self.base))
+                .header(header.0, header.1)
+                .call(),
+        )
+    }
+
     pub fn post_with_header(&self, path: &str, header: (&str, &str), body: &Value) -> Resp {
         Self::finish(
             self.agent

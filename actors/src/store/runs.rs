@@ -893,6 +893,18 @@ impl Store {
         Ok((get(RunStatus::Queued), get(RunStatus::Running)))
     }
 
+    /// When the longest-waiting QUEUED run entered the queue (or was last put back), Unix ms;
+    /// None with nothing queued. Reads only the queued rows (the partial index), for
+    /// `/metrics`.
+    pub async fn oldest_queued_at(&self) -> Result<Option<i64>> {
+        self.read(|conn| {
+            Ok(conn
+                .prepare_cached("SELECT min(updated_at) FROM runs WHERE status = 'QUEUED'")?
+                .query_row([], |r| r.get::<_, Option<i64>>(0))?)
+        })
+        .await
+    }
+
     /// How many runs are in each status (every status present, zero included). Constant
     /// time: the counts are maintained by triggers.
     pub async fn counts(&self) -> Result<BTreeMap<&'static str, u64>> {

@@ -69,6 +69,10 @@ pub struct AppState {
     pub instance: String,
     /// The error of the last failed SIGHUP reload, shown by `/health`.
     pub last_reload_error: Mutex<Option<String>>,
+    /// Whether the last SIGHUP reload succeeded and when (Unix seconds), for `/metrics`.
+    pub last_reload: Mutex<Option<(bool, f64)>>,
+    /// Keys whose new values (from the last reload) wait for a restart: key → [old, new].
+    pub pending_restart: Mutex<serde_json::Map<String, serde_json::Value>>,
     /// Encrypts and decrypts stored API keys (`/api/keys`). Never printed.
     pub secret_key: SecretKey,
     /// Classifies ingested sources (`/api/sources`).
@@ -107,6 +111,8 @@ impl AppState {
             started: Instant::now(),
             instance,
             last_reload_error: Mutex::new(None),
+            last_reload: Mutex::new(None),
+            pending_restart: Mutex::new(serde_json::Map::new()),
             secret_key,
             rules,
             event_streams,
@@ -121,6 +127,13 @@ impl AppState {
 
     pub fn is_shutting_down(&self) -> bool {
         self.shutting_down.load(Ordering::SeqCst)
+    }
+
+    /// Event streams open now.
+    pub fn event_streams_open(&self) -> usize {
+        self.settings
+            .max_event_streams
+            .saturating_sub(self.event_streams.available_permits())
     }
 
     pub(crate) fn shutdown_watch(&self) -> watch::Receiver<bool> {
@@ -234,16 +247,21 @@ async fn handle(state: Arc<AppState>, slot: Slot, req: Request<Incoming>) -> Res
     let method = req.method().clone();
     let path = req.uri().path().to_string();
     let span = tracing::debug_span!("http", %method, %path);
+    let started = Instant::now();
+    let in_flight = InFlight::enter(&state.metrics.http_in_flight);
     let (route, resp) = match guard::refusal(&state, &req) {
         None => tracing::Instrument::instrument(routes::route(&state, req), span).await,
         Some(refused) => ("refused", refused),
     };
+    drop(in_flight);
     let resp = if is_event_stream(&resp) {
         admit_stream(&state, &slot, resp)
     } else {
         resp
     };
-    state.metrics.http_request(route, resp.status().as_u16());
+    state
+        .metrics
+        .http_request(route, resp.status().as_u16(), started.elapsed());
     let mut resp = resp;
     if resp.status() == StatusCode::PAYLOAD_TOO_LARGE {
         // The body was refused unread, and hyper closes a connection whose body it cannot
@@ -255,6 +273,23 @@ async fn handle(state: Arc<AppState>, slot: Slot, req: Request<Incoming>) -> Res
         );
     }
     resp
+}
+
+/// One request in the in-flight gauge, taken out when dropped: also when hyper drops the
+/// request's future because the client went away.
+struct InFlight(prometheus_client::metrics::gauge::Gauge);
+
+impl InFlight {
+    fn enter(gauge: &prometheus_client::metrics::gauge::Gauge) -> InFlight {
+        gauge.inc();
+        InFlight(gauge.clone())
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
 }
 
 /// An answer that opens an event stream (the handler checked the run and the caller).

@@ -30,7 +30,7 @@ pub async fn route(state: &Arc<AppState>, req: Request<Incoming>) -> Answer {
         ["metrics"] => (
             "/metrics",
             "GET",
-            (method == Method::GET).then(|| boxed(metrics(state))),
+            (method == Method::GET).then(|| boxed(metrics(state, req))),
         ),
         ["api", "write"] => (
             "/api/write",

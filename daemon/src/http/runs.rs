@@ -6,6 +6,7 @@ use super::request::{
     MAX_PROCEDURE_CHARS,
 };
 use super::{json_response, sse, ApiError, AppState};
+use crate::metrics::{Files, Format, Scrape};
 use hyper::body::Incoming;
 use hyper::{header, Request, Response, StatusCode};
 use procedurewriter_actors::{
@@ -46,10 +47,27 @@ pub(super) async fn health(state: &Arc<AppState>) -> Handled {
             None,
         ),
     };
+    // Draining refuses new work: a load balancer or readiness probe must stop sending it.
+    let draining = state.is_shutting_down();
+    let status = if draining {
+        StatusCode::SERVICE_UNAVAILABLE
+    } else {
+        status
+    };
+    let pending_restart = state
+        .pending_restart
+        .lock()
+        .map(|g| g.clone())
+        .unwrap_or_default();
     Ok(json_response(
         status,
         &json!({
-            "status": if state.is_shutting_down() { "shutting_down" } else if status == StatusCode::OK { "ok" } else { "degraded" },
+            "status": if draining { "shutting_down" } else if status == StatusCode::OK { "ok" } else { "degraded" },
+            "llm": {
+                "provider": state.settings.llm_provider,
+                "model": state.settings.llm_model,
+            },
+            "pending_restart": pending_restart,
             "db": db,
             "queue_depth": depth,
             "running": running,
@@ -88,16 +106,45 @@ fn loop_settings(state: &AppState) -> Value {
     })
 }
 
-pub(super) async fn metrics(state: &Arc<AppState>) -> Handled {
+pub(super) async fn metrics(state: &Arc<AppState>, req: Request<Incoming>) -> Handled {
+    let format = Format::negotiate(
+        req.headers()
+            .get(header::ACCEPT)
+            .and_then(|v| v.to_str().ok()),
+    );
     let counts = state.store.counts().await.map_err(ApiError::from)?;
-    let text = state.metrics.encode(&counts);
+    let oldest = state
+        .store
+        .oldest_queued_at()
+        .await
+        .map_err(ApiError::from)?;
+    let stats = state.supervisor.send(Stats).await.ok();
+    let db = state.store.path().to_path_buf();
+    // File sizes and /proc: blocking reads, off the serving thread.
+    let files = tokio::task::spawn_blocking(move || Files::read(&db))
+        .await
+        .unwrap_or_default();
+    let last_reload = state.last_reload.lock().map(|g| *g).unwrap_or(None);
+    let scrape = Scrape {
+        counts,
+        workers: stats.map(|s| s.workers),
+        busy_workers: stats.map(|s| s.busy),
+        event_streams_open: state.event_streams_open(),
+        oldest_queued_age_s: oldest
+            .map(|at| (procedurewriter_actors::model::now_ms() - at).max(0) as f64 / 1000.0)
+            .unwrap_or(0.0),
+        draining: state.is_shutting_down(),
+        last_reload,
+        files,
+    };
+    let text = state.metrics.encode(&scrape, format);
     let mut resp = Response::new(super::full(text));
     resp.headers_mut().insert(
         header::CONTENT_TYPE,
-        header::HeaderValue::from_static(
-            "application/openmetrics-text; version=1.0.0; charset=utf-8",
-        ),
+        header::HeaderValue::from_static(format.content_type()),
     );
+    resp.headers_mut()
+        .insert(header::VARY, header::HeaderValue::from_static("accept"));
     Ok(resp)
 }
 
@@ -267,6 +314,7 @@ pub(super) async fn cancel(state: &Arc<AppState>, id: String, req: Request<Incom
         .send(Cancel { run_id: id })
         .await
         .map_err(procedurewriter_actors::Error::from)??;
+    state.metrics.cancel();
     // 202: the run is still RUNNING with `cancel_requested`, and will end CANCELLED whatever
     // its job reports (the store's `finish` honours the request); 200: it is CANCELLED now.
     let status = if run.status == RunStatus::Running {
@@ -343,6 +391,7 @@ pub(super) async fn ack(state: &Arc<AppState>, id: String, req: Request<Incoming
         })
         .await
         .map_err(procedurewriter_actors::Error::from)??;
+    state.metrics.ack();
     Ok(json_response(StatusCode::OK, &run))
 }
 
@@ -452,5 +501,14 @@ pub(super) async fn run_artifact(state: &Arc<AppState>, id: String, artifact: St
         header::CONTENT_TYPE,
         header::HeaderValue::from_static(content_type),
     );
+    // A browser (and `curl -OJ`, and the CLI's `download`) saves it under a name that says
+    // what and which run: `procedure-<run id>.docx`. The id is a parsed UUID, the stem and
+    // extension fixed words, so the value needs no quoting beyond the quotes.
+    let (stem, ext) = file.rsplit_once('.').unwrap_or((file, ""));
+    if let Ok(v) =
+        header::HeaderValue::from_str(&format!("attachment; filename=\"{stem}-{id}.{ext}\""))
+    {
+        resp.headers_mut().insert(header::CONTENT_DISPOSITION, v);
+    }
     Ok(resp)
 }

@@ -21,6 +21,64 @@ const NOT_SETTINGS: &[&str] = &[
     "PROCEDUREWRITER_TEST_FAILPOINT",
 ];
 
+/// Refuses a `PROCEDUREWRITER_*` variable that names no setting, naming the variable and the
+/// nearest key (a typo in the environment would otherwise read as a typo in the file).
+fn check_env_keys(env: &BTreeMap<String, String>) -> Result<(), SettingsError> {
+    let known: Vec<String> = config::Config::builder()
+        .add_source(config::File::from_str(
+            DEFAULT_TOML,
+            config::FileFormat::Toml,
+        ))
+        .build()
+        .and_then(|c| c.try_deserialize::<BTreeMap<String, config::Value>>())
+        .map(|m| m.into_keys().collect())
+        .unwrap_or_default();
+    for var in env.keys() {
+        let Some(key) = var.strip_prefix("PROCEDUREWRITER_") else {
+            continue;
+        };
+        let key = key.to_ascii_lowercase();
+        if known.contains(&key) {
+            continue;
+        }
+        let nearest = known
+            .iter()
+            .map(|k| (strsim::jaro_winkler(&key, k), k))
+            .filter(|(score, _)| *score >= 0.8)
+            .max_by(|a, b| a.0.total_cmp(&b.0))
+            .map(|(_, k)| {
+                format!(
+                    "; did you mean `{k}` (PROCEDUREWRITER_{})?",
+                    k.to_ascii_uppercase()
+                )
+            })
+            .unwrap_or_else(|| ".".to_string());
+        return Err(SettingsError(format!(
+            "the environment variable {var} names no setting `{key}`{nearest} Unset it, or see \
+             etc/procedurewriter.toml for the keys"
+        )));
+    }
+    Ok(())
+}
+
+/// A `config` error about a key from the environment, with the variable's name.
+fn name_the_variable(msg: &str) -> String {
+    let Some((head, rest)) = msg.split_once("for key `") else {
+        return msg.to_string();
+    };
+    let Some((key, tail)) = rest.split_once('`') else {
+        return msg.to_string();
+    };
+    if !tail.starts_with(" in the environment") {
+        return msg.to_string();
+    }
+    format!(
+        "{head}for key `{key}` in the environment variable PROCEDUREWRITER_{}{}",
+        key.to_ascii_uppercase(),
+        &tail[" in the environment".len()..]
+    )
+}
+
 /// Why the settings could not be loaded; the message names the key and the source.
 #[derive(Debug, thiserror::Error)]
 #[error("invalid configuration: {0}")]
@@ -219,6 +277,7 @@ impl Settings {
             }
             builder = builder.add_source(File::from(path).format(FileFormat::Toml));
         }
+        check_env_keys(&env)?;
         let env_map = env.into_iter().collect();
         builder = builder.add_source(
             Environment::with_prefix("PROCEDUREWRITER")
@@ -228,7 +287,7 @@ impl Settings {
         let settings: Settings = builder
             .build()
             .and_then(|c| c.try_deserialize())
-            .map_err(|e| SettingsError(e.to_string()))?;
+            .map_err(|e| SettingsError(name_the_variable(&e.to_string())))?;
         settings.validate()?;
         Ok(settings)
     }
@@ -628,5 +687,23 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("workres"), "{err}");
+        // The variable is named, with the nearest key and its variable.
+        assert!(err.contains("PROCEDUREWRITER_WORKRES"), "{err}");
+        assert!(
+            err.contains("did you mean `workers` (PROCEDUREWRITER_WORKERS)"),
+            "{err}"
+        );
+        let err = Settings::load_from(None, env(&[("PROCEDUREWRITER_ZZZQQQ", "3")]))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("PROCEDUREWRITER_ZZZQQQ") && !err.contains("did you mean"),
+            "{err}"
+        );
+        // A bad value from the environment names its variable.
+        let err = Settings::load_from(None, env(&[("PROCEDUREWRITER_WORKERS", "many")]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("PROCEDUREWRITER_WORKERS"), "{err}");
     }
 }
