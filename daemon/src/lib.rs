@@ -193,6 +193,7 @@ impl Daemon {
             }
         }
         let loop_settings = Arc::new(std::sync::RwLock::new(settings.loop_settings()));
+        let llm_slots = model_client::slots(&settings);
         let runner: Arc<dyn JobRunner> = match self.runner {
             Some(r) => r,
             None => match settings.job_runner {
@@ -201,7 +202,7 @@ impl Daemon {
                         Arc::new(library::StoreLibrary(store.clone())),
                         Arc::clone(&rules),
                         settings.pipeline(),
-                        model_client::build(&settings, &store, &key)?,
+                        model_client::build(&settings, &store, &key, Arc::clone(&llm_slots))?,
                         Arc::clone(&loop_settings),
                     ),
                     store: store.clone(),
@@ -217,6 +218,7 @@ impl Daemon {
             store,
             recovered,
             runner,
+            llm_slots,
             config_path: self.config_path,
             _lock: lock,
         })
@@ -244,6 +246,8 @@ pub struct Prepared {
     /// Runs re-queued at start (a metric).
     recovered: usize,
     runner: Arc<dyn JobRunner>,
+    /// The model provider's call slots (`llm_max_concurrent_calls`), for `/metrics`.
+    llm_slots: Arc<procedurewriter_pipeline::llm::Slots>,
     config_path: Option<PathBuf>,
     /// Held until the daemon stops.
     _lock: DataDirLock,
@@ -267,6 +271,7 @@ impl Prepared {
             store,
             recovered,
             runner,
+            llm_slots,
             config_path,
             _lock,
         } = self;
@@ -279,7 +284,7 @@ impl Prepared {
         let system = actix_rt::System::new();
         system.block_on(async move {
             let started = Instant::now();
-            let metrics = Arc::new(Metrics::new(store.metrics()));
+            let metrics = Arc::new(Metrics::new(store.metrics()).with_llm_slots(llm_slots));
             if recovered > 0 {
                 metrics.queue.recoveries.inc_by(recovered as u64);
                 tracing::info!(runs = recovered, "re-queued runs interrupted by the previous daemon");
