@@ -53,12 +53,17 @@ fn improving(body: &Value) -> Reply {
 }
 
 fn llm(fake: &FakeLlm, settings: &Settings) -> Llm {
-    let client = reqwest::Client::builder()
-        .timeout(Duration::from_secs(30))
-        .build()
-        .unwrap();
+    let client = reqwest::Client::builder().build().unwrap();
     Llm {
-        provider: Arc::new(OpenAi::new(client, &fake.base_url(), MODEL)),
+        provider: Arc::new(OpenAi::new(
+            client,
+            &fake.base_url(),
+            MODEL,
+            procedurewriter_pipeline::llm::Timeouts {
+                first_token: Duration::from_secs(30),
+                idle: Duration::from_secs(30),
+            },
+        )),
         price: settings.prices().unwrap().lookup(MODEL).unwrap().1,
         keys: Arc::new(|| Box::pin(async { Ok(None) })),
         known_keys: procedurewriter_pipeline::llm::no_other_keys(),
@@ -66,9 +71,11 @@ fn llm(fake: &FakeLlm, settings: &Settings) -> Llm {
             max_retries: 2,
             base_delay: Duration::from_millis(10),
             max_delay: Duration::from_millis(100),
+            window: Duration::from_secs(60),
         },
         max_tokens: 4096,
         min_output_tokens: 256,
+        slots: procedurewriter_pipeline::llm::Slots::new(64),
     }
 }
 

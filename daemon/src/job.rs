@@ -113,7 +113,8 @@ impl PipelineJob {
                 error: format!(
                     "not_releasable: the procedure has {blocking} blocking finding(s) (a dose, \
                      unit, route, negation, population or timing that differs from its passage, \
-                     clinical content without a citation, or a citation to nothing retrieved); \
+                     clinical content without a citation, a citation to nothing retrieved, or an \
+                     answer cut at max_tokens or without the outline's sections); \
                      the findings are in GET /api/runs/{{id}}/evidence and at the end of {}/procedure.md; \
                      add or correct the evidence and write it again",
                     summary.artifact_dir
@@ -259,6 +260,7 @@ impl Ledger for LeaseLedger {
                     tokens_out: call.tokens_out,
                     cost_pusd: call.cost_pusd,
                     latency_ms: call.latency_ms,
+                    estimated: call.estimated,
                     outcome,
                 })
                 .await

@@ -217,7 +217,8 @@ impl Daemon {
             }
         }
         let loop_settings = Arc::new(std::sync::RwLock::new(settings.loop_settings()));
-        let metrics = Arc::new(Metrics::new(store.metrics()));
+        let llm_slots = model_client::slots(&settings);
+        let metrics = Arc::new(Metrics::new(store.metrics()).with_llm_slots(llm_slots.clone()));
         let runner: Arc<dyn JobRunner> = match self.runner {
             Some(r) => r,
             None => match settings.job_runner {
@@ -226,7 +227,7 @@ impl Daemon {
                         Arc::new(library::StoreLibrary(store.clone())),
                         Arc::clone(&rules),
                         settings.pipeline(),
-                        model_client::build(&settings, &store, &key)?,
+                        model_client::build(&settings, &store, &key, Arc::clone(&llm_slots))?,
                         Arc::clone(&loop_settings),
                     ),
                     store: store.clone(),

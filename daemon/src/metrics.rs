@@ -413,6 +413,18 @@ pub struct Metrics {
     acks: Counter,
     cancels: Counter,
     gauges: ScrapeGauges,
+    /// The model provider's call slots, read at scrape time.
+    llm: Option<LlmSlotMetrics>,
+}
+
+/// `llm_max_concurrent_calls` as metrics: calls holding a slot and waiting for one (gauges),
+/// calls that waited and the seconds they waited (counters).
+struct LlmSlotMetrics {
+    slots: std::sync::Arc<procedurewriter_pipeline::llm::Slots>,
+    in_use: Gauge,
+    waiting: Gauge,
+    waits: Counter,
+    wait_seconds: Counter<f64, std::sync::atomic::AtomicU64>,
 }
 
 impl Metrics {
@@ -557,7 +569,45 @@ impl Metrics {
             acks,
             cancels,
             gauges,
+            llm: None,
         }
+    }
+
+    /// Registers the model provider's call slots.
+    pub fn with_llm_slots(
+        mut self,
+        slots: std::sync::Arc<procedurewriter_pipeline::llm::Slots>,
+    ) -> Self {
+        let m = LlmSlotMetrics {
+            slots,
+            in_use: Gauge::default(),
+            waiting: Gauge::default(),
+            waits: Counter::default(),
+            wait_seconds: Counter::default(),
+        };
+        let r = &mut self.registry;
+        r.register(
+            "llm_slots_in_use",
+            "Model calls holding one of the llm_max_concurrent_calls slots",
+            m.in_use.clone(),
+        );
+        r.register(
+            "llm_slot_waiting",
+            "Model calls waiting for a slot now",
+            m.waiting.clone(),
+        );
+        r.register(
+            "llm_slot_waits",
+            "Model calls that had to wait for a slot",
+            m.waits.clone(),
+        );
+        r.register(
+            "llm_slot_wait_seconds",
+            "Seconds model calls spent waiting for a slot",
+            m.wait_seconds.clone(),
+        );
+        self.llm = Some(m);
+        self
     }
 
     /// Counts one answered request. `route` is the route template, never the raw path, so
@@ -630,6 +680,18 @@ impl Metrics {
         }
         if let Some(n) = f.max_fds {
             g.max_fds.set(as_i64(n));
+        }
+        if let Some(m) = &self.llm {
+            use std::sync::atomic::Ordering::Relaxed;
+            m.in_use.set(m.slots.in_use() as i64);
+            m.waiting.set(m.slots.waiting.load(Relaxed));
+            let waits = m.slots.waits_total.load(Relaxed);
+            m.waits.inc_by(waits.saturating_sub(m.waits.get()));
+            let secs = m.slots.wait_ms_total.load(Relaxed) as f64 / 1000.0;
+            let grown = secs - m.wait_seconds.get();
+            if grown > 0.0 {
+                m.wait_seconds.inc_by(grown);
+            }
         }
         let mut out = String::new();
         let encoded = match format {

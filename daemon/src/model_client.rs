@@ -9,7 +9,9 @@ use procedurewriter_actors::crypto::{SecretKey, SecretValue};
 use procedurewriter_actors::Store;
 use procedurewriter_pipeline::llm::anthropic::Anthropic;
 use procedurewriter_pipeline::llm::openai::OpenAi;
-use procedurewriter_pipeline::llm::{ApiKey, KeyLookup, KnownKeys, Llm, Provider, RetryPolicy};
+use procedurewriter_pipeline::llm::{
+    ApiKey, KeyLookup, KnownKeys, Llm, Provider, RetryPolicy, Slots, Timeouts,
+};
 use procedurewriter_pipeline::llm_writer::LlmWriter;
 use procedurewriter_pipeline::offline::OfflineWriter;
 use procedurewriter_pipeline::writer::Writer;
@@ -19,26 +21,38 @@ use std::time::Duration;
 /// How long connecting to a provider may take (part of `llm_timeout_s`).
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// The provider's call slots (`llm_max_concurrent_calls`): one set per daemon, shared by every
+/// job and shown by `/metrics`.
+pub fn slots(settings: &Settings) -> Arc<Slots> {
+    Slots::new(settings.llm_max_concurrent_calls as usize)
+}
+
 /// The writer the settings name.
 pub fn build(
     settings: &Settings,
     store: &Store,
     key: &SecretKey,
+    slots: Arc<Slots>,
 ) -> Result<Arc<dyn Writer>, SettingsError> {
     if settings.llm_provider == LlmProvider::Offline {
         return Ok(Arc::new(OfflineWriter));
     }
+    // No overall timeout: answers are streamed, and `Timeouts` bounds the wait for the first
+    // token and between chunks.
     let client = reqwest::Client::builder()
-        .timeout(Duration::from_secs_f64(settings.llm_timeout_s))
         .connect_timeout(CONNECT_TIMEOUT.min(Duration::from_secs_f64(settings.llm_timeout_s)))
         .user_agent(concat!("procedurewriter/", env!("CARGO_PKG_VERSION")))
         .build()
         .map_err(|e| SettingsError(format!("cannot build the HTTP client for the model: {e}")))?;
     let base = settings.llm_base_url();
     let model = settings.llm_model.trim();
+    let timeouts = Timeouts {
+        first_token: Duration::from_secs_f64(settings.llm_timeout_s),
+        idle: Duration::from_secs_f64(settings.llm_idle_timeout_s),
+    };
     let provider: Arc<dyn Provider> = match settings.llm_provider {
-        LlmProvider::Anthropic => Arc::new(Anthropic::new(client, &base, model)),
-        _ => Arc::new(OpenAi::new(client, &base, model)),
+        LlmProvider::Anthropic => Arc::new(Anthropic::new(client, &base, model, timeouts)),
+        _ => Arc::new(OpenAi::new(client, &base, model, timeouts)),
     };
     let (_, price) = settings
         .prices()?
@@ -56,9 +70,11 @@ pub fn build(
                 max_retries: settings.llm_max_retries,
                 base_delay: Duration::from_secs_f64(settings.llm_retry_base_delay_s),
                 max_delay: Duration::from_secs_f64(settings.llm_retry_max_delay_s),
+                window: Duration::from_secs_f64(settings.llm_retry_window_s),
             },
             max_tokens: settings.llm_max_tokens,
             min_output_tokens: settings.llm_min_output_tokens,
+            slots,
         },
         evidence_tokens: settings.llm_evidence_tokens,
     }))

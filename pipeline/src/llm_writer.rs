@@ -151,7 +151,12 @@ fn body_of(markdown: &str) -> String {
 /// The procedure around the model's sections: our title and notices, its sections, our
 /// references (for the retrieved sources it cited).
 pub fn assemble(brief: &Brief<'_>, writer_name: &str, text: &str) -> String {
-    let body = body_of(text);
+    // An answer without a single `## ` section is kept as it is, not dropped: the procedure
+    // then shows what the model wrote, and the loop's `missing_outline` finding blocks it.
+    let body = match body_of(text) {
+        b if b.is_empty() => text.trim().to_string(),
+        b => b,
+    };
     let mut md = evidence::header(
         brief.title,
         &format!(

@@ -198,6 +198,9 @@ pub struct CallRecord {
     pub tokens_out: u64,
     pub cost_pusd: i64,
     pub latency_ms: u64,
+    /// The usage is not the provider's: the call was cut (timeout, cancellation) and is
+    /// recorded at its reserved worst case.
+    pub estimated: bool,
     pub outcome: CallOutcome,
 }
 

@@ -82,6 +82,8 @@ pub enum StopReason {
     PolicyManual,
     PolicyOff,
     Cancelled,
+    /// A revision's model call failed for good: the best draft already paid for is kept.
+    RevisionFailed,
 }
 
 impl StopReason {
@@ -94,6 +96,7 @@ impl StopReason {
             StopReason::PolicyManual => "policy_manual",
             StopReason::PolicyOff => "policy_off",
             StopReason::Cancelled => "cancelled",
+            StopReason::RevisionFailed => "revision_failed",
         }
     }
 }
@@ -144,10 +147,85 @@ async fn event(
 }
 
 /// Scores a draft on the blocking pool: evaluation is CPU work, never done on the thread that
-/// serves HTTP.
-async fn score(markdown: &str, sources: &[EvidenceSource]) -> Evaluation {
+/// serves HTTP. What the writer's answer itself says is added as blocking findings (see
+/// [`writer_findings`]).
+async fn score(
+    markdown: &str,
+    sources: &[EvidenceSource],
+    truncated: bool,
+    max_tokens: u32,
+) -> Evaluation {
     let (markdown, sources) = (markdown.to_string(), sources.to_vec());
-    crate::blocking::run(move || evaluate::evaluate_and_verify(&markdown, &sources)).await
+    crate::blocking::run(move || {
+        let mut eval = evaluate::evaluate_and_verify(&markdown, &sources);
+        writer_findings(&mut eval, &markdown, truncated, max_tokens);
+        eval
+    })
+    .await
+}
+
+/// Blocking findings about the answer as a whole, which no sentence check sees: an answer cut
+/// at its output limit (`finish_reason: length`, `stop_reason: max_tokens`) is incomplete
+/// whatever its sentences say, and an answer without any of the outline's sections is not a
+/// procedure. Each becomes the first issue the next revision is told, and keeps the draft from
+/// release like every blocking finding (`Evaluation::blocking`).
+pub fn writer_findings(eval: &mut Evaluation, markdown: &str, truncated: bool, max_tokens: u32) {
+    use crate::verify::{Finding, FindingKind, Severity, Verification};
+    let mut found = Vec::new();
+    if truncated {
+        found.push((
+            FindingKind::Truncated,
+            format!(
+                "the answer stopped at its output limit (max_tokens = {max_tokens}): the draft \
+                 is cut off and cannot be released; write every section more briefly so the \
+                 whole procedure fits"
+            ),
+        ));
+    }
+    let has_outline = markdown.lines().any(|l| {
+        l.trim_start()
+            .strip_prefix("## ")
+            .is_some_and(|h| crate::outline::evidence_sections().any(|s| s.heading == h.trim()))
+    });
+    if !has_outline {
+        found.push((
+            FindingKind::MissingOutline,
+            "the answer has none of the outline's sections: write each section under its \
+             \"## \" heading, in the order the rules give"
+                .to_string(),
+        ));
+    }
+    if found.is_empty() {
+        return;
+    }
+    let v = eval.verification.get_or_insert_with(|| Verification {
+        findings: Vec::new(),
+        sentences: Vec::new(),
+        blocking: 0,
+        warnings: 0,
+        checked: crate::verify::CHECKED.to_vec(),
+        not_checked: crate::verify::NOT_CHECKED.to_vec(),
+    });
+    let mut issues = Vec::new();
+    for (i, (kind, what)) in found.into_iter().enumerate() {
+        issues.push(format!("BLOCKING ({}): {what}", kind.name()));
+        v.findings.insert(
+            i,
+            Finding {
+                severity: Severity::Blocking,
+                kind,
+                section: String::new(),
+                line: 0,
+                sentence: String::new(),
+                cited: Vec::new(),
+                aligned: None,
+                what,
+            },
+        );
+        v.blocking += 1;
+    }
+    issues.append(&mut eval.issues);
+    eval.issues = issues;
 }
 
 /// Says that the call of `iteration` would not fit: what was spent, the cap, the worst case.
@@ -243,7 +321,7 @@ impl Loop<'_> {
             return Ok(None);
         };
         self.reused_calls += u32::from(reused);
-        let eval = score(&markdown, self.brief.sources).await;
+        let eval = score(&markdown, self.brief.sources, truncated, max_tokens).await;
         self.scores.push(eval.score);
         event(
             self.ports,
@@ -297,10 +375,33 @@ impl Loop<'_> {
             }),
         )
         .await?;
-        let got = self
+        let got = match self
             .writer
             .write(self.ports, self.brief, &composed, Some(remaining))
-            .await?;
+            .await
+        {
+            Ok(got) => got,
+            Err(LlmError::Provider {
+                message, cost_pusd, ..
+            }) => {
+                // The draft already paid for stays the best; the failure ends the loop, not
+                // the run (verification then judges the best draft as it would any other).
+                self.spent_now += cost_pusd;
+                self.revision_pusd += cost_pusd;
+                event(
+                    self.ports,
+                    "revision_failed",
+                    json!({
+                        "iteration": self.iteration, "error": message,
+                        "cost_usd": to_usd(cost_pusd), "kept_iteration": best.iteration,
+                        "kept_score": best.eval.score,
+                    }),
+                )
+                .await?;
+                return Ok(Some(StopReason::RevisionFailed));
+            }
+            Err(e) => return Err(e),
+        };
         self.spent_now += got.cost_pusd;
         self.revision_pusd += got.cost_pusd;
         let (markdown, reused, max_tokens, truncated) = match got.value {
@@ -320,7 +421,7 @@ impl Loop<'_> {
             }
         };
         self.reused_calls += u32::from(reused);
-        let eval = score(&markdown, self.brief.sources).await;
+        let eval = score(&markdown, self.brief.sources, truncated, max_tokens).await;
         let improvement = eval.score - best.eval.score;
         self.scores.push(eval.score);
         self.last_improvement = Some(improvement);
@@ -454,11 +555,7 @@ mod tests {
             Box::pin(async move {
                 let mut rng = self.rng.lock().unwrap();
                 if self.fail_one_in > 0 && rng.u32(0..self.fail_one_in) == 0 {
-                    return Err(CallError {
-                        message: "fake 503".into(),
-                        retryable: true,
-                        retry_after: None,
-                    });
+                    return Err(CallError::transient("fake 503".into()));
                 }
                 let bytes = (req.system.len() + req.user.len()) as u64;
                 let tokens_in = rng.u64(bytes / 8..=bytes);
@@ -520,9 +617,11 @@ mod tests {
                         max_retries: 3,
                         base_delay: Duration::ZERO,
                         max_delay: Duration::ZERO,
+                        window: Duration::from_secs(60),
                     },
                     max_tokens,
                     min_output_tokens: rng.u32(1..=max_tokens),
+                    slots: crate::llm::Slots::new(1),
                 },
                 evidence_tokens: crate::llm_writer::DEFAULT_EVIDENCE_TOKENS,
             };
@@ -557,7 +656,8 @@ mod tests {
                     assert_eq!(r.revision_pusd, spent, "case {case}: the loop's tally");
                     *stops.entry(r.stop_reason.as_str()).or_default() += 1;
                 }
-                // Four failures in a row end the run; what was spent still fits the cap.
+                // Four failures in a row on the first draft end the run (on a revision they
+                // end the loop: revision_failed); what was spent still fits the cap.
                 Err(LlmError::Provider { .. }) => *stops.entry("provider_error").or_default() += 1,
                 other => panic!("case {case}: {other:?}"),
             }
@@ -570,6 +670,189 @@ mod tests {
         assert!(
             stops.get("max_iterations").copied().unwrap_or(0) > 10,
             "{stops:?}"
+        );
+    }
+
+    /// Answers from a script, one entry per HTTP attempt.
+    struct Scripted(Mutex<std::collections::VecDeque<Result<Completion, CallError>>>);
+
+    impl Provider for Scripted {
+        fn name(&self) -> &'static str {
+            "openai"
+        }
+        fn model(&self) -> &str {
+            "fake"
+        }
+        fn send<'a>(
+            &'a self,
+            _req: &'a ChatRequest,
+            _key: Option<&'a ApiKey>,
+        ) -> BoxFuture<'a, Result<Completion, CallError>> {
+            let next = self.0.lock().unwrap().pop_front();
+            Box::pin(async move { next.expect("the script ran out") })
+        }
+    }
+
+    fn sources() -> Vec<EvidenceSource> {
+        vec![EvidenceSource::whole(
+            "SRC0001",
+            "Anafylaksi",
+            "danish_guideline",
+            1000,
+            "Adrenalin gives ved anafylaksi i låret. Patienten monitoreres.",
+        )]
+    }
+
+    fn ok(text: &str, truncated: bool) -> Result<Completion, CallError> {
+        Ok(Completion {
+            text: text.into(),
+            tokens_in: 100,
+            tokens_out: 50,
+            truncated,
+        })
+    }
+
+    fn refused(message: &str) -> Result<Completion, CallError> {
+        Err(CallError::terminal(message.into()))
+    }
+
+    /// Runs the loop (auto, at most `iterations` drafts) over a scripted provider.
+    fn run_script(
+        script: Vec<Result<Completion, CallError>>,
+        iterations: u32,
+    ) -> (Result<LoopEnd, LlmError>, usize) {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap();
+        let n = script.len();
+        let provider = Arc::new(Scripted(Mutex::new(script.into())));
+        let writer = LlmWriter {
+            llm: Llm {
+                provider: provider.clone(),
+                price: Price {
+                    input_pico_per_token: 1_000,
+                    output_pico_per_token: 1_000,
+                },
+                keys: Arc::new(|| Box::pin(async { Ok(None) })),
+                known_keys: crate::llm::no_other_keys(),
+                retry: RetryPolicy {
+                    max_retries: 0,
+                    base_delay: Duration::ZERO,
+                    max_delay: Duration::ZERO,
+                    window: Duration::from_secs(60),
+                },
+                max_tokens: 512,
+                min_output_tokens: 16,
+                slots: crate::llm::Slots::new(1),
+            },
+            evidence_tokens: crate::llm_writer::DEFAULT_EVIDENCE_TOKENS,
+        };
+        let settings = Arc::new(RwLock::new(LoopSettings {
+            policy: LoopPolicy::Auto,
+            threshold: 11.0,
+            max_iterations: iterations,
+            max_additional_cost_pusd: 1_000_000_000,
+            min_improvement: -100.0,
+        }));
+        let sources = sources();
+        let brief = Brief {
+            title: "Anafylaksi",
+            context: "",
+            sources: &sources,
+            ack: None,
+            attempt: 1,
+        };
+        let end = rt.block_on(run(
+            Detached::ports(),
+            &writer,
+            brief,
+            &settings,
+            PriorSpend::default(),
+        ));
+        let used = n - provider.0.lock().unwrap().len();
+        (end, used)
+    }
+
+    const GOOD: &str = "## Indikationer\n\nAdrenalin gives ved anafylaksi i låret. [S:SRC0001]\n";
+
+    #[test]
+    fn a_failed_revision_ends_the_loop_and_keeps_the_draft_already_paid_for() {
+        let (end, used) = run_script(
+            vec![
+                ok(GOOD, false),
+                refused("the request exceeds the available context size"),
+            ],
+            3,
+        );
+        assert_eq!(used, 2);
+        let Ok(LoopEnd::Finished(r)) = end else {
+            panic!("{end:?}")
+        };
+        assert_eq!(r.stop_reason, StopReason::RevisionFailed);
+        assert_eq!(r.best.iteration, 1);
+        assert!(
+            r.best.markdown.contains("Adrenalin gives"),
+            "{}",
+            r.best.markdown
+        );
+        assert_eq!(r.scores.len(), 1);
+        // The draft was paid for (150 tokens at 1000 pico-USD each); the refusal cost nothing.
+        assert_eq!(r.total_pusd, 150_000);
+    }
+
+    #[test]
+    fn a_failed_first_draft_still_fails_the_run() {
+        let (end, _) = run_script(vec![refused("no such model")], 3);
+        assert!(
+            matches!(&end, Err(LlmError::Provider { message, .. }) if message.contains("no such model")),
+            "{end:?}"
+        );
+    }
+
+    #[test]
+    fn a_truncated_draft_blocks_and_the_revision_is_told() {
+        // The truncated draft scores as well as the full one, but only the full one may be best.
+        let (end, _) = run_script(vec![ok(GOOD, true), ok(GOOD, false)], 2);
+        let Ok(LoopEnd::Finished(r)) = end else {
+            panic!("{end:?}")
+        };
+        assert_eq!(r.best.iteration, 2, "{:?}", r.best.eval.issues);
+        assert!(!r.best.eval.issues.iter().any(|i| i.contains("(truncated)")));
+
+        // Alone, it is the best draft but blocks release, and says why first.
+        let (end, _) = run_script(vec![ok(GOOD, true)], 1);
+        let Ok(LoopEnd::Finished(r)) = end else {
+            panic!("{end:?}")
+        };
+        assert!(r.best.eval.blocking() >= 1);
+        assert!(
+            r.best.eval.issues[0].starts_with("BLOCKING (truncated)")
+                && r.best.eval.issues[0].contains("max_tokens = 512"),
+            "{:?}",
+            r.best.eval.issues
+        );
+        let v = r.best.eval.verification.as_ref().unwrap();
+        assert_eq!(v.findings[0].kind.name(), "truncated");
+    }
+
+    #[test]
+    fn a_draft_without_the_outline_is_a_blocking_finding_not_an_empty_procedure() {
+        let prose = "Adrenalin gives ved anafylaksi i låret. Patienten monitoreres bagefter.";
+        let (end, _) = run_script(vec![ok(prose, false)], 1);
+        let Ok(LoopEnd::Finished(r)) = end else {
+            panic!("{end:?}")
+        };
+        assert!(r.best.markdown.contains(prose), "{}", r.best.markdown);
+        assert!(r.best.eval.blocking() >= 1);
+        assert!(
+            r.best
+                .eval
+                .issues
+                .iter()
+                .any(|i| i.starts_with("BLOCKING (missing_outline)")),
+            "{:?}",
+            r.best.eval.issues
         );
     }
 }

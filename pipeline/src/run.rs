@@ -191,10 +191,17 @@ impl Pipeline {
                 Ok(LoopEnd::Finished(r)) => *r,
                 Ok(LoopEnd::Cancelled) => return Ok(RunEnd::Cancelled),
                 Err(LlmError::Port(e)) => return Err(e.into()),
-                Err(LlmError::Provider { message, .. }) => {
+                // A provider that stayed down through the retry window: the attempt fails as
+                // retryable, so the run is queued again while it has attempts (and reuses the
+                // calls it already paid for); a refusal is final.
+                Err(LlmError::Provider {
+                    message,
+                    unavailable,
+                    ..
+                }) => {
                     return Ok(RunEnd::Failed {
                         error: message,
-                        retryable: false,
+                        retryable: unavailable,
                     })
                 }
             };

@@ -7,11 +7,18 @@
 //! sources and cites it, the rest say there is no evidence. More sections score higher with
 //! the evaluator, so a test controls scores by choosing `k`. Usage is what the script says,
 //! with output capped at the request's `max_tokens` (as real providers do).
+//!
+//! A request with `"stream": true` is answered as the real APIs stream (server-sent events:
+//! OpenAI chunks with the usage in the last one, then `[DONE]`; Anthropic `message_start`,
+//! `content_block_delta`s, `message_delta` with the stop reason and output usage,
+//! `message_stop`), in chunks of about 40 bytes.
 
 #![allow(dead_code)]
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
+use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt, Full, StreamBody};
+use hyper::body::Frame;
 use hyper::body::Incoming;
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
@@ -52,6 +59,11 @@ pub enum Reply {
     Hang,
     /// Closes the connection without an answer.
     Reset,
+    /// The inner reply streamed with this pause before every chunk (a slow but steady model).
+    Slow { reply: Box<Reply>, gap: Duration },
+    /// A draft of all sections streamed for `chunks` chunks, then nothing more (a stuck
+    /// model): the connection stays open without another byte.
+    Stall { chunks: usize },
     /// Chooses the reply from the request body (e.g. by procedure title).
     By(Arc<dyn Fn(&Value) -> Reply + Send + Sync>),
 }
@@ -244,7 +256,14 @@ async fn serve(
     tasks.abort_all();
 }
 
-type Answer = Result<Response<Full<Bytes>>, std::io::Error>;
+type Body = BoxBody<Bytes, std::io::Error>;
+type Answer = Result<Response<Body>, std::io::Error>;
+
+fn full(bytes: impl Into<Bytes>) -> Body {
+    Full::new(bytes.into())
+        .map_err(|never| match never {})
+        .boxed()
+}
 
 async fn handle(
     flavor: Flavor,
@@ -288,12 +307,30 @@ async fn handle(
                 tokio::time::sleep(Duration::from_secs(3600)).await;
                 Reply::Reset
             }
-            other => break answer(flavor, &body, other),
+            Reply::Slow { reply, gap } => break answer(flavor, &body, *reply, gap, None),
+            Reply::Stall { chunks } => {
+                break answer(
+                    flavor,
+                    &body,
+                    Reply::draft(12, 4000),
+                    Duration::ZERO,
+                    Some(chunks),
+                )
+            }
+            other => break answer(flavor, &body, other, Duration::ZERO, None),
         };
     }
 }
 
-fn answer(flavor: Flavor, body: &Value, reply: Reply) -> Answer {
+/// `reply` as the API answers it: streamed when the request asked, with `gap` before every
+/// chunk; `stall_after`: the stream stops (and stays open) after that many text chunks.
+fn answer(
+    flavor: Flavor,
+    body: &Value,
+    reply: Reply,
+    gap: Duration,
+    stall_after: Option<usize>,
+) -> Answer {
     let json_response = |status: u16, v: Value, retry_after: Option<String>| {
         let mut r = Response::builder()
             .status(StatusCode::from_u16(status).unwrap())
@@ -301,7 +338,7 @@ fn answer(flavor: Flavor, body: &Value, reply: Reply) -> Answer {
         if let Some(ra) = retry_after {
             r = r.header("retry-after", ra);
         }
-        Ok(r.body(Full::new(Bytes::from(v.to_string()))).unwrap())
+        Ok(r.body(full(v.to_string())).unwrap())
     };
     match reply {
         Reply::Reset => Err(std::io::Error::other("reset by the fake")),
@@ -338,6 +375,10 @@ fn answer(flavor: Flavor, body: &Value, reply: Reply) -> Answer {
             let tokens_out = tokens_out.min(max);
             let tokens_in = tokens_in.unwrap_or(prompt.len() as u64 / 4);
             let truncated = tokens_out == max;
+            if body["stream"] == true {
+                let events = stream_events(flavor, body, &text, tokens_in, tokens_out, truncated);
+                return Ok(sse(events, gap, stall_after));
+            }
             let v = match flavor {
                 Flavor::OpenAi => json!({
                     "id": "chatcmpl-fake", "object": "chat.completion",
@@ -356,8 +397,145 @@ fn answer(flavor: Flavor, body: &Value, reply: Reply) -> Answer {
             };
             json_response(200, v, None)
         }
-        Reply::By(_) | Reply::Held(_) | Reply::Hang => unreachable!("resolved by handle"),
+        Reply::By(_) | Reply::Held(_) | Reply::Hang | Reply::Slow { .. } | Reply::Stall { .. } => {
+            unreachable!("resolved by handle")
+        }
     }
+}
+
+/// The server-sent events of a streamed answer: `(is_text_chunk, event block)`.
+fn stream_events(
+    flavor: Flavor,
+    body: &Value,
+    text: &str,
+    tokens_in: u64,
+    tokens_out: u64,
+    truncated: bool,
+) -> Vec<(bool, String)> {
+    let mut pieces = Vec::new();
+    let mut cur = String::new();
+    for c in text.chars() {
+        cur.push(c);
+        if cur.len() >= 40 {
+            pieces.push(std::mem::take(&mut cur));
+        }
+    }
+    if !cur.is_empty() {
+        pieces.push(cur);
+    }
+    let data = |v: Value| format!("data: {v}\n\n");
+    let named = |name: &str, v: Value| format!("event: {name}\ndata: {v}\n\n");
+    let mut out = Vec::new();
+    match flavor {
+        Flavor::OpenAi => {
+            let chunk = |delta: Value, finish: Value| {
+                json!({ "id": "chatcmpl-fake", "object": "chat.completion.chunk", "model": body["model"],
+                        "choices": [{ "index": 0, "delta": delta, "finish_reason": finish }] })
+            };
+            out.push((
+                false,
+                data(chunk(
+                    json!({ "role": "assistant", "content": "" }),
+                    Value::Null,
+                )),
+            ));
+            for p in pieces {
+                out.push((true, data(chunk(json!({ "content": p }), Value::Null))));
+            }
+            let finish = if truncated { "length" } else { "stop" };
+            out.push((false, data(chunk(json!({}), json!(finish)))));
+            if body["stream_options"]["include_usage"] == true {
+                out.push((false, data(json!({ "id": "chatcmpl-fake", "object": "chat.completion.chunk",
+                    "choices": [], "usage": { "prompt_tokens": tokens_in, "completion_tokens": tokens_out,
+                    "total_tokens": tokens_in + tokens_out } }))));
+            }
+            out.push((false, "data: [DONE]\n\n".to_string()));
+        }
+        Flavor::Anthropic => {
+            out.push((
+                false,
+                named(
+                    "message_start",
+                    json!({ "type": "message_start", "message": {
+                "id": "msg_fake", "type": "message", "role": "assistant", "model": body["model"],
+                "content": [], "stop_reason": null,
+                "usage": { "input_tokens": tokens_in, "output_tokens": 1 } } }),
+                ),
+            ));
+            out.push((
+                false,
+                named(
+                    "content_block_start",
+                    json!({ "type": "content_block_start",
+                "index": 0, "content_block": { "type": "text", "text": "" } }),
+                ),
+            ));
+            out.push((false, named("ping", json!({ "type": "ping" }))));
+            for p in pieces {
+                out.push((
+                    true,
+                    named(
+                        "content_block_delta",
+                        json!({ "type": "content_block_delta",
+                    "index": 0, "delta": { "type": "text_delta", "text": p } }),
+                    ),
+                ));
+            }
+            out.push((
+                false,
+                named(
+                    "content_block_stop",
+                    json!({ "type": "content_block_stop", "index": 0 }),
+                ),
+            ));
+            let stop = if truncated { "max_tokens" } else { "end_turn" };
+            out.push((
+                false,
+                named(
+                    "message_delta",
+                    json!({ "type": "message_delta",
+                "delta": { "stop_reason": stop, "stop_sequence": null },
+                "usage": { "output_tokens": tokens_out } }),
+                ),
+            ));
+            out.push((
+                false,
+                named("message_stop", json!({ "type": "message_stop" })),
+            ));
+        }
+    }
+    out
+}
+
+/// An event-stream response that sends `events` with `gap` before each, stopping for good
+/// (the connection kept open) after `stall_after` text chunks.
+fn sse(events: Vec<(bool, String)>, gap: Duration, stall_after: Option<usize>) -> Response<Body> {
+    let stream = futures_util::stream::unfold(
+        (events.into_iter(), 0usize),
+        move |(mut events, mut texts)| async move {
+            let (is_text, block) = events.next()?;
+            if is_text {
+                if stall_after.is_some_and(|n| texts >= n) {
+                    tokio::time::sleep(Duration::from_secs(3600)).await;
+                    return None;
+                }
+                texts += 1;
+            }
+            if !gap.is_zero() {
+                tokio::time::sleep(gap).await;
+            }
+            Some((
+                Ok::<_, std::io::Error>(Frame::data(Bytes::from(block))),
+                (events, texts),
+            ))
+        },
+    );
+    Response::builder()
+        .status(200)
+        .header("content-type", "text/event-stream")
+        .header("cache-control", "no-cache")
+        .body(StreamBody::new(stream).boxed())
+        .unwrap()
 }
 
 /// The system and user text of a request, in either API's shape.

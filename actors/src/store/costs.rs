@@ -54,6 +54,8 @@ pub struct NewLlmCall {
     pub tokens_out: u64,
     pub cost_pusd: i64,
     pub latency_ms: u64,
+    /// The usage is the caller's worst-case estimate, not the provider's (a cut call).
+    pub estimated: bool,
     pub outcome: CallOutcome,
 }
 
@@ -188,6 +190,9 @@ impl Store {
             });
             if let Some(e) = error {
                 details["error"] = json!(e);
+            }
+            if call.estimated {
+                details["estimated"] = json!(true);
             }
             if !held {
                 details["lease_lost"] = json!(true);

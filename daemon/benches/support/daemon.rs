@@ -83,6 +83,19 @@ pub struct Conn {
 }
 
 impl Conn {
+    /// [`Conn::open`], or None when nothing accepts the connection (yet).
+    pub async fn open_checked(addr: &str) -> Option<Conn> {
+        let stream = tokio::net::TcpStream::connect(addr).await.ok()?;
+        let (sender, conn) =
+            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+                .await
+                .ok()?;
+        tokio::task::spawn_local(async move {
+            let _ = conn.await;
+        });
+        Some(Conn { sender })
+    }
+
     pub async fn open(addr: &str) -> Conn {
         let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
         stream.set_nodelay(true).unwrap();

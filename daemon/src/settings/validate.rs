@@ -33,8 +33,10 @@ impl Settings {
             ("body_read_timeout_s", self.body_read_timeout_s),
             ("sse_keepalive_s", self.sse_keepalive_s),
             ("llm_timeout_s", self.llm_timeout_s),
+            ("llm_idle_timeout_s", self.llm_idle_timeout_s),
             ("llm_retry_base_delay_s", self.llm_retry_base_delay_s),
             ("llm_retry_max_delay_s", self.llm_retry_max_delay_s),
+            ("llm_retry_window_s", self.llm_retry_window_s),
         ] {
             if !(v.is_finite() && v > 0.0 && v < 1e9) {
                 return bad(
@@ -164,6 +166,12 @@ impl Settings {
         }
         if self.llm_max_retries > 20 {
             return bad("llm_max_retries", "must be at most 20");
+        }
+        if self.llm_max_concurrent_calls == 0 || self.llm_max_concurrent_calls > 1024 {
+            return bad(
+                "llm_max_concurrent_calls",
+                "must be between 1 and 1024 (at most the model server's parallel slots)",
+            );
         }
         if self.llm_provider != LlmProvider::Offline {
             if self.llm_model.trim().is_empty() {

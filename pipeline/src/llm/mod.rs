@@ -85,6 +85,20 @@ pub struct CallError {
     pub retryable: bool,
     /// What the provider asked us to wait (`retry-after-ms` or `Retry-After`).
     pub retry_after: Option<Duration>,
+    /// The request reached the server but its answer was cut (a timeout, a broken stream):
+    /// the server may have generated, and a paid provider billed, output nobody received.
+    pub cut: Option<Cut>,
+    /// No answer came in time (`llm_timeout_s`, `llm_idle_timeout_s`): retried at most once.
+    pub timed_out: bool,
+}
+
+/// What a cut answer had reported before it stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct Cut {
+    /// Input tokens, when the stream had said (Anthropic's `message_start`).
+    pub tokens_in: Option<u64>,
+    /// Output chunks received (each carries at least one token).
+    pub tokens_out: u64,
 }
 
 impl CallError {
@@ -93,6 +107,36 @@ impl CallError {
             message,
             retryable: false,
             retry_after: None,
+            cut: None,
+            timed_out: false,
+        }
+    }
+
+    /// A failure that may clear up (a connection refused, a reset).
+    pub fn transient(message: String) -> Self {
+        CallError {
+            retryable: true,
+            ..CallError::terminal(message)
+        }
+    }
+}
+
+/// How long one attempt may wait for its answer. Answers are streamed, so a slow but steady
+/// model finishes and a stuck one is cut quickly.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Timeouts {
+    /// From sending the request to the answer's first token: connecting, the server's queue
+    /// and its reading of the prompt (`llm_timeout_s`).
+    pub first_token: Duration,
+    /// Between two chunks of the answer once it has started (`llm_idle_timeout_s`).
+    pub idle: Duration,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Timeouts {
+            first_token: Duration::from_secs(120),
+            idle: Duration::from_secs(30),
         }
     }
 }
@@ -132,6 +176,9 @@ pub struct RetryPolicy {
     pub base_delay: Duration,
     /// The longest wait between attempts; a `Retry-After` beyond it fails the call instead.
     pub max_delay: Duration,
+    /// Retries stop once the next one would start later than this after the first attempt
+    /// (`llm_retry_window_s`): long enough for a model server to restart.
+    pub window: Duration,
 }
 
 /// The pipeline's model: a provider, its price, its key and its limits.
@@ -146,6 +193,43 @@ pub struct Llm {
     pub max_tokens: u32,
     /// A call that cannot be given at least this many output tokens is not made.
     pub min_output_tokens: u32,
+    /// The provider's call slots (`llm_max_concurrent_calls`), shared by every job.
+    pub slots: Arc<Slots>,
+}
+
+/// Calls in flight to one provider, at most `limit` at once: a job waits for a slot instead of
+/// piling requests onto a server that would only queue them (and keep generating answers
+/// nobody waits for once their callers time out). The counters are what `/metrics` shows.
+pub struct Slots {
+    semaphore: tokio::sync::Semaphore,
+    limit: usize,
+    /// Calls waiting for a slot now.
+    pub waiting: std::sync::atomic::AtomicI64,
+    /// Calls that had to wait, and for how long in all (milliseconds).
+    pub waits_total: std::sync::atomic::AtomicU64,
+    pub wait_ms_total: std::sync::atomic::AtomicU64,
+}
+
+impl Slots {
+    pub fn new(limit: usize) -> Arc<Slots> {
+        let limit = limit.max(1);
+        Arc::new(Slots {
+            semaphore: tokio::sync::Semaphore::new(limit),
+            limit,
+            waiting: Default::default(),
+            waits_total: Default::default(),
+            wait_ms_total: Default::default(),
+        })
+    }
+
+    pub fn limit(&self) -> usize {
+        self.limit
+    }
+
+    /// Calls holding a slot now.
+    pub fn in_use(&self) -> usize {
+        self.limit - self.semaphore.available_permits()
+    }
 }
 
 /// Which step of the run a call is: the first draft, or a revision of the quality loop.
@@ -202,9 +286,14 @@ pub struct Spent<T> {
 /// Why a call failed for good.
 #[derive(Debug, thiserror::Error)]
 pub enum LlmError {
-    /// The provider refused, or kept failing through every retry.
+    /// The provider refused, or kept failing through every retry. `unavailable`: it kept
+    /// failing in ways that clear up (down, overloaded, too slow), so the run may try later.
     #[error("{message}")]
-    Provider { message: String, cost_pusd: i64 },
+    Provider {
+        message: String,
+        cost_pusd: i64,
+        unavailable: bool,
+    },
     /// The call could not be recorded (or the run's history written).
     #[error(transparent)]
     Port(#[from] PortError),
@@ -409,6 +498,8 @@ impl Llm {
         let input_tokens = estimate_input_tokens(system, user);
         let mut spent: i64 = 0;
         let mut attempts = 0u32;
+        let mut timeouts = 0u32;
+        let first_attempt = Instant::now();
         let stop = |value, spent, attempts| {
             Ok(Spent {
                 value,
@@ -435,6 +526,7 @@ impl Llm {
             let api_key = (self.keys)().await.map_err(|message| LlmError::Provider {
                 message,
                 cost_pusd: spent,
+                unavailable: false,
             })?;
             let known = (self.known_keys)().await;
             let keep_out: Vec<&ApiKey> = api_key.iter().chain(known.iter()).collect();
@@ -443,10 +535,14 @@ impl Llm {
                 user: user.to_string(),
                 max_tokens,
             };
+            let Some(_slot) = self.slot(ports, step).await? else {
+                return stop(CallResult::Cancelled, spent, attempts);
+            };
             attempts += 1;
             let (sent, cost) = self
                 .attempt(ports, step, &key, &req, api_key.as_ref(), &keep_out)
                 .await?;
+            drop(_slot);
             spent = spent.saturating_add(cost);
             let e = match sent {
                 None => return stop(CallResult::Cancelled, spent, attempts),
@@ -461,14 +557,17 @@ impl Llm {
                 Some(Err(e)) => e,
             };
             let message = redact(&e.message, &keep_out);
-            if let Some(why) = self.give_up(&e, attempts) {
+            timeouts += u32::from(e.timed_out);
+            let wait = backoff(&self.retry, attempts - 1, e.retry_after);
+            let elapsed = first_attempt.elapsed() + wait;
+            if let Some(why) = self.give_up(&e, attempts, timeouts, elapsed) {
                 let (provider, model) = (self.provider.name(), self.model());
                 return Err(LlmError::Provider {
                     message: format!("{provider} model {model} failed{why}: {message}"),
                     cost_pusd: spent,
+                    unavailable: e.retryable,
                 });
             }
-            let wait = backoff(&self.retry, attempts - 1, e.retry_after);
             tracing::warn!(provider = self.provider.name(), model = %self.model(), attempt = attempts, wait_ms = wait.as_millis() as u64, error = %message, "model call failed; retrying");
             tokio::select! {
                 _ = tokio::time::sleep(wait) => {}
@@ -532,22 +631,46 @@ impl Llm {
             _ = ports.cancelled() => None,
         };
         let latency_ms = started.elapsed().as_millis() as u64;
-        let (tokens_in, tokens_out, outcome) = match &sent {
+        // A call cut after it was sent (a timeout, a broken stream, a cancellation in flight)
+        // is recorded at what it may have cost: the input the stream reported (else the
+        // conservative estimate) and the whole output limit, since the server may have
+        // generated, and a paid provider billed, the rest unseen. Marked as estimated.
+        let worst = |cut: Option<Cut>| {
+            let c = cut.unwrap_or_default();
+            (
+                c.tokens_in
+                    .unwrap_or_else(|| estimate_input_tokens(&req.system, &req.user)),
+                u64::from(req.max_tokens).max(c.tokens_out),
+            )
+        };
+        let (tokens_in, tokens_out, estimated, outcome) = match &sent {
             Some(Ok(c)) => (
                 c.tokens_in,
                 c.tokens_out,
+                false,
                 CallOutcome::Ok {
                     response: c.text.clone(),
                 },
             ),
-            Some(Err(e)) => (
-                0,
-                0,
-                CallOutcome::Error {
-                    error: redact(&e.message, keep_out),
-                },
-            ),
-            None => (0, 0, CallOutcome::Cancelled),
+            Some(Err(e)) => {
+                let error = redact(&e.message, keep_out);
+                match e.cut {
+                    Some(cut) => {
+                        let (i, o) = worst(Some(cut));
+                        let error = format!(
+                            "{error} [cost estimated: the answer was cut after {} chunk(s); \
+                             recorded at the reserved worst case of {o} output tokens]",
+                            cut.tokens_out
+                        );
+                        (i, o, true, CallOutcome::Error { error })
+                    }
+                    None => (0, 0, false, CallOutcome::Error { error }),
+                }
+            }
+            None => {
+                let (i, o) = worst(None);
+                (i, o, true, CallOutcome::Cancelled)
+            }
         };
         let cost = self.price.cost(tokens_in, tokens_out);
         ports
@@ -563,6 +686,7 @@ impl Llm {
                 tokens_out,
                 cost_pusd: cost,
                 latency_ms,
+                estimated,
                 outcome,
             })
             .await?;
@@ -570,7 +694,14 @@ impl Llm {
     }
 
     /// Why a failed attempt is the last (the words the error ends with), or None to retry.
-    fn give_up(&self, e: &CallError, attempts: u32) -> Option<String> {
+    /// `elapsed`: from the first attempt to when the next one would start.
+    fn give_up(
+        &self,
+        e: &CallError,
+        attempts: u32,
+        timeouts: u32,
+        elapsed: Duration,
+    ) -> Option<String> {
         let too_long = e.retry_after.is_some_and(|d| d > self.retry.max_delay);
         if !e.retryable {
             Some(String::new())
@@ -579,35 +710,242 @@ impl Llm {
                 " (the provider asked to wait {:.0} s, beyond llm_retry_max_delay_s)",
                 e.retry_after.unwrap_or_default().as_secs_f64()
             ))
+        } else if e.timed_out && timeouts > 1 {
+            // A server too slow twice will be too slow again; each try may cost a generation.
+            Some(format!(" (timed out twice, after {attempts} attempts)"))
         } else if attempts > self.retry.max_retries {
             Some(format!(" (after {attempts} attempts)"))
+        } else if elapsed > self.retry.window {
+            Some(format!(
+                " (after {attempts} attempts over {:.0} s, llm_retry_window_s = {:.0})",
+                elapsed.as_secs_f64(),
+                self.retry.window.as_secs_f64()
+            ))
         } else {
             None
         }
     }
+
+    /// Waits for one of the provider's call slots (raced against cancellation: `None`). A wait
+    /// is counted, and said in the run's history when it took a while.
+    async fn slot(
+        &self,
+        ports: RunPorts<'_>,
+        step: Step,
+    ) -> Result<Option<tokio::sync::SemaphorePermit<'_>>, LlmError> {
+        use std::sync::atomic::Ordering::Relaxed;
+        if let Ok(p) = self.slots.semaphore.try_acquire() {
+            return Ok(Some(p));
+        }
+        let started = Instant::now();
+        self.slots.waiting.fetch_add(1, Relaxed);
+        self.slots.waits_total.fetch_add(1, Relaxed);
+        let got = tokio::select! {
+            p = self.slots.semaphore.acquire() => p.ok(),
+            _ = ports.cancelled() => None,
+        };
+        self.slots.waiting.fetch_sub(1, Relaxed);
+        let waited = started.elapsed();
+        self.slots
+            .wait_ms_total
+            .fetch_add(waited.as_millis() as u64, Relaxed);
+        if got.is_some() {
+            ports
+                .event(
+                    "llm_slot_waited",
+                    json!({
+                        "stage": step.stage.as_str(), "iteration": step.iteration,
+                        "waited_ms": waited.as_millis() as u64,
+                        "llm_max_concurrent_calls": self.slots.limit,
+                    }),
+                )
+                .await?;
+        }
+        Ok(got)
+    }
 }
 
-/// Sends one request and reads its JSON answer as `T`; a failure becomes the [`CallError`] the
-/// retry loop judges.
-pub(crate) async fn exchange<T: serde::de::DeserializeOwned>(
-    provider: &str,
+/// How a provider reads its answer: the events of a streamed one, or a whole JSON body from a
+/// server that ignores `stream`.
+pub(crate) trait Answer: Default {
+    /// Takes one server-sent event; what it added.
+    fn feed(&mut self, provider: &str, event: &sse_stream::Sse) -> Result<Fed, CallError>;
+    /// What the stream had reported so far, for a cut answer's record.
+    fn so_far(&self) -> Cut;
+    /// The completed answer, once the stream ended.
+    fn finish(self, provider: &str) -> Result<Completion, CallError>;
+    /// A whole (non-streamed) JSON answer.
+    fn whole(provider: &str, body: &[u8]) -> Result<Completion, CallError>;
+}
+
+/// What one event added to an answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Fed {
+    /// Nothing the reader waits for (metadata, pings).
+    Nothing,
+    /// Output text: the answer has started.
+    Text,
+    /// The last event: the stream is complete.
+    Done,
+}
+
+/// Where a request went, for messages that say what to check.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Target<'a> {
+    pub provider: &'static str,
+    /// `llm_base_url`, as configured.
+    pub base_url: &'a str,
+    pub timeouts: Timeouts,
+}
+
+/// Sends one streamed request and reads its answer: the first token must come within
+/// `first_token`, every later chunk within `idle` of the one before; a failure becomes the
+/// [`CallError`] the retry loop judges.
+pub(crate) async fn exchange<A: Answer>(
+    target: Target<'_>,
     request: reqwest::RequestBuilder,
-) -> Result<T, CallError> {
-    let resp = request
-        .send()
-        .await
-        .map_err(|e| transport_error(provider, e))?;
+) -> Result<Completion, CallError> {
+    use futures_util::StreamExt;
+    let provider = target.provider;
+    let t = target.timeouts;
+    let started = Instant::now();
+    let first_deadline = tokio::time::Instant::now() + t.first_token;
+    let resp = match tokio::time::timeout_at(first_deadline, request.send()).await {
+        Err(_) => return Err(too_slow(target, started, None)),
+        Ok(Err(e)) => return Err(transport_error(target, e).await),
+        Ok(Ok(r)) => r,
+    };
     let status = resp.status();
     let headers = resp.headers().clone();
-    let bytes = resp
-        .bytes()
-        .await
-        .map_err(|e| transport_error(provider, e))?;
-    if !status.is_success() {
-        return Err(http_error(provider, status, &headers, &bytes));
+    let streamed = headers
+        .get(reqwest::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.trim_start().starts_with("text/event-stream"));
+    if !status.is_success() || !streamed {
+        let bytes = match tokio::time::timeout_at(first_deadline, resp.bytes()).await {
+            Err(_) => return Err(too_slow(target, started, Some(Cut::default()))),
+            Ok(Err(e)) => return Err(broken(provider, e.to_string(), Cut::default())),
+            Ok(Ok(b)) => b,
+        };
+        if !status.is_success() {
+            return Err(http_error(provider, status, &headers, &bytes));
+        }
+        return A::whole(provider, &bytes);
     }
-    serde_json::from_slice(&bytes)
-        .map_err(|e| CallError::terminal(format!("{provider}: unexpected response body: {e}")))
+    let body: http::Response<reqwest::Body> = resp.into();
+    let mut events = sse_stream::SseStream::new(body.into_body());
+    let mut answer = A::default();
+    let mut started_text = false;
+    loop {
+        let deadline = if started_text {
+            tokio::time::Instant::now() + t.idle
+        } else {
+            first_deadline
+        };
+        let event = match tokio::time::timeout_at(deadline, events.next()).await {
+            Err(_) if started_text => return Err(stalled(target, answer.so_far())),
+            Err(_) => return Err(too_slow(target, started, Some(answer.so_far()))),
+            Ok(None) => break,
+            Ok(Some(Err(e))) => return Err(broken(provider, e.to_string(), answer.so_far())),
+            Ok(Some(Ok(event))) => event,
+        };
+        match answer.feed(provider, &event)? {
+            Fed::Nothing => {}
+            Fed::Text => started_text = true,
+            Fed::Done => break,
+        }
+    }
+    answer.finish(provider)
+}
+
+/// An error the server sent inside the stream (`error` events; a chunk with `error`): an
+/// overloaded or failing server is retried, anything else is final.
+pub(crate) fn stream_error(provider: &str, value: &serde_json::Value) -> CallError {
+    let err = value.get("error").unwrap_or(value);
+    let field = |name: &str| err.get(name).and_then(|v| v.as_str()).unwrap_or_default();
+    let kind = field("type");
+    let text: String = format!("{kind}: {}", field("message"))
+        .chars()
+        .take(MAX_ERROR_CHARS)
+        .collect();
+    let transient = [
+        "overloaded",
+        "rate_limit",
+        "api_error",
+        "server",
+        "unavailable",
+    ]
+    .iter()
+    .any(|k| kind.contains(k));
+    let message = format!("{provider}: the server stopped the answer with an error: {text}");
+    if transient {
+        CallError::transient(message)
+    } else {
+        CallError::terminal(message)
+    }
+}
+
+/// No first token within `llm_timeout_s`.
+fn too_slow(target: Target<'_>, started: Instant, cut: Option<Cut>) -> CallError {
+    let waited = started.elapsed().as_secs_f64();
+    let what = if cut.is_some() {
+        "the server accepted the request but sent no answer"
+    } else {
+        "no answer to the request"
+    };
+    CallError {
+        message: format!(
+            "{}: {what} within llm_timeout_s = {} s (waited {waited:.1} s for the first token at \
+             {}); the server may be busy with other requests or slow to read the prompt: raise \
+             llm_timeout_s or lower llm_max_concurrent_calls",
+            target.provider,
+            secs(target.timeouts.first_token),
+            target.base_url,
+        ),
+        retryable: true,
+        retry_after: None,
+        // A request that got no answer at all may still be queued and generated.
+        cut: Some(cut.unwrap_or_default()),
+        timed_out: true,
+    }
+}
+
+/// The answer started, then stopped coming for `llm_idle_timeout_s`.
+fn stalled(target: Target<'_>, cut: Cut) -> CallError {
+    CallError {
+        message: format!(
+            "{}: the answer stopped for llm_idle_timeout_s = {} s after {} chunk(s); the model \
+             or its server stalled",
+            target.provider,
+            secs(target.timeouts.idle),
+            cut.tokens_out
+        ),
+        retryable: true,
+        retry_after: None,
+        cut: Some(cut),
+        timed_out: true,
+    }
+}
+
+/// The answer broke off (the connection closed or the stream was unreadable).
+fn broken(provider: &str, why: String, cut: Cut) -> CallError {
+    CallError {
+        cut: Some(cut),
+        ..CallError::transient(format!(
+            "{provider}: the answer broke off after {} chunk(s): {why}",
+            cut.tokens_out
+        ))
+    }
+}
+
+/// Seconds as a person writes them: `30`, `0.5`.
+fn secs(d: Duration) -> String {
+    let s = d.as_secs_f64();
+    if s.fract() == 0.0 {
+        format!("{s:.0}")
+    } else {
+        format!("{s}")
+    }
 }
 
 /// Reads a provider's error response: 429/408/5xx are retryable. The message is built only
@@ -663,23 +1001,74 @@ fn http_error(
         message: format!("{provider} answered {code}: {}", text.trim()),
         retryable,
         retry_after,
+        cut: None,
+        timed_out: false,
     }
 }
 
-/// A request that got no HTTP answer: timeouts and connection failures are retryable.
-fn transport_error(provider: &str, e: reqwest::Error) -> CallError {
-    let what = if e.is_timeout() {
-        "timed out"
-    } else if e.is_connect() {
-        "cannot connect"
-    } else {
-        "request failed"
-    };
-    // The URL carries no secret (keys travel in headers), so the error may name it.
+/// A request that got no HTTP answer. A connection that could not be made names
+/// `llm_base_url` and whether anything listens there; both are retried.
+async fn transport_error(target: Target<'_>, e: reqwest::Error) -> CallError {
+    let provider = target.provider;
+    let base = target.base_url;
+    if e.is_connect() {
+        let listening = listens(base).await;
+        return CallError::transient(format!(
+            "{provider}: cannot connect to llm_base_url = {base} ({listening}): {}",
+            root_cause(&e)
+        ));
+    }
+    if e.is_timeout() {
+        // The connect timeout (reqwest's only one here).
+        return CallError {
+            timed_out: true,
+            ..CallError::transient(format!(
+                "{provider}: connecting to llm_base_url = {base} timed out; check that the \
+                 address is right and reachable"
+            ))
+        };
+    }
+    // The request was sent, or partly: the server may be working on it.
     CallError {
-        message: format!("{provider} {what}: {e}"),
-        retryable: e.is_timeout() || e.is_connect() || e.is_request() || e.is_body(),
-        retry_after: None,
+        cut: Some(Cut::default()),
+        ..CallError::transient(format!(
+            "{provider}: the request to llm_base_url = {base} failed: {}",
+            root_cause(&e)
+        ))
+    }
+}
+
+/// The innermost cause of an error, which says what happened ("connection refused") where
+/// the outer ones say what was tried.
+fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut cur = e;
+    while let Some(next) = cur.source() {
+        cur = next;
+    }
+    cur.to_string()
+}
+
+/// Whether anything accepts TCP connections at the URL's host and port, in words.
+async fn listens(base_url: &str) -> String {
+    let Ok(url) = reqwest::Url::parse(base_url) else {
+        return "not a valid URL".into();
+    };
+    let (Some(host), Some(port)) = (url.host_str(), url.port_or_known_default()) else {
+        return "no host in the URL".into();
+    };
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let probe = tokio::time::timeout(
+        Duration::from_secs(3),
+        tokio::net::TcpStream::connect((host, port)),
+    )
+    .await;
+    match probe {
+        Ok(Ok(_)) => format!("something listens on {host}:{port} now: it may have just started"),
+        Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
+            format!("nothing listens on {host}:{port}: is the model server running?")
+        }
+        Ok(Err(e)) => format!("{host}:{port} is not reachable: {e}"),
+        Err(_) => format!("{host}:{port} does not answer: a firewall or a wrong address?"),
     }
 }
 
@@ -800,6 +1189,7 @@ mod tests {
             max_retries: 5,
             base_delay: Duration::from_millis(100),
             max_delay: Duration::from_secs(2),
+            window: Duration::from_secs(60),
         };
         for n in 0..10 {
             let d = backoff(&p, n, None);

@@ -91,6 +91,10 @@ pub enum FindingKind {
     EmptySection,
     /// A sentence without clinical content and without a citation.
     UncitedSentence,
+    /// The writer's answer stopped at its output limit: the draft is cut off.
+    Truncated,
+    /// The writer's answer has none of the outline's sections.
+    MissingOutline,
 }
 
 impl FindingKind {
@@ -119,6 +123,8 @@ impl FindingKind {
             FindingKind::MisplacedSection => "misplaced_section",
             FindingKind::EmptySection => "empty_section",
             FindingKind::UncitedSentence => "uncited_sentence",
+            FindingKind::Truncated => "truncated",
+            FindingKind::MissingOutline => "missing_outline",
         }
     }
 }

@@ -1,0 +1,278 @@
+//! Model calls as real servers make them: streamed answers with a first-token and an idle
+//! timeout, a bounded number of calls in flight, messages that say what to check, the cost of
+//! a cut call, truncation, and a revision the server refuses. Against the fake provider
+//! (`support::fake_llm`), which streams as the real APIs do.
+
+use crate::support::fake_llm::{FakeLlm, Flavor, Reply};
+use crate::support::*;
+use serde_json::{json, Value};
+use std::time::Duration;
+
+const T: Duration = Duration::from_secs(60);
+const ANAPHYLAXIS: &str = "Anafylaksi behandling";
+
+fn start(s: &Scratch, fake: &FakeLlm, extra: &[(&str, &str)]) -> Daemon {
+    let env = fake.env("gpt-4o-mini");
+    let mut pairs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    pairs.extend_from_slice(extra);
+    Daemon::spawn(s.command(&pairs))
+}
+
+fn write(h: &Http, procedure: &str) -> String {
+    let r = h.post_json("/api/write", &json!({ "procedure": procedure }));
+    assert_eq!(r.status, 202, "{r:?}");
+    r.body["run_id"].as_str().unwrap().to_string()
+}
+
+fn finished(h: &Http, id: &str) -> Value {
+    wait_for(&format!("run {id} to finish"), T, || {
+        let r = h.run(id);
+        ["DONE", "FAILED", "CANCELLED"]
+            .contains(&r["status"].as_str().unwrap_or_default())
+            .then_some(r)
+    })
+}
+
+fn details(h: &Http, id: &str, kind: &str) -> Vec<Value> {
+    h.events(id)
+        .into_iter()
+        .filter(|e| e["kind"] == kind)
+        .map(|e| e["details"].clone())
+        .collect()
+}
+
+/// An answer streamed over three seconds finishes under a one-second `llm_timeout_s`: the
+/// timeout bounds the wait for the first token, not the whole answer. Both APIs.
+#[test]
+fn a_slow_but_steady_streamed_answer_finishes_with_the_servers_usage() {
+    for flavor in [Flavor::OpenAi, Flavor::Anthropic] {
+        let s = Scratch::new();
+        let slow = Reply::Slow {
+            reply: Box::new(Reply::Draft {
+                sections: 12,
+                tokens_in: Some(1234),
+                tokens_out: 567,
+            }),
+            gap: Duration::from_millis(40),
+        };
+        let fake = FakeLlm::start(flavor, slow);
+        let model = match flavor {
+            Flavor::OpenAi => "gpt-4o-mini",
+            Flavor::Anthropic => "claude-3-5-haiku-latest",
+        };
+        let env = fake.env(model);
+        let mut pairs: Vec<(&str, &str)> =
+            env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        pairs.extend_from_slice(&[
+            ("PROCEDUREWRITER_LLM_TIMEOUT_S", "1"),
+            ("PROCEDUREWRITER_LLM_IDLE_TIMEOUT_S", "1"),
+            ("PROCEDUREWRITER_QUALITY_LOOP_POLICY", "off"),
+        ]);
+        let d = Daemon::spawn(s.command(&pairs));
+        let h = d.http();
+        let started = std::time::Instant::now();
+        let id = write(&h, ANAPHYLAXIS);
+        let run = finished(&h, &id);
+        assert_eq!(run["status"], "DONE", "{flavor:?}: {run:#}");
+        assert!(started.elapsed() > Duration::from_secs(1), "{flavor:?}");
+        let got = fake.received();
+        assert_eq!(got.len(), 1, "{flavor:?}");
+        assert_eq!(got[0].body["stream"], true);
+        // The usage is the stream's own, from its last chunk (message_start/message_delta).
+        assert_eq!(run["tokens_in"], 1234, "{flavor:?}: {run:#}");
+        assert_eq!(run["tokens_out"], 567, "{flavor:?}: {run:#}");
+    }
+}
+
+/// A stream that stops after a few chunks is cut at `llm_idle_timeout_s`, retried once at
+/// most, and recorded at its reserved worst case, marked as estimated; the error names the key.
+#[test]
+fn a_stuck_stream_is_cut_at_the_idle_timeout_retried_once_and_its_cost_estimated() {
+    let s = Scratch::new();
+    let fake = FakeLlm::start(Flavor::OpenAi, Reply::Stall { chunks: 3 });
+    let d = start(
+        &s,
+        &fake,
+        &[
+            ("PROCEDUREWRITER_LLM_IDLE_TIMEOUT_S", "0.5"),
+            ("PROCEDUREWRITER_MAX_ATTEMPTS", "1"),
+        ],
+    );
+    let h = d.http();
+    let id = write(&h, ANAPHYLAXIS);
+    let run = finished(&h, &id);
+    assert_eq!(run["status"], "FAILED", "{run:#}");
+    let err = run["error"].as_str().unwrap();
+    assert!(
+        err.contains("llm_idle_timeout_s = 0.5 s") && err.contains("timed out twice"),
+        "{err}"
+    );
+    assert_eq!(fake.count(), 2, "a timeout is retried once, not more");
+    let calls = details(&h, &id, "llm_call");
+    assert_eq!(calls.len(), 2);
+    for c in &calls {
+        assert_eq!(c["estimated"], true, "{c:#}");
+        // The whole output limit is counted: what streamed and the rest, unseen.
+        assert_eq!(c["tokens_out"], 4096, "{c:#}");
+        assert!(c["cost_usd"].as_f64().unwrap() > 0.0, "{c:#}");
+    }
+    assert!(run["cost_usd"].as_f64().unwrap() > 0.0, "{run:#}");
+}
+
+/// With one call slot and four workers, the runs' calls go one at a time: the others wait
+/// for the slot (an event, and the metrics say so) instead of piling onto the server.
+#[test]
+fn calls_wait_for_a_slot_and_the_wait_is_visible() {
+    let s = Scratch::new();
+    let fake = FakeLlm::start(Flavor::OpenAi, Reply::Held(Box::new(Reply::draft(12, 500))));
+    let d = start(
+        &s,
+        &fake,
+        &[
+            ("PROCEDUREWRITER_WORKERS", "4"),
+            ("PROCEDUREWRITER_LLM_MAX_CONCURRENT_CALLS", "1"),
+            ("PROCEDUREWRITER_QUALITY_LOOP_POLICY", "off"),
+        ],
+    );
+    let h = d.http();
+    let ids: Vec<String> = (0..3).map(|_| write(&h, ANAPHYLAXIS)).collect();
+    wait_for("two calls waiting for the slot", T, || {
+        let m = h
+            .get("/metrics")
+            .body
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        m.contains("procedurewriter_llm_slot_waiting 2")
+            .then_some(())
+    });
+    assert_eq!(fake.count(), 1, "only the slot's holder reached the server");
+    let runs: Vec<Value> = wait_for("every run to finish", T, || {
+        fake.release();
+        let runs: Vec<Value> = ids.iter().map(|id| h.run(id)).collect();
+        runs.iter()
+            .all(|r| r["status"] == "DONE" || r["status"] == "FAILED")
+            .then_some(runs)
+    });
+    for r in &runs {
+        assert_eq!(r["status"], "DONE", "{r:#}");
+    }
+    assert_eq!(fake.count(), 3, "one request per run, none wasted");
+    let waited: usize = ids
+        .iter()
+        .map(|id| details(&h, id, "llm_slot_waited").len())
+        .sum();
+    assert!(waited >= 2, "{waited}");
+    let m = h
+        .get("/metrics")
+        .body
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(m.contains("procedurewriter_llm_slot_waits_total"), "{m}");
+}
+
+/// A server that is not there: the message names `llm_base_url` and says nothing listens.
+#[test]
+fn an_unreachable_server_is_named_with_what_to_check() {
+    let s = Scratch::new();
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let url = format!("http://127.0.0.1:{port}/v1");
+    let d = Daemon::spawn(s.command(&[
+        ("PROCEDUREWRITER_JOB_RUNNER", "pipeline"),
+        ("PROCEDUREWRITER_LLM_PROVIDER", "openai"),
+        ("PROCEDUREWRITER_LLM_MODEL", "gpt-4o-mini"),
+        ("PROCEDUREWRITER_LLM_BASE_URL", &url),
+        ("PROCEDUREWRITER_LLM_MAX_RETRIES", "1"),
+        ("PROCEDUREWRITER_LLM_RETRY_BASE_DELAY_S", "0.02"),
+        ("PROCEDUREWRITER_MAX_ATTEMPTS", "2"),
+    ]));
+    let h = d.http();
+    let id = write(&h, ANAPHYLAXIS);
+    let run = finished(&h, &id);
+    assert_eq!(run["status"], "FAILED", "{run:#}");
+    let err = run["error"].as_str().unwrap();
+    assert!(
+        err.contains(&format!("llm_base_url = {url}"))
+            && err.contains("nothing listens on 127.0.0.1")
+            && err.contains("attempts exhausted (2 of 2)"),
+        "{err}"
+    );
+    // The provider being down failed the attempt as retryable: the run was queued again.
+    let retried = details(&h, &id, "attempt_failed");
+    assert_eq!(retried.len(), 1, "{retried:?}");
+    assert_eq!(retried[0]["will_retry"], true);
+    assert_eq!(run["cost_usd"], 0.0, "nothing was sent, nothing is owed");
+}
+
+/// A revision the server refuses (its prompt is over the context window) ends the loop, not
+/// the run: the draft already paid for is kept and judged.
+#[test]
+fn a_refused_revision_keeps_the_draft() {
+    let s = Scratch::new();
+    let fake = FakeLlm::start(
+        Flavor::OpenAi,
+        Reply::status(
+            400,
+            "the request exceeds the available context size, try increasing it",
+        ),
+    );
+    fake.push([Reply::draft(12, 500)]);
+    let d = start(
+        &s,
+        &fake,
+        &[("PROCEDUREWRITER_QUALITY_LOOP_QUALITY_THRESHOLD", "10")],
+    );
+    let h = d.http();
+    let id = write(&h, ANAPHYLAXIS);
+    let run = finished(&h, &id);
+    assert_eq!(run["status"], "DONE", "{run:#}");
+    assert_eq!(run["stop_reason"], "revision_failed", "{run:#}");
+    assert_eq!(run["iterations"], 1);
+    let failed = details(&h, &id, "revision_failed");
+    assert_eq!(failed.len(), 1);
+    assert!(
+        failed[0]["error"]
+            .as_str()
+            .unwrap()
+            .contains("context size"),
+        "{failed:?}"
+    );
+    assert_eq!(fake.count(), 2, "a refusal is not retried");
+}
+
+/// A draft cut at `max_tokens` is never released: the finding says so.
+#[test]
+fn a_truncated_draft_is_not_released() {
+    let s = Scratch::new();
+    let fake = FakeLlm::start(Flavor::Anthropic, Reply::draft(12, 100_000));
+    let env = fake.env("claude-3-5-haiku-latest");
+    let mut pairs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    pairs.extend_from_slice(&[
+        ("PROCEDUREWRITER_LLM_MAX_TOKENS", "300"),
+        ("PROCEDUREWRITER_QUALITY_LOOP_POLICY", "off"),
+    ]);
+    let d = Daemon::spawn(s.command(&pairs));
+    let h = d.http();
+    let id = write(&h, ANAPHYLAXIS);
+    let run = finished(&h, &id);
+    assert_eq!(run["status"], "FAILED", "{run:#}");
+    assert!(
+        run["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("not_releasable:"),
+        "{run:#}"
+    );
+    let report = h.get(&format!("/api/runs/{id}/evidence")).body;
+    let findings = report["verification"]["findings"].as_array().unwrap();
+    assert!(
+        findings
+            .iter()
+            .any(|f| f["kind"] == "truncated" && f["severity"] == "blocking"),
+        "{findings:#?}"
+    );
+}
