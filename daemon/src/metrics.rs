@@ -587,22 +587,22 @@ impl Metrics {
         };
         let r = &mut self.registry;
         r.register(
-            "llm_slots_in_use",
+            "procedurewriter_llm_slots_in_use",
             "Model calls holding one of the llm_max_concurrent_calls slots",
             m.in_use.clone(),
         );
         r.register(
-            "llm_slot_waiting",
+            "procedurewriter_llm_slot_waiting",
             "Model calls waiting for a slot now",
             m.waiting.clone(),
         );
         r.register(
-            "llm_slot_waits",
+            "procedurewriter_llm_slot_waits",
             "Model calls that had to wait for a slot",
             m.waits.clone(),
         );
         r.register(
-            "llm_slot_wait_seconds",
+            "procedurewriter_llm_slot_wait_seconds",
             "Seconds model calls spent waiting for a slot",
             m.wait_seconds.clone(),
         );

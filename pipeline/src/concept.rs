@@ -67,8 +67,11 @@ pub struct Concept {
     pub required: usize,
     /// Whether the anchor is a lexicon procedure (else the title's own words).
     pub known_procedure: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub population: Option<(Family, Group)>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub action: Option<Group>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub setting: Option<Group>,
     /// Terms that only rank: other lexicon hits of the title, and the context.
     pub rank: Vec<Group>,
@@ -93,7 +96,7 @@ pub fn term_match(analyzer: &Analyzer, term: &str) -> Option<Match> {
     let words: Vec<String> = raw_words(&body);
     match words.len() {
         0 => None,
-        1 => Some(word_match(analyzer, &words[0], prefix)),
+        1 => Some(word_match(analyzer, &words[0], prefix, false)),
         _ => Some(Match::Near(
             words
                 .iter()
@@ -118,7 +121,7 @@ pub fn term_match(analyzer: &Analyzer, term: &str) -> Option<Match> {
 
 /// The index terms of one word: its stems (or, for a prefix term, the prefix and its stems as
 /// prefixes); a compound also matches its parts together.
-pub fn word_match(analyzer: &Analyzer, word: &str, prefix: bool) -> Match {
+pub fn word_match(analyzer: &Analyzer, word: &str, prefix: bool, parts: bool) -> Match {
     let mut alts: Vec<Match> = Vec::new();
     let mut push = |t: Term| {
         let m = Match::Term(t);
@@ -139,7 +142,7 @@ pub fn word_match(analyzer: &Analyzer, word: &str, prefix: bool) -> Match {
             text: s,
         });
     }
-    if let Some(parts) = analyzer.split(word) {
+    if let Some(parts) = analyzer.split(word).filter(|_| parts) {
         let all: Vec<Match> = parts
             .iter()
             .map(|p| {
@@ -268,7 +271,7 @@ impl Concept {
                 anchor.push(Group {
                     name: (*w).clone(),
                     terms: vec![(*w).clone()],
-                    matcher: word_match(analyzer, w, w.chars().count() >= 6),
+                    matcher: word_match(analyzer, w, w.chars().count() >= 6, true),
                 });
             }
             if anchor.is_empty() {
@@ -286,7 +289,7 @@ impl Concept {
                 rank.push(Group {
                     name: w.clone(),
                     terms: vec![w.clone()],
-                    matcher: word_match(analyzer, w, false),
+                    matcher: word_match(analyzer, w, false, false),
                 });
             }
         }
@@ -300,7 +303,7 @@ impl Concept {
             rank.push(Group {
                 name: w.clone(),
                 terms: vec![w.clone()],
-                matcher: word_match(analyzer, &w, false),
+                matcher: word_match(analyzer, &w, false, false),
             });
         }
         let other_procedures = lexicon
@@ -331,7 +334,7 @@ impl Concept {
     }
 
     /// The anchor groups that `tokens` match.
-    pub fn anchor_matches<'a>(&'a self, tokens: &[&str]) -> Vec<&'a str> {
+    pub fn anchor_matches<'a>(&'a self, tokens: &Tokens<'_>) -> Vec<&'a str> {
         self.anchor
             .iter()
             .filter(|g| g.matcher.matches(tokens))
@@ -340,7 +343,7 @@ impl Concept {
     }
 
     /// Whether `tokens` carry the concept (enough anchor groups).
-    pub fn matches(&self, tokens: &[&str]) -> bool {
+    pub fn matches(&self, tokens: &Tokens<'_>) -> bool {
         let n = self.anchor_matches(tokens).len();
         n > 0 && n >= self.required
     }
@@ -352,7 +355,7 @@ impl Concept {
     }
 
     /// The population families `tokens` name.
-    pub fn families(&self, tokens: &[&str]) -> (bool, bool) {
+    pub fn families(&self, tokens: &Tokens<'_>) -> (bool, bool) {
         let mut adults = false;
         let mut children = false;
         for (f, g) in &self.populations {
@@ -370,7 +373,7 @@ impl Concept {
     }
 
     /// The actions `tokens` name.
-    pub fn actions_in<'a>(&'a self, tokens: &[&str]) -> Vec<&'a str> {
+    pub fn actions_in<'a>(&'a self, tokens: &Tokens<'_>) -> Vec<&'a str> {
         self.actions
             .iter()
             .filter(|g| g.matcher.matches(tokens))
@@ -379,7 +382,7 @@ impl Concept {
     }
 
     /// Another procedure of the lexicon that `tokens` name, if any.
-    pub fn other_procedure<'a>(&'a self, tokens: &[&str]) -> Option<&'a str> {
+    pub fn other_procedure<'a>(&'a self, tokens: &Tokens<'_>) -> Option<&'a str> {
         self.other_procedures
             .iter()
             .find(|g| g.matcher.matches(tokens))
@@ -424,15 +427,42 @@ impl Concept {
     }
 }
 
+/// A text's analysed terms, in order and sorted (for lookups by term and by prefix).
+#[derive(Debug, Clone)]
+pub struct Tokens<'a> {
+    pub seq: Vec<&'a str>,
+    sorted: Vec<&'a str>,
+}
+
+impl<'a> Tokens<'a> {
+    /// The terms of a space-separated analysed text.
+    pub fn new(terms: &'a str) -> Tokens<'a> {
+        let seq: Vec<&str> = terms.split(' ').filter(|t| !t.is_empty()).collect();
+        let mut sorted = seq.clone();
+        sorted.sort_unstable();
+        sorted.dedup();
+        Tokens { seq, sorted }
+    }
+
+    fn has(&self, t: &Term) -> bool {
+        let at = self.sorted.partition_point(|w| *w < t.text.as_str());
+        match self.sorted.get(at) {
+            Some(w) if t.prefix => w.starts_with(t.text.as_str()),
+            Some(w) => *w == t.text,
+            None => false,
+        }
+    }
+}
+
 impl Match {
     /// Whether analysed `tokens` (a passage's terms in order) match, as the full-text index
     /// would: a term exactly or as a prefix; `Near` its terms within a few tokens of each other.
-    pub fn matches(&self, tokens: &[&str]) -> bool {
+    pub fn matches(&self, tokens: &Tokens<'_>) -> bool {
         match self {
-            Match::Term(t) => tokens.iter().any(|w| t.hits(w)),
+            Match::Term(t) => tokens.has(t),
             Match::Any(ms) => ms.iter().any(|m| m.matches(tokens)),
             Match::All(ms) => !ms.is_empty() && ms.iter().all(|m| m.matches(tokens)),
-            Match::Near(ts) => near(ts, tokens),
+            Match::Near(ts) => ts.iter().all(|t| tokens.has(t)) && near(ts, &tokens.seq),
         }
     }
 }
@@ -482,14 +512,9 @@ mod tests {
         Concept::of(&lexicon(), analyzer(), title, "", &["behandling".into()])
     }
 
-    fn toks(text: &str) -> Vec<String> {
-        analyzer().terms(text)
-    }
-
     fn matches(c: &Concept, text: &str) -> bool {
-        let t = toks(text);
-        let r: Vec<&str> = t.iter().map(String::as_str).collect();
-        c.matches(&r)
+        let t = analyzer().index_text(text);
+        c.matches(&Tokens::new(&t))
     }
 
     #[test]

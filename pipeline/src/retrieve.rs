@@ -20,7 +20,7 @@
 //! `retrieved` event and `GET /api/runs/{id}/sources` show.
 
 use crate::analyze::analyzer;
-use crate::concept::{word_match, Concept, Family, Group};
+use crate::concept::{word_match, Concept, Family, Group, Tokens};
 use crate::evidence::{EvidencePassage, EvidenceSource};
 use crate::outline;
 use crate::ports::{Library, LibraryDocument, LibraryPassage, LibraryQuery, Match, PortResult};
@@ -67,6 +67,7 @@ pub struct SourceWhy {
     /// Share of its passages that carry the procedure.
     pub focus: f64,
     /// The population it is about, as far as its title and passages say.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub population: Option<String>,
     /// The decision, in words.
     pub reason: String,
@@ -78,6 +79,7 @@ pub struct SourceWhy {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct PassageWhy {
     pub id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub page: Option<u32>,
     /// "procedure" and/or the outline sections whose cue words it carries.
     #[serde(rename = "for")]
@@ -133,13 +135,13 @@ struct Candidate {
     matched: Vec<String>,
 }
 
-fn tokens(s: &str) -> Vec<&str> {
-    s.split(' ').filter(|t| !t.is_empty()).collect()
+fn tokens(s: &str) -> Tokens<'_> {
+    Tokens::new(s)
 }
 
 /// Weight-based doses speak of children even where no word does.
-fn weight_based(toks: &[&str]) -> bool {
-    toks.windows(2).any(|w| {
+fn weight_based(toks: &Tokens<'_>) -> bool {
+    toks.seq.windows(2).any(|w| {
         matches!(w[0], "mg" | "µg" | "mikrogram" | "microgram" | "mcg" | "ml")
             && matches!(w[1], "kg")
     })
@@ -149,7 +151,8 @@ fn weight_based(toks: &[&str]) -> bool {
 /// 18 or more is an adult; months, weeks or days of age are a child's) and words for a woman,
 /// a man, a girl or a boy. Case reports name their patient this way. Returns (adults,
 /// children).
-fn ages(toks: &[&str]) -> (bool, bool) {
+fn ages(toks: &Tokens<'_>) -> (bool, bool) {
+    let toks = &toks.seq;
     let mut adult = false;
     let mut child = false;
     for (i, t) in toks.iter().enumerate() {
@@ -180,7 +183,7 @@ fn ages(toks: &[&str]) -> (bool, bool) {
 }
 
 /// The population families a text names: the lexicon's words, ages, weight-based doses.
-fn families(concept: &Concept, toks: &[&str]) -> (bool, bool) {
+fn families(concept: &Concept, toks: &Tokens<'_>) -> (bool, bool) {
     let (a, c) = concept.families(toks);
     let (aa, ac) = ages(toks);
     (a || aa, c || ac)
@@ -204,7 +207,7 @@ pub async fn retrieve(
                 concept.rank.push(Group {
                     name: e.clone(),
                     terms: vec![e.clone()],
-                    matcher: word_match(analyzer, &e.to_lowercase(), false),
+                    matcher: word_match(analyzer, &e.to_lowercase(), false, false),
                 });
             }
         }
@@ -712,9 +715,8 @@ mod tests {
     use super::*;
 
     fn who(text: &str) -> (bool, bool) {
-        let t = analyzer().terms(text);
-        let r: Vec<&str> = t.iter().map(String::as_str).collect();
-        ages(&r)
+        let t = analyzer().index_text(text);
+        ages(&Tokens::new(&t))
     }
 
     #[test]

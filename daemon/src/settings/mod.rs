@@ -533,6 +533,10 @@ mod tests {
                     "0.25",
                 ),
                 ("PROCEDUREWRITER_QUALITY_LOOP_MIN_IMPROVEMENT", "0.125"),
+                (
+                    "PROCEDUREWRITER_LEXICON_FILE",
+                    concat!(env!("CARGO_MANIFEST_DIR"), "/../etc/lexicon.toml"),
+                ),
                 ("PROCEDUREWRITER_WORKERS", "5"),
             ]),
         )
