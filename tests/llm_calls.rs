@@ -5,7 +5,7 @@
 
 use crate::support::fake_llm::{FakeLlm, Flavor, Reply};
 use crate::support::*;
-use serde_json::{json, Value};
+use serde_json::Value;
 use std::time::Duration;
 
 const T: Duration = Duration::from_secs(60);
@@ -16,29 +16,6 @@ fn start(s: &Scratch, fake: &FakeLlm, extra: &[(&str, &str)]) -> Daemon {
     let mut pairs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
     pairs.extend_from_slice(extra);
     Daemon::spawn(s.command(&pairs))
-}
-
-fn write(h: &Http, procedure: &str) -> String {
-    let r = h.post_json("/api/write", &json!({ "procedure": procedure }));
-    assert_eq!(r.status, 202, "{r:?}");
-    r.body["run_id"].as_str().unwrap().to_string()
-}
-
-fn finished(h: &Http, id: &str) -> Value {
-    wait_for(&format!("run {id} to finish"), T, || {
-        let r = h.run(id);
-        ["DONE", "FAILED", "CANCELLED"]
-            .contains(&r["status"].as_str().unwrap_or_default())
-            .then_some(r)
-    })
-}
-
-fn details(h: &Http, id: &str, kind: &str) -> Vec<Value> {
-    h.events(id)
-        .into_iter()
-        .filter(|e| e["kind"] == kind)
-        .map(|e| e["details"].clone())
-        .collect()
 }
 
 /// An answer streamed over three seconds finishes under a one-second `llm_timeout_s`: the
@@ -71,8 +48,8 @@ fn a_slow_but_steady_streamed_answer_finishes_with_the_servers_usage() {
         let d = Daemon::spawn(s.command(&pairs));
         let h = d.http();
         let started = std::time::Instant::now();
-        let id = write(&h, ANAPHYLAXIS);
-        let run = finished(&h, &id);
+        let id = h.submit(ANAPHYLAXIS);
+        let run = h.wait_finished(&id, T);
         assert_eq!(run["status"], "DONE", "{flavor:?}: {run:#}");
         assert!(started.elapsed() > Duration::from_secs(1), "{flavor:?}");
         let got = fake.received();
@@ -99,8 +76,8 @@ fn a_stuck_stream_is_cut_at_the_idle_timeout_retried_once_and_its_cost_estimated
         ],
     );
     let h = d.http();
-    let id = write(&h, ANAPHYLAXIS);
-    let run = finished(&h, &id);
+    let id = h.submit(ANAPHYLAXIS);
+    let run = h.wait_finished(&id, T);
     assert_eq!(run["status"], "FAILED", "{run:#}");
     let err = run["error"].as_str().unwrap();
     assert!(
@@ -108,7 +85,7 @@ fn a_stuck_stream_is_cut_at_the_idle_timeout_retried_once_and_its_cost_estimated
         "{err}"
     );
     assert_eq!(fake.count(), 2, "a timeout is retried once, not more");
-    let calls = details(&h, &id, "llm_call");
+    let calls = h.details(&id, "llm_call");
     assert_eq!(calls.len(), 2);
     for c in &calls {
         assert_eq!(c["estimated"], true, "{c:#}");
@@ -135,7 +112,7 @@ fn calls_wait_for_a_slot_and_the_wait_is_visible() {
         ],
     );
     let h = d.http();
-    let ids: Vec<String> = (0..3).map(|_| write(&h, ANAPHYLAXIS)).collect();
+    let ids: Vec<String> = (0..3).map(|_| h.submit(ANAPHYLAXIS)).collect();
     wait_for("two calls waiting for the slot", T, || {
         let m = h
             .get("/metrics")
@@ -160,7 +137,7 @@ fn calls_wait_for_a_slot_and_the_wait_is_visible() {
     assert_eq!(fake.count(), 3, "one request per run, none wasted");
     let waited: usize = ids
         .iter()
-        .map(|id| details(&h, id, "llm_slot_waited").len())
+        .map(|id| h.details(id, "llm_slot_waited").len())
         .sum();
     assert!(waited >= 2, "{waited}");
     let m = h
@@ -191,8 +168,8 @@ fn an_unreachable_server_is_named_with_what_to_check() {
         ("PROCEDUREWRITER_MAX_ATTEMPTS", "2"),
     ]));
     let h = d.http();
-    let id = write(&h, ANAPHYLAXIS);
-    let run = finished(&h, &id);
+    let id = h.submit(ANAPHYLAXIS);
+    let run = h.wait_finished(&id, T);
     assert_eq!(run["status"], "FAILED", "{run:#}");
     let err = run["error"].as_str().unwrap();
     assert!(
@@ -202,7 +179,7 @@ fn an_unreachable_server_is_named_with_what_to_check() {
         "{err}"
     );
     // The provider being down failed the attempt as retryable: the run was queued again.
-    let retried = details(&h, &id, "attempt_failed");
+    let retried = h.details(&id, "attempt_failed");
     assert_eq!(retried.len(), 1, "{retried:?}");
     assert_eq!(retried[0]["will_retry"], true);
     assert_eq!(run["cost_usd"], 0.0, "nothing was sent, nothing is owed");
@@ -227,12 +204,12 @@ fn a_refused_revision_keeps_the_draft() {
         &[("PROCEDUREWRITER_QUALITY_LOOP_QUALITY_THRESHOLD", "10")],
     );
     let h = d.http();
-    let id = write(&h, ANAPHYLAXIS);
-    let run = finished(&h, &id);
+    let id = h.submit(ANAPHYLAXIS);
+    let run = h.wait_finished(&id, T);
     assert_eq!(run["status"], "DONE", "{run:#}");
     assert_eq!(run["stop_reason"], "revision_failed", "{run:#}");
     assert_eq!(run["iterations"], 1);
-    let failed = details(&h, &id, "revision_failed");
+    let failed = h.details(&id, "revision_failed");
     assert_eq!(failed.len(), 1);
     assert!(
         failed[0]["error"]
@@ -257,8 +234,8 @@ fn a_truncated_draft_is_not_released() {
     ]);
     let d = Daemon::spawn(s.command(&pairs));
     let h = d.http();
-    let id = write(&h, ANAPHYLAXIS);
-    let run = finished(&h, &id);
+    let id = h.submit(ANAPHYLAXIS);
+    let run = h.wait_finished(&id, T);
     assert_eq!(run["status"], "FAILED", "{run:#}");
     assert!(
         run["error"]

@@ -44,31 +44,8 @@ const KEEP_GOING: &[(&str, &str)] = &[
     ("PROCEDUREWRITER_QUALITY_LOOP_MIN_IMPROVEMENT", "0"),
 ];
 
-fn write(h: &Http, procedure: &str) -> String {
-    let r = h.post_json("/api/write", &json!({ "procedure": procedure }));
-    assert_eq!(r.status, 202, "{r:?}");
-    r.body["run_id"].as_str().unwrap().to_string()
-}
-
-fn finished(h: &Http, id: &str) -> Value {
-    wait_for(&format!("run {id} to finish"), T, || {
-        let r = h.run(id);
-        ["DONE", "FAILED", "CANCELLED"]
-            .contains(&r["status"].as_str().unwrap_or_default())
-            .then_some(r)
-    })
-}
-
-fn details(h: &Http, id: &str, kind: &str) -> Vec<Value> {
-    h.events(id)
-        .into_iter()
-        .filter(|e| e["kind"] == kind)
-        .map(|e| e["details"].clone())
-        .collect()
-}
-
 fn stopped(h: &Http, id: &str) -> Value {
-    let d = details(h, id, "quality_loop_stopped");
+    let d = h.details(id, "quality_loop_stopped");
     assert_eq!(d.len(), 1, "{d:?}");
     d[0].clone()
 }
@@ -107,14 +84,14 @@ fn the_loop_stops_when_the_threshold_is_met_using_the_stored_key() {
             .status,
         200
     );
-    let id = write(&h, ANAPHYLAXIS);
-    let run = finished(&h, &id);
+    let id = h.submit(ANAPHYLAXIS);
+    let run = h.wait_finished(&id, T);
     assert_eq!(run["status"], "DONE", "{run:#}");
     assert_eq!(run["stop_reason"], "threshold_met");
     assert_eq!(run["iterations"], 2);
     assert_eq!(run["result"]["scores"], json!([0.8, 9.8]));
     assert_eq!(stopped(&h, &id)["reason"], "threshold_met");
-    assert_eq!(details(&h, &id, "iteration_started").len(), 2);
+    assert_eq!(h.details(&id, "iteration_started").len(), 2);
     assert_eq!(run["score"], 9.8);
     assert_eq!(fake.count(), 2);
     for r in fake.received() {
@@ -136,7 +113,7 @@ fn the_loop_stops_when_the_threshold_is_met_using_the_stored_key() {
         "{revision}"
     );
     // The cost on the run is the sum of its calls, as the cost report says too.
-    let calls = details(&h, &id, "llm_call");
+    let calls = h.details(&id, "llm_call");
     assert_eq!(calls.len(), 2);
     let sum: f64 = calls.iter().map(|c| usd(&c["cost_usd"])).sum();
     assert!(sum > 0.0);
@@ -169,8 +146,8 @@ fn the_loop_stops_at_max_iterations_and_keeps_the_best_draft_not_the_last() {
     env.push(("PROCEDUREWRITER_QUALITY_LOOP_MAX_ITERATIONS", "3"));
     let d = start(&s, &fake, "gpt-4o-mini", &env);
     let h = d.http();
-    let id = write(&h, ANAPHYLAXIS);
-    let run = finished(&h, &id);
+    let id = h.submit(ANAPHYLAXIS);
+    let run = h.wait_finished(&id, T);
     assert_eq!(run["status"], "DONE", "{run:#}");
     assert_eq!(run["stop_reason"], "max_iterations");
     assert_eq!(run["result"]["scores"], json!([4.9, 9.8, 0.8]));
@@ -201,12 +178,12 @@ fn the_loop_stops_at_a_plateau() {
         ],
     );
     let h = d.http();
-    let id = write(&h, ANAPHYLAXIS);
-    let run = finished(&h, &id);
+    let id = h.submit(ANAPHYLAXIS);
+    let run = h.wait_finished(&id, T);
     assert_eq!(run["stop_reason"], "plateau", "{run:#}");
     assert_eq!(run["iterations"], 2);
     assert_eq!(fake.count(), 2);
-    let scored = details(&h, &id, "iteration_scored");
+    let scored = h.details(&id, "iteration_scored");
     assert_eq!(scored[1]["improvement"], 0.0);
 }
 
@@ -229,8 +206,8 @@ fn the_cost_cap_is_never_exceeded_and_max_tokens_shrinks_to_what_remains() {
     ));
     let d = start(&s, &fake, "gpt-4o", &env);
     let h = d.http();
-    let id = write(&h, ANAPHYLAXIS);
-    let run = finished(&h, &id);
+    let id = h.submit(ANAPHYLAXIS);
+    let run = h.wait_finished(&id, T);
     // Every answer was cut at its max_tokens: each draft carries a blocking `truncated`
     // finding, so the best of them is not released.
     assert_eq!(run["status"], "FAILED", "{run:#}");
@@ -249,7 +226,7 @@ fn the_cost_cap_is_never_exceeded_and_max_tokens_shrinks_to_what_remains() {
     assert_eq!(stopped(&h, &id)["reason"], "cost_cap");
 
     // What the revisions spent, from the calls recorded, never exceeds the cap.
-    let calls = details(&h, &id, "llm_call");
+    let calls = h.details(&id, "llm_call");
     let revision_spent: f64 = calls
         .iter()
         .filter(|c| c["stage"] == "revision")
@@ -282,7 +259,7 @@ fn the_cost_cap_is_never_exceeded_and_max_tokens_shrinks_to_what_remains() {
     assert!(revisions.iter().any(|r| r.max_tokens() < 4096));
 
     // The loop said why it stopped: the next call's worst case did not fit.
-    let cap_event = details(&h, &id, "cost_cap_reached");
+    let cap_event = h.details(&id, "cost_cap_reached");
     assert_eq!(cap_event.len(), 1);
     assert_eq!(cap_event[0]["cap_usd"], cap_usd);
     assert!(usd(&cap_event[0]["worst_case_usd"]) > usd(&cap_event[0]["remaining_usd"]));
@@ -296,8 +273,8 @@ fn manual_and_off_policies_write_one_draft_and_a_sighup_switches_between_them() 
     let config = write_config(s.dir.path(), "quality_loop_policy = \"manual\"\n");
     let d = start_with(&s, &fake, "gpt-4o-mini", &[], Some(&config));
     let h = d.http();
-    let id = write(&h, ANAPHYLAXIS);
-    let run = finished(&h, &id);
+    let id = h.submit(ANAPHYLAXIS);
+    let run = h.wait_finished(&id, T);
     assert_eq!(run["stop_reason"], "policy_manual", "{run:#}");
     assert_eq!(run["iterations"], 1);
     assert_eq!(fake.count(), 1);
@@ -307,8 +284,8 @@ fn manual_and_off_policies_write_one_draft_and_a_sighup_switches_between_them() 
     wait_for("the policy to be reloaded", T, || {
         (h.get("/health").body["quality_loop"]["policy"] == "off").then_some(())
     });
-    let id = write(&h, ANAPHYLAXIS);
-    let run = finished(&h, &id);
+    let id = h.submit(ANAPHYLAXIS);
+    let run = h.wait_finished(&id, T);
     assert_eq!(run["stop_reason"], "policy_off", "{run:#}");
     assert_eq!(fake.count(), 2);
     let reloads = h.get("/api/reloads").body;
@@ -335,7 +312,7 @@ fn a_sighup_lowering_the_cap_stops_a_running_job_at_its_next_iteration() {
     );
     let d = start_with(&s, &fake, "gpt-4o-mini", &[], Some(&config));
     let h = d.http();
-    let id = write(&h, ANAPHYLAXIS);
+    let id = h.submit(ANAPHYLAXIS);
     wait_for("the first revision to be in flight", T, || {
         (fake.count() == 2).then_some(())
     });
@@ -350,7 +327,7 @@ fn a_sighup_lowering_the_cap_stops_a_running_job_at_its_next_iteration() {
     });
     fake.release();
 
-    let run = finished(&h, &id);
+    let run = h.wait_finished(&id, T);
     assert_eq!(run["status"], "DONE", "{run:#}");
     assert_eq!(run["stop_reason"], "cost_cap");
     assert_eq!(
@@ -358,13 +335,13 @@ fn a_sighup_lowering_the_cap_stops_a_running_job_at_its_next_iteration() {
         "the revision in flight finishes, no other starts"
     );
     assert_eq!(fake.count(), 2);
-    let reloaded = details(&h, &id, "config_reloaded");
+    let reloaded = h.details(&id, "config_reloaded");
     assert_eq!(reloaded.len(), 1);
     assert_eq!(
         reloaded[0]["applied"]["quality_loop_max_additional_cost_usd"],
         json!([1.0, 0.0])
     );
-    assert_eq!(details(&h, &id, "cost_cap_reached")[0]["cap_usd"], 0.0);
+    assert_eq!(h.details(&id, "cost_cap_reached")[0]["cap_usd"], 0.0);
 }
 
 #[test]
@@ -439,8 +416,8 @@ fn a_429_is_retried_after_retry_after_and_counted_with_anthropic() {
         ],
     );
     let h = d.http();
-    let id = write(&h, ANAPHYLAXIS);
-    let run = finished(&h, &id);
+    let id = h.submit(ANAPHYLAXIS);
+    let run = h.wait_finished(&id, T);
     assert_eq!(run["status"], "DONE", "{run:#}");
     assert_eq!(run["stop_reason"], "threshold_met");
     assert_eq!(run["llm_calls"], 2);
@@ -453,7 +430,7 @@ fn a_429_is_retried_after_retry_after_and_counted_with_anthropic() {
     let got = fake.received();
     let waited = got[1].at - got[0].at;
     assert!(waited >= Duration::from_secs(1), "{waited:?}");
-    let calls = details(&h, &id, "llm_call");
+    let calls = h.details(&id, "llm_call");
     assert_eq!(calls[0]["outcome"], "error");
     assert!(
         calls[0]["error"].as_str().unwrap().contains("429"),
@@ -494,12 +471,12 @@ fn a_provider_that_stays_down_during_a_revision_ends_the_loop_and_keeps_the_draf
     env.push(("PROCEDUREWRITER_LLM_MAX_RETRIES", "2"));
     let d = start(&s, &fake, "gpt-4o-mini", &env);
     let h = d.http();
-    let id = write(&h, ANAPHYLAXIS);
-    let run = finished(&h, &id);
+    let id = h.submit(ANAPHYLAXIS);
+    let run = h.wait_finished(&id, T);
     // The draft was paid for: the failed revision ends the loop, not the run.
     assert_eq!(run["status"], "DONE", "{run:#}");
     assert_eq!(run["stop_reason"], "revision_failed", "{run:#}");
-    let failed = details(&h, &id, "revision_failed");
+    let failed = h.details(&id, "revision_failed");
     assert_eq!(failed.len(), 1, "{failed:?}");
     let err = failed[0]["error"].as_str().unwrap();
     assert!(
@@ -511,7 +488,7 @@ fn a_provider_that_stays_down_during_a_revision_ends_the_loop_and_keeps_the_draf
     assert_eq!(failed[0]["kept_iteration"], 1);
     assert_eq!(run["llm_calls"], 4);
     assert_eq!(fake.count(), 4);
-    let draft_cost = usd(&details(&h, &id, "llm_call")[0]["cost_usd"]);
+    let draft_cost = usd(&h.details(&id, "llm_call")[0]["cost_usd"]);
     assert!(draft_cost > 0.0);
     assert_eq!(usd(&run["cost_usd"]), draft_cost);
 }
@@ -526,8 +503,8 @@ fn a_refused_key_fails_at_once_and_the_echoed_key_is_redacted() {
     );
     let d = start(&s, &fake, "gpt-4o-mini", &[("OPENAI_API_KEY", key)]);
     let h = d.http();
-    let id = write(&h, ANAPHYLAXIS);
-    let run = finished(&h, &id);
+    let id = h.submit(ANAPHYLAXIS);
+    let run = h.wait_finished(&id, T);
     assert_eq!(run["status"], "FAILED", "{run:#}");
     assert_eq!(fake.count(), 1, "a 401 is not retried");
     let err = run["error"].as_str().unwrap();
@@ -610,11 +587,11 @@ fn a_key_echoed_in_any_encoding_never_reaches_the_run_the_events_or_the_log() {
     );
     let h = d.http();
     let ids: Vec<String> = (0..echoes.len())
-        .map(|i| write(&h, &format!("Anafylaksi {i}")))
+        .map(|i| h.submit(&format!("Anafylaksi {i}")))
         .collect();
     let mut everything = String::new();
     for id in &ids {
-        let run = finished(&h, id);
+        let run = h.wait_finished(id, T);
         assert_eq!(run["status"], "FAILED", "{run:#}");
         everything.push_str(&run.to_string());
         everything.push_str(&h.get(&format!("/api/runs/{id}/events")).body.to_string());
@@ -660,11 +637,12 @@ fn a_run_killed_mid_loop_reuses_its_finished_calls_after_restart() {
     ];
     let d = start(&s, &fake, "gpt-4o-mini", &env);
     let h = d.http();
-    let id = write(&h, ANAPHYLAXIS);
+    let id = h.submit(ANAPHYLAXIS);
     wait_for("the second revision to be in flight", T, || {
         (fake.count() == 3).then_some(())
     });
-    let paid_before: f64 = details(&h, &id, "llm_call")
+    let paid_before: f64 = h
+        .details(&id, "llm_call")
         .iter()
         .map(|c| usd(&c["cost_usd"]))
         .sum();
@@ -672,18 +650,18 @@ fn a_run_killed_mid_loop_reuses_its_finished_calls_after_restart() {
 
     let d = start(&s, &fake, "gpt-4o-mini", &env);
     let h = d.http();
-    let run = finished(&h, &id);
+    let run = h.wait_finished(&id, T);
     assert_eq!(run["status"], "DONE", "{run:#}");
     assert_eq!(run["attempts"], 2);
     assert_eq!(run["stop_reason"], "threshold_met");
     assert_eq!(run["result"]["scores"], json!([0.8, 2.5, 9.8]));
     // The draft and the first revision were reused, not bought again: one new request.
     assert_eq!(fake.count(), 4);
-    let reused = details(&h, &id, "llm_call_reused");
+    let reused = h.details(&id, "llm_call_reused");
     assert_eq!(reused.len(), 2, "{reused:?}");
     assert_eq!(run["result"]["reused_calls"], 2);
     assert_eq!(run["llm_calls"], 3);
-    let calls = details(&h, &id, "llm_call");
+    let calls = h.details(&id, "llm_call");
     assert_eq!(calls.len(), 3);
     let total: f64 = calls.iter().map(|c| usd(&c["cost_usd"])).sum();
     assert!((usd(&run["cost_usd"]) - total).abs() < 1e-12);
@@ -708,8 +686,8 @@ fn the_costs_of_concurrent_runs_never_mix() {
     env.push(("PROCEDUREWRITER_QUALITY_LOOP_MAX_ITERATIONS", "3"));
     let d = start(&s, &fake, "gpt-4o-mini", &env);
     let h = d.http();
-    let a = write(&h, ANAPHYLAXIS);
-    let p = write(&h, PLEURAL_DRAIN);
+    let a = h.submit(ANAPHYLAXIS);
+    let p = h.submit(PLEURAL_DRAIN);
     // Both first drafts are in flight at once before either answers.
     wait_for("both runs calling", T, || (fake.count() == 2).then_some(()));
     // From here every held call is let go, a few milliseconds apart, until both finish.
@@ -721,8 +699,8 @@ fn the_costs_of_concurrent_runs_never_mix() {
                 std::thread::sleep(Duration::from_millis(5));
             }
         });
-        let ra = finished(&h, &a);
-        let rp = finished(&h, &p);
+        let ra = h.wait_finished(&a, T);
+        let rp = h.wait_finished(&p, T);
         done.store(true, std::sync::atomic::Ordering::Relaxed);
         (ra, rp)
     });
@@ -744,7 +722,8 @@ fn the_costs_of_concurrent_runs_never_mix() {
         assert_eq!(row["calls"], 3);
         assert_eq!(row["tokens_out"], run["tokens_out"]);
         assert!((usd(&row["cost_usd"]) - usd(&run["cost_usd"])).abs() < 1e-12);
-        let own: f64 = details(&h, run["run_id"].as_str().unwrap(), "llm_call")
+        let own: f64 = h
+            .details(run["run_id"].as_str().unwrap(), "llm_call")
             .iter()
             .map(|c| usd(&c["cost_usd"]))
             .sum();
@@ -763,15 +742,15 @@ fn a_cancel_during_a_call_stops_the_loop_and_records_the_call_as_cancelled() {
     fake.push([Reply::draft(1, 500), Reply::Hang]);
     let d = start(&s, &fake, "gpt-4o-mini", KEEP_GOING);
     let h = d.http();
-    let id = write(&h, ANAPHYLAXIS);
+    let id = h.submit(ANAPHYLAXIS);
     wait_for("the revision to be in flight", T, || {
         (fake.count() == 2).then_some(())
     });
     assert_eq!(h.post_empty(&format!("/api/runs/{id}/cancel")).status, 202);
-    let run = finished(&h, &id);
+    let run = h.wait_finished(&id, T);
     assert_eq!(run["status"], "CANCELLED", "{run:#}");
     assert_eq!(stopped(&h, &id)["reason"], "cancelled");
-    let calls = details(&h, &id, "llm_call");
+    let calls = h.details(&id, "llm_call");
     assert_eq!(calls.len(), 2);
     assert_eq!(calls[1]["outcome"], "cancelled");
     assert_eq!(run["llm_calls"], 2);
@@ -792,8 +771,8 @@ fn a_call_that_hangs_times_out_is_retried_and_then_fails_the_run() {
         ],
     );
     let h = d.http();
-    let id = write(&h, ANAPHYLAXIS);
-    let run = finished(&h, &id);
+    let id = h.submit(ANAPHYLAXIS);
+    let run = h.wait_finished(&id, T);
     assert_eq!(run["status"], "FAILED", "{run:#}");
     let err = run["error"].as_str().unwrap();
     // The message names the key and how long it waited; a timeout is retried once at most.
@@ -807,7 +786,7 @@ fn a_call_that_hangs_times_out_is_retried_and_then_fails_the_run() {
     assert_eq!(run["llm_calls"], 2);
     // The server may have generated both answers: each is counted at the reserved worst
     // case, marked as estimated, and the run's cost includes them.
-    let calls = details(&h, &id, "llm_call");
+    let calls = h.details(&id, "llm_call");
     assert!(calls.iter().all(|c| c["estimated"] == true), "{calls:#?}");
     assert!(usd(&run["cost_usd"]) > 0.0, "{run:#}");
 }
@@ -836,7 +815,7 @@ fn a_sighup_storm_under_load_changes_nothing_but_the_settings() {
     let config = write_config(s.dir.path(), "quality_loop_max_additional_cost_usd = 1.0\n");
     let d = start_with(&s, &fake, "gpt-4o-mini", &[], Some(&config));
     let h = d.http();
-    let ids: Vec<String> = (0..20).map(|_| write(&h, ANAPHYLAXIS)).collect();
+    let ids: Vec<String> = (0..20).map(|_| h.submit(ANAPHYLAXIS)).collect();
     for i in 0..60 {
         let cap = if i % 2 == 0 { "1.5" } else { "1.0" };
         write_config(
@@ -851,7 +830,7 @@ fn a_sighup_storm_under_load_changes_nothing_but_the_settings() {
         (h.get("/health").body["quality_loop"]["max_additional_cost_usd"] == 0.7).then_some(())
     });
     for id in &ids {
-        let run = finished(&h, id);
+        let run = h.wait_finished(id, T);
         assert_eq!(run["status"], "DONE", "{run:#}");
         assert_eq!(run["attempts"], 1);
     }
@@ -880,11 +859,11 @@ fn a_connection_reset_by_the_provider_is_retried() {
         &[("PROCEDUREWRITER_QUALITY_LOOP_QUALITY_THRESHOLD", "9")],
     );
     let h = d.http();
-    let id = write(&h, ANAPHYLAXIS);
-    let run = finished(&h, &id);
+    let id = h.submit(ANAPHYLAXIS);
+    let run = h.wait_finished(&id, T);
     assert_eq!(run["status"], "DONE", "{run:#}");
     assert_eq!(fake.count(), 2);
-    let calls = details(&h, &id, "llm_call");
+    let calls = h.details(&id, "llm_call");
     assert_eq!(calls[0]["outcome"], "error", "{calls:?}");
     assert_eq!(calls[1]["outcome"], "ok");
     assert_eq!(run["llm_calls"], 2);
@@ -921,8 +900,8 @@ fn a_harmful_draft_is_never_done_and_its_findings_are_shown() {
         &[("PROCEDUREWRITER_QUALITY_LOOP_POLICY", "off")],
     );
     let h = d.http();
-    let id = write(&h, ANAPHYLAXIS);
-    let run = finished(&h, &id);
+    let id = h.submit(ANAPHYLAXIS);
+    let run = h.wait_finished(&id, T);
     assert_eq!(run["status"], "FAILED", "{run:#}");
     let error = run["error"].as_str().unwrap();
     assert!(error.starts_with("not_releasable:"), "{error}");

@@ -144,15 +144,6 @@ fn write(h: &Http) -> String {
     r.body["run_id"].as_str().unwrap().to_string()
 }
 
-fn finished(h: &Http, id: &str) -> Value {
-    wait_for(&format!("run {id} to finish"), T, || {
-        let r = h.run(id);
-        ["DONE", "FAILED", "CANCELLED"]
-            .contains(&r["status"].as_str().unwrap_or_default())
-            .then_some(r)
-    })
-}
-
 fn calls(h: &Http, id: &str) -> Vec<Value> {
     h.events(id)
         .into_iter()
@@ -180,7 +171,7 @@ fn a_run_through_the_real_server_records_its_own_token_counts_and_is_never_done(
         );
         let h = d.http();
         let id = write(&h);
-        let run = finished(&h, &id);
+        let run = h.wait_finished(&id, T);
         assert_ne!(run["status"], "DONE", "{provider}: {run:#}");
         assert_eq!(run["status"], "FAILED", "{provider}: {run:#}");
         let err = run["error"].as_str().unwrap();
@@ -226,7 +217,7 @@ fn a_context_overflow_on_the_revision_keeps_the_draft() {
     );
     let h = d.http();
     let id = write(&h);
-    let run = finished(&h, &id);
+    let run = h.wait_finished(&id, T);
     assert_ne!(run["status"], "DONE", "{run:#}");
     let stopped: Vec<Value> = h
         .events(&id)
@@ -273,7 +264,7 @@ fn one_slot_and_four_workers_waste_no_generation() {
     let ids: Vec<String> = (0..4).map(|_| write(&h)).collect();
     let mut used = 0;
     for id in &ids {
-        let run = finished(&h, id);
+        let run = h.wait_finished(id, T);
         assert_ne!(run["status"], "DONE", "{run:#}");
         assert!(
             run["error"]

@@ -408,6 +408,32 @@ impl Http {
         r.body
     }
 
+    /// Writes `procedure` (`POST /api/write`, no options) and returns the run's id.
+    pub fn submit(&self, procedure: &str) -> String {
+        let r = self.post_json("/api/write", &serde_json::json!({ "procedure": procedure }));
+        assert_eq!(r.status, 202, "{r:?}");
+        r.body["run_id"].as_str().unwrap().to_string()
+    }
+
+    /// Waits until the run has ended (DONE, FAILED or CANCELLED).
+    pub fn wait_finished(&self, id: &str, limit: Duration) -> Value {
+        wait_for(&format!("run {id} to finish"), limit, || {
+            let r = self.run(id);
+            ["DONE", "FAILED", "CANCELLED"]
+                .contains(&r["status"].as_str().unwrap_or_default())
+                .then_some(r)
+        })
+    }
+
+    /// The details of the run's events of `kind`, in order.
+    pub fn details(&self, id: &str, kind: &str) -> Vec<Value> {
+        self.events(id)
+            .into_iter()
+            .filter(|e| e["kind"] == kind)
+            .map(|e| e["details"].clone())
+            .collect()
+    }
+
     pub fn status(&self, id: &str) -> String {
         self.run(id)["status"].as_str().unwrap().to_string()
     }
