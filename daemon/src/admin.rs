@@ -165,24 +165,7 @@ pub fn check_config(settings: &Settings, config: Option<&Path>) -> Result<String
     settings.prices()?;
     let dir = &settings.data_dir;
     let dir_note = if dir.exists() {
-        use std::os::unix::fs::PermissionsExt;
-        let refused = |cause| DaemonError::DataDir {
-            path: dir.clone(),
-            cause,
-        };
-        let meta = std::fs::metadata(dir).map_err(refused)?;
-        if !meta.is_dir() {
-            return Err(refused(std::io::Error::other(
-                "it is not a directory; point data_dir at a directory",
-            )));
-        }
-        let mode = meta.permissions().mode() & 0o777;
-        if mode & 0o077 != 0 {
-            return Err(refused(std::io::Error::other(format!(
-                "it is open to group or others (mode {mode:04o}); run `chmod 700 {}`",
-                dir.display()
-            ))));
-        }
+        crate::check_data_dir(dir)?;
         "exists".to_string()
     } else {
         "does not exist yet; the daemon creates it (mode 0700)".to_string()

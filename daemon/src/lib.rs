@@ -418,19 +418,29 @@ pub(crate) fn check_database_file(settings: &Settings) -> Result<(), DaemonError
 /// Creates the data directory (mode 0700: it holds the database and, later, the key file), or
 /// checks an existing one is a directory only its owner can read.
 pub(crate) fn prepare_data_dir(settings: &Settings) -> Result<(), DaemonError> {
-    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    use std::os::unix::fs::DirBuilderExt;
     let dir = &settings.data_dir;
-    let refused = |cause| DaemonError::DataDir {
-        path: dir.clone(),
-        cause,
-    };
     if !dir.exists() {
         std::fs::DirBuilder::new()
             .recursive(true)
             .mode(0o700)
             .create(dir)
-            .map_err(refused)?;
+            .map_err(|cause| DaemonError::DataDir {
+                path: dir.clone(),
+                cause,
+            })?;
     }
+    check_data_dir(dir)
+}
+
+/// An existing data directory must be a directory only its owner can read (start-up and
+/// `check-config` alike).
+pub(crate) fn check_data_dir(dir: &std::path::Path) -> Result<(), DaemonError> {
+    use std::os::unix::fs::PermissionsExt;
+    let refused = |cause| DaemonError::DataDir {
+        path: dir.to_path_buf(),
+        cause,
+    };
     let meta = std::fs::metadata(dir).map_err(refused)?;
     if !meta.is_dir() {
         return Err(refused(std::io::Error::other(
