@@ -239,6 +239,8 @@ pub struct Settings {
     pub llm_retry_base_delay_s: f64,
     pub llm_retry_max_delay_s: f64,
     pub llm_retry_window_s: f64,
+    pub llm_requeue_delay_s: f64,
+    pub llm_requeue_max_delay_s: f64,
     pub llm_max_tokens: u32,
     pub llm_min_output_tokens: u32,
     pub llm_evidence_tokens: usize,
@@ -395,6 +397,15 @@ impl Settings {
             self.data_dir.join("secret.key")
         } else {
             self.secret_key_file.clone()
+        }
+    }
+
+    /// How long a run waits in the queue after its provider stayed down (see
+    /// [`crate::job::RequeueDelay`]).
+    pub fn requeue_delay(&self) -> crate::job::RequeueDelay {
+        crate::job::RequeueDelay {
+            base: std::time::Duration::from_secs_f64(self.llm_requeue_delay_s),
+            max: std::time::Duration::from_secs_f64(self.llm_requeue_max_delay_s),
         }
     }
 

@@ -604,7 +604,7 @@ impl Llm {
                     text: stored.response,
                     tokens_in: stored.tokens_in,
                     tokens_out: stored.tokens_out,
-                    truncated: false,
+                    truncated: stored.truncated,
                 },
                 reused: true,
                 max_tokens: 0,
@@ -673,6 +673,7 @@ impl Llm {
             }
         };
         let cost = self.price.cost(tokens_in, tokens_out);
+        let truncated = matches!(&sent, Some(Ok(c)) if c.truncated);
         ports
             .ledger
             .record(CallRecord {
@@ -687,6 +688,7 @@ impl Llm {
                 cost_pusd: cost,
                 latency_ms,
                 estimated,
+                truncated,
                 outcome,
             })
             .await?;
