@@ -391,3 +391,90 @@ fn a_waiting_run_keeps_its_time_across_a_restart() {
         "claimed before its not_before"
     );
 }
+
+/// With `llm_max_concurrent_calls` not set, the daemon takes the server's own slot count
+/// (llama.cpp's `GET /props` → `total_slots`, at the root, not under `/v1`): one here, so of
+/// three runs one call reaches the server and two wait. A SIGHUP setting three lets the waiting
+/// calls in at once while the first keeps its slot; the reload reports both the key and the
+/// slots. Then a SIGHUP back to 0 asks the server again.
+#[test]
+fn slots_come_from_the_server_and_a_sighup_resizes_them() {
+    let s = Scratch::new();
+    let fake = FakeLlm::start(Flavor::OpenAi, Reply::Held(Box::new(Reply::draft(12, 500))));
+    fake.set_total_slots(Some(1));
+    let config = write_config(s.dir.path(), "workers = 4\n");
+    let env = fake.env("gpt-4o-mini");
+    let mut pairs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    pairs.push(("PROCEDUREWRITER_QUALITY_LOOP_POLICY", "off"));
+    let mut cmd = s.command(&pairs);
+    cmd.arg("--config").arg(&config);
+    let d = Daemon::spawn(cmd);
+    assert_eq!(fake.props_asked(), 1);
+    let h = d.http();
+    let metrics = || {
+        h.get("/metrics")
+            .body
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    };
+    let ids: Vec<String> = (0..3).map(|_| h.submit(ANAPHYLAXIS)).collect();
+    wait_for("two calls waiting for the server's one slot", T, || {
+        metrics()
+            .contains("procedurewriter_llm_slot_waiting 2")
+            .then_some(())
+    });
+    assert_eq!(fake.count(), 1, "one slot, as the server said");
+
+    write_config(s.dir.path(), "workers = 4\nllm_max_concurrent_calls = 3\n");
+    d.signal(libc::SIGHUP);
+    wait_for("the waiting calls to reach the server", T, || {
+        (fake.count() == 3).then_some(())
+    });
+    assert!(
+        metrics().contains("procedurewriter_llm_slots_in_use 3"),
+        "{}",
+        metrics()
+    );
+    let reload = &h.get("/api/reloads").body["reloads"][0];
+    assert_eq!(
+        reload["applied"]["llm_max_concurrent_calls"],
+        serde_json::json!([0, 3]),
+        "{reload:#}"
+    );
+    assert_eq!(
+        reload["applied"]["llm_call_slots"],
+        serde_json::json!([1, 3]),
+        "{reload:#}"
+    );
+    let runs: Vec<Value> = wait_for("every run to finish", T, || {
+        fake.release();
+        let runs: Vec<Value> = ids.iter().map(|id| h.run(id)).collect();
+        runs.iter()
+            .all(|r| r["status"] == "DONE" || r["status"] == "FAILED")
+            .then_some(runs)
+    });
+    for r in &runs {
+        assert_eq!(r["status"], "DONE", "{r:#}");
+    }
+    assert_eq!(fake.count(), 3, "one request per run, none wasted");
+
+    // Back to 0: the server is asked again and now says two.
+    fake.set_total_slots(Some(2));
+    write_config(s.dir.path(), "workers = 4\n");
+    d.signal(libc::SIGHUP);
+    let reload = wait_for("the reload back to the server's count", T, || {
+        let r = h.get("/api/reloads").body["reloads"][0].clone();
+        (r["applied"]["llm_max_concurrent_calls"] == serde_json::json!([3, 0])).then_some(r)
+    });
+    assert_eq!(
+        reload["applied"]["llm_call_slots"],
+        serde_json::json!([3, 2]),
+        "{reload:#}"
+    );
+    assert_eq!(
+        fake.props_asked(),
+        2,
+        "at start and at the reload to 0, not with a value set"
+    );
+}

@@ -118,9 +118,13 @@ pub struct HotKey {
     pub copy: fn(into: &mut Settings, from: &Settings),
 }
 
-/// The keys SIGHUP applies (the quality loop's and the database size limit); every other key
-/// needs a restart.
+/// The keys SIGHUP applies (the quality loop's, the database size limit, the lexicon and the
+/// model call slots); every other key needs a restart.
 pub const HOT_KEYS: &[HotKey] = &[
+    HotKey {
+        name: "llm_max_concurrent_calls",
+        copy: |i, f| i.llm_max_concurrent_calls = f.llm_max_concurrent_calls,
+    },
     HotKey {
         name: "max_database_mb",
         copy: |i, f| i.max_database_mb = f.max_database_mb,
@@ -549,6 +553,7 @@ mod tests {
                     concat!(env!("CARGO_MANIFEST_DIR"), "/../etc/lexicon.toml"),
                 ),
                 ("PROCEDUREWRITER_WORKERS", "5"),
+                ("PROCEDUREWRITER_LLM_MAX_CONCURRENT_CALLS", "2"),
             ]),
         )
         .unwrap();

@@ -178,10 +178,11 @@ impl Settings {
                 ),
             );
         }
-        if self.llm_max_concurrent_calls == 0 || self.llm_max_concurrent_calls > 1024 {
+        if self.llm_max_concurrent_calls > 1024 {
             return bad(
                 "llm_max_concurrent_calls",
-                "must be between 1 and 1024 (at most the model server's parallel slots)",
+                "must be between 1 and 1024 (at most the model server's parallel slots), or 0 \
+                 to take the server's own slot count",
             );
         }
         if self.llm_provider != LlmProvider::Offline {
