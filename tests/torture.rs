@@ -111,9 +111,17 @@ fn jobs_survive_repeated_kill_9_with_history_and_state_in_agreement() {
                     held = Some(token);
                     claims += 1;
                 }
-                "lease_released" | "requeued" => {
+                // A deferral's re-queue refunds the attempt; a re-queue to wait for the
+                // provider (`not_before`) spends it.
+                "lease_released" => {
                     held = None;
                     refunds += 1;
+                }
+                "requeued" => {
+                    held = None;
+                    if details.get("attempt_refunded").is_some() {
+                        refunds += 1;
+                    }
                 }
                 "recovered" | "reaped" | "attempt_failed" | "needs_ack" => held = None,
                 "completed" | "failed" | "cancelled" => {

@@ -122,6 +122,10 @@ pub struct Run {
     /// Tokens the provider reported, in and out, over those calls.
     pub tokens_in: u64,
     pub tokens_out: u64,
+    /// A QUEUED run that waits is not claimed before this time (a provider that was down:
+    /// see [`Outcome::RetryLater`]); None for a run that may be claimed at once.
+    #[serde(serialize_with = "time::opt")]
+    pub not_before: Option<i64>,
 }
 
 /// Who acknowledged an evidence gap, when, why and for which tiers.
@@ -182,6 +186,14 @@ pub enum Outcome {
     /// back to the queue with the attempt refunded, and the queue waits before claiming again.
     /// `reason` says what failed, for the run's history.
     Deferred { reason: String },
+    /// The job failed for a reason that may clear up with time but not at once (a model
+    /// server down through the whole retry window). Like a retryable failure it spends the
+    /// attempt; while attempts remain the run goes back to the queue, and is not claimed again
+    /// before `delay` has passed (its `not_before`, kept in the database).
+    RetryLater {
+        error: String,
+        delay: std::time::Duration,
+    },
 }
 
 impl Outcome {

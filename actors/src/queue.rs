@@ -4,6 +4,11 @@
 //! becoming idle triggers a dispatch, which claims as many runs as there are idle workers in
 //! one store call. At most one claim is in flight, so no worker is handed two runs.
 //!
+//! One exception waits on a timer rather than an event: a run re-queued with a `not_before`
+//! (its provider was down) is claimed when that time comes. Each claim that leaves workers idle
+//! also reads the earliest such time, and one timer is kept to it (see `wake_at`): nothing
+//! polls, and a restart finds the times in the database at its first claim.
+//!
 //! The in-memory tables here (idle workers, which worker holds which lease) are derived
 //! state: the runs table stays the authority, and a restart rebuilds everything from it.
 
@@ -123,6 +128,8 @@ pub struct QueueActor {
     paused: bool,
     /// The next pause after a deferral.
     defer_backoff: Duration,
+    /// The timer to the earliest run waiting for its `not_before` (Unix ms), if one is set.
+    wake: Option<(i64, SpawnHandle)>,
     /// Shutting down: no more claims.
     draining: bool,
     /// Runs claimed after the drain began are being handed back.
@@ -155,6 +162,7 @@ impl QueueActor {
             recheck: false,
             paused: false,
             defer_backoff: DEFER_BACKOFF_MIN,
+            wake: None,
             draining: false,
             releasing: false,
             pending_cancels: Default::default(),
@@ -199,6 +207,24 @@ impl QueueActor {
         });
     }
 
+    /// Keeps one timer, to the earliest time a waiting run falls due: when it fires, the
+    /// queue claims as if work had arrived. A later time than the timer's changes nothing (the
+    /// claim at the earlier one reads it again).
+    fn wake_at(&mut self, due: i64, ctx: &mut Context<Self>) {
+        if let Some((at, handle)) = self.wake {
+            if at <= due {
+                return;
+            }
+            ctx.cancel_future(handle);
+        }
+        let wait = Duration::from_millis(due.saturating_sub(now_ms()).max(0) as u64);
+        let handle = ctx.run_later(wait, |act, ctx| {
+            act.wake = None;
+            act.work_arrived(ctx);
+        });
+        self.wake = Some((due, handle));
+    }
+
     /// Claims runs for all idle workers in one store call and hands them out.
     fn dispatch(&mut self, ctx: &mut Context<Self>) {
         if self.draining || self.claiming || self.paused || !self.maybe_work || self.idle.is_empty()
@@ -211,7 +237,7 @@ impl QueueActor {
         let owners = idle.iter().map(|&i| self.owners[i].clone()).collect();
         let store = self.store.clone();
         ctx.spawn(
-            async move { store.claim(owners).await }
+            async move { store.claim_due(owners).await }
                 .into_actor(self)
                 .map(move |res, act, ctx| {
                     act.claiming = false;
@@ -220,7 +246,8 @@ impl QueueActor {
                     match res {
                         // The drain began while this claim was in flight: hand the runs
                         // straight back rather than start jobs the shutdown would abandon.
-                        Ok(claimed) if act.draining => {
+                        Ok(claim) if act.draining => {
+                            let claimed = claim.runs;
                             act.idle.extend(idle);
                             if claimed.is_empty() {
                                 act.notify_if_drained();
@@ -245,7 +272,11 @@ impl QueueActor {
                                 }),
                             );
                         }
-                        Ok(claimed) => {
+                        Ok(claim) => {
+                            if let Some(due) = claim.next_due {
+                                act.wake_at(due, ctx);
+                            }
+                            let claimed = claim.runs;
                             let n = claimed.len();
                             let now = now_ms();
                             for (c, w) in claimed.into_iter().zip(idle.drain(..n)) {

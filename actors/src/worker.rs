@@ -152,7 +152,7 @@ impl Handler<RunJob> for WorkerActor {
                         let mut requeued = false;
                         let mut deferred = false;
                         if let Some(outcome) = outcome {
-                            let failed = matches!(outcome, Outcome::Failed { .. });
+                            let failed = matches!(outcome, Outcome::Failed { .. } | Outcome::RetryLater { .. });
                             let done = matches!(outcome, Outcome::Done { .. });
                             if let Outcome::Deferred { reason } = &outcome {
                                 tracing::warn!(run_id = %run_id, %reason, "the job cannot go on while the database refuses writes; handing the run back without spending its attempt");

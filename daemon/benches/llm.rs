@@ -159,6 +159,7 @@ fn main() {
                 ),
                 store: store.clone(),
                 metrics: None,
+                requeue: settings.requeue_delay(),
             };
             let (mut n, mut tin, mut tout, mut cost, mut score, mut wall) =
                 (0u64, 0u64, 0u64, 0f64, 0f64, Vec::new());

@@ -1,6 +1,7 @@
 //! Against a real model server (llama.cpp's `llama-server`, SmolLM2-135M-Instruct, one CPU
 //! thread): four runs with one and with four server slots, each with four workers and
-//! `llm_max_concurrent_calls` set to the slots. Prints the wall time, the requests the daemon
+//! `llm_max_concurrent_calls` left at 0, so the daemon takes the server's own slot count
+//! (`GET /props` → `total_slots`). Prints the wall time, the requests the daemon
 //! sent against the answers it used and the server generated (the goal: no generation
 //! wasted), and the daemon's overhead per call (its call latency minus the server's own
 //! prompt and generation time).
@@ -93,9 +94,8 @@ async fn scenario(bin: &str, model: &str, slots: u32, max_tokens: u32) {
     let srv_addr = format!("127.0.0.1:{}", srv.port);
     let prices = dir.path().join("prices.toml");
     std::fs::write(&prices, "[models.smollm2]\ninput = 0.1\noutput = 0.2\n").unwrap();
-    let (base, slots_s, max_s, prices_s) = (
+    let (base, max_s, prices_s) = (
         format!("http://127.0.0.1:{}/v1", srv.port),
-        slots.to_string(),
         max_tokens.to_string(),
         prices.display().to_string(),
     );
@@ -106,7 +106,6 @@ async fn scenario(bin: &str, model: &str, slots: u32, max_tokens: u32) {
         ("PROCEDUREWRITER_LLM_MODEL", "smollm2"),
         ("PROCEDUREWRITER_LLM_BASE_URL", base.as_str()),
         ("PROCEDUREWRITER_PRICES_FILE", prices_s.as_str()),
-        ("PROCEDUREWRITER_LLM_MAX_CONCURRENT_CALLS", slots_s.as_str()),
         ("PROCEDUREWRITER_LLM_MAX_TOKENS", max_s.as_str()),
         ("PROCEDUREWRITER_LLM_MIN_OUTPUT_TOKENS", "32"),
         ("PROCEDUREWRITER_LLM_EVIDENCE_TOKENS", "600"),

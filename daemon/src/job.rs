@@ -14,6 +14,7 @@ use procedurewriter_pipeline::ports::{
 };
 use procedurewriter_pipeline::{Pipeline, PipelineError, RunEnd, RunOptions, RunRequest};
 use serde_json::Value;
+use std::time::Duration;
 
 /// A store error as the pipeline sees it: its message, and whether trying later may help (the
 /// database refusing writes clears up; anything else does not).
@@ -50,6 +51,25 @@ fn acknowledgement(run: &Run) -> Option<Acknowledgement> {
     })
 }
 
+/// How long a run whose model provider stayed down waits in the queue before its next attempt
+/// (`llm_requeue_delay_s`, `llm_requeue_max_delay_s`): the base after the first attempt,
+/// doubling with each attempt spent, capped. A model server that is restarting or reloading a
+/// model is back within a minute or two; one that is down for good should not be asked every
+/// few seconds until the run's attempts are gone.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RequeueDelay {
+    pub base: Duration,
+    pub max: Duration,
+}
+
+impl RequeueDelay {
+    /// The wait after attempt `attempt` (1 for the first) failed.
+    pub fn after(&self, attempt: u32) -> Duration {
+        let doublings = attempt.saturating_sub(1).min(30);
+        self.base.saturating_mul(1u32 << doublings).min(self.max)
+    }
+}
+
 /// Runs the procedure pipeline on claimed runs.
 #[derive(Clone)]
 pub struct PipelineJob {
@@ -57,6 +77,8 @@ pub struct PipelineJob {
     pub store: Store,
     /// Where model calls and run ends are counted (None: not counted, as in benchmarks).
     pub metrics: Option<JobMetrics>,
+    /// How long a run waits after its provider stayed down through the retry window.
+    pub requeue: RequeueDelay,
 }
 
 impl JobRunner for PipelineJob {
@@ -77,6 +99,7 @@ impl PipelineJob {
                 }
             }
         };
+        let attempt = run.attempts;
         let request = RunRequest {
             id: run.id.clone(),
             ack: acknowledgement(&run),
@@ -123,6 +146,15 @@ impl PipelineJob {
             },
             Ok(RunEnd::NeedsAck(request)) => Outcome::NeedsAck {
                 details: serde_json::to_value(&request).unwrap_or(Value::Null),
+            },
+            // Only a provider that stayed down through the retry window ends an attempt as
+            // retryable: asking again at once would find it down again, so the run waits.
+            Ok(RunEnd::Failed {
+                error,
+                retryable: true,
+            }) => Outcome::RetryLater {
+                error,
+                delay: self.requeue.after(attempt),
             },
             Ok(RunEnd::Failed { error, retryable }) => Outcome::Failed { error, retryable },
             Ok(RunEnd::Cancelled) => Outcome::Cancelled,
@@ -216,6 +248,7 @@ impl Ledger for LeaseLedger {
                 tokens_out: c.tokens_out,
                 cost_pusd: c.cost_pusd,
                 response: c.response,
+                truncated: c.truncated,
             }))
         })
     }
@@ -261,6 +294,7 @@ impl Ledger for LeaseLedger {
                     cost_pusd: call.cost_pusd,
                     latency_ms: call.latency_ms,
                     estimated: call.estimated,
+                    truncated: call.truncated,
                     outcome,
                 })
                 .await
@@ -287,5 +321,23 @@ impl Progress for JobProgress {
 
     fn cancelled(&self) -> BoxFuture<'_, ()> {
         Box::pin(self.0.cancelled())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::RequeueDelay;
+    use std::time::Duration;
+
+    #[test]
+    fn the_requeue_delay_doubles_per_attempt_up_to_its_cap() {
+        let d = RequeueDelay {
+            base: Duration::from_secs(60),
+            max: Duration::from_secs(900),
+        };
+        let secs: Vec<u64> = (1..=6).map(|a| d.after(a).as_secs()).collect();
+        assert_eq!(secs, [60, 120, 240, 480, 900, 900]);
+        assert_eq!(d.after(0), Duration::from_secs(60));
+        assert_eq!(d.after(u32::MAX), Duration::from_secs(900));
     }
 }

@@ -232,6 +232,7 @@ impl Daemon {
                     ),
                     store: store.clone(),
                     metrics: Some(metrics.jobs.clone()),
+                    requeue: settings.requeue_delay(),
                 }),
                 RunnerKind::Test => Arc::new(runner::TestRunner),
             },

@@ -573,6 +573,11 @@ impl Metrics {
         }
     }
 
+    /// The model provider's call slots, if registered (SIGHUP resizes them).
+    pub fn llm_slots(&self) -> Option<std::sync::Arc<procedurewriter_pipeline::llm::Slots>> {
+        self.llm.as_ref().map(|m| std::sync::Arc::clone(&m.slots))
+    }
+
     /// Registers the model provider's call slots.
     pub fn with_llm_slots(
         mut self,

@@ -21,10 +21,95 @@ use std::time::Duration;
 /// How long connecting to a provider may take (part of `llm_timeout_s`).
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// The provider's call slots (`llm_max_concurrent_calls`): one set per daemon, shared by every
-/// job and shown by `/metrics`.
+/// Calls in flight when `llm_max_concurrent_calls` is 0 and the server does not say how many
+/// slots it has: small, since a server that queues requests keeps generating for callers that
+/// gave up.
+pub const DEFAULT_SLOTS: usize = 4;
+
+/// How long asking the server for its slot count may take (start-up waits for it).
+const PROPS_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Where the number of call slots came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SlotSource {
+    /// `llm_max_concurrent_calls`, set.
+    Setting,
+    /// The server's own count (`GET /props` → `total_slots`).
+    Server,
+    /// [`DEFAULT_SLOTS`]: the setting is 0 and the server did not say.
+    Default,
+}
+
+impl SlotSource {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SlotSource::Setting => "llm_max_concurrent_calls",
+            SlotSource::Server => "the server's total_slots",
+            SlotSource::Default => "the default",
+        }
+    }
+}
+
+/// How many calls may be in flight: `llm_max_concurrent_calls`, or when it is 0 what the server
+/// reports (see [`server_slots`]), else [`DEFAULT_SLOTS`].
+pub async fn call_slots(settings: &Settings) -> (usize, SlotSource) {
+    if settings.llm_max_concurrent_calls > 0 {
+        return (
+            settings.llm_max_concurrent_calls as usize,
+            SlotSource::Setting,
+        );
+    }
+    match server_slots(settings).await {
+        Some(n) => (n, SlotSource::Server),
+        None => (DEFAULT_SLOTS, SlotSource::Default),
+    }
+}
+
+/// The parallel slots the model server reports: llama.cpp answers `GET /props` at its root
+/// (not under `/v1`) with `total_slots`. Asked only of a server named in `llm_base_url` (a
+/// hosted API has no such thing), within [`PROPS_TIMEOUT`]; None when it does not answer so.
+pub async fn server_slots(settings: &Settings) -> Option<usize> {
+    let base = settings.llm_base_url.trim();
+    if settings.llm_provider == LlmProvider::Offline || base.is_empty() {
+        return None;
+    }
+    let root = base.trim_end_matches('/');
+    let root = root.strip_suffix("/v1").unwrap_or(root);
+    let url = format!("{root}/props");
+    let client = reqwest::Client::builder()
+        .timeout(PROPS_TIMEOUT)
+        .build()
+        .ok()?;
+    let answer = async {
+        let r = client.get(&url).send().await.ok()?;
+        if !r.status().is_success() {
+            return None;
+        }
+        let body = r.bytes().await.ok()?;
+        let props: serde_json::Value = serde_json::from_slice(&body).ok()?;
+        props["total_slots"]
+            .as_u64()
+            .filter(|n| (1..=1024).contains(n))
+            .map(|n| n as usize)
+    }
+    .await;
+    match answer {
+        Some(n) => tracing::info!(url, total_slots = n, "the model server reports its slots"),
+        None => tracing::info!(
+            url,
+            "the model server does not report its slots (llama.cpp's GET /props → total_slots)"
+        ),
+    }
+    answer
+}
+
+/// The provider's call slots: one set per daemon, shared by every job, shown by `/metrics` and
+/// resized by SIGHUP. Asks the server (see [`call_slots`]) on a runtime of its own: start-up
+/// runs outside one.
 pub fn slots(settings: &Settings) -> Arc<Slots> {
-    Slots::new(settings.llm_max_concurrent_calls as usize)
+    let (n, source) = crate::client::block_on_io(call_slots(settings));
+    tracing::info!(slots = n, from = source.as_str(), "model call slots");
+    Slots::new(n)
 }
 
 /// The writer the settings name.

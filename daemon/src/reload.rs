@@ -1,5 +1,8 @@
 //! SIGHUP: re-read the configuration file and apply what can change in a running daemon.
 //!
+//! The model call slots (`llm_max_concurrent_calls`; with 0 the server's count, asked again)
+//! are resized for calls that start afterwards, reported as `llm_call_slots` (old → new).
+//!
 //! The medical lexicon (`lexicon_file`) is re-read and put in force for runs that start
 //! afterwards (the words compounds split into for the index wait for a restart, which
 //! re-indexes). The quality loop's keys ([`HOT_KEYS`]) are applied at once: every loop iteration that starts
@@ -81,6 +84,28 @@ pub async fn reload(state: &AppState, config_path: Option<&std::path::Path>) -> 
                 if let Some(change) = applied.remove("max_database_mb") {
                     restart_required.insert("max_database_mb".into(), change);
                 }
+            }
+        }
+    }
+    // The call slots: a new `llm_max_concurrent_calls` applies to calls that start from now on
+    // (those in flight keep their slot); with 0 the server is asked again, since it may have
+    // been restarted with another `-np`, and a server that does not answer changes nothing.
+    if let Some(slots) = state.metrics.llm_slots() {
+        let changed = applied.contains_key("llm_max_concurrent_calls");
+        let target = if new.llm_max_concurrent_calls > 0 {
+            changed.then_some(new.llm_max_concurrent_calls as usize)
+        } else {
+            match crate::model_client::server_slots(&new).await {
+                Some(n) => Some(n),
+                None if changed => Some(crate::model_client::DEFAULT_SLOTS),
+                None => None,
+            }
+        };
+        if let Some(n) = target {
+            let before = slots.resize(n);
+            if before != n {
+                tracing::info!(from = before, to = n, "model call slots resized");
+                applied.insert("llm_call_slots".into(), json!([before, n]));
             }
         }
     }

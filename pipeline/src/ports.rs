@@ -201,6 +201,8 @@ pub struct CallRecord {
     /// The usage is not the provider's: the call was cut (timeout, cancellation) and is
     /// recorded at its reserved worst case.
     pub estimated: bool,
+    /// The answer stopped at `max_tokens` (the provider said so).
+    pub truncated: bool,
     pub outcome: CallOutcome,
 }
 
@@ -213,6 +215,8 @@ pub struct ReusableCall {
     pub tokens_out: u64,
     pub cost_pusd: i64,
     pub response: String,
+    /// The stored answer stopped at `max_tokens`: reused, it is still cut.
+    pub truncated: bool,
 }
 
 /// The run's model calls: every HTTP attempt is recorded here, and what it recorded decides

@@ -192,8 +192,9 @@ impl Pipeline {
                 Ok(LoopEnd::Cancelled) => return Ok(RunEnd::Cancelled),
                 Err(LlmError::Port(e)) => return Err(e.into()),
                 // A provider that stayed down through the retry window: the attempt fails as
-                // retryable, so the run is queued again while it has attempts (and reuses the
-                // calls it already paid for); a refusal is final.
+                // retryable, and the daemon has the run wait in the queue before it is tried
+                // again while it has attempts (reusing the calls it already paid for); a
+                // refusal is final.
                 Err(LlmError::Provider {
                     message,
                     unavailable,

@@ -121,6 +121,10 @@ struct State {
     script: VecDeque<Reply>,
     default: Reply,
     received: Vec<Received>,
+    /// What `GET /props` reports as `total_slots`, as llama.cpp does (None: 404).
+    total_slots: Option<u64>,
+    /// How often `GET /props` was asked (not in `received`).
+    props_asked: usize,
 }
 
 /// A running fake provider; stops when dropped.
@@ -140,6 +144,8 @@ impl FakeLlm {
             script: VecDeque::new(),
             default,
             received: Vec::new(),
+            total_slots: None,
+            props_asked: 0,
         }));
         let (release, release_rx) = watch::channel(0u64);
         let (stop, stop_rx) = tokio::sync::oneshot::channel::<()>();
@@ -215,6 +221,16 @@ impl FakeLlm {
     pub fn count(&self) -> usize {
         self.state.lock().unwrap().received.len()
     }
+
+    /// Answers `GET /props` with this `total_slots` (llama.cpp's parallel slots); None: 404.
+    pub fn set_total_slots(&self, slots: Option<u64>) {
+        self.state.lock().unwrap().total_slots = slots;
+    }
+
+    /// How often the daemon asked `GET /props`.
+    pub fn props_asked(&self) -> usize {
+        self.state.lock().unwrap().props_asked
+    }
 }
 
 impl Drop for FakeLlm {
@@ -285,6 +301,23 @@ async fn handle(
         .map(|b| b.to_bytes())
         .unwrap_or_default();
     let body: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+    if path == "/props" {
+        let slots = {
+            let mut st = state.lock().unwrap();
+            st.props_asked += 1;
+            st.total_slots
+        };
+        return Ok(match slots {
+            Some(n) => Response::builder()
+                .header("content-type", "application/json")
+                .body(full(serde_json::json!({ "total_slots": n }).to_string()))
+                .unwrap(),
+            None => Response::builder()
+                .status(404)
+                .body(full("File Not Found"))
+                .unwrap(),
+        });
+    }
     let mut reply = {
         let mut st = state.lock().unwrap();
         st.received.push(Received {

@@ -56,6 +56,8 @@ pub struct NewLlmCall {
     pub latency_ms: u64,
     /// The usage is the caller's worst-case estimate, not the provider's (a cut call).
     pub estimated: bool,
+    /// The answer stopped at `max_tokens`.
+    pub truncated: bool,
     pub outcome: CallOutcome,
 }
 
@@ -68,6 +70,8 @@ pub struct StoredCall {
     pub tokens_out: u64,
     pub cost_pusd: i64,
     pub response: String,
+    /// The answer stopped at `max_tokens`.
+    pub truncated: bool,
 }
 
 /// Which calls `GET /api/costs` aggregates.
@@ -91,6 +95,11 @@ pub struct CostRow {
     pub label: Option<String>,
     pub calls: u64,
     pub failed_calls: u64,
+    /// Calls cut after they were sent, counted at their reserved worst case (their share of
+    /// `cost_usd` is an estimate, not the provider's usage).
+    pub estimated_calls: u64,
+    /// Answers that stopped at `max_tokens`.
+    pub truncated_calls: u64,
     pub tokens_in: u64,
     pub tokens_out: u64,
     #[serde(rename = "cost_usd", serialize_with = "money::usd")]
@@ -108,7 +117,8 @@ pub struct CostReport {
 
 const COST_COLUMNS: &str = "count(*), \
      coalesce(sum(outcome <> 'ok'), 0), coalesce(sum(tokens_in), 0), \
-     coalesce(sum(tokens_out), 0), coalesce(sum(cost_pusd), 0)";
+     coalesce(sum(tokens_out), 0), coalesce(sum(cost_pusd), 0), \
+     coalesce(sum(estimated), 0), coalesce(sum(truncated), 0)";
 
 fn cost_row(
     key: String,
@@ -124,6 +134,8 @@ fn cost_row(
         tokens_in: count(r, at + 2)?,
         tokens_out: count(r, at + 3)?,
         cost_pusd: r.get(at + 4)?,
+        estimated_calls: count(r, at + 5)?,
+        truncated_calls: count(r, at + 6)?,
     })
 }
 
@@ -144,7 +156,8 @@ impl Store {
                 .prepare_cached(
                     "INSERT INTO llm_calls (run_id, attempt, lease_token, stage, iteration, provider, \
                      model, step_key, tokens_in, tokens_out, cost_pusd, latency_ms, outcome, error, \
-                     response, at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
+                     response, at, estimated, truncated) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)",
                 )?
                 .execute(params![
                     call.run_id,
@@ -162,7 +175,9 @@ impl Store {
                     call.outcome.as_str(),
                     error,
                     response,
-                    now
+                    now,
+                    call.estimated,
+                    call.truncated
                 ])?;
             let run_cost: i64 = tx
                 .conn()
@@ -194,6 +209,9 @@ impl Store {
             if call.estimated {
                 details["estimated"] = json!(true);
             }
+            if call.truncated {
+                details["truncated"] = json!(true);
+            }
             if !held {
                 details["lease_lost"] = json!(true);
             }
@@ -219,7 +237,7 @@ impl Store {
         self.read(move |conn| {
             Ok(conn
                 .prepare_cached(
-                    "SELECT id, attempt, tokens_in, tokens_out, cost_pusd, response FROM llm_calls \
+                    "SELECT id, attempt, tokens_in, tokens_out, cost_pusd, response, truncated FROM llm_calls \
                      WHERE run_id = ?1 AND step_key = ?2 AND outcome = 'ok' ORDER BY id DESC LIMIT 1",
                 )?
                 .query_row([run_id, step_key], |r| {
@@ -230,6 +248,7 @@ impl Store {
                         tokens_out: count(r, 3)?,
                         cost_pusd: r.get(4)?,
                         response: r.get::<_, Option<String>>(5)?.unwrap_or_default(),
+                        truncated: r.get(6)?,
                     })
                 })
                 .optional()?)
@@ -280,7 +299,8 @@ impl Store {
                 .prepare_cached(
                     "SELECT c.run_id, (SELECT procedure FROM runs WHERE id = c.run_id), \
                      count(*), coalesce(sum(c.outcome <> 'ok'), 0), coalesce(sum(c.tokens_in), 0), \
-                     coalesce(sum(c.tokens_out), 0), coalesce(sum(c.cost_pusd), 0) \
+                     coalesce(sum(c.tokens_out), 0), coalesce(sum(c.cost_pusd), 0), \
+                     coalesce(sum(c.estimated), 0), coalesce(sum(c.truncated), 0) \
                      FROM llm_calls c WHERE c.at >= ?1 AND c.at < ?2 \
                      GROUP BY c.run_id ORDER BY sum(c.cost_pusd) DESC, max(c.id) DESC LIMIT ?3",
                 )?

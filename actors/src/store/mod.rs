@@ -23,7 +23,7 @@ pub use library::{
     NewPassage, NewSource, PassageHit, Source, SourceHit, SourcePage, StoredPassage,
 };
 pub use reloads::ReloadRecord;
-pub use runs::{AckCheck, ClaimedRun, Fenced};
+pub use runs::{AckCheck, Claim, ClaimedRun, Fenced};
 pub use secrets::{KeyCheck, SecretMeta, StoredSecret};
 
 use crate::error::{Error, Result};
@@ -58,6 +58,7 @@ static MIGRATIONS: &[M<'static>] = &[
     M::up(include_str!("../../../migrations/0004_llm_calls.sql")),
     M::up(include_str!("../../../migrations/0005_passages.sql")),
     M::up(include_str!("../../../migrations/0006_analysed_index.sql")),
+    M::up(include_str!("../../../migrations/0007_requeue_delay.sql")),
 ];
 
 /// SQLite's `synchronous` setting for the writer connection.

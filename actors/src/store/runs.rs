@@ -22,7 +22,7 @@ pub type AckCheck = fn(ack_required: &Value, acknowledged: &[String]) -> Vec<Str
 const RUN_COLUMNS: &str = "seq, id, procedure, context, params, priority, status, attempts, \
      max_attempts, lease_owner, lease_token, locked_at, heartbeat_at, cancel_requested, error, \
      result, ack_required, ack_by, ack_note, ack_tiers, ack_at, idempotency_key, created_at, \
-     updated_at, started_at, finished_at, cost_pusd, llm_calls, tokens_in, tokens_out";
+     updated_at, started_at, finished_at, cost_pusd, llm_calls, tokens_in, tokens_out, not_before";
 
 /// A run handed to a worker: the run as claimed (its `lease_token` is the worker's fence) and
 /// the lease owner it was claimed for.
@@ -32,6 +32,16 @@ pub struct ClaimedRun {
     pub owner: String,
     /// When the run last became QUEUED (Unix ms): the start of its enqueue-to-claim latency.
     pub queued_at: i64,
+}
+
+/// What one claim found.
+#[derive(Debug, Clone)]
+pub struct Claim {
+    /// The runs claimed, one per owner at most.
+    pub runs: Vec<ClaimedRun>,
+    /// With fewer runs than owners: when the earliest run still waiting for its `not_before`
+    /// falls due (Unix ms), if any.
+    pub next_due: Option<i64>,
 }
 
 /// What happened to a worker's fenced write.
@@ -95,6 +105,7 @@ fn run_from_row(row: &Row<'_>) -> rusqlite::Result<Run> {
         llm_calls: super::count(row, 27)?,
         tokens_in: super::count(row, 28)?,
         tokens_out: super::count(row, 29)?,
+        not_before: row.get(30)?,
     })
 }
 
@@ -335,6 +346,7 @@ impl Store {
                 llm_calls: 0,
                 tokens_in: 0,
                 tokens_out: 0,
+                not_before: None,
             };
             tx.event(
                 &id,
@@ -350,18 +362,28 @@ impl Store {
     }
 
     /// Claims up to `owners.len()` queued runs, highest priority first and FIFO within one,
-    /// one per owner, each under a fresh lease token.
+    /// one per owner, each under a fresh lease token. A run waiting for its `not_before` is
+    /// skipped until then.
     pub async fn claim(&self, owners: Vec<String>) -> Result<Vec<ClaimedRun>> {
+        Ok(self.claim_due(owners).await?.runs)
+    }
+
+    /// [`Store::claim`], and, when it found fewer runs than owners, when the earliest waiting
+    /// run falls due: the queue's timer, read in the same transaction, so no run re-queued
+    /// with a delay is forgotten (a restart included: the column is read at the first claim).
+    pub async fn claim_due(&self, owners: Vec<String>) -> Result<Claim> {
         self.write(move |tx| {
             let now = now_ms();
             let ids: Vec<(String, i64)> = tx
                 .conn()
                 .prepare_cached(
                     "SELECT id, updated_at FROM runs INDEXED BY runs_queued \
-                     WHERE status = 'QUEUED' ORDER BY priority DESC, seq LIMIT ?1",
+                     WHERE status = 'QUEUED' AND (not_before IS NULL OR not_before <= ?2) \
+                     ORDER BY priority DESC, seq LIMIT ?1",
                 )?
-                .query_map([owners.len() as i64], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .query_map(params![owners.len() as i64, now], |r| Ok((r.get(0)?, r.get(1)?)))?
                 .collect::<rusqlite::Result<_>>()?;
+            let short = ids.len() < owners.len();
             let mut claimed = Vec::with_capacity(ids.len());
             for ((id, queued_at), owner) in ids.into_iter().zip(owners) {
                 let run = set_status(
@@ -370,7 +392,8 @@ impl Store {
                     RunStatus::Running,
                     now,
                     ", attempts = attempts + 1, lease_owner = ?4, lease_token = lease_token + 1, \
-                     locked_at = ?2, heartbeat_at = ?2, started_at = COALESCE(started_at, ?2)",
+                     locked_at = ?2, heartbeat_at = ?2, started_at = COALESCE(started_at, ?2), \
+                     not_before = NULL",
                     &[&owner],
                 )?;
                 tx.event(
@@ -387,7 +410,20 @@ impl Store {
                     queued_at,
                 });
             }
-            Ok(claimed)
+            let next_due = if short {
+                tx.conn()
+                    .prepare_cached(
+                        "SELECT min(not_before) FROM runs INDEXED BY runs_waiting \
+                         WHERE status = 'QUEUED' AND not_before IS NOT NULL AND not_before > ?1",
+                    )?
+                    .query_row([now], |r| r.get(0))?
+            } else {
+                None
+            };
+            Ok(Claim {
+                runs: claimed,
+                next_due,
+            })
         })
         .await
     }
@@ -526,6 +562,58 @@ impl Store {
                         RunStatus::Failed
                     }
                 }
+                // The provider may come back, but not at once: the run waits in the queue
+                // (not claimed before `not_before`) within its attempts.
+                Outcome::RetryLater { error, delay } if run.attempts < run.max_attempts => {
+                    let delay_ms = i64::try_from(delay.as_millis()).unwrap_or(i64::MAX / 4);
+                    let not_before = now.saturating_add(delay_ms);
+                    update_status(
+                        tx.conn(),
+                        &run_id,
+                        RunStatus::Queued,
+                        now,
+                        &format!("{CLEAR_LEASE}, error = ?4, not_before = ?5"),
+                        &[&error, &not_before],
+                    )?;
+                    tx.event(
+                        &run_id,
+                        "requeued",
+                        RunStatus::Queued,
+                        &actor,
+                        json!({
+                            "reason": error,
+                            "not_before": crate::model::time::rfc3339(not_before),
+                            "delay_s": delay.as_secs_f64(),
+                            "attempt": attempt,
+                            "max_attempts": run.max_attempts,
+                        }),
+                        now,
+                    )?;
+                    RunStatus::Queued
+                }
+                Outcome::RetryLater { error, .. } => {
+                    let error = format!(
+                        "attempts exhausted ({} of {}): {error}",
+                        run.attempts, run.max_attempts
+                    );
+                    update_status(
+                        tx.conn(),
+                        &run_id,
+                        RunStatus::Failed,
+                        now,
+                        &format!("{CLEAR_LEASE}, finished_at = ?2, error = ?4"),
+                        &[&error],
+                    )?;
+                    tx.event(
+                        &run_id,
+                        "failed",
+                        RunStatus::Failed,
+                        &actor,
+                        json!({ "attempt": attempt, "error": error }),
+                        now,
+                    )?;
+                    RunStatus::Failed
+                }
                 Outcome::NeedsAck { details } => {
                     let d = details.to_string();
                     update_status(
@@ -659,7 +747,7 @@ impl Store {
                         &run_id,
                         RunStatus::Cancelled,
                         now,
-                        ", finished_at = ?2",
+                        ", finished_at = ?2, not_before = NULL",
                         &[],
                     )?;
                     tx.event(
@@ -757,7 +845,8 @@ impl Store {
                         &run_id,
                         RunStatus::Queued,
                         now,
-                        ", attempts = 0, error = NULL, cancel_requested = 0, finished_at = NULL",
+                        ", attempts = 0, error = NULL, cancel_requested = 0, finished_at = NULL, \
+                         not_before = NULL",
                         &[],
                     )?;
                     tx.event(
@@ -933,5 +1022,6 @@ fn outcome_kind(o: &Outcome) -> &'static str {
         Outcome::NeedsAck { .. } => "needs_ack",
         Outcome::Cancelled => "cancelled",
         Outcome::Deferred { .. } => "deferred",
+        Outcome::RetryLater { .. } => "retry_later",
     }
 }

@@ -207,6 +207,173 @@ fn a_deferred_run_is_requeued_without_spending_an_attempt() {
     });
 }
 
+/// A run whose provider stayed down spends its attempt and waits: re-queued with a
+/// `not_before`, skipped by claims until then (a later run is claimed before it), named as the
+/// next due; once due it is claimed and the time is cleared; the last attempt fails it; a
+/// person's retry is immediate.
+#[test]
+fn a_run_retried_later_waits_for_its_time_within_its_attempts() {
+    let (_d, store) = open();
+    block_on(async {
+        let (run, _) = store.enqueue(new_run("waits", 5)).await.unwrap();
+        let later = |secs| Outcome::RetryLater {
+            error: "openai is unavailable (after 3 attempts over 2 s, llm_retry_window_s = 2)"
+                .into(),
+            delay: std::time::Duration::from_secs(secs),
+        };
+        let claimed = store.claim(vec!["t/w0".into()]).await.unwrap().remove(0);
+        let before = crate::model::now_ms();
+        let applied = store
+            .finish(
+                run.id.clone(),
+                claimed.run.lease_token,
+                "t/w0".into(),
+                later(3600),
+            )
+            .await
+            .unwrap();
+        assert_eq!(applied, Fenced::Applied(RunStatus::Queued));
+        let waiting = store.get_run(run.id.clone()).await.unwrap();
+        assert_eq!((waiting.status, waiting.attempts), (RunStatus::Queued, 1));
+        let due = waiting.not_before.expect("a waiting run has a not_before");
+        assert!(due >= before + 3_600_000 && due <= crate::model::now_ms() + 3_600_000);
+        let event = store
+            .events(run.id.clone(), 0)
+            .await
+            .unwrap()
+            .pop()
+            .unwrap();
+        assert_eq!(event.kind, "requeued");
+        assert_eq!(event.details["delay_s"], 3600.0);
+        assert_eq!(
+            event.details["not_before"],
+            crate::model::time::rfc3339(due)
+        );
+        assert!(event.details["reason"]
+            .as_str()
+            .unwrap()
+            .contains("unavailable"));
+        assert!(
+            event.details.get("attempt_refunded").is_none(),
+            "the attempt is spent"
+        );
+
+        // Not claimed before its time, though of higher priority; the claim names the time.
+        let (other, _) = store.enqueue(new_run("other", 0)).await.unwrap();
+        let claim = store
+            .claim_due(vec!["t/w0".into(), "t/w1".into()])
+            .await
+            .unwrap();
+        assert_eq!(claim.runs.len(), 1);
+        assert_eq!(claim.runs[0].run.id, other.id);
+        assert_eq!(claim.next_due, Some(due));
+        let none = store.claim_due(vec!["t/w2".into()]).await.unwrap();
+        assert!(none.runs.is_empty());
+        assert_eq!(none.next_due, Some(due), "still waiting, still named");
+
+        // Due at once: claimed, its time cleared; the next wait is the last attempt's.
+        let claimed = store.claim(vec!["t/w0".into()]).await.unwrap();
+        assert!(claimed.is_empty());
+        let run_id = run.id.clone();
+        store
+            .write(move |tx| {
+                tx.conn()
+                    .execute("UPDATE runs SET not_before = 1 WHERE id = ?1", [&run_id])?;
+                Ok(())
+            })
+            .await
+            .unwrap();
+        let second = store.claim(vec!["t/w0".into()]).await.unwrap().remove(0);
+        assert_eq!((second.run.attempts, second.run.not_before), (2, None));
+        store
+            .finish(
+                run.id.clone(),
+                second.run.lease_token,
+                "t/w0".into(),
+                later(0),
+            )
+            .await
+            .unwrap();
+        let third = store.claim(vec!["t/w0".into()]).await.unwrap().remove(0);
+        assert_eq!(third.run.attempts, 3);
+        let end = store
+            .finish(
+                run.id.clone(),
+                third.run.lease_token,
+                "t/w0".into(),
+                later(60),
+            )
+            .await
+            .unwrap();
+        assert_eq!(end, Fenced::Applied(RunStatus::Failed));
+        let failed = store.get_run(run.id.clone()).await.unwrap();
+        assert!(
+            failed
+                .error
+                .as_deref()
+                .unwrap()
+                .starts_with("attempts exhausted (3 of 3)"),
+            "{failed:?}"
+        );
+        assert_eq!(failed.not_before, None);
+        let retried = store.retry(run.id.clone()).await.unwrap();
+        assert_eq!(
+            (retried.status, retried.not_before),
+            (RunStatus::Queued, None)
+        );
+    });
+}
+
+/// Calls recorded before version 7 get their `estimated` and `truncated` columns from the
+/// events that said so.
+#[test]
+fn the_migration_marks_older_calls_estimated_and_truncated_from_their_events() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("v6.db");
+    {
+        let conn = Connection::open(&path).unwrap();
+        conn.execute_batch(include_str!("frozen/v6.sql")).unwrap();
+        conn.execute_batch(
+            "INSERT INTO llm_calls (run_id, attempt, lease_token, stage, iteration, provider, \
+             model, step_key, tokens_in, tokens_out, cost_pusd, latency_ms, outcome, error, \
+             response, at) VALUES \
+             ('01900000-0000-7000-8000-000000000003', 1, 1, 'draft', 1, 'openai', 'gpt-4o', \
+              'k', 10, 4096, 1, 5, 'error', 'cut', NULL, 1800000000000), \
+             ('01900000-0000-7000-8000-000000000003', 1, 1, 'draft', 1, 'openai', 'gpt-4o', \
+              'k', 10, 300, 1, 5, 'ok', NULL, '## A', 1800000001000); \
+             INSERT INTO run_events (run_id, at, kind, status, actor, details) VALUES \
+             ('01900000-0000-7000-8000-000000000003', 1800000000000, 'llm_call', 'RUNNING', \
+              'worker:t/w0', '{\"iteration\":1,\"estimated\":true}'), \
+             ('01900000-0000-7000-8000-000000000003', 1800000001000, 'llm_call', 'RUNNING', \
+              'worker:t/w0', '{\"iteration\":1}'), \
+             ('01900000-0000-7000-8000-000000000003', 1800000002000, 'iteration_scored', \
+              'RUNNING', 'worker:t/w0', '{\"iteration\":1,\"truncated\":true}');",
+        )
+        .unwrap();
+    }
+    let store = Store::open(&path, Synchronous::Normal).unwrap();
+    block_on(async {
+        let costs = store
+            .costs(CostQuery {
+                run_limit: 10,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(costs.total.calls, 4);
+        assert_eq!(
+            (costs.total.estimated_calls, costs.total.truncated_calls),
+            (1, 1)
+        );
+        let reused = store
+            .reusable_llm_call("01900000-0000-7000-8000-000000000003".into(), "k".into())
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(reused.truncated, "a reused truncated answer is still cut");
+    });
+}
+
 /// Issue 16, item 11: a cancel of a RUNNING run binds. Whatever the job reports after the
 /// cancel was recorded — a result that raced it, a retryable failure, a gap — the run ends
 /// CANCELLED under the job's own fence; a late result under a lost lease is still refused.
@@ -540,6 +707,7 @@ const FROZEN: &[(usize, &str)] = &[
     (4, include_str!("frozen/v4.sql")),
     (5, include_str!("frozen/v5.sql")),
     (6, include_str!("frozen/v6.sql")),
+    (7, include_str!("frozen/v7.sql")),
 ];
 
 #[test]
@@ -553,6 +721,7 @@ fn every_older_schema_migrates_with_its_data() {
     const DONE: &str = "01900000-0000-7000-8000-000000000001";
     const ACK: &str = "01900000-0000-7000-8000-000000000002";
     const QUEUED: &str = "01900000-0000-7000-8000-000000000003";
+    const WAITING: &str = "01900000-0000-7000-8000-000000000004";
     for (version, sql) in FROZEN {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("old.db");
@@ -585,9 +754,10 @@ fn every_older_schema_migrates_with_its_data() {
                 at("ack_required")
             );
             let counts = store.counts().await.unwrap();
+            // Version 7 adds a run waiting for its provider.
             assert_eq!(
                 (counts["QUEUED"], counts["NEEDS_ACK"], counts["DONE"]),
-                (1, 1, 1),
+                (1 + u64::from(*version >= 7), 1, 1),
                 "{}",
                 at("run counts")
             );
@@ -679,15 +849,51 @@ fn every_older_schema_migrates_with_its_data() {
             if *version >= 6 {
                 assert_eq!(store.index_analyzer().await.unwrap(), "frozen");
             }
+            // Version 7: a waiting run, and estimated and truncated calls.
+            if *version >= 7 {
+                let waiting = store.get_run(WAITING.into()).await.unwrap();
+                assert_eq!(waiting.status, RunStatus::Queued);
+                assert_eq!(
+                    waiting.not_before,
+                    Some(4_102_444_800_000),
+                    "{}",
+                    at("not_before")
+                );
+                let costs = store
+                    .costs(CostQuery {
+                        run_limit: 10,
+                        ..Default::default()
+                    })
+                    .await
+                    .unwrap();
+                assert_eq!(
+                    (costs.total.estimated_calls, costs.total.truncated_calls),
+                    (1, 1),
+                    "{}",
+                    at("estimated and truncated calls")
+                );
+            }
             if *version >= 3 {
                 let bare = store.sources_without_passages(10).await.unwrap();
                 assert_eq!(bare.len(), 2, "{}", at("sources to split"));
             }
             // The queue works on the migrated data: the queued run is claimed, a new one
             // enqueued with the old idempotency key is the old run.
-            let claimed = store.claim(vec!["t/w0".into()]).await.unwrap();
+            // A run waiting for its `not_before` (version 7) is skipped, though of higher
+            // priority, and the claim says when it falls due.
+            let claim = store
+                .claim_due(vec!["t/w0".into(), "t/w1".into()])
+                .await
+                .unwrap();
+            let claimed = claim.runs;
             assert_eq!(claimed.len(), 1, "{}", at("claim"));
             assert_eq!(claimed[0].run.id, QUEUED);
+            assert_eq!(
+                claim.next_due,
+                (*version >= 7).then_some(4_102_444_800_000),
+                "{}",
+                at("next due")
+            );
             let mut again = new_run("Lumbalpunktur", 0);
             again.idempotency_key = Some("client-key-1".into());
             let (run, created) = store.enqueue(again).await.unwrap();

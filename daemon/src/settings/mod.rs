@@ -118,9 +118,13 @@ pub struct HotKey {
     pub copy: fn(into: &mut Settings, from: &Settings),
 }
 
-/// The keys SIGHUP applies (the quality loop's and the database size limit); every other key
-/// needs a restart.
+/// The keys SIGHUP applies (the quality loop's, the database size limit, the lexicon and the
+/// model call slots); every other key needs a restart.
 pub const HOT_KEYS: &[HotKey] = &[
+    HotKey {
+        name: "llm_max_concurrent_calls",
+        copy: |i, f| i.llm_max_concurrent_calls = f.llm_max_concurrent_calls,
+    },
     HotKey {
         name: "max_database_mb",
         copy: |i, f| i.max_database_mb = f.max_database_mb,
@@ -239,6 +243,8 @@ pub struct Settings {
     pub llm_retry_base_delay_s: f64,
     pub llm_retry_max_delay_s: f64,
     pub llm_retry_window_s: f64,
+    pub llm_requeue_delay_s: f64,
+    pub llm_requeue_max_delay_s: f64,
     pub llm_max_tokens: u32,
     pub llm_min_output_tokens: u32,
     pub llm_evidence_tokens: usize,
@@ -398,6 +404,15 @@ impl Settings {
         }
     }
 
+    /// How long a run waits in the queue after its provider stayed down (see
+    /// [`crate::job::RequeueDelay`]).
+    pub fn requeue_delay(&self) -> crate::job::RequeueDelay {
+        crate::job::RequeueDelay {
+            base: std::time::Duration::from_secs_f64(self.llm_requeue_delay_s),
+            max: std::time::Duration::from_secs_f64(self.llm_requeue_max_delay_s),
+        }
+    }
+
     /// The pipeline's settings.
     pub fn pipeline(&self) -> procedurewriter_pipeline::PipelineConfig {
         use procedurewriter_pipeline::retrieve::RetrievalConfig;
@@ -538,6 +553,7 @@ mod tests {
                     concat!(env!("CARGO_MANIFEST_DIR"), "/../etc/lexicon.toml"),
                 ),
                 ("PROCEDUREWRITER_WORKERS", "5"),
+                ("PROCEDUREWRITER_LLM_MAX_CONCURRENT_CALLS", "2"),
             ]),
         )
         .unwrap();

@@ -37,6 +37,8 @@ impl Settings {
             ("llm_retry_base_delay_s", self.llm_retry_base_delay_s),
             ("llm_retry_max_delay_s", self.llm_retry_max_delay_s),
             ("llm_retry_window_s", self.llm_retry_window_s),
+            ("llm_requeue_delay_s", self.llm_requeue_delay_s),
+            ("llm_requeue_max_delay_s", self.llm_requeue_max_delay_s),
         ] {
             if !(v.is_finite() && v > 0.0 && v < 1e9) {
                 return bad(
@@ -167,10 +169,20 @@ impl Settings {
         if self.llm_max_retries > 20 {
             return bad("llm_max_retries", "must be at most 20");
         }
-        if self.llm_max_concurrent_calls == 0 || self.llm_max_concurrent_calls > 1024 {
+        if self.llm_requeue_max_delay_s < self.llm_requeue_delay_s {
+            return bad(
+                "llm_requeue_max_delay_s",
+                &format!(
+                    "must be at least llm_requeue_delay_s ({} s), got {} s",
+                    self.llm_requeue_delay_s, self.llm_requeue_max_delay_s
+                ),
+            );
+        }
+        if self.llm_max_concurrent_calls > 1024 {
             return bad(
                 "llm_max_concurrent_calls",
-                "must be between 1 and 1024 (at most the model server's parallel slots)",
+                "must be between 1 and 1024 (at most the model server's parallel slots), or 0 \
+                 to take the server's own slot count",
             );
         }
         if self.llm_provider != LlmProvider::Offline {

@@ -200,9 +200,20 @@ pub struct Llm {
 /// Calls in flight to one provider, at most `limit` at once: a job waits for a slot instead of
 /// piling requests onto a server that would only queue them (and keep generating answers
 /// nobody waits for once their callers time out). The counters are what `/metrics` shows.
+///
+/// The limit can change while calls are in flight ([`Slots::resize`], on SIGHUP): a larger one
+/// lets waiting calls in at once; a smaller one takes free slots away now and the rest as the
+/// calls holding them finish (its `debt`), so calls in flight keep their slot and no call that
+/// starts afterwards finds more than the new limit in flight.
 pub struct Slots {
     semaphore: tokio::sync::Semaphore,
-    limit: usize,
+    limit: std::sync::atomic::AtomicUsize,
+    /// Slots a smaller limit still has to take back: forgotten as their holders finish.
+    debt: std::sync::atomic::AtomicUsize,
+    /// Calls holding a slot now.
+    held: std::sync::atomic::AtomicUsize,
+    /// Resizes one at a time.
+    resizing: std::sync::Mutex<()>,
     /// Calls waiting for a slot now.
     pub waiting: std::sync::atomic::AtomicI64,
     /// Calls that had to wait, and for how long in all (milliseconds).
@@ -210,12 +221,38 @@ pub struct Slots {
     pub wait_ms_total: std::sync::atomic::AtomicU64,
 }
 
+/// One call's slot; given back (or, while a smaller limit is owed, given up) when dropped.
+pub struct Slot<'a> {
+    permit: Option<tokio::sync::SemaphorePermit<'a>>,
+    slots: &'a Slots,
+}
+
+impl Drop for Slot<'_> {
+    fn drop(&mut self) {
+        use std::sync::atomic::Ordering::SeqCst;
+        self.slots.held.fetch_sub(1, SeqCst);
+        let owed = self
+            .slots
+            .debt
+            .fetch_update(SeqCst, SeqCst, |d| d.checked_sub(1))
+            .is_ok();
+        if let Some(p) = self.permit.take() {
+            if owed {
+                p.forget();
+            }
+        }
+    }
+}
+
 impl Slots {
     pub fn new(limit: usize) -> Arc<Slots> {
         let limit = limit.max(1);
         Arc::new(Slots {
             semaphore: tokio::sync::Semaphore::new(limit),
-            limit,
+            limit: limit.into(),
+            debt: Default::default(),
+            held: Default::default(),
+            resizing: Default::default(),
             waiting: Default::default(),
             waits_total: Default::default(),
             wait_ms_total: Default::default(),
@@ -223,12 +260,56 @@ impl Slots {
     }
 
     pub fn limit(&self) -> usize {
-        self.limit
+        self.limit.load(std::sync::atomic::Ordering::SeqCst)
     }
 
-    /// Calls holding a slot now.
+    /// Calls holding a slot now (during a shrink, possibly more than [`Slots::limit`] until
+    /// they finish).
     pub fn in_use(&self) -> usize {
-        self.limit - self.semaphore.available_permits()
+        self.held.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Sets the limit for calls that start from now on; returns the one it replaces.
+    pub fn resize(&self, limit: usize) -> usize {
+        use std::sync::atomic::Ordering::SeqCst;
+        let limit = limit.max(1);
+        let _one = self.resizing.lock().unwrap_or_else(|p| p.into_inner());
+        let old = self.limit.swap(limit, SeqCst);
+        if limit > old {
+            // Growing first pays back what an earlier shrink still owes.
+            let mut more = limit - old;
+            let _ = self.debt.fetch_update(SeqCst, SeqCst, |d| {
+                let paid = d.min(more);
+                more = limit - old - paid;
+                Some(d - paid)
+            });
+            self.semaphore.add_permits(more);
+        } else if limit < old {
+            let fewer = old - limit;
+            let now = self.semaphore.forget_permits(fewer);
+            self.debt.fetch_add(fewer - now, SeqCst);
+        }
+        old
+    }
+
+    /// A slot at once, if one is free.
+    fn try_take(&self) -> Option<Slot<'_>> {
+        let permit = self.semaphore.try_acquire().ok()?;
+        Some(self.held_by(permit))
+    }
+
+    /// Waits for a slot.
+    async fn take(&self) -> Option<Slot<'_>> {
+        let permit = self.semaphore.acquire().await.ok()?;
+        Some(self.held_by(permit))
+    }
+
+    fn held_by<'a>(&'a self, permit: tokio::sync::SemaphorePermit<'a>) -> Slot<'a> {
+        self.held.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Slot {
+            permit: Some(permit),
+            slots: self,
+        }
     }
 }
 
@@ -604,7 +685,7 @@ impl Llm {
                     text: stored.response,
                     tokens_in: stored.tokens_in,
                     tokens_out: stored.tokens_out,
-                    truncated: false,
+                    truncated: stored.truncated,
                 },
                 reused: true,
                 max_tokens: 0,
@@ -673,6 +754,7 @@ impl Llm {
             }
         };
         let cost = self.price.cost(tokens_in, tokens_out);
+        let truncated = matches!(&sent, Some(Ok(c)) if c.truncated);
         ports
             .ledger
             .record(CallRecord {
@@ -687,6 +769,7 @@ impl Llm {
                 cost_pusd: cost,
                 latency_ms,
                 estimated,
+                truncated,
                 outcome,
             })
             .await?;
@@ -728,20 +811,16 @@ impl Llm {
 
     /// Waits for one of the provider's call slots (raced against cancellation: `None`). A wait
     /// is counted, and said in the run's history when it took a while.
-    async fn slot(
-        &self,
-        ports: RunPorts<'_>,
-        step: Step,
-    ) -> Result<Option<tokio::sync::SemaphorePermit<'_>>, LlmError> {
+    async fn slot(&self, ports: RunPorts<'_>, step: Step) -> Result<Option<Slot<'_>>, LlmError> {
         use std::sync::atomic::Ordering::Relaxed;
-        if let Ok(p) = self.slots.semaphore.try_acquire() {
-            return Ok(Some(p));
+        if let Some(slot) = self.slots.try_take() {
+            return Ok(Some(slot));
         }
         let started = Instant::now();
         self.slots.waiting.fetch_add(1, Relaxed);
         self.slots.waits_total.fetch_add(1, Relaxed);
         let got = tokio::select! {
-            p = self.slots.semaphore.acquire() => p.ok(),
+            slot = self.slots.take() => slot,
             _ = ports.cancelled() => None,
         };
         self.slots.waiting.fetch_sub(1, Relaxed);
@@ -756,7 +835,7 @@ impl Llm {
                     json!({
                         "stage": step.stage.as_str(), "iteration": step.iteration,
                         "waited_ms": waited.as_millis() as u64,
-                        "llm_max_concurrent_calls": self.slots.limit,
+                        "llm_max_concurrent_calls": self.slots.limit(),
                     }),
                 )
                 .await?;
@@ -1200,5 +1279,47 @@ mod tests {
             backoff(&p, 0, Some(Duration::from_secs(1))),
             Duration::from_secs(1)
         );
+    }
+
+    /// A smaller limit takes free slots now and held ones as they are given back; a larger one
+    /// pays that debt first. Calls in flight keep theirs.
+    #[test]
+    fn slots_resize_for_calls_that_start_afterwards() {
+        let slots = Slots::new(2);
+        let a = slots.try_take().unwrap();
+        let b = slots.try_take().unwrap();
+        assert!(slots.try_take().is_none());
+        assert_eq!(slots.resize(1), 2);
+        assert_eq!(
+            (slots.limit(), slots.in_use()),
+            (1, 2),
+            "both keep their slot"
+        );
+        drop(a);
+        assert!(
+            slots.try_take().is_none(),
+            "one is still in flight: the new limit"
+        );
+        drop(b);
+        let c = slots.try_take().unwrap();
+        assert!(slots.try_take().is_none());
+        assert_eq!(slots.resize(3), 1);
+        let d = slots.try_take().unwrap();
+        let e = slots.try_take().unwrap();
+        assert!(slots.try_take().is_none());
+        assert_eq!(slots.in_use(), 3);
+        drop((c, d, e));
+
+        // Shrunk while full, then grown before the holders finished: the debt is paid first.
+        let slots = Slots::new(2);
+        let held = (slots.try_take().unwrap(), slots.try_take().unwrap());
+        slots.resize(1);
+        slots.resize(3);
+        let third = slots.try_take().unwrap();
+        assert!(slots.try_take().is_none(), "3 in flight under a limit of 3");
+        drop((held, third));
+        let all: Vec<_> = (0..3).map(|_| slots.try_take().unwrap()).collect();
+        assert!(slots.try_take().is_none());
+        assert_eq!(all.len(), 3);
     }
 }
