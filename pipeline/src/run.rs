@@ -166,7 +166,12 @@ impl Pipeline {
         let explained = retrieved.explain();
         let mut event = explained.clone();
         event["elapsed_ms"] = json!(retrieve_ms);
-        ports.event("retrieved", event).await?;
+        let cited = retrieved
+            .sources
+            .iter()
+            .map(|s| (s.id.clone(), s.tier.clone()))
+            .collect();
+        ports.progress.retrieved(event, cited).await?;
         let sources = retrieved.sources;
 
         // 2. Evidence gate.

@@ -395,7 +395,8 @@ impl Store {
     }
 
     /// The best `limit` sources for `query` by BM25 (title weighted 3× over text), each with
-    /// a snippet. Free text only: see [`fts_query`].
+    /// a snippet; retired sources are left out (the listing shows them, marked). Free text
+    /// only: see [`fts_query`].
     pub async fn search_sources(&self, query: String, limit: usize) -> Result<Vec<SourceHit>> {
         let Some(fts) = fts_query(&query) else {
             return Ok(Vec::new());
@@ -406,7 +407,7 @@ impl Store {
                     "SELECT {COLUMNS}, bm25(sources_fts, 3.0, 1.0) AS rank, \
                      snippet(sources_fts, 1, '', '', ' … ', 24) \
                      FROM sources_fts JOIN sources s ON s.seq = sources_fts.rowid \
-                     WHERE sources_fts MATCH ?1 ORDER BY rank LIMIT ?2"
+                     WHERE sources_fts MATCH ?1 AND s.retired_at IS NULL ORDER BY rank LIMIT ?2"
                 ))?
                 .query_map(params![fts, limit as i64], |r| {
                     Ok(SourceHit {
