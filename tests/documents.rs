@@ -104,8 +104,13 @@ fn a_recommendation_on_page_40_is_retrieved_shown_to_the_model_cited_and_referen
         .unwrap_or_else(|| panic!("no reference to {id}:\n{md}"));
     assert!(reference.contains("Citeret: s. 40"), "{reference}");
     // So does the DOCX's reference list, read back by the library's own Word reader.
-    let docx = std::fs::read(s.data_dir().join("runs").join(&run_id).join("procedure.docx"))
-        .unwrap();
+    let docx = std::fs::read(
+        s.data_dir()
+            .join("runs")
+            .join(&run_id)
+            .join("procedure.docx"),
+    )
+    .unwrap();
     let blocks = procedurewriter_pipeline::docx_read::read(&docx).unwrap();
     assert!(
         blocks

@@ -290,13 +290,7 @@ fn the_docx_names_the_department_the_version_and_the_date_and_links_its_referenc
     let h = d.http();
     let id = write(&h, "Anafylaksi behandling", json!({}));
     let run = h.wait_status(&id, "DONE", T);
-    let docx = std::fs::read(
-        s.data_dir()
-            .join("runs")
-            .join(&id)
-            .join("procedure.docx"),
-    )
-    .unwrap();
+    let docx = std::fs::read(s.data_dir().join("runs").join(&id).join("procedure.docx")).unwrap();
     let core = docx_part(&docx, "docProps/core.xml");
     assert!(
         core.contains("<dc:creator>Akutafdelingen, Amager &amp; Hvidovre Hospital</dc:creator>"),
@@ -309,8 +303,17 @@ fn the_docx_names_the_department_the_version_and_the_date_and_links_its_referenc
         .nth(1)
         .and_then(|c| c.split('<').next())
         .unwrap();
-    assert_eq!(created.get(..15), finished.get(..15), "{created} vs {finished}");
-    let date = format!("{}.{}.{}", &finished[8..10], &finished[5..7], &finished[..4]);
+    assert_eq!(
+        created.get(..15),
+        finished.get(..15),
+        "{created} vs {finished}"
+    );
+    let date = format!(
+        "{}.{}.{}",
+        &finished[8..10],
+        &finished[5..7],
+        &finished[..4]
+    );
     let headers: String = {
         let zip = zip::ZipArchive::new(std::io::Cursor::new(&docx)).unwrap();
         let names: Vec<String> = zip

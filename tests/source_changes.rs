@@ -128,7 +128,7 @@ fn deleting_a_source_no_run_used_erases_it_its_passages_and_its_original_file() 
         .iter()
         .map(|s| s["id"].as_str().unwrap().to_string())
         .collect();
-    assert_eq!(listed, [keep.clone()]);
+    assert_eq!(listed, [keep.as_str()]);
 
     // The full-text indexes stayed in step: searches after the erase work and find the rest.
     let hits = h.get("/api/sources/search?q=sideleje").body["hits"].clone();
@@ -142,7 +142,7 @@ fn deleting_a_source_no_run_used_erases_it_its_passages_and_its_original_file() 
     // Never retrieved: a run on the topic retrieves only the other source.
     let run = write(&h, "Lumbalpunktur");
     h.wait_finished(&run, T);
-    assert_eq!(retrieved(&h, &run), [keep.clone()]);
+    assert_eq!(retrieved(&h, &run), [keep.as_str()]);
     // A new source gets a new id, never the erased one's.
     let next = add(&h, "Another", "Another text about something.", "rct");
     assert_ne!(next, gone);
@@ -212,14 +212,10 @@ fn deleting_a_source_a_run_used_retires_it_and_the_run_still_serves_it() {
         .all(|hit| hit["source"]["id"] != case.as_str()));
     // It is not changed again.
     delete(&h, &case, &json!({ "reason": "again" })).assert_error(409, "source_retired");
-    patch(&h, &case, &json!({ "tier": "rct", "reason": "x" }))
-        .assert_error(409, "source_retired");
+    patch(&h, &case, &json!({ "tier": "rct", "reason": "x" })).assert_error(409, "source_retired");
     // Re-ingesting its text says it was retired rather than quietly returning it.
     let text = src.body["text"].as_str().unwrap();
-    let r = h.post_json(
-        "/api/sources",
-        &json!({ "title": "again", "text": text }),
-    );
+    let r = h.post_json("/api/sources", &json!({ "title": "again", "text": text }));
     r.assert_error(409, "source_retired");
 }
 
@@ -328,13 +324,20 @@ fn bad_deletes_and_re_tierings_are_refused_with_what_to_do() {
     let r = patch(&h, &id, &json!({ "tier": "rct" }));
     r.assert_error(400, "invalid_request");
     assert!(hint(&r).contains("reason"), "{}", hint(&r));
-    patch(&h, &id, &json!({ "tier": "rct", "reason": "   " }))
-        .assert_error(400, "invalid_request");
+    patch(&h, &id, &json!({ "tier": "rct", "reason": "   " })).assert_error(400, "invalid_request");
     patch(&h, &id, &json!({ "reason": "x" })).assert_error(400, "invalid_request");
-    patch(&h, &id, &json!({ "tier": "rct", "reason": "x", "by": "me" }))
-        .assert_error(400, "malformed_json");
-    patch(&h, &id, &json!({ "tier": "rct", "reason": "x".repeat(1001) }))
-        .assert_error(400, "invalid_request");
+    patch(
+        &h,
+        &id,
+        &json!({ "tier": "rct", "reason": "x", "by": "me" }),
+    )
+    .assert_error(400, "malformed_json");
+    patch(
+        &h,
+        &id,
+        &json!({ "tier": "rct", "reason": "x".repeat(1001) }),
+    )
+    .assert_error(400, "invalid_request");
     patch(&h, "SRC9999", &json!({ "tier": "rct", "reason": "x" }))
         .assert_error(404, "source_not_found");
     patch(&h, "SRC12x", &json!({ "tier": "rct", "reason": "x" }))
@@ -373,7 +376,11 @@ fn bad_deletes_and_re_tierings_are_refused_with_what_to_do() {
             "/api/sources",
             &json!({ "title": "Note", "text": "A note about drains.", "tier": tier }),
         );
-        assert_eq!((r.status, &r.body["created"]), (200, &json!(false)), "{r:?}");
+        assert_eq!(
+            (r.status, &r.body["created"]),
+            (200, &json!(false)),
+            "{r:?}"
+        );
     }
 }
 
@@ -416,10 +423,7 @@ fn deleting_sources_while_runs_retrieve_them_breaks_no_run() {
         let served = h.get(&format!("/api/runs/{id}/sources"));
         assert_eq!(served.status, 200, "{served:?}");
         for src in served.body["sources"].as_array().unwrap() {
-            assert!(
-                src["title"].is_string() || src["erased"] == true,
-                "{src}"
-            );
+            assert!(src["title"].is_string() || src["erased"] == true, "{src}");
         }
     }
     // Whatever was used is retired (kept), whatever was not is erased.
@@ -449,13 +453,22 @@ fn the_cli_deletes_and_re_tiers_sources_with_a_reason() {
             .output()
             .unwrap()
     };
-    let out = cli(&["retier", &id, "observational", "--reason", "a cohort, not a trial"]);
+    let out = cli(&[
+        "retier",
+        &id,
+        "observational",
+        "--reason",
+        "a cohort, not a trial",
+    ]);
     let stdout = assert_ok(&out);
     assert!(stdout.contains("now observational"), "{stdout}");
     let out = cli(&["retier", &id, "gold", "--reason", "x"]);
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("unknown tier") && stderr.contains("danish_guideline"), "{stderr}");
+    assert!(
+        stderr.contains("unknown tier") && stderr.contains("danish_guideline"),
+        "{stderr}"
+    );
     // The reason is required by the command itself.
     let out = cli(&["delete", &id]);
     assert_eq!(out.status.code(), Some(2));
@@ -466,5 +479,8 @@ fn the_cli_deletes_and_re_tiers_sources_with_a_reason() {
     let out = cli(&["show", &id]);
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("erased") && stderr.contains("duplicate"), "{stderr}");
+    assert!(
+        stderr.contains("erased") && stderr.contains("duplicate"),
+        "{stderr}"
+    );
 }

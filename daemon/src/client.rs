@@ -797,7 +797,12 @@ async fn sources(client: &Client, command: SourcesCommand) -> Result<(), ClientE
         SourcesCommand::Delete { source_id, reason } => {
             let path = format!("/api/sources/{}", path_segment(&source_id));
             let done = client
-                .call(Method::DELETE, &path, Some(&json!({ "reason": reason })), &[])
+                .call(
+                    Method::DELETE,
+                    &path,
+                    Some(&json!({ "reason": reason })),
+                    &[],
+                )
                 .await?;
             match done["action"].as_str() {
                 Some("retired") => println!(

@@ -517,12 +517,16 @@ mod tests {
         assert_eq!(doc.matches("<w:hyperlink ").count(), 2, "{doc}");
         for url in ["https://www.sst.dk/a?b=1&amp;c=2", "http://example.org/x"] {
             assert!(
-                rels.contains(&format!("Target=\"{url}\"")) && rels.contains("TargetMode=\"External\""),
+                rels.contains(&format!("Target=\"{url}\""))
+                    && rels.contains("TargetMode=\"External\""),
                 "{url}: {rels}"
             );
         }
         // The link's text is the address without the sentence's full stop; the rest stays.
-        assert!(doc.contains(">https://www.sst.dk/a?b=1&amp;c=2</w:t>"), "{doc}");
+        assert!(
+            doc.contains(">https://www.sst.dk/a?b=1&amp;c=2</w:t>"),
+            "{doc}"
+        );
         assert!(doc.contains("Citeret: s. 12, 40."), "{doc}");
         assert!(doc.contains(">, og mere.</w:t>"), "{doc}");
         // Each link's relationship id is in the rels.

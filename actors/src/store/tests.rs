@@ -759,16 +759,17 @@ fn source(title: &str, text: &str, original: Option<&str>) -> super::NewSource {
 
 /// FTS5's own consistency check of every full-text index against its content.
 async fn fts_intact(store: &Store) {
-    store.write(|tx| {
-        for table in ["passages_fts", "titles_fts", "sources_fts"] {
-            tx.conn().execute_batch(&format!(
-                "INSERT INTO {table} ({table}) VALUES ('integrity-check')"
-            ))?;
-        }
-        Ok(())
-    })
-    .await
-    .expect("the full-text indexes match their tables");
+    store
+        .write(|tx| {
+            for table in ["passages_fts", "titles_fts", "sources_fts"] {
+                tx.conn().execute_batch(&format!(
+                    "INSERT INTO {table} ({table}) VALUES ('integrity-check')"
+                ))?;
+            }
+            Ok(())
+        })
+        .await
+        .expect("the full-text indexes match their tables");
 }
 
 /// Deleting a source no run used erases it, its passages and its index rows (the triggers
@@ -829,7 +830,14 @@ fn a_used_source_is_retired_an_unused_one_erased_and_the_indexes_stay_in_step() 
         let ids: Vec<&str> = hits.iter().map(|h| h.source.id.as_str()).collect();
         assert_eq!(ids.len(), 2, "{ids:?}");
         assert!(!ids.contains(&a.id.as_str()));
-        assert_eq!(store.search_sources("alpha".into(), 10).await.unwrap().len(), 0);
+        assert_eq!(
+            store
+                .search_sources("alpha".into(), 10)
+                .await
+                .unwrap()
+                .len(),
+            0
+        );
 
         // B is re-tiered, then deleted: retired, since the run used it.
         let (retiered, changed) = store
@@ -850,7 +858,10 @@ fn a_used_source_is_retired_an_unused_one_erased_and_the_indexes_stay_in_step() 
         match &retired {
             super::Removal::Retired { source, cited_by } => {
                 assert_eq!(*cited_by, 1);
-                assert_eq!(source.retired_reason.as_deref(), Some("withdrawn by the publisher"));
+                assert_eq!(
+                    source.retired_reason.as_deref(),
+                    Some("withdrawn by the publisher")
+                );
             }
             other => panic!("{other:?}"),
         }
@@ -877,16 +888,26 @@ fn a_used_source_is_retired_an_unused_one_erased_and_the_indexes_stay_in_step() 
             .all(|(_, _, t)| !t.contains("beta")));
         // A retired source is not changed again.
         for refused in [
-            store.remove_source(b.id.clone(), "x".into()).await.map(|_| ()),
+            store
+                .remove_source(b.id.clone(), "x".into())
+                .await
+                .map(|_| ()),
             store
                 .retier_source(b.id.clone(), "danish_guideline".into(), "x".into())
                 .await
                 .map(|_| ()),
         ] {
-            assert!(matches!(refused, Err(Error::SourceRetired { .. })), "{refused:?}");
+            assert!(
+                matches!(refused, Err(Error::SourceRetired { .. })),
+                "{refused:?}"
+            );
         }
         // The last user of an original: the file may go.
-        match store.remove_source(c.id.clone(), "off topic".into()).await.unwrap() {
+        match store
+            .remove_source(c.id.clone(), "off topic".into())
+            .await
+            .unwrap()
+        {
             super::Removal::Erased { original, .. } => assert_eq!(original.as_deref(), Some("f2")),
             other => panic!("{other:?}"),
         }
@@ -912,4 +933,3 @@ fn a_used_source_is_retired_an_unused_one_erased_and_the_indexes_stay_in_step() 
         ));
     });
 }
-

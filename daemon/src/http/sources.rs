@@ -153,18 +153,16 @@ pub(super) async fn add_source(state: &Arc<AppState>, req: Request<Incoming>) ->
                 ApiError::bad_request("invalid_request", m.to_string())
             }
             crate::library::StoreIngestError::Store(e) => ApiError::from(e),
-            crate::library::StoreIngestError::TierConflict { id, stored, asked } => {
-                ApiError::new(
-                    StatusCode::CONFLICT,
-                    "tier_conflict",
-                    format!(
-                        "this document is already in the library as {id} with tier {stored}; \
+            crate::library::StoreIngestError::TierConflict { id, stored, asked } => ApiError::new(
+                StatusCode::CONFLICT,
+                "tier_conflict",
+                format!(
+                    "this document is already in the library as {id} with tier {stored}; \
                          to give it tier {asked}, re-tier it: PATCH /api/sources/{id} with \
                          {{\"tier\": \"{asked}\", \"reason\": \"...\"}} \
                          (procedurewriter sources retier {id} {asked} --reason ...)"
-                    ),
-                )
-            }
+                ),
+            ),
             crate::library::StoreIngestError::Retired { id, reason } => ApiError::new(
                 StatusCode::CONFLICT,
                 "source_retired",
