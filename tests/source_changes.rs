@@ -210,6 +210,20 @@ fn deleting_a_source_a_run_used_retires_it_and_the_run_still_serves_it() {
         .unwrap()
         .iter()
         .all(|hit| hit["source"]["id"] != case.as_str()));
+    // The CLI's listing marks it.
+    let out = Command::new(BIN)
+        .args(["--url", &d.url, "sources", "list"])
+        .output()
+        .unwrap();
+    let listing = assert_ok(&out);
+    let line = listing
+        .lines()
+        .find(|l| l.starts_with(case.as_str()))
+        .unwrap_or_else(|| panic!("{listing}"));
+    assert!(
+        line.ends_with("[retired: retracted by the journal]"),
+        "{line}"
+    );
     // It is not changed again.
     delete(&h, &case, &json!({ "reason": "again" })).assert_error(409, "source_retired");
     patch(&h, &case, &json!({ "tier": "rct", "reason": "x" })).assert_error(409, "source_retired");

@@ -853,13 +853,17 @@ fn path_segment(s: &str) -> String {
 
 fn source_line(src: &Value) -> String {
     format!(
-        "{}  {:<24} {:>4}  {}",
+        "{}  {:<24} {:>4}  {}{}",
         src["id"].as_str().unwrap_or(""),
         src["tier"].as_str().unwrap_or(""),
         src["year"]
             .as_i64()
             .map_or("-".to_string(), |y| y.to_string()),
-        src["title"].as_str().unwrap_or("")
+        src["title"].as_str().unwrap_or(""),
+        src["retired_reason"]
+            .as_str()
+            .map(|r| format!("  [retired: {r}]"))
+            .unwrap_or_default()
     )
 }
 
