@@ -70,6 +70,13 @@ pub(super) async fn add_source(state: &Arc<AppState>, req: Request<Incoming>) ->
     };
     let rules = Arc::clone(&state.rules);
     let originals = state.settings.data_dir.join("originals");
+    // A file's original is kept before its source is stored; a delete must not remove it in
+    // between (see `AppState::originals`). Uploads of files wait for each other here.
+    let _originals = if is_file {
+        Some(state.originals.lock().await)
+    } else {
+        None
+    };
     let read = procedurewriter_pipeline::blocking::run_with_limit(PARSE_LIMIT, move || {
         let fallback = q.filename.clone().unwrap_or_default();
         let mut doc = match kind.as_str() {
@@ -340,6 +347,8 @@ pub(super) async fn delete_source(
     let id = check_source_id(&id)?;
     let body: DeleteRequest = json_body(state, req, false).await?;
     let reason = check_reason(body.reason.as_deref(), "deleted")?;
+    // Until the original is removed, no upload of the same file may keep it anew.
+    let _originals = state.originals.lock().await;
     let removal = match state.store.remove_source(id.clone(), reason).await {
         Err(procedurewriter_actors::Error::SourceNotFound(_)) => {
             return Err(erased_or_unknown(state, id).await)
