@@ -103,6 +103,21 @@ fn a_recommendation_on_page_40_is_retrieved_shown_to_the_model_cited_and_referen
         .find(|l| l.starts_with(&format!("- [S:{id}]")))
         .unwrap_or_else(|| panic!("no reference to {id}:\n{md}"));
     assert!(reference.contains("Citeret: s. 40"), "{reference}");
+    // So does the DOCX's reference list, read back by the library's own Word reader.
+    let docx = std::fs::read(
+        s.data_dir()
+            .join("runs")
+            .join(&run_id)
+            .join("procedure.docx"),
+    )
+    .unwrap();
+    let blocks = procedurewriter_pipeline::docx_read::read(&docx).unwrap();
+    assert!(
+        blocks
+            .iter()
+            .any(|b| b.text.starts_with(&format!("[S:{id}]")) && b.text.contains("Citeret: s. 40")),
+        "{blocks:?}"
+    );
     // The evidence report binds the sentence to the passage on page 40.
     let report = h.get(&format!("/api/runs/{run_id}/evidence")).body;
     let sentence = report["sentences"]

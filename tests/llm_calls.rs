@@ -129,6 +129,11 @@ fn calls_wait_for_a_slot_and_the_wait_is_visible() {
         m.contains("procedurewriter_llm_slot_waiting 2")
             .then_some(())
     });
+    // The holder takes the slot before its request lands: wait for the request, then check
+    // that it is the only one.
+    wait_for("the slot's holder to reach the server", T, || {
+        (fake.count() >= 1).then_some(())
+    });
     assert_eq!(fake.count(), 1, "only the slot's holder reached the server");
     let runs: Vec<Value> = wait_for("every run to finish", T, || {
         fake.release();

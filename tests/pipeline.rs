@@ -266,3 +266,98 @@ fn allow_with_ack_waits_survives_a_restart_and_the_acknowledged_gap_shows_in_pro
         .count();
     assert_eq!(gates, 2, "asked once, passed once");
 }
+
+/// One part of a DOCX package, as text.
+fn docx_part(docx: &[u8], name: &str) -> String {
+    use std::io::Read;
+    let mut zip = zip::ZipArchive::new(std::io::Cursor::new(docx)).unwrap();
+    let mut text = String::new();
+    zip.by_name(name)
+        .unwrap_or_else(|e| panic!("{name}: {e}"))
+        .read_to_string(&mut text)
+        .unwrap();
+    text
+}
+
+/// The DOCX a department files: its author is the configured department, its created time is
+/// the run's, its header names the title, the version (run id) and the date, and each reference
+/// links to its source's address and names the pages cited.
+#[test]
+fn the_docx_names_the_department_the_version_and_the_date_and_links_its_references() {
+    let s = Scratch::new();
+    let author = "Akutafdelingen, Amager & Hvidovre Hospital";
+    let d = s.start(&[PIPELINE, ("PROCEDUREWRITER_DOCUMENT_AUTHOR", author)]);
+    let h = d.http();
+    let id = write(&h, "Anafylaksi behandling", json!({}));
+    let run = h.wait_status(&id, "DONE", T);
+    let docx = std::fs::read(s.data_dir().join("runs").join(&id).join("procedure.docx")).unwrap();
+    let core = docx_part(&docx, "docProps/core.xml");
+    assert!(
+        core.contains("<dc:creator>Akutafdelingen, Amager &amp; Hvidovre Hospital</dc:creator>"),
+        "{core}"
+    );
+    // Created when the run was packaged: the same minute as it finished (UTC).
+    let finished = run["finished_at"].as_str().unwrap();
+    let created = core
+        .split("<dcterms:created xsi:type=\"dcterms:W3CDTF\">")
+        .nth(1)
+        .and_then(|c| c.split('<').next())
+        .unwrap();
+    assert_eq!(
+        created.get(..15),
+        finished.get(..15),
+        "{created} vs {finished}"
+    );
+    let date = format!(
+        "{}.{}.{}",
+        &finished[8..10],
+        &finished[5..7],
+        &finished[..4]
+    );
+    let headers: String = {
+        let zip = zip::ZipArchive::new(std::io::Cursor::new(&docx)).unwrap();
+        let names: Vec<String> = zip
+            .file_names()
+            .filter(|n| n.starts_with("word/header"))
+            .map(str::to_string)
+            .collect();
+        names.iter().map(|n| docx_part(&docx, n)).collect()
+    };
+    assert!(headers.contains("Anafylaksi behandling"), "{headers}");
+    assert!(
+        headers.contains(&format!("Version {id} · {date}")),
+        "{headers}"
+    );
+    // References: a hyperlink to each cited source's address, the pages cited beside it.
+    let doc = docx_part(&docx, "word/document.xml");
+    let rels = docx_part(&docx, "word/_rels/document.xml.rels");
+    let sources = h.get(&format!("/api/runs/{id}/sources")).body;
+    let urls: Vec<&str> = sources["sources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|s| s["url"].as_str())
+        .collect();
+    assert!(!urls.is_empty());
+    let md = h.get(&format!("/api/runs/{id}/procedure")).body;
+    let md = md.as_str().unwrap();
+    let mut linked = 0;
+    for url in urls.iter().filter(|u| md.contains(*u)) {
+        assert!(
+            rels.contains(&format!("Target=\"{url}\" TargetMode=\"External\"")),
+            "{url}: {rels}"
+        );
+        linked += 1;
+    }
+    assert!(linked >= 2, "{linked} links: {rels}");
+    assert!(doc.matches("<w:hyperlink ").count() >= linked, "{doc}");
+    // (The pages cited are in the references of a source with pages: tests/documents.rs.)
+}
+
+#[test]
+fn a_document_author_that_names_no_one_is_refused_at_start() {
+    let s = Scratch::new();
+    let (code, stderr) = s.start_failing(&[("PROCEDUREWRITER_DOCUMENT_AUTHOR", "  ")]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("document_author"), "{stderr}");
+}

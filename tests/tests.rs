@@ -20,5 +20,6 @@ mod recovery;
 mod retrieval;
 mod secrets;
 mod security;
+mod source_changes;
 mod startup;
 mod torture;

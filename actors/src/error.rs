@@ -14,6 +14,12 @@ pub enum Error {
     /// No source has this id.
     #[error("source {0} not found")]
     SourceNotFound(String),
+    /// The source was retired: it is kept as it is for the runs that used it.
+    #[error(
+        "source {id} was retired ({reason}); it is kept unchanged for the runs that used it \
+         and is never retrieved again; add a corrected document as a new source"
+    )]
+    SourceRetired { id: String, reason: String },
     /// The requested transition is not allowed from the run's current status.
     #[error("cannot {action} run {run_id}: it is {status}")]
     Conflict {

@@ -238,7 +238,7 @@ pub mod money {
 }
 
 /// Unix-millisecond timestamps rendered as RFC 3339 for clients.
-pub(crate) mod time {
+pub mod time {
     use serde::Serializer;
     use std::time::{Duration, UNIX_EPOCH};
 

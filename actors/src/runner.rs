@@ -95,15 +95,27 @@ impl JobContext {
     /// Appends a progress event to the run's history (a pipeline stage finishing, say), if
     /// the job still holds its lease. Returns whether it was recorded.
     pub async fn event(&self, kind: &str, details: serde_json::Value) -> crate::Result<bool> {
+        self.event_citing(kind, details, Vec::new()).await
+    }
+
+    /// [`JobContext::event`], recording with it that the run used these library sources (id,
+    /// the tier it judged each by): a source a run used is retired, never erased.
+    pub async fn event_citing(
+        &self,
+        kind: &str,
+        details: serde_json::Value,
+        cited: Vec<(String, String)>,
+    ) -> crate::Result<bool> {
         match (&self.lease, &self.store) {
             (Some(l), Some(store)) => {
                 store
-                    .job_event(
+                    .job_event_citing(
                         l.run_id.clone(),
                         l.token,
                         l.owner.clone(),
                         kind.to_string(),
                         details,
+                        cited,
                     )
                     .await
             }

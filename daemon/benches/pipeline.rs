@@ -107,6 +107,7 @@ fn measure(n: usize) -> (f64, f64, f64, f64) {
             generic_words: vec!["behandling".into()],
         },
         runs_dir: dir.path().join("runs"),
+        document_author: "procedurewriter".into(),
         digest: String::new(),
     };
     // The shipped loop settings: the offline writer's revision equals its draft, so a draft
@@ -138,7 +139,12 @@ fn measure(n: usize) -> (f64, f64, f64, f64) {
         let md = offline::write("Anafylaksi behandling", &sources, None);
         let eval = evaluate::evaluate(&md, &sources);
         assert!(eval.score > 8.0);
-        docx::render(&md).unwrap();
+        let info = docx::DocumentInfo {
+            author: config.document_author.clone(),
+            version: "bench".into(),
+            at: std::time::SystemTime::now(),
+        };
+        docx::render(&md, &info).unwrap();
         whole.push(t.elapsed().as_secs_f64());
     }
     retrieval.sort_by(f64::total_cmp);

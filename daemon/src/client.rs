@@ -444,8 +444,26 @@ pub enum SourcesCommand {
         #[arg(long, default_value_t = 20)]
         limit: usize,
     },
-    /// One source with its passages (JSON).
+    /// One source with its passages, the runs that used it and its history (JSON).
     Show { source_id: String },
+    /// Delete a source: erased if no run used it, else retired (never retrieved again, kept
+    /// for the runs that used it). Recorded in its history with the reason.
+    Delete {
+        source_id: String,
+        /// Why (kept in the source's history).
+        #[arg(long)]
+        reason: String,
+    },
+    /// Give a source another tier for future runs (past runs keep the tier they were judged
+    /// with). Recorded in its history with the reason.
+    Retier {
+        source_id: String,
+        /// The new tier (e.g. danish_guideline, systematic_review, rct).
+        tier: String,
+        /// Why (kept in the source's history).
+        #[arg(long)]
+        reason: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -776,19 +794,76 @@ async fn sources(client: &Client, command: SourcesCommand) -> Result<(), ClientE
         SourcesCommand::Show { source_id } => {
             show(client, Method::GET, &format!("/api/sources/{source_id}")).await?
         }
+        SourcesCommand::Delete { source_id, reason } => {
+            let path = format!("/api/sources/{}", path_segment(&source_id));
+            let done = client
+                .call(
+                    Method::DELETE,
+                    &path,
+                    Some(&json!({ "reason": reason })),
+                    &[],
+                )
+                .await?;
+            match done["action"].as_str() {
+                Some("retired") => println!(
+                    "{source_id} retired: {} runs used it, so it is kept for them and never \
+                     retrieved again",
+                    done["cited_by"].as_u64().unwrap_or(0)
+                ),
+                _ => println!("{source_id} erased: no run had used it"),
+            }
+        }
+        SourcesCommand::Retier {
+            source_id,
+            tier,
+            reason,
+        } => {
+            let path = format!("/api/sources/{}", path_segment(&source_id));
+            let done = client
+                .call(
+                    Method::PATCH,
+                    &path,
+                    Some(&json!({ "tier": tier, "reason": reason })),
+                    &[],
+                )
+                .await?;
+            if done["changed"] == true {
+                println!("{source_id} is now {tier} for future runs; past runs keep theirs");
+            } else {
+                println!("{source_id} already has tier {tier}: nothing changed");
+            }
+        }
     }
     Ok(())
 }
 
+/// A user's argument as one path segment: anything but letters and digits percent-encoded,
+/// so it cannot reach another route (the daemon then says what a source id looks like).
+fn path_segment(s: &str) -> String {
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
 fn source_line(src: &Value) -> String {
     format!(
-        "{}  {:<24} {:>4}  {}",
+        "{}  {:<24} {:>4}  {}{}",
         src["id"].as_str().unwrap_or(""),
         src["tier"].as_str().unwrap_or(""),
         src["year"]
             .as_i64()
             .map_or("-".to_string(), |y| y.to_string()),
-        src["title"].as_str().unwrap_or("")
+        src["title"].as_str().unwrap_or(""),
+        src["retired_reason"]
+            .as_str()
+            .map(|r| format!("  [retired: {r}]"))
+            .unwrap_or_default()
     )
 }
 

@@ -315,6 +315,20 @@ impl Progress for JobProgress {
         })
     }
 
+    fn retrieved(
+        &self,
+        details: Value,
+        cited: Vec<(String, String)>,
+    ) -> BoxFuture<'_, PortResult<()>> {
+        Box::pin(async move {
+            self.0
+                .event_citing("retrieved", details, cited)
+                .await
+                .map_err(port_error)?;
+            Ok(())
+        })
+    }
+
     fn is_cancelled(&self) -> bool {
         self.0.is_cancelled()
     }

@@ -20,6 +20,41 @@ pub enum StoreIngestError {
     Invalid(#[from] IngestError),
     #[error(transparent)]
     Store(#[from] procedurewriter_actors::Error),
+    /// The same document is stored with another tier than the one asked for explicitly: a
+    /// re-ingest never changes a tier silently (re-tiering is its own, audited, change).
+    #[error("the document is stored as {id} with tier {stored}, not {asked}; re-tier it")]
+    TierConflict {
+        id: String,
+        stored: String,
+        asked: String,
+    },
+    /// The same document was retired.
+    #[error("the document was stored as {id} and retired ({reason})")]
+    Retired { id: String, reason: String },
+}
+
+/// Adds a prepared source; a document already stored is returned as it is, unless it was
+/// retired or a tier was asked for explicitly that is not its tier.
+async fn add(store: &Store, doc: NewDocument) -> Result<(Source, bool), StoreIngestError> {
+    let asked = (doc.tier_reason == "explicit").then(|| doc.tier.clone());
+    let (source, created) = store.add_source(to_new_source(doc)).await?;
+    if created {
+        return Ok((source, true));
+    }
+    if let Some(reason) = source.retired_reason {
+        return Err(StoreIngestError::Retired {
+            id: source.id,
+            reason,
+        });
+    }
+    match asked {
+        Some(asked) if asked != source.tier => Err(StoreIngestError::TierConflict {
+            id: source.id,
+            stored: source.tier,
+            asked,
+        }),
+        _ => Ok((source, false)),
+    }
 }
 
 fn to_new_passage(p: Passage, terms: IndexTerms) -> NewPassage {
@@ -73,7 +108,7 @@ pub async fn ingest(
     demo: bool,
 ) -> Result<(Source, bool), StoreIngestError> {
     let new = library::prepare(rules, req, demo)?;
-    Ok(store.add_source(to_new_source(new)).await?)
+    add(store, new).await
 }
 
 /// Stores a prepared document (split on the blocking pool by the caller).
@@ -81,7 +116,7 @@ pub async fn store_document(
     store: &Store,
     doc: NewDocument,
 ) -> Result<(Source, bool), StoreIngestError> {
-    Ok(store.add_source(to_new_source(doc)).await?)
+    add(store, doc).await
 }
 
 /// Splits into passages the sources stored before passages existed (the library as an older

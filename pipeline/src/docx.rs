@@ -2,15 +2,98 @@
 //! department can file it in its document system. Headings become heading styles kept with
 //! the text below them; numbered steps, bullets and checklist items become Word lists (the
 //! steps numbered by Word, restarting in each list, the checklist with a ☐ marker); notices are
-//! bold; a header carries the title and a footer "Side x af y". The document's language is
-//! Danish (da-DK, so Word's spell-check reads it as Danish) and its properties name its title.
-//! Citations stay in the text.
+//! bold; a header carries the title, the version (the run id) and the date, and a footer
+//! "Side x af y". Web addresses (the references' links) are Word hyperlinks to the address.
+//! The document's language is Danish (da-DK, so Word's spell-check reads it as Danish) and its
+//! properties name its title, its author (the department, `document_author`) and when it was
+//! made. Citations stay in the text.
 
 use docx_rs::{
-    AbstractNumbering, AlignmentType, Docx, Footer, Header, IndentLevel, Level, LevelJc, LevelText,
-    LineSpacing, NumPages, NumberFormat, Numbering, NumberingId, PageNum, Paragraph, Run, RunFonts,
-    SpecialIndentType, Start, Style, StyleType,
+    AbstractNumbering, AlignmentType, Docx, Footer, Header, Hyperlink, HyperlinkType, IndentLevel,
+    Level, LevelJc, LevelText, LineSpacing, NumPages, NumberFormat, Numbering, NumberingId,
+    PageNum, Paragraph, Run, RunFonts, SpecialIndentType, Start, Style, StyleType,
 };
+use std::time::SystemTime;
+
+/// What the document says about itself beyond the procedure: who filed it, which version and
+/// when.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DocumentInfo {
+    /// The department or author (`document_author`): the author property.
+    pub author: String,
+    /// The run id: the document's version.
+    pub version: String,
+    /// When it was made (the run's packaging, just before it finished).
+    pub at: SystemTime,
+}
+
+impl DocumentInfo {
+    /// The time as W3CDTF (what `docProps/core.xml` carries), UTC to the second.
+    fn w3cdtf(&self) -> String {
+        humantime::format_rfc3339_seconds(self.at).to_string()
+    }
+
+    /// The date as a Danish reader writes it: `01.12.2026` (UTC).
+    pub fn danish_date(&self) -> String {
+        let iso = self.w3cdtf();
+        match (iso.get(0..4), iso.get(5..7), iso.get(8..10)) {
+            (Some(y), Some(m), Some(d)) => format!("{d}.{m}.{y}"),
+            _ => iso,
+        }
+    }
+}
+
+/// The parts of a line: text, and web addresses (`http://`, `https://`) up to the next space,
+/// without the punctuation that ends a sentence after them.
+fn split_links(text: &str) -> Vec<(bool, &str)> {
+    let mut parts = Vec::new();
+    let mut rest = text;
+    while let Some(at) = ["https://", "http://"]
+        .iter()
+        .filter_map(|p| rest.find(p))
+        .min()
+    {
+        let end = rest[at..]
+            .find(char::is_whitespace)
+            .map_or(rest.len(), |e| at + e);
+        let url = rest[at..end].trim_end_matches(['.', ',', ';', ':', ')']);
+        let url_end = at + url.len();
+        if url.len() <= "https://".len() {
+            parts.push((false, &rest[..end]));
+            rest = &rest[end..];
+            continue;
+        }
+        if at > 0 {
+            parts.push((false, &rest[..at]));
+        }
+        parts.push((true, url));
+        rest = &rest[url_end..];
+    }
+    if !rest.is_empty() {
+        parts.push((false, rest));
+    }
+    parts
+}
+
+/// A paragraph's text as runs, each web address a hyperlink (an external relationship), in
+/// Word's link colour, underlined.
+fn with_links(mut para: Paragraph, text: &str, italic: bool) -> Paragraph {
+    for (link, part) in split_links(text) {
+        let mut run = Run::new().add_text(part);
+        if italic {
+            run = run.italic();
+        }
+        para = if link {
+            para.add_hyperlink(
+                Hyperlink::new(part, HyperlinkType::External)
+                    .add_run(run.color("0563C1").underline("single")),
+            )
+        } else {
+            para.add_run(run)
+        };
+    }
+    para
+}
 
 /// Word's abstract lists: numbered steps, bullets, checklist items. docx-rs brings its own
 /// list as id 1 (abstract and instance), so ours start above it.
@@ -51,7 +134,7 @@ fn list_item(t: &str) -> Option<(usize, &str)> {
 
 /// Renders the writer's Markdown (the subset it produces: `#`/`##` headings, `>` notices,
 /// paragraphs, `1.` steps, `- [ ]` and `-` items, `_..._` notes).
-pub fn render(markdown: &str) -> Result<Vec<u8>, String> {
+pub fn render(markdown: &str, info: &DocumentInfo) -> Result<Vec<u8>, String> {
     // Whatever reaches here (a title, a source's sentence, a model's text) must be characters
     // XML 1.0 can carry, or Word refuses the file.
     let markdown = &xml_text(markdown);
@@ -62,7 +145,10 @@ pub fn render(markdown: &str) -> Result<Vec<u8>, String> {
         .trim()
         .to_string();
     let spaced = || LineSpacing::new().before(0).after(120);
+    let at = info.w3cdtf();
     let mut doc = Docx::new()
+        .created_at(&at)
+        .updated_at(&at)
         .add_style(
             Style::new("Title", StyleType::Paragraph)
                 .name("Title")
@@ -92,11 +178,25 @@ pub fn render(markdown: &str) -> Result<Vec<u8>, String> {
             AbstractNumbering::new(CHECKLIST).add_level(list_level("bullet", "☐")),
         )
         .header(
-            Header::new().add_paragraph(
-                Paragraph::new()
-                    .add_run(Run::new().add_text(&title).size(18))
-                    .align(AlignmentType::Right),
-            ),
+            Header::new()
+                .add_paragraph(
+                    Paragraph::new()
+                        .add_run(Run::new().add_text(&title).size(18))
+                        .align(AlignmentType::Right),
+                )
+                .add_paragraph(
+                    Paragraph::new()
+                        .add_run(
+                            Run::new()
+                                .add_text(format!(
+                                    "Version {} · {}",
+                                    xml_text(&info.version),
+                                    info.danish_date()
+                                ))
+                                .size(16),
+                        )
+                        .align(AlignmentType::Right),
+                ),
         )
         .footer(
             Footer::new().add_paragraph(
@@ -128,8 +228,7 @@ pub fn render(markdown: &str) -> Result<Vec<u8>, String> {
                 }
             };
             doc = doc.add_paragraph(
-                Paragraph::new()
-                    .add_run(Run::new().add_text(item))
+                with_links(Paragraph::new(), item, false)
                     .numbering(NumberingId::new(num), IndentLevel::new(0))
                     .line_spacing(LineSpacing::new().before(0).after(60)),
             );
@@ -158,25 +257,21 @@ pub fn render(markdown: &str) -> Result<Vec<u8>, String> {
                 .style("Notice")
                 .line_spacing(spaced())
         } else if t.starts_with('_') && t.ends_with('_') {
-            Paragraph::new()
-                .add_run(Run::new().add_text(t.trim_matches('_')).italic())
-                .line_spacing(spaced())
+            with_links(Paragraph::new(), t.trim_matches('_'), true).line_spacing(spaced())
         } else {
-            Paragraph::new()
-                .add_run(Run::new().add_text(t))
-                .line_spacing(spaced())
+            with_links(Paragraph::new(), t, false).line_spacing(spaced())
         };
         doc = doc.add_paragraph(para);
     }
     let mut out = std::io::Cursor::new(Vec::new());
     doc.build().pack(&mut out).map_err(|e| e.to_string())?;
-    with_properties(&out.into_inner(), &title)
+    with_properties(&out.into_inner(), &title, &xml_text(&info.author))
 }
 
 /// What docx-rs cannot set: the document's language (da-DK, in the style defaults, so every
 /// run is spell-checked as Danish) and its title, author and language properties. Rewrites
 /// those two parts of the package; every other part is copied as it is.
-fn with_properties(package: &[u8], title: &str) -> Result<Vec<u8>, String> {
+fn with_properties(package: &[u8], title: &str, author: &str) -> Result<Vec<u8>, String> {
     use std::io::{Read, Write};
     let mut zip = zip::ZipArchive::new(std::io::Cursor::new(package)).map_err(|e| e.to_string())?;
     let mut out = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
@@ -190,7 +285,7 @@ fn with_properties(package: &[u8], title: &str) -> Result<Vec<u8>, String> {
         let bytes = match name.as_str() {
             "word/styles.xml" => danish_defaults(&String::from_utf8_lossy(&bytes)).into_bytes(),
             "docProps/core.xml" => {
-                core_properties(&String::from_utf8_lossy(&bytes), title).into_bytes()
+                core_properties(&String::from_utf8_lossy(&bytes), title, author).into_bytes()
             }
             _ => bytes,
         };
@@ -218,12 +313,14 @@ fn danish_defaults(styles: &str) -> String {
     styles.to_string()
 }
 
-/// The title, author and language in the core properties (docx-rs writes "unknown").
-fn core_properties(core: &str, title: &str) -> String {
-    let escaped = title
-        .replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;");
+/// The title, author and language in the core properties (docx-rs writes "unknown"; it
+/// writes the created and modified times itself).
+fn core_properties(core: &str, title: &str, author: &str) -> String {
+    let escape = |s: &str| {
+        s.replace('&', "&amp;")
+            .replace('<', "&lt;")
+            .replace('>', "&gt;")
+    };
     let mut core = core.to_string();
     let replace_element = |core: &mut String, tag: &str, value: &str| {
         let open = format!("<{tag}>");
@@ -238,22 +335,10 @@ fn core_properties(core: &str, title: &str) -> String {
             core.insert_str(end, &format!("{open}{value}{close}"));
         }
     };
-    replace_element(&mut core, "dc:title", &escaped);
-    replace_element(&mut core, "dc:creator", "procedurewriter");
-    replace_element(&mut core, "cp:lastModifiedBy", "procedurewriter");
+    replace_element(&mut core, "dc:title", &escape(title));
+    replace_element(&mut core, "dc:creator", &escape(author));
+    replace_element(&mut core, "cp:lastModifiedBy", &escape(author));
     replace_element(&mut core, "dc:language", "da-DK");
-    // docx-rs dates every document 1970-01-01; no date is better than a wrong one (the
-    // elements are optional). The run's date is in the manifest.
-    for tag in ["dcterms:created", "dcterms:modified"] {
-        if let (Some(a), Some(b)) = (
-            core.find(&format!("<{tag} ")),
-            core.find(&format!("</{tag}>")),
-        ) {
-            if a < b {
-                core.replace_range(a..b + tag.len() + 3, "");
-            }
-        }
-    }
     core
 }
 
@@ -271,13 +356,26 @@ pub fn xml_text(text: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    use super::DocumentInfo;
+
+    /// A document made at 2026-12-01 09:30:05 UTC by a department.
+    fn info() -> DocumentInfo {
+        DocumentInfo {
+            author: "Akutafdelingen <AHH>".into(),
+            version: "01900000-0000-7000-8000-00000000abcd".into(),
+            at: std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_796_117_405),
+        }
+    }
+
+    fn render(markdown: &str) -> Vec<u8> {
+        super::render(markdown, &info()).unwrap()
+    }
     #[test]
     fn characters_xml_cannot_carry_never_reach_the_document() {
         use std::io::Read;
-        let bytes = super::render(
+        let bytes = render(
             "# Titel\u{1}med\u{8}styretegn\u{FFFE}\u{FFFF}\n\n## Key Points\n\nGiv\u{1b} adrenalin. [S:SRC0001]\n",
-        )
-        .unwrap();
+        );
         let mut zip = zip::ZipArchive::new(std::io::Cursor::new(bytes)).unwrap();
         let mut xml = String::new();
         zip.by_name("word/document.xml")
@@ -303,10 +401,9 @@ mod tests {
 
     #[test]
     fn steps_bullets_and_checklists_are_word_lists_in_danish_with_title_and_page_numbers() {
-        let bytes = super::render(
+        let bytes = render(
             "# Anafylaksi <behandling>\n\n## Procedure\n\n1. Giv adrenalin. [S:SRC0001]\n2. Ring 112.\n\n## Efter\n\n1. Observer.\n- Punkt.\n- [ ] Tjek luftvej.\n",
-        )
-        .unwrap();
+        );
         let doc = part(&bytes, "word/document.xml");
         // The markers are Word's, not text.
         assert!(
@@ -350,6 +447,16 @@ mod tests {
             !core.contains("unknown") && !core.contains("1970"),
             "{core}"
         );
+        // Made when the run was packaged, by the configured department.
+        assert!(
+            core.contains("<dcterms:created xsi:type=\"dcterms:W3CDTF\">2026-12-01T09:30:05Z</dcterms:created>")
+                && core.contains("<dcterms:modified xsi:type=\"dcterms:W3CDTF\">2026-12-01T09:30:05Z</dcterms:modified>"),
+            "{core}"
+        );
+        assert!(
+            core.contains("<dc:creator>Akutafdelingen &lt;AHH&gt;</dc:creator>"),
+            "{core}"
+        );
         let footer = (1..=3)
             .filter_map(|i| {
                 std::panic::catch_unwind(|| part(&bytes, &format!("word/footer{i}.xml"))).ok()
@@ -365,6 +472,10 @@ mod tests {
             })
             .collect::<String>();
         assert!(header.contains("Anafylaksi &lt;behandling&gt;"), "{header}");
+        assert!(
+            header.contains("Version 01900000-0000-7000-8000-00000000abcd · 01.12.2026"),
+            "{header}"
+        );
         // Read back by the library's own Word reader: the list items are list items, their
         // text without the markers.
         use crate::document::BlockKind;
@@ -389,11 +500,44 @@ mod tests {
 
     #[test]
     fn a_procedure_renders_to_a_zip_with_its_text() {
-        let bytes = super::render(
+        let bytes = render(
             "# P\n\n## Key Points\n\nGive adrenaline. [S:SRC0001]\n- [ ] Check it. [S:SRC0001]\n",
-        )
-        .unwrap();
+        );
         assert_eq!(&bytes[..2], b"PK", "a DOCX is a zip");
         assert!(bytes.len() > 1000);
+    }
+
+    #[test]
+    fn web_addresses_are_hyperlinks_to_the_address_and_the_cited_pages_stay() {
+        let bytes = render(
+            "# P\n\n## Referencer\n\n- [S:SRC0001] Vejledning (2024). https://www.sst.dk/a?b=1&c=2. Evidensniveau: danish_guideline. Citeret: s. 12, 40.\n- [S:SRC0002] Uden adresse. Evidensniveau: rct.\n\nSe http://example.org/x, og mere.\n",
+        );
+        let doc = part(&bytes, "word/document.xml");
+        let rels = part(&bytes, "word/_rels/document.xml.rels");
+        assert_eq!(doc.matches("<w:hyperlink ").count(), 2, "{doc}");
+        for url in ["https://www.sst.dk/a?b=1&amp;c=2", "http://example.org/x"] {
+            assert!(
+                rels.contains(&format!("Target=\"{url}\""))
+                    && rels.contains("TargetMode=\"External\""),
+                "{url}: {rels}"
+            );
+        }
+        // The link's text is the address without the sentence's full stop; the rest stays.
+        assert!(
+            doc.contains(">https://www.sst.dk/a?b=1&amp;c=2</w:t>"),
+            "{doc}"
+        );
+        assert!(doc.contains("Citeret: s. 12, 40."), "{doc}");
+        assert!(doc.contains(">, og mere.</w:t>"), "{doc}");
+        // Each link's relationship id is in the rels.
+        for rid in doc.split("<w:hyperlink r:id=\"").skip(1) {
+            let rid = &rid[..rid.find('"').unwrap()];
+            assert!(rels.contains(&format!("Id=\"{rid}\"")), "{rid}: {rels}");
+        }
+        assert_eq!(
+            super::split_links("a https:// b"),
+            [(false, "a https://"), (false, " b")],
+            "a bare scheme is text"
+        );
     }
 }

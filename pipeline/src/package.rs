@@ -81,6 +81,10 @@ pub struct Finished {
     pub config_digest: String,
     /// Stage timings before packaging (ms).
     pub timings: BTreeMap<&'static str, u64>,
+    /// Who files the document (`document_author`): the DOCX author.
+    pub author: String,
+    /// When it was packaged: the DOCX's created and modified time and date.
+    pub packaged_at: std::time::SystemTime,
 }
 
 impl Finished {
@@ -113,7 +117,15 @@ pub fn package(runs_dir: &Path, run: &Finished) -> std::io::Result<Packaged> {
         "verification": eval.verification,
         "gate": run.gate,
     }))?;
-    let docx = crate::docx::render(markdown).map_err(std::io::Error::other)?;
+    let docx = crate::docx::render(
+        markdown,
+        &crate::docx::DocumentInfo {
+            author: run.author.clone(),
+            version: run.run_id.clone(),
+            at: run.packaged_at,
+        },
+    )
+    .map_err(std::io::Error::other)?;
     let files: [(ArtifactKind, Vec<u8>); 3] = [
         (PROCEDURE, markdown.as_bytes().to_vec()),
         (DOCX, docx),
@@ -246,6 +258,8 @@ fn manifest(run: &Finished, artifacts: &[Artifact]) -> serde_json::Value {
         "quality_loop": loop_summary(&run.looped),
         "cost_usd": to_usd(run.looped.total_pusd),
         "config_digest": run.config_digest,
+        "packaged_at": humantime::format_rfc3339_seconds(run.packaged_at).to_string(),
+        "author": run.author,
         "sources": run.sources.iter().map(|s| json!({
             "id": s.id, "title": s.title, "tier": s.tier, "sha256": s.sha256,
             "original_sha256": s.original_sha256, "demo": s.demo,

@@ -234,6 +234,17 @@ pub trait Ledger: Send + Sync {
 pub trait Progress: Send + Sync {
     /// Appends an event to the run's history (dropped if the run is no longer ours).
     fn event(&self, kind: &'static str, details: Value) -> BoxFuture<'_, PortResult<()>>;
+    /// Appends the `retrieved` event and records, with it, which library sources the run
+    /// uses and the tier it judges each by (id, tier): a source a run used stays defendable
+    /// (it is retired, never erased). By default only the event.
+    fn retrieved(
+        &self,
+        details: Value,
+        cited: Vec<(String, String)>,
+    ) -> BoxFuture<'_, PortResult<()>> {
+        let _ = cited;
+        self.event("retrieved", details)
+    }
     /// Whether a cancel of the run was requested.
     fn is_cancelled(&self) -> bool;
     /// Resolves when a cancel is requested (never, if none is).

@@ -33,6 +33,8 @@ pub struct PipelineConfig {
     pub retrieval: RetrievalConfig,
     /// Where run artifacts go (`<data_dir>/runs`).
     pub runs_dir: PathBuf,
+    /// The department or author named in every document (`document_author`).
+    pub document_author: String,
     /// A digest of the settings above, recorded in every manifest.
     pub digest: String,
 }
@@ -166,7 +168,12 @@ impl Pipeline {
         let explained = retrieved.explain();
         let mut event = explained.clone();
         event["elapsed_ms"] = json!(retrieve_ms);
-        ports.event("retrieved", event).await?;
+        let cited = retrieved
+            .sources
+            .iter()
+            .map(|s| (s.id.clone(), s.tier.clone()))
+            .collect();
+        ports.progress.retrieved(event, cited).await?;
         let sources = retrieved.sources;
 
         // 2. Evidence gate.
@@ -223,6 +230,8 @@ impl Pipeline {
             gate: report,
             config_digest: self.config.digest.clone(),
             timings: timings.clone(),
+            author: self.config.document_author.clone(),
+            packaged_at: std::time::SystemTime::now(),
         };
         let runs_dir = self.config.runs_dir.clone();
         let (finished, packaged) = crate::blocking::run(move || {

@@ -101,6 +101,50 @@ pub struct Source {
     pub passages: i64,
     #[serde(skip)]
     pub title_terms: String,
+    /// When it was retired (never retrieved again, kept for the runs that used it).
+    #[serde(serialize_with = "time::opt", skip_serializing_if = "Option::is_none")]
+    pub retired_at: Option<i64>,
+    /// Why it was retired.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retired_reason: Option<String>,
+}
+
+/// What deleting a source did.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "action", rename_all = "snake_case")]
+pub enum Removal {
+    /// No run had used it: it is gone with its passages and index rows. `original` is the
+    /// SHA-256 of its original file when no other source shares that file (the caller removes
+    /// the file; the store knows no files).
+    Erased {
+        source: Source,
+        #[serde(skip)]
+        original: Option<String>,
+    },
+    /// Runs had used it: it stays for them, retired. `cited_by` counts those runs.
+    Retired { source: Source, cited_by: u64 },
+}
+
+/// One entry of a source's audit: a delete, a retirement or a re-tiering.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AuditEntry {
+    pub source_id: String,
+    /// `erased`, `retired` or `retiered`.
+    pub action: String,
+    pub old_tier: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub new_tier: Option<String>,
+    pub reason: String,
+    #[serde(serialize_with = "time::req")]
+    pub at: i64,
+}
+
+/// A source a run used, as the run judged it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Citation {
+    pub source_id: String,
+    /// The tier the run judged it by (the source's tier when the run retrieved it).
+    pub tier: String,
 }
 
 /// A search hit: the source, its BM25 rank (lower is better, as SQLite reports it) and a
@@ -122,9 +166,9 @@ pub struct SourcePage {
 const COLUMNS: &str = "s.seq, s.id, s.title, s.url, s.tier, s.tier_reason, s.year, \
      s.publication_type, length(s.text), s.sha256, s.demo, s.ingested_at, s.media_type, \
      s.original_sha256, s.pages, s.title_terms, \
-     (SELECT COUNT(*) FROM passages c WHERE c.source_seq = s.seq)";
+     (SELECT COUNT(*) FROM passages c WHERE c.source_seq = s.seq), s.retired_at, s.retired_reason";
 /// The column after [`COLUMNS`].
-const AFTER_COLUMNS: usize = 17;
+const AFTER_COLUMNS: usize = 19;
 
 fn source_from_row(row: &Row<'_>) -> rusqlite::Result<Source> {
     Ok(Source {
@@ -146,6 +190,8 @@ fn source_from_row(row: &Row<'_>) -> rusqlite::Result<Source> {
         pages: row.get(14)?,
         title_terms: row.get(15)?,
         passages: row.get(16)?,
+        retired_at: row.get(17)?,
+        retired_reason: row.get(18)?,
     })
 }
 
@@ -331,7 +377,7 @@ impl Store {
                 .prepare_cached(&format!(
                     "SELECT {COLUMNS}, bm25(sources_fts, 3.0, 1.0) AS rank, s.text \
                      FROM sources_fts JOIN sources s ON s.seq = sources_fts.rowid \
-                     WHERE sources_fts MATCH ?1 ORDER BY rank LIMIT ?2"
+                     WHERE sources_fts MATCH ?1 AND s.retired_at IS NULL ORDER BY rank LIMIT ?2"
                 ))?
                 .query_map(params![fts, limit as i64], |r| {
                     let mut source = source_from_row(r)?;
@@ -349,7 +395,8 @@ impl Store {
     }
 
     /// The best `limit` sources for `query` by BM25 (title weighted 3× over text), each with
-    /// a snippet. Free text only: see [`fts_query`].
+    /// a snippet; retired sources are left out (the listing shows them, marked). Free text
+    /// only: see [`fts_query`].
     pub async fn search_sources(&self, query: String, limit: usize) -> Result<Vec<SourceHit>> {
         let Some(fts) = fts_query(&query) else {
             return Ok(Vec::new());
@@ -360,7 +407,7 @@ impl Store {
                     "SELECT {COLUMNS}, bm25(sources_fts, 3.0, 1.0) AS rank, \
                      snippet(sources_fts, 1, '', '', ' … ', 24) \
                      FROM sources_fts JOIN sources s ON s.seq = sources_fts.rowid \
-                     WHERE sources_fts MATCH ?1 ORDER BY rank LIMIT ?2"
+                     WHERE sources_fts MATCH ?1 AND s.retired_at IS NULL ORDER BY rank LIMIT ?2"
                 ))?
                 .query_map(params![fts, limit as i64], |r| {
                     Ok(SourceHit {
@@ -387,7 +434,8 @@ impl Store {
                      WHERE passages_fts MATCH ?1 ORDER BY rank LIMIT ?2) \
                      SELECT {COLUMNS}, top.rank, {PASSAGE_COLUMNS} \
                      FROM top JOIN passages p ON p.seq = top.seq \
-                     JOIN sources s ON s.seq = p.source_seq ORDER BY top.rank"
+                     JOIN sources s ON s.seq = p.source_seq \
+                     WHERE s.retired_at IS NULL ORDER BY top.rank"
                 ))?
                 .query_map(params![fts, limit as i64], |r| {
                     let source = source_from_row(r)?;
@@ -411,7 +459,8 @@ impl Store {
                 .prepare_cached(&format!(
                     "WITH top AS (SELECT rowid AS seq, rank FROM titles_fts \
                      WHERE titles_fts MATCH ?1 ORDER BY rank LIMIT ?2) \
-                     SELECT {COLUMNS} FROM top JOIN sources s ON s.seq = top.seq ORDER BY top.rank"
+                     SELECT {COLUMNS} FROM top JOIN sources s ON s.seq = top.seq \
+                     WHERE s.retired_at IS NULL ORDER BY top.rank"
                 ))?
                 .query_map(params![fts, limit as i64], source_from_row)?
                 .collect::<rusqlite::Result<_>>()?)
@@ -459,7 +508,9 @@ impl Store {
         self.read(move |conn| {
             Ok(conn
                 .prepare_cached(
-                    "SELECT seq, heading, text FROM passages WHERE seq > ?1 ORDER BY seq LIMIT ?2",
+                    "SELECT p.seq, p.heading, p.text FROM passages p \
+                     JOIN sources s ON s.seq = p.source_seq \
+                     WHERE p.seq > ?1 AND s.retired_at IS NULL ORDER BY p.seq LIMIT ?2",
                 )?
                 .query_map(params![after, limit as i64], |r| {
                     Ok((r.get(0)?, r.get(1)?, r.get(2)?))
@@ -473,7 +524,9 @@ impl Store {
     pub async fn titles_to_index(&self) -> Result<Vec<(i64, String)>> {
         self.read(|conn| {
             Ok(conn
-                .prepare_cached("SELECT seq, title FROM sources ORDER BY seq")?
+                .prepare_cached(
+                    "SELECT seq, title FROM sources WHERE retired_at IS NULL ORDER BY seq",
+                )?
                 .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
                 .collect::<rusqlite::Result<_>>()?)
         })
@@ -566,6 +619,172 @@ impl Store {
             }
             insert_passages(conn, seq, &passages)?;
             Ok(true)
+        })
+        .await
+    }
+    /// Deletes a source, in one transaction with its audit entry. A source a run used is
+    /// retired (never retrieved again: its index terms are emptied, so the triggers take it
+    /// out of `passages_fts` and `titles_fts`; kept for those runs); one no run used is erased
+    /// with its passages (the triggers keep every full-text index in step). An already retired
+    /// source is refused.
+    pub async fn remove_source(&self, id: String, reason: String) -> Result<Removal> {
+        self.write(move |tx| {
+            let conn = tx.conn();
+            let source = conn
+                .prepare_cached(&format!("SELECT {COLUMNS} FROM sources s WHERE s.id = ?1"))?
+                .query_row([&id], source_from_row)
+                .optional()?
+                .ok_or_else(|| Error::SourceNotFound(id.clone()))?;
+            if let Some(r) = &source.retired_reason {
+                return Err(Error::SourceRetired {
+                    id,
+                    reason: r.clone(),
+                });
+            }
+            let now = now_ms();
+            let cited_by: i64 = conn
+                .prepare_cached("SELECT COUNT(*) FROM source_citations WHERE source_seq = ?1")?
+                .query_row([source.seq], |r| r.get(0))?;
+            let audit = |action: &str| {
+                conn.prepare_cached(
+                    "INSERT INTO source_audit (source_id, action, old_tier, new_tier, reason, at) \
+                     VALUES (?1, ?2, ?3, NULL, ?4, ?5)",
+                )?
+                .execute(params![id, action, source.tier, reason, now])
+            };
+            if cited_by > 0 {
+                conn.prepare_cached(
+                    "UPDATE sources SET retired_at = ?2, retired_reason = ?3, title_terms = '' \
+                     WHERE seq = ?1",
+                )?
+                .execute(params![source.seq, now, reason])?;
+                conn.prepare_cached(
+                    "UPDATE passages SET heading_terms = '', text_terms = '' WHERE source_seq = ?1",
+                )?
+                .execute([source.seq])?;
+                audit("retired")?;
+                let source = conn
+                    .prepare_cached(&format!("SELECT {COLUMNS} FROM sources s WHERE s.seq = ?1"))?
+                    .query_row([source.seq], source_from_row)?;
+                return Ok(Removal::Retired {
+                    source,
+                    cited_by: cited_by as u64,
+                });
+            }
+            conn.prepare_cached("DELETE FROM passages WHERE source_seq = ?1")?
+                .execute([source.seq])?;
+            conn.prepare_cached("DELETE FROM sources WHERE seq = ?1")?
+                .execute([source.seq])?;
+            audit("erased")?;
+            let original = match &source.original_sha256 {
+                Some(sha) => {
+                    let shared: bool = conn
+                        .prepare_cached(
+                            "SELECT EXISTS (SELECT 1 FROM sources WHERE original_sha256 = ?1)",
+                        )?
+                        .query_row([sha], |r| r.get(0))?;
+                    (!shared).then(|| sha.clone())
+                }
+                None => None,
+            };
+            Ok(Removal::Erased { source, original })
+        })
+        .await
+    }
+
+    /// Gives a source another tier, for future runs (each run keeps the tier it judged the
+    /// source by), in one transaction with its audit entry. `false` (and no entry) when it
+    /// has that tier already; a retired source is refused.
+    pub async fn retier_source(
+        &self,
+        id: String,
+        tier: String,
+        reason: String,
+    ) -> Result<(Source, bool)> {
+        self.write(move |tx| {
+            let conn = tx.conn();
+            let read = |conn: &rusqlite::Connection| {
+                conn.prepare_cached(&format!("SELECT {COLUMNS} FROM sources s WHERE s.id = ?1"))?
+                    .query_row([&id], source_from_row)
+                    .optional()
+            };
+            let source = read(conn)?.ok_or_else(|| Error::SourceNotFound(id.clone()))?;
+            if let Some(r) = &source.retired_reason {
+                return Err(Error::SourceRetired {
+                    id,
+                    reason: r.clone(),
+                });
+            }
+            if source.tier == tier {
+                return Ok((source, false));
+            }
+            let now = now_ms();
+            conn.prepare_cached(
+                "UPDATE sources SET tier = ?2, tier_reason = 'explicit' WHERE seq = ?1",
+            )?
+            .execute(params![source.seq, tier])?;
+            conn.prepare_cached(
+                "INSERT INTO source_audit (source_id, action, old_tier, new_tier, reason, at) \
+                 VALUES (?1, 'retiered', ?2, ?3, ?4, ?5)",
+            )?
+            .execute(params![id, source.tier, tier, reason, now])?;
+            let source = read(conn)?.ok_or_else(|| Error::SourceNotFound(id.clone()))?;
+            Ok((source, true))
+        })
+        .await
+    }
+
+    /// A source's audit, oldest first (kept after the source is erased).
+    pub async fn source_history(&self, id: String) -> Result<Vec<AuditEntry>> {
+        self.read(move |conn| {
+            Ok(conn
+                .prepare_cached(
+                    "SELECT source_id, action, old_tier, new_tier, reason, at FROM source_audit \
+                     WHERE source_id = ?1 ORDER BY seq",
+                )?
+                .query_map([&id], |r| {
+                    Ok(AuditEntry {
+                        source_id: r.get(0)?,
+                        action: r.get(1)?,
+                        old_tier: r.get(2)?,
+                        new_tier: r.get(3)?,
+                        reason: r.get(4)?,
+                        at: r.get(5)?,
+                    })
+                })?
+                .collect::<rusqlite::Result<_>>()?)
+        })
+        .await
+    }
+
+    /// How many runs used a source.
+    pub async fn citing_runs(&self, id: String) -> Result<u64> {
+        self.read(move |conn| {
+            Ok(conn
+                .prepare_cached(
+                    "SELECT COUNT(*) FROM source_citations c JOIN sources s \
+                     ON s.seq = c.source_seq WHERE s.id = ?1",
+                )?
+                .query_row([&id], |r| r.get::<_, i64>(0))? as u64)
+        })
+        .await
+    }
+
+    /// The sources a run used, with the tier it judged each by.
+    pub async fn run_citations(&self, run_id: String) -> Result<Vec<Citation>> {
+        self.read(move |conn| {
+            Ok(conn
+                .prepare_cached(
+                    "SELECT s.id, c.tier FROM source_citations c JOIN sources s \
+                     ON s.seq = c.source_seq WHERE c.run_id = ?1 ORDER BY s.seq",
+                )?
+                .query_map([&run_id], |r| {
+                    Ok(Citation {
+                        source_id: r.get(0)?,
+                        tier: r.get(1)?,
+                    })
+                })?
+                .collect::<rusqlite::Result<_>>()?)
         })
         .await
     }

@@ -20,7 +20,8 @@ mod sqlite_error;
 
 pub use costs::{CallOutcome, CostQuery, CostReport, CostRow, NewLlmCall, StoredCall};
 pub use library::{
-    NewPassage, NewSource, PassageHit, Source, SourceHit, SourcePage, StoredPassage,
+    AuditEntry, Citation, NewPassage, NewSource, PassageHit, Removal, Source, SourceHit,
+    SourcePage, StoredPassage,
 };
 pub use reloads::ReloadRecord;
 pub use runs::{AckCheck, Claim, ClaimedRun, Fenced};
@@ -59,6 +60,7 @@ static MIGRATIONS: &[M<'static>] = &[
     M::up(include_str!("../../../migrations/0005_passages.sql")),
     M::up(include_str!("../../../migrations/0006_analysed_index.sql")),
     M::up(include_str!("../../../migrations/0007_requeue_delay.sql")),
+    M::up(include_str!("../../../migrations/0008_source_audit.sql")),
 ];
 
 /// SQLite's `synchronous` setting for the writer connection.

@@ -676,10 +676,40 @@ impl Store {
         kind: String,
         details: Value,
     ) -> Result<bool> {
+        self.job_event_citing(run_id, token, owner, kind, details, Vec::new())
+            .await
+    }
+
+    /// [`Store::job_event`], recording in the same transaction that the run used these
+    /// sources (id, the tier it judged each by). A source erased meanwhile is skipped: the run
+    /// goes on with what it read. A later attempt's judgement replaces an earlier one.
+    pub async fn job_event_citing(
+        &self,
+        run_id: String,
+        token: i64,
+        owner: String,
+        kind: String,
+        details: Value,
+        cited: Vec<(String, String)>,
+    ) -> Result<bool> {
         self.write(move |tx| {
             let lease = lease_state(tx.conn(), &run_id)?;
             if lease.status != RunStatus::Running || lease.lease_token != token {
                 return Ok(false);
+            }
+            if !cited.is_empty() {
+                let now = now_ms();
+                let mut cite = tx.conn().prepare_cached(
+                    // A later attempt's judgement replaces an earlier one: the artifacts are
+                    // the last attempt's.
+                    "INSERT INTO source_citations (source_seq, run_id, tier, at) \
+                     SELECT seq, ?2, ?3, ?4 FROM sources WHERE id = ?1 \
+                     ON CONFLICT (source_seq, run_id) DO UPDATE SET tier = excluded.tier, \
+                     at = excluded.at",
+                )?;
+                for (source, tier) in &cited {
+                    cite.execute(rusqlite::params![source, run_id, tier, now])?;
+                }
             }
             tx.event(
                 &run_id,

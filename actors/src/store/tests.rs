@@ -708,6 +708,7 @@ const FROZEN: &[(usize, &str)] = &[
     (5, include_str!("frozen/v5.sql")),
     (6, include_str!("frozen/v6.sql")),
     (7, include_str!("frozen/v7.sql")),
+    (8, include_str!("frozen/v8.sql")),
 ];
 
 #[test]
@@ -873,6 +874,33 @@ fn every_older_schema_migrates_with_its_data() {
                     at("estimated and truncated calls")
                 );
             }
+            // Version 8: the runs that used a source, from their results before it; the
+            // source audit.
+            if *version >= 3 {
+                assert_eq!(
+                    store.citing_runs("SRC0001".into()).await.unwrap(),
+                    1,
+                    "{}",
+                    at("citations from the done run's result")
+                );
+                let cited = store.run_citations(DONE.into()).await.unwrap();
+                assert_eq!(cited.len(), 1, "{}", at("run citations"));
+                assert_eq!(
+                    (cited[0].source_id.as_str(), cited[0].tier.as_str()),
+                    ("SRC0001", "danish_guideline")
+                );
+            }
+            if *version >= 8 {
+                let history = store.source_history("SRC0002".into()).await.unwrap();
+                assert_eq!(history.len(), 1, "{}", at("audit"));
+                assert_eq!(history[0].action, "retiered");
+                assert_eq!(
+                    history[0].new_tier.as_deref(),
+                    Some("international_guideline")
+                );
+                let cited = store.run_citations(ACK.into()).await.unwrap();
+                assert_eq!(cited[0].tier, "european_guideline", "{}", at("judged tier"));
+            }
             if *version >= 3 {
                 let bare = store.sources_without_passages(10).await.unwrap();
                 assert_eq!(bare.len(), 2, "{}", at("sources to split"));
@@ -901,4 +929,212 @@ fn every_older_schema_migrates_with_its_data() {
             assert_eq!(run.id, QUEUED);
         });
     }
+}
+
+/// A source with one passage, with analysed terms as plain lower-cased words.
+fn source(title: &str, text: &str, original: Option<&str>) -> super::NewSource {
+    let words = |s: &str| s.to_lowercase();
+    super::NewSource {
+        title: title.into(),
+        url: None,
+        tier: "danish_guideline".into(),
+        tier_reason: "explicit".into(),
+        year: None,
+        publication_type: None,
+        text: text.into(),
+        sha256: format!("sha-{title}"),
+        demo: false,
+        media_type: "application/pdf".into(),
+        original_sha256: original.map(str::to_string),
+        pages: Some(1),
+        title_terms: words(title),
+        passages: vec![super::NewPassage {
+            ord: 0,
+            heading: String::new(),
+            page_start: Some(1),
+            page_end: Some(1),
+            char_start: 0,
+            char_end: text.chars().count(),
+            text: text.into(),
+            heading_terms: String::new(),
+            text_terms: words(text),
+        }],
+    }
+}
+
+/// FTS5's own consistency check of every full-text index against its content.
+async fn fts_intact(store: &Store) {
+    store
+        .write(|tx| {
+            for table in ["passages_fts", "titles_fts", "sources_fts"] {
+                tx.conn().execute_batch(&format!(
+                    "INSERT INTO {table} ({table}) VALUES ('integrity-check')"
+                ))?;
+            }
+            Ok(())
+        })
+        .await
+        .expect("the full-text indexes match their tables");
+}
+
+/// Deleting a source no run used erases it, its passages and its index rows (the triggers
+/// keep the external-content indexes in step: searches after it work and find the rest); a
+/// source a run used is retired: out of retrieval, kept with its passages for that run, which
+/// keeps the tier it judged it by after a re-tiering. Every change is audited.
+#[test]
+fn a_used_source_is_retired_an_unused_one_erased_and_the_indexes_stay_in_step() {
+    let (_d, store) = open();
+    block_on(async {
+        let (a, _) = store
+            .add_source(source("drain alpha", "thorax drain alpha", Some("f1")))
+            .await
+            .unwrap();
+        let (b, _) = store
+            .add_source(source("drain beta", "thorax drain beta", Some("f1")))
+            .await
+            .unwrap();
+        let (c, _) = store
+            .add_source(source("drain gamma", "thorax drain gamma", Some("f2")))
+            .await
+            .unwrap();
+        // A run uses B (and names A, which is erased before it records: skipped).
+        store.enqueue(new_run("drain", 0)).await.unwrap();
+        let claimed = store.claim(vec!["t/w0".into()]).await.unwrap();
+        let run = &claimed[0].run;
+        let erased = store
+            .remove_source(a.id.clone(), "duplicate".into())
+            .await
+            .unwrap();
+        match &erased {
+            super::Removal::Erased { original, .. } => {
+                assert_eq!(original, &None, "B still uses the original f1")
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(store
+            .job_event_citing(
+                run.id.clone(),
+                run.lease_token,
+                "t/w0".into(),
+                "retrieved".into(),
+                json!({}),
+                vec![
+                    (a.id.clone(), "danish_guideline".into()),
+                    (b.id.clone(), "danish_guideline".into())
+                ],
+            )
+            .await
+            .unwrap());
+        assert_eq!(store.citing_runs(b.id.clone()).await.unwrap(), 1);
+        assert!(matches!(
+            store.get_source(a.id.clone()).await,
+            Err(Error::SourceNotFound(_))
+        ));
+        fts_intact(&store).await;
+        let hits = store.search_passages("\"drain\"".into(), 10).await.unwrap();
+        let ids: Vec<&str> = hits.iter().map(|h| h.source.id.as_str()).collect();
+        assert_eq!(ids.len(), 2, "{ids:?}");
+        assert!(!ids.contains(&a.id.as_str()));
+        assert_eq!(
+            store
+                .search_sources("alpha".into(), 10)
+                .await
+                .unwrap()
+                .len(),
+            0
+        );
+
+        // B is re-tiered, then deleted: retired, since the run used it.
+        let (retiered, changed) = store
+            .retier_source(b.id.clone(), "rct".into(), "it is a trial".into())
+            .await
+            .unwrap();
+        assert!(changed);
+        assert_eq!(retiered.tier, "rct");
+        let (_, changed) = store
+            .retier_source(b.id.clone(), "rct".into(), "again".into())
+            .await
+            .unwrap();
+        assert!(!changed, "the same tier is no change");
+        let retired = store
+            .remove_source(b.id.clone(), "withdrawn by the publisher".into())
+            .await
+            .unwrap();
+        match &retired {
+            super::Removal::Retired { source, cited_by } => {
+                assert_eq!(*cited_by, 1);
+                assert_eq!(
+                    source.retired_reason.as_deref(),
+                    Some("withdrawn by the publisher")
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        fts_intact(&store).await;
+        let hits = store.search_passages("\"drain\"".into(), 10).await.unwrap();
+        assert_eq!(hits.len(), 1, "only C is retrieved");
+        assert_eq!(hits[0].source.id, c.id);
+        assert!(store
+            .search_titles("\"beta\"".into(), 10)
+            .await
+            .unwrap()
+            .is_empty());
+        // Kept for the run: its passages and the tier the run judged it by.
+        assert_eq!(store.passages(b.id.clone()).await.unwrap().len(), 1);
+        let cited = store.run_citations(run.id.clone()).await.unwrap();
+        assert_eq!(cited.len(), 1);
+        assert_eq!(cited[0].tier, "danish_guideline");
+        // A re-index leaves it out.
+        assert!(store
+            .passages_to_index(0, 100)
+            .await
+            .unwrap()
+            .iter()
+            .all(|(_, _, t)| !t.contains("beta")));
+        // A retired source is not changed again.
+        for refused in [
+            store
+                .remove_source(b.id.clone(), "x".into())
+                .await
+                .map(|_| ()),
+            store
+                .retier_source(b.id.clone(), "danish_guideline".into(), "x".into())
+                .await
+                .map(|_| ()),
+        ] {
+            assert!(
+                matches!(refused, Err(Error::SourceRetired { .. })),
+                "{refused:?}"
+            );
+        }
+        // The last user of an original: the file may go.
+        match store
+            .remove_source(c.id.clone(), "off topic".into())
+            .await
+            .unwrap()
+        {
+            super::Removal::Erased { original, .. } => assert_eq!(original.as_deref(), Some("f2")),
+            other => panic!("{other:?}"),
+        }
+        fts_intact(&store).await;
+        let mut history = Vec::new();
+        for id in [&a.id, &b.id, &c.id] {
+            for e in store.source_history(id.clone()).await.unwrap() {
+                history.push((e.source_id, e.action));
+            }
+        }
+        assert_eq!(
+            history,
+            [
+                (a.id.clone(), "erased".to_string()),
+                (b.id.clone(), "retiered".to_string()),
+                (b.id.clone(), "retired".to_string()),
+                (c.id.clone(), "erased".to_string()),
+            ]
+        );
+        assert!(matches!(
+            store.remove_source("SRC9999".into(), "x".into()).await,
+            Err(Error::SourceNotFound(_))
+        ));
+    });
 }

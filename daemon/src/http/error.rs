@@ -59,6 +59,7 @@ impl From<Error> for ApiError {
         let (status, code) = match &err {
             Error::NotFound(_) => (StatusCode::NOT_FOUND, "run_not_found"),
             Error::SourceNotFound(_) => (StatusCode::NOT_FOUND, "source_not_found"),
+            Error::SourceRetired { .. } => (StatusCode::CONFLICT, "source_retired"),
             Error::Conflict { .. } => (StatusCode::CONFLICT, "transition_not_allowed"),
             Error::AckIncomplete { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "ack_incomplete"),
             Error::IdempotencyMismatch(_) => {

@@ -80,6 +80,10 @@ pub struct AppState {
     /// Open event streams, at most `max_event_streams`: apart from the connection limit, so
     /// followers cannot take the capacity short requests need.
     event_streams: Arc<Semaphore>,
+    /// Held by a file upload from keeping its original to storing its source, and by a
+    /// delete from erasing a source to removing its original: an upload of the same file
+    /// cannot have its original removed under it.
+    pub originals: tokio::sync::Mutex<()>,
 }
 
 impl AppState {
@@ -116,6 +120,7 @@ impl AppState {
             secret_key,
             rules,
             event_streams,
+            originals: tokio::sync::Mutex::new(()),
         }
     }
 

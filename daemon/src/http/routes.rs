@@ -7,7 +7,10 @@ use super::request::boxed;
 use super::runs::{
     ack, cancel, events, get_run, health, list, metrics, retry, run_artifact, write,
 };
-use super::sources::{add_source, get_original, get_source, list_sources, search_sources};
+use super::sources::{
+    add_source, delete_source, get_original, get_source, list_sources, retier_source,
+    search_sources,
+};
 use super::{ApiError, AppState, Body};
 use hyper::body::Incoming;
 use hyper::{header, Method, Request, Response, StatusCode};
@@ -91,11 +94,13 @@ pub async fn route(state: &Arc<AppState>, req: Request<Incoming>) -> Answer {
         ),
         ["api", "sources", id] => {
             let id = id.to_string();
-            (
-                "/api/sources/{id}",
-                "GET",
-                (method == Method::GET).then(|| boxed(get_source(state, id))),
-            )
+            let fut = match method {
+                Method::GET => Some(boxed(get_source(state, id))),
+                Method::PATCH => Some(boxed(retier_source(state, id, req))),
+                Method::DELETE => Some(boxed(delete_source(state, id, req))),
+                _ => None,
+            };
+            ("/api/sources/{id}", "GET, PATCH, DELETE", fut)
         }
         ["api", "sources", id, "original"] => {
             let id = id.to_string();

@@ -460,12 +460,31 @@ pub(super) async fn run_artifact(state: &Arc<AppState>, id: String, artifact: St
             .iter()
             .filter_map(|v| v.as_str().map(str::to_string))
             .collect();
-        // Each source with why retrieval used it (what matched, the decision, its passages).
+        // Each source with why retrieval used it (what matched, the decision, its passages),
+        // with the tier this run judged it by (`current_tier` when it was re-tiered since);
+        // a retired source is still served, marked retired.
         let why = run.result.as_ref().and_then(|r| r.get("retrieval"));
+        let judged = state.store.run_citations(id.clone()).await?;
         let mut sources = Vec::new();
         for sid in ids {
-            let source = state.store.get_source(sid.clone()).await?;
+            let source = match state.store.get_source(sid.clone()).await {
+                Ok(s) => s,
+                // Erased while the run was retrieving it (a run records what it used only
+                // once it has retrieved): the run used its text; the library no longer has it.
+                Err(procedurewriter_actors::Error::SourceNotFound(_)) => {
+                    sources.push(json!({ "id": sid, "erased": true }));
+                    continue;
+                }
+                Err(e) => return Err(e.into()),
+            };
             let mut v = serde_json::to_value(&source).unwrap_or(Value::Null);
+            v["retired"] = json!(source.retired_at.is_some());
+            if let Some(c) = judged.iter().find(|c| c.source_id == sid) {
+                if c.tier != source.tier {
+                    v["tier"] = json!(c.tier);
+                    v["current_tier"] = json!(source.tier);
+                }
+            }
             if let Some(w) = why
                 .and_then(Value::as_array)
                 .and_then(|a| a.iter().find(|w| w["id"] == sid.as_str()))

@@ -1,7 +1,9 @@
-//! The evidence library: `POST|GET /api/sources`, `GET /api/sources/{id}`,
+//! The evidence library: `POST|GET /api/sources`, `GET|PATCH|DELETE /api/sources/{id}`,
 //! `GET /api/sources/search`.
 
-use super::request::{media_type, page, query, read_body, read_body_within, truncate, Handled};
+use super::request::{
+    json_body, media_type, page, query, read_body, read_body_within, truncate, Handled,
+};
 use super::{json_response, ApiError, AppState};
 use hyper::body::Incoming;
 use hyper::{Request, StatusCode};
@@ -68,6 +70,13 @@ pub(super) async fn add_source(state: &Arc<AppState>, req: Request<Incoming>) ->
     };
     let rules = Arc::clone(&state.rules);
     let originals = state.settings.data_dir.join("originals");
+    // A file's original is kept before its source is stored; a delete must not remove it in
+    // between (see `AppState::originals`). Uploads of files wait for each other here.
+    let _originals = if is_file {
+        Some(state.originals.lock().await)
+    } else {
+        None
+    };
     let read = procedurewriter_pipeline::blocking::run_with_limit(PARSE_LIMIT, move || {
         let fallback = q.filename.clone().unwrap_or_default();
         let mut doc = match kind.as_str() {
@@ -151,6 +160,24 @@ pub(super) async fn add_source(state: &Arc<AppState>, req: Request<Incoming>) ->
                 ApiError::bad_request("invalid_request", m.to_string())
             }
             crate::library::StoreIngestError::Store(e) => ApiError::from(e),
+            crate::library::StoreIngestError::TierConflict { id, stored, asked } => ApiError::new(
+                StatusCode::CONFLICT,
+                "tier_conflict",
+                format!(
+                    "this document is already in the library as {id} with tier {stored}; \
+                         to give it tier {asked}, re-tier it: PATCH /api/sources/{id} with \
+                         {{\"tier\": \"{asked}\", \"reason\": \"...\"}} \
+                         (procedurewriter sources retier {id} {asked} --reason ...)"
+                ),
+            ),
+            crate::library::StoreIngestError::Retired { id, reason } => ApiError::new(
+                StatusCode::CONFLICT,
+                "source_retired",
+                format!(
+                    "this document was in the library as {id} and was retired ({reason}); it \
+                     is kept for the runs that used it and is not retrieved again"
+                ),
+            ),
         })?;
     let status = if created {
         StatusCode::CREATED
@@ -243,13 +270,169 @@ pub(super) async fn list_sources(state: &Arc<AppState>, req: Request<Incoming>) 
     Ok(json_response(StatusCode::OK, &sources))
 }
 
+/// `GET /api/sources/{id}`: the source with its text, its passages, how many runs used it and
+/// its history (deletes, retirements, re-tierings). An erased source is a 404 that says when
+/// and why.
 pub(super) async fn get_source(state: &Arc<AppState>, id: String) -> Handled {
     let id = check_source_id(&id)?;
-    let source = state.store.get_source(id.clone()).await?;
-    let passages = state.store.passages(id).await?;
+    let source = match state.store.get_source(id.clone()).await {
+        Ok(s) => s,
+        Err(procedurewriter_actors::Error::SourceNotFound(_)) => {
+            return Err(erased_or_unknown(state, id).await)
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let passages = state.store.passages(id.clone()).await?;
+    let cited_by = state.store.citing_runs(id.clone()).await?;
+    let history = state.store.source_history(id).await?;
     let mut body = serde_json::to_value(&source).unwrap_or_default();
+    body["retired"] = json!(source.retired_at.is_some());
+    body["cited_by_runs"] = json!(cited_by);
+    body["history"] = json!(history);
     body["passages"] = json!(passages);
     Ok(json_response(StatusCode::OK, &body))
+}
+
+/// The 404 for a source that is not in the library: erased (when and why, from its audit) or
+/// never there.
+async fn erased_or_unknown(state: &Arc<AppState>, id: String) -> ApiError {
+    let history = state
+        .store
+        .source_history(id.clone())
+        .await
+        .unwrap_or_default();
+    let message = match history.iter().rev().find(|e| e.action == "erased") {
+        Some(e) => format!(
+            "source {id} was erased at {} ({}); no run had used it",
+            procedurewriter_actors::model::time::rfc3339(e.at),
+            e.reason
+        ),
+        None => format!("source {id} not found; GET /api/sources lists the library"),
+    };
+    ApiError::new(StatusCode::NOT_FOUND, "source_not_found", message)
+}
+
+/// The longest reason kept for a delete or a re-tiering.
+const MAX_REASON_CHARS: usize = 1000;
+
+/// Why a source is deleted or re-tiered: said in words, kept in its audit.
+fn check_reason(reason: Option<&str>, what: &str) -> Result<String, ApiError> {
+    let reason = reason.map(str::trim).unwrap_or_default();
+    if reason.is_empty() || reason.chars().count() > MAX_REASON_CHARS {
+        return Err(ApiError::bad_request(
+            "invalid_request",
+            format!(
+                "`reason` must say in 1 to {MAX_REASON_CHARS} characters why the source is \
+                 {what}: it is kept in the source's audit"
+            ),
+        ));
+    }
+    Ok(reason.to_string())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DeleteRequest {
+    reason: Option<String>,
+}
+
+/// `DELETE /api/sources/{id}` with `{"reason": "..."}`: a source no run used is erased (its
+/// passages, index rows and original file when no other source shares it); one a run used is
+/// retired (never retrieved again, still served for those runs). Either is audited.
+pub(super) async fn delete_source(
+    state: &Arc<AppState>,
+    id: String,
+    req: Request<Incoming>,
+) -> Handled {
+    let id = check_source_id(&id)?;
+    let body: DeleteRequest = json_body(state, req, false).await?;
+    let reason = check_reason(body.reason.as_deref(), "deleted")?;
+    // Until the original is removed, no upload of the same file may keep it anew.
+    let _originals = state.originals.lock().await;
+    let removal = match state.store.remove_source(id.clone(), reason).await {
+        Err(procedurewriter_actors::Error::SourceNotFound(_)) => {
+            return Err(erased_or_unknown(state, id).await)
+        }
+        other => other?,
+    };
+    let mut body = serde_json::to_value(&removal).unwrap_or_default();
+    if let procedurewriter_actors::store::Removal::Erased {
+        source,
+        original: Some(sha),
+    } = &removal
+    {
+        let ext = if source.media_type == procedurewriter_pipeline::library::MEDIA_PDF {
+            "pdf"
+        } else {
+            "docx"
+        };
+        let path = state
+            .settings
+            .data_dir
+            .join("originals")
+            .join(format!("{sha}.{ext}"));
+        let removed = match tokio::fs::remove_file(&path).await {
+            Ok(()) => true,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => false,
+            Err(e) => {
+                tracing::warn!(source = %id, cause = %e, "erased source's original file not removed");
+                false
+            }
+        };
+        body["original_removed"] = json!(removed);
+    }
+    Ok(json_response(StatusCode::OK, &body))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RetierRequest {
+    tier: Option<String>,
+    reason: Option<String>,
+}
+
+/// `PATCH /api/sources/{id}` with `{"tier": "...", "reason": "..."}`: the tier future runs
+/// see (each run keeps the tier it judged the source by), audited.
+pub(super) async fn retier_source(
+    state: &Arc<AppState>,
+    id: String,
+    req: Request<Incoming>,
+) -> Handled {
+    let id = check_source_id(&id)?;
+    let body: RetierRequest = json_body(state, req, false).await?;
+    let known = || state.rules.ids().collect::<Vec<_>>().join(", ");
+    let tier = body.tier.as_deref().map(str::trim).unwrap_or_default();
+    if tier.is_empty() {
+        return Err(ApiError::bad_request(
+            "invalid_request",
+            format!("`tier` names the new tier, one of: {}", known()),
+        ));
+    }
+    if state.rules.get(tier).is_none() {
+        return Err(ApiError::bad_request(
+            "unknown_tier",
+            format!(
+                "unknown tier {:?}; use one of: {}",
+                truncate(tier, 60),
+                known()
+            ),
+        ));
+    }
+    let reason = check_reason(body.reason.as_deref(), "re-tiered")?;
+    let (source, changed) = match state
+        .store
+        .retier_source(id.clone(), tier.to_string(), reason)
+        .await
+    {
+        Err(procedurewriter_actors::Error::SourceNotFound(_)) => {
+            return Err(erased_or_unknown(state, id).await)
+        }
+        other => other?,
+    };
+    Ok(json_response(
+        StatusCode::OK,
+        &json!({ "changed": changed, "source": source }),
+    ))
 }
 
 #[derive(Deserialize)]

@@ -231,6 +231,8 @@ pub struct Settings {
     pub missing_tier_policy: procedurewriter_pipeline::gate::Policy,
     pub retrieval_limit: usize,
     pub retrieval_min_relative_score: f64,
+    /// The department or author every document names as its author.
+    pub document_author: String,
     pub generic_words: Vec<String>,
     pub synonyms: BTreeMap<String, Vec<String>>,
     pub llm_provider: LlmProvider,
@@ -447,6 +449,7 @@ impl Settings {
                     .collect(),
             },
             runs_dir: self.runs_dir(),
+            document_author: self.document_author.trim().to_string(),
             digest: procedurewriter_pipeline::library::sha256_hex(
                 digest_input.to_string().as_bytes(),
             ),

@@ -125,6 +125,15 @@ impl Settings {
         if !(0.0..=1.0).contains(&self.retrieval_min_relative_score) {
             return bad("retrieval_min_relative_score", "must be between 0 and 1");
         }
+        let author = self.document_author.trim();
+        if author.is_empty() || author.chars().count() > 200 || author.chars().any(char::is_control)
+        {
+            return bad(
+                "document_author",
+                "must name the department or author in 1 to 200 characters, without control \
+                 characters (e.g. \"Akutafdelingen, Amager og Hvidovre Hospital\")",
+            );
+        }
         Ok(())
     }
 
