@@ -2,8 +2,8 @@
 //! procedure title, measured black-box through the HTTP API against the labelled sets in
 //! `benches/retrieval_data/` (see its README).
 //!
-//!     cargo bench -p procedurewriter --bench retrieval                      # dev and heldout
-//!     cargo bench -p procedurewriter --bench retrieval -- --set dev|heldout [--quick]
+//!     cargo bench -p procedurewriter --bench retrieval                      # all three sets
+//!     cargo bench -p procedurewriter --bench retrieval -- --set dev|heldout|heldout2 [--quick]
 //!
 //! For each set it starts the daemon on a scratch data directory (the procedure pipeline with
 //! the offline writer, no demo library, no network), ingests every document with
@@ -76,6 +76,8 @@ struct Outcome {
     /// Why retrieval left a candidate out (document id → the daemon's reason), from the
     /// `retrieved` event's `dropped` list.
     dropped: HashMap<String, String>,
+    /// Why retrieval kept a source (document id → the daemon's reason).
+    kept: HashMap<String, String>,
 }
 
 /// Per-title figures.
@@ -106,11 +108,13 @@ fn main() {
         i += 1;
     }
     let sets: Vec<&str> = match set.as_deref() {
-        None | Some("both") => vec!["dev", "heldout"],
+        Some("both") => vec!["dev", "heldout"],
         Some("dev") => vec!["dev"],
         Some("heldout") => vec!["heldout"],
+        Some("heldout2") => vec!["heldout2"],
+        None | Some("all") => vec!["dev", "heldout", "heldout2"],
         Some(other) => {
-            eprintln!("--set must be dev or heldout (or both), not {other:?}");
+            eprintln!("--set must be dev, heldout, heldout2, both (dev and heldout) or all, not {other:?}");
             std::process::exit(2);
         }
     };
@@ -385,8 +389,23 @@ async fn read_outcome(
             ))
         })
         .collect();
+    // Why retrieval kept each source (document id → the daemon's reason and population).
+    let kept = retrieved_event
+        .as_ref()
+        .and_then(|d| d["sources"].as_array().cloned())
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|x| {
+            let mut why = x["reason"].as_str().unwrap_or("").to_string();
+            if let Some(p) = x["population"].as_str() {
+                why.push_str(&format!("; population {p}"));
+            }
+            Some((doc(x["id"].as_str()?), why))
+        })
+        .collect();
     Outcome {
         dropped,
+        kept,
         title: title.to_string(),
         status: run["status"].as_str().unwrap_or("?").to_string(),
         error: run["error"].as_str().map(|e| {
@@ -567,8 +586,9 @@ fn report(name: &str, labels: &[Title], outcomes: &[Outcome], docs: usize) {
         if let Some(e) = o.error.as_ref().filter(|_| o.status != "DONE") {
             println!("    error: {e}");
         }
-        if !s.off_retrieved.is_empty() {
-            println!("    off-topic retrieved: {}", s.off_retrieved.join(", "));
+        for d in &s.off_retrieved {
+            let why = o.kept.get(d).map(String::as_str).unwrap_or("?");
+            println!("    off-topic retrieved: {d} (kept: {why})");
         }
         if !s.off_cited.is_empty() {
             println!("    off-topic cited:     {}", s.off_cited.join(", "));
