@@ -164,9 +164,8 @@ pub struct SourcePage {
 }
 
 const COLUMNS: &str = "s.seq, s.id, s.title, s.url, s.tier, s.tier_reason, s.year, \
-     s.publication_type, length(s.text), s.sha256, s.demo, s.ingested_at, s.media_type, \
-     s.original_sha256, s.pages, s.title_terms, \
-     (SELECT COUNT(*) FROM passages c WHERE c.source_seq = s.seq), s.retired_at, s.retired_reason";
+     s.publication_type, s.chars, s.sha256, s.demo, s.ingested_at, s.media_type, \
+     s.original_sha256, s.pages, s.title_terms, s.passage_count, s.retired_at, s.retired_reason";
 /// The column after [`COLUMNS`].
 const AFTER_COLUMNS: usize = 19;
 
@@ -274,8 +273,9 @@ impl Store {
             let id = format!("SRC{next:04}");
             conn.prepare_cached(
                 "INSERT INTO sources (seq, id, title, url, tier, tier_reason, year, publication_type, \
-                 text, sha256, demo, ingested_at, media_type, original_sha256, pages, title_terms) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
+                 text, sha256, demo, ingested_at, media_type, original_sha256, pages, title_terms, \
+                 chars, passage_count) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)",
             )?
             .execute(params![
                 next,
@@ -293,7 +293,9 @@ impl Store {
                 new.media_type,
                 new.original_sha256,
                 new.pages,
-                new.title_terms
+                new.title_terms,
+                new.text.chars().count() as i64,
+                new.passages.len() as i64
             ])?;
             insert_passages(conn, next, &new.passages)?;
             let s = conn
@@ -618,6 +620,8 @@ impl Store {
                 return Ok(false);
             }
             insert_passages(conn, seq, &passages)?;
+            conn.prepare_cached("UPDATE sources SET passage_count = ?2 WHERE seq = ?1")?
+                .execute(params![seq, passages.len() as i64])?;
             Ok(true)
         })
         .await

@@ -61,6 +61,7 @@ static MIGRATIONS: &[M<'static>] = &[
     M::up(include_str!("../../../migrations/0006_analysed_index.sql")),
     M::up(include_str!("../../../migrations/0007_requeue_delay.sql")),
     M::up(include_str!("../../../migrations/0008_source_audit.sql")),
+    M::up(include_str!("../../../migrations/0009_source_sizes.sql")),
 ];
 
 /// SQLite's `synchronous` setting for the writer connection.

@@ -709,6 +709,7 @@ const FROZEN: &[(usize, &str)] = &[
     (6, include_str!("frozen/v6.sql")),
     (7, include_str!("frozen/v7.sql")),
     (8, include_str!("frozen/v8.sql")),
+    (9, include_str!("frozen/v9.sql")),
 ];
 
 #[test]
@@ -904,6 +905,13 @@ fn every_older_schema_migrates_with_its_data() {
             if *version >= 3 {
                 let bare = store.sources_without_passages(10).await.unwrap();
                 assert_eq!(bare.len(), 2, "{}", at("sources to split"));
+                // Version 9: sizes stored, and filled for the sources before it.
+                let s = store.get_source("SRC0001".into()).await.unwrap();
+                let text = s.text.as_deref().unwrap_or_default();
+                assert!(s.chars > 0, "{}", at("chars"));
+                assert_eq!(s.chars, text.chars().count() as i64, "{}", at("chars"));
+                let stored = store.passages("SRC0001".into()).await.unwrap();
+                assert_eq!(s.passages, stored.len() as i64, "{}", at("passage count"));
             }
             // The queue works on the migrated data: the queued run is claimed, a new one
             // enqueued with the old idempotency key is the old run.
