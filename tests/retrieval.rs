@@ -1,6 +1,7 @@
 //! Retrieval through the real daemon: the concept model (a population qualifies, never
 //! selects), its explanations in the `retrieved` event and `GET /api/runs/{id}/sources`, and
-//! the department's lexicon (validated at start, re-read on SIGHUP).
+//! the department's lexicon (validated at start, re-read on SIGHUP), and a procedure the
+//! lexicon does not name read through its vocabulary in both languages.
 
 use crate::support::*;
 use serde_json::{json, Value};
@@ -152,9 +153,16 @@ fn a_department_lexicon_is_validated_at_start_and_reread_on_sighup() {
     let s = Scratch::new();
     let lexicon = s.data_dir().with_file_name("lexicon.toml");
     std::fs::create_dir_all(lexicon.parent().unwrap()).unwrap();
-    let shipped =
+    // The department's file: the shipped lexicon without its vocabulary word for
+    // resuscitation, so that "Genoplivning" is a word it does not know.
+    let shipped: String =
         std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../etc/lexicon.toml"))
-            .unwrap();
+            .unwrap()
+            .lines()
+            .filter(|l| !l.starts_with("genoplivning = "))
+            .map(|l| format!("{l}\n"))
+            .collect();
+    assert!(!shipped.contains("genoplivning = "));
     let path = lexicon.to_str().unwrap().to_string();
 
     // A broken file stops start-up and says where and what.
@@ -163,8 +171,8 @@ fn a_department_lexicon_is_validated_at_start_and_reread_on_sighup() {
     assert_ne!(code, 0);
     assert!(err.contains("lexicon_file"), "{err}");
 
-    // The shipped lexicon: "Genoplivning" is not a procedure it knows, so the English
-    // resuscitation guideline is not found.
+    // A lexicon that does not know "Genoplivning": the English resuscitation guideline is
+    // not found.
     std::fs::write(&lexicon, &shipped).unwrap();
     let d = s.start(&[PIPELINE, NO_DEMO, ("PROCEDUREWRITER_LEXICON_FILE", &path)]);
     let h = d.http();
@@ -217,4 +225,44 @@ fn a_department_lexicon_is_validated_at_start_and_reread_on_sighup() {
         1,
         "still in force"
     );
+}
+
+#[test]
+fn a_procedure_the_lexicon_does_not_name_finds_its_evidence_in_the_other_language() {
+    let s = Scratch::new();
+    let d = s.start(&[PIPELINE, NO_DEMO]);
+    let h = d.http();
+    let foreign_body = add(
+        &h,
+        "Removal of foreign bodies from the ear canal in the emergency department",
+        "https://www.nice.org.uk/ear-foreign-body",
+        "# Removal of foreign bodies from the ear\n\n## Technique\n\nA foreign body in the ear canal is removed under direct vision with a hook or by suction. Live insects are drowned with oil before removal.\n\n## Complications\n\nCanal lacerations and perforation of the tympanic membrane are the main risks of removal.",
+    );
+    let wax = add(
+        &h,
+        "Ear wax: irrigation and microsuction",
+        "https://www.nice.org.uk/ear-wax",
+        "# Ear wax\n\nEar wax is softened with olive oil drops for a week before irrigation of the ear canal. Irrigation is avoided after ear surgery or with a perforated tympanic membrane.",
+    );
+    let airway = add(
+        &h,
+        "Choking: foreign body airway obstruction",
+        "https://www.resus.org.uk/choking",
+        "# Foreign body airway obstruction\n\nA conscious choking adult is given up to five back blows, then up to five abdominal thrusts. The foreign body is removed from the mouth only if it is visible.",
+    );
+    // A Danish title the lexicon has no procedure for: each word is read through the
+    // vocabulary (fjernelse = removal, fremmedlegeme = foreign body, øre = ear).
+    let id = write(&h, "Fjernelse af fremmedlegeme i øret");
+    let r = retrieved(&h, &id);
+    assert_eq!(
+        ids(&r["sources"]),
+        std::slice::from_ref(&foreign_body),
+        "{r}"
+    );
+    let concept = &r["concept"];
+    assert_eq!(concept["known_procedure"], false, "{r}");
+    // The ear wax guideline carries the ear but no foreign body; the choking guideline a
+    // foreign body but no ear: neither is used.
+    assert!(!ids(&r["sources"]).contains(&wax), "{r}");
+    assert!(!ids(&r["sources"]).contains(&airway), "{r}");
 }

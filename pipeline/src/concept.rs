@@ -8,7 +8,10 @@
 //!
 //! A title whose procedure the lexicon does not know falls back to its own topic words (the
 //! words that are neither function words, generic words nor qualifiers), of which a source must
-//! match most.
+//! match all (three, of a longer title). Each topic word stands for its `[vocabulary]` group
+//! of the lexicon in both languages (skulder = shoulder, reponering = reduction), and a
+//! compound for itself or all of its parts, translated ("knoglemarvsbiopsi" = bone marrow +
+//! biopsy).
 //!
 //! Terms are matched on the analysed text of [`crate::analyze`]: [`Match`] is both the query
 //! the library's full-text index runs and what retrieval checks passages against in memory.
@@ -209,6 +212,108 @@ fn hits(
     out
 }
 
+/// The anchor groups of a title's topic words (indices into `words`) when the lexicon names no
+/// procedure in it: each word, or phrase of the vocabulary ("atrial fibrillation"), stands for
+/// its `[vocabulary]` group in both languages when it has one, so "Skulderluksation
+/// reponering" also finds "Reduction of anterior shoulder dislocation". A compound stands for
+/// itself or all of its parts (each the longest run of parts the vocabulary knows, translated),
+/// so "knoglemarvsbiopsi" also finds "bone marrow biopsy".
+fn topic_groups(
+    lexicon: &Lexicon,
+    analyzer: &Analyzer,
+    words: &[String],
+    topic: &[usize],
+) -> Vec<Group> {
+    let vocabulary = |name: &str| -> (Vec<String>, Vec<Match>) {
+        let terms = lexicon.vocabulary_terms(name).to_vec();
+        let matchers = terms
+            .iter()
+            .filter_map(|t| term_match(analyzer, t))
+            .collect();
+        (terms, matchers)
+    };
+    let refs: Vec<&str> = words.iter().map(String::as_str).collect();
+    let mut groups: Vec<(usize, Group)> = Vec::new();
+    let mut done = vec![false; words.len()];
+    // Phrases of the vocabulary over topic words only.
+    for h in lexicon.scan_vocabulary(&refs) {
+        let span = h.start..h.start + h.len;
+        if h.len < 2 || !span.clone().all(|i| topic.contains(&i) && !done[i]) {
+            continue;
+        }
+        let (terms, mut alts) = vocabulary(&h.group);
+        alts.push(Match::All(
+            span.clone()
+                .map(|i| word_match(analyzer, &words[i], false, false))
+                .collect(),
+        ));
+        for i in span {
+            done[i] = true;
+        }
+        groups.push((
+            h.start,
+            Group {
+                name: h.group,
+                terms,
+                matcher: Match::Any(alts),
+            },
+        ));
+    }
+    for &i in topic {
+        if done[i] {
+            continue;
+        }
+        let w = &words[i];
+        let own = word_match(analyzer, w, w.chars().count() >= 6, false);
+        let mut terms = vec![w.clone()];
+        let mut alts = vec![own];
+        if let Some(parts) = analyzer.split(w) {
+            // Each longest run of parts the vocabulary knows, else the part itself.
+            let mut all = Vec::new();
+            let mut at = 0;
+            while at < parts.len() {
+                let mut took = None;
+                for end in (at + 1..=parts.len()).rev() {
+                    let joined = parts[at..end].concat();
+                    if let Some(g) = lexicon.vocabulary_word(&joined) {
+                        took = Some((end, g.to_string()));
+                        break;
+                    }
+                }
+                match took {
+                    Some((end, name)) => {
+                        let (t, m) = vocabulary(&name);
+                        terms.extend(t);
+                        all.push(Match::Any(m));
+                        at = end;
+                    }
+                    None => {
+                        all.push(word_match(analyzer, &parts[at], false, false));
+                        terms.push(parts[at].clone());
+                        at += 1;
+                    }
+                }
+            }
+            alts.push(Match::All(all));
+        } else if let Some(g) = lexicon.vocabulary_word(w) {
+            let (t, m) = vocabulary(g);
+            terms.extend(t);
+            alts.extend(m);
+        }
+        terms.dedup();
+        groups.push((
+            i,
+            Group {
+                name: w.clone(),
+                terms,
+                matcher: Match::Any(alts),
+            },
+        ));
+    }
+    groups.sort_by_key(|(i, _)| *i);
+    groups.into_iter().map(|(_, g)| g).collect()
+}
+
 fn is_topic(c: Category) -> bool {
     matches!(c, Category::Procedure)
 }
@@ -254,7 +359,7 @@ impl Concept {
             }
         }
         let known_procedure = !anchor.is_empty();
-        let topic: Vec<&String> = words
+        let topic: Vec<usize> = words
             .iter()
             .enumerate()
             .filter(|(i, w)| {
@@ -263,29 +368,23 @@ impl Concept {
                     && !generic.iter().any(|g| g == *w)
                     && w.chars().count() >= 2
             })
-            .map(|(_, w)| w)
+            .map(|(i, _)| i)
             .collect();
         let mut required = 1;
         if !known_procedure {
-            for w in &topic {
-                anchor.push(Group {
-                    name: (*w).clone(),
-                    terms: vec![(*w).clone()],
-                    matcher: word_match(analyzer, w, w.chars().count() >= 6, true),
-                });
-            }
+            anchor.extend(topic_groups(lexicon, analyzer, &words, &topic));
             if anchor.is_empty() {
                 // Nothing but lexicon words that only rank (a drug, a finding): they anchor.
                 anchor = std::mem::take(&mut rank);
             }
+            // Every topic word up to three (each stands for its vocabulary group in both
+            // languages, so a synonym still counts); three of a longer title's words (a
+            // passage rarely repeats every qualifier of "synchronised electrical
+            // cardioversion of atrial fibrillation and flutter").
             let n = anchor.len();
-            required = if n <= 2 {
-                n.max(1)
-            } else {
-                (2 * n).div_ceil(3)
-            };
+            required = n.clamp(1, 3);
         } else {
-            for w in topic {
+            for w in topic.iter().map(|&i| &words[i]) {
                 rank.push(Group {
                     name: w.clone(),
                     terms: vec![w.clone()],
@@ -577,5 +676,51 @@ mod tests {
             &c,
             "Chest pain was present; a urinary drain was placed."
         ));
+    }
+
+    #[test]
+    fn an_unknown_procedure_matches_its_words_in_either_language() {
+        // Neither is a procedure of the lexicon: each word stands for its vocabulary group.
+        let c = concept("Fjernelse af fremmedlegeme i øret");
+        assert!(!c.known_procedure);
+        assert!(matches(&c, "Removal of a foreign body from the ear canal"));
+        assert!(matches(
+            &c,
+            "Fremmedlegemet i øregangen fjernes med en krog"
+        ));
+        // The same organ or the same object elsewhere is not the procedure.
+        assert!(!matches(&c, "Ear wax is softened with drops"));
+        assert!(!matches(
+            &c,
+            "A foreign body in the airway is removed by back blows"
+        ));
+
+        let c = concept("Incision af absces");
+        assert!(matches(&c, "Incision and drainage of a skin abscess"));
+        assert!(!matches(&c, "An abscess is treated with antibiotics"));
+    }
+
+    #[test]
+    fn a_compound_matches_its_parts_translated_and_not_a_part_alone() {
+        let c = concept("Knoglemarvsbiopsi");
+        assert!(!c.known_procedure);
+        assert!(matches(&c, "Knoglemarvsbiopsien tages fra crista"));
+        assert!(matches(
+            &c,
+            "A bone marrow biopsy is taken from the iliac crest"
+        ));
+        // Marrow without a biopsy, a biopsy without marrow.
+        assert!(!matches(&c, "Bone marrow harvest for transplantation"));
+        assert!(!matches(&c, "A lymph node biopsy was taken"));
+    }
+
+    #[test]
+    fn a_prefix_of_the_vocabulary_reads_inflections_not_other_compounds() {
+        let l = lexicon();
+        assert_eq!(l.vocabulary_word("skulderen"), Some("skulder"));
+        assert_eq!(l.vocabulary_word("shoulders"), Some("skulder"));
+        // "skulderblad" is another word (the shoulder blade), not an inflection of skulder.
+        assert_ne!(l.vocabulary_word("skulderbladet"), Some("skulder"));
+        assert_eq!(l.vocabulary_word("ukendtord"), None);
     }
 }

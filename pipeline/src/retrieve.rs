@@ -128,6 +128,9 @@ struct Candidate {
     bm25: f64,
     adults: usize,
     children: usize,
+    /// Whether its passages give an adult's or a child's age ("a 72-year-old man").
+    adult_age: bool,
+    child_age: bool,
     title_family: Option<Family>,
     other_title: Option<String>,
     title_actions: Vec<String>,
@@ -269,6 +272,8 @@ pub async fn retrieve(
             bm25: 0.0,
             adults: 0,
             children: 0,
+            adult_age: false,
+            child_age: false,
             title_family,
             rank_hits: 0,
         });
@@ -284,6 +289,9 @@ pub async fn retrieve(
         let c = &mut cands[i];
         let head = tokens(&h.passage.heading_terms);
         let text = tokens(&h.passage.text_terms);
+        let (adult_age, child_age) = ages(&text);
+        c.adult_age |= adult_age;
+        c.child_age |= child_age;
         let in_head = concept.matches(&head);
         let in_text = concept.matches(&text);
         if !(in_head || in_text) {
@@ -399,7 +407,13 @@ pub async fn retrieve(
             } else if enough(c.adults) && c.adults >= 3 * c.children {
                 Some(Family::Adults)
             } else {
-                None
+                // A case report names its patient once ("a 72-year-old man"): ages of one
+                // family only, and no population word for the other, decide.
+                match (c.adult_age, c.child_age) {
+                    (true, false) if c.children == 0 => Some(Family::Adults),
+                    (false, true) if c.adults == 0 => Some(Family::Children),
+                    _ => None,
+                }
             }
         });
         let family_ok = match (want_family, family) {

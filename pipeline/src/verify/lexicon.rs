@@ -54,6 +54,10 @@ pub enum Category {
     Action,
     /// Where (emergency department, intensive care, prehospital): a retrieval qualifier.
     Setting,
+    /// A word of a procedure title in both languages (`[vocabulary]`): retrieval's
+    /// translation of a title the procedure groups do not name. Scanned apart from the other
+    /// categories ([`Lexicon::scan_vocabulary`]), so the verifier never sees it.
+    Vocabulary,
 }
 
 /// Units the verifier can scale; a `[units]` group must be named after one of them.
@@ -62,6 +66,9 @@ pub const KNOWN_UNITS: &[&str] = &[
     "cm", "mm", "cmh2o", "mmhg", "celsius", "second", "minute", "hour", "day", "week", "month",
     "year", "dose", "tablet", "puff", "drop", "breath",
 ];
+/// Letters an inflection may add to a `[vocabulary]` prefix term's stem in
+/// [`Lexicon::vocabulary_word`] ("skulder*" → "skulderens").
+pub const INFLECTION: usize = 5;
 /// Timing qualifiers the verifier compares; a `[timing]` group must be named after one.
 pub const KNOWN_TIMING: &[&str] = &["every", "within", "after", "at_least", "at_most", "during"];
 
@@ -92,6 +99,8 @@ struct File {
     actions: BTreeMap<String, Vec<String>>,
     #[serde(default)]
     settings: BTreeMap<String, Vec<String>>,
+    #[serde(default)]
+    vocabulary: BTreeMap<String, Vec<String>>,
     #[serde(default)]
     compounds: BTreeMap<String, Vec<String>>,
     #[serde(default)]
@@ -142,6 +151,8 @@ pub struct Lexicon {
     terms: BTreeMap<(Category, String), Vec<String>>,
     /// Words a Danish compound may be split into (`[compounds]`).
     parts: Vec<String>,
+    /// `[vocabulary]` compiled on its own (its terms may repeat other tables' terms).
+    vocabulary: Option<Box<Lexicon>>,
 }
 
 fn words_of(term: &str) -> Vec<String> {
@@ -203,6 +214,7 @@ impl Lexicon {
             fingerprint: String::new(),
             terms: BTreeMap::new(),
             parts: Vec::new(),
+            vocabulary: None,
         }
     }
 
@@ -234,76 +246,20 @@ impl Lexicon {
         // term -> "table.group" where it was first seen
         let mut seen: HashMap<String, String> = HashMap::new();
         for (table, category, groups) in tables {
-            for (group, terms) in groups {
-                if terms.is_empty() {
-                    return Err(LexiconError::EmptyGroup {
-                        table: table.into(),
-                        group: group.clone(),
-                    });
-                }
-                let known: Option<&[&str]> = match category {
-                    Category::Unit => Some(KNOWN_UNITS),
-                    Category::Timing => Some(KNOWN_TIMING),
-                    _ => None,
-                };
-                if let Some(known) = known {
-                    if !known.contains(&group.as_str()) {
-                        return Err(LexiconError::UnknownGroup {
-                            table: table.into(),
-                            group: group.clone(),
-                            known: known.join(" "),
-                        });
-                    }
-                }
-                if category == Category::Number && group.parse::<f64>().is_err() {
-                    return Err(LexiconError::UnknownGroup {
-                        table: table.into(),
-                        group: group.clone(),
-                        known: "a number".into(),
-                    });
-                }
-                let gi = lex.groups.len();
-                lex.groups.push((category, group.clone()));
-                lex.terms.insert(
-                    (category, group.clone()),
-                    terms.iter().map(|t| t.trim().to_lowercase()).collect(),
-                );
-                for term in terms {
-                    let trimmed = term.trim().to_lowercase();
-                    let (body, prefix) = match trimmed.strip_suffix('*') {
-                        Some(b) => (b.to_string(), true),
-                        None => (trimmed.clone(), false),
-                    };
-                    let words = words_of(&body);
-                    if words.is_empty() {
-                        return Err(LexiconError::EmptyTerm {
-                            table: table.into(),
-                            group: group.clone(),
-                            term: term.clone(),
-                        });
-                    }
-                    let here = format!("{table}.{group}");
-                    if let Some(first) = seen.insert(trimmed.clone(), here.clone()) {
-                        return Err(LexiconError::Duplicate {
-                            term: trimmed,
-                            first,
-                            second: here,
-                        });
-                    }
-                    let p = Pattern {
-                        words,
-                        prefix,
-                        category,
-                        group: gi,
-                    };
-                    if prefix && p.words.len() == 1 {
-                        let first = p.words[0].chars().next().unwrap_or(' ');
-                        lex.prefixes.entry(first).or_default().push(p);
-                    } else {
-                        lex.exact.entry(p.words[0].clone()).or_default().push(p);
-                    }
-                }
-            }
+            lex.add_table(table, category, groups, &mut seen)?;
+        }
+        // The vocabulary may repeat other tables' terms ("dræn" is a concept the verifier
+        // compares and a title word retrieval translates); within it, a term is in one group.
+        if !file.vocabulary.is_empty() {
+            let mut vocab = Lexicon::empty();
+            vocab.add_table(
+                "vocabulary",
+                Category::Vocabulary,
+                &file.vocabulary,
+                &mut HashMap::new(),
+            )?;
+            vocab.sort_patterns();
+            lex.vocabulary = Some(Box::new(vocab));
         }
         for (class, members) in &file.drug_classes {
             if !file.drugs.contains_key(class) {
@@ -371,8 +327,95 @@ impl Lexicon {
                 lex.parts.push(part);
             }
         }
-        // Longest patterns first, so "må ikke" wins over "må" and "inden for" over "for".
-        for v in lex.exact.values_mut() {
+        lex.sort_patterns();
+        Ok(lex)
+    }
+
+    /// Compiles one table's groups into patterns; `seen` holds the terms already taken.
+    fn add_table(
+        &mut self,
+        table: &str,
+        category: Category,
+        groups: &BTreeMap<String, Vec<String>>,
+        seen: &mut HashMap<String, String>,
+    ) -> Result<(), LexiconError> {
+        let lex = self;
+        for (group, terms) in groups {
+            if terms.is_empty() {
+                return Err(LexiconError::EmptyGroup {
+                    table: table.into(),
+                    group: group.clone(),
+                });
+            }
+            let known: Option<&[&str]> = match category {
+                Category::Unit => Some(KNOWN_UNITS),
+                Category::Timing => Some(KNOWN_TIMING),
+                _ => None,
+            };
+            if let Some(known) = known {
+                if !known.contains(&group.as_str()) {
+                    return Err(LexiconError::UnknownGroup {
+                        table: table.into(),
+                        group: group.clone(),
+                        known: known.join(" "),
+                    });
+                }
+            }
+            if category == Category::Number && group.parse::<f64>().is_err() {
+                return Err(LexiconError::UnknownGroup {
+                    table: table.into(),
+                    group: group.clone(),
+                    known: "a number".into(),
+                });
+            }
+            let gi = lex.groups.len();
+            lex.groups.push((category, group.clone()));
+            lex.terms.insert(
+                (category, group.clone()),
+                terms.iter().map(|t| t.trim().to_lowercase()).collect(),
+            );
+            for term in terms {
+                let trimmed = term.trim().to_lowercase();
+                let (body, prefix) = match trimmed.strip_suffix('*') {
+                    Some(b) => (b.to_string(), true),
+                    None => (trimmed.clone(), false),
+                };
+                let words = words_of(&body);
+                if words.is_empty() {
+                    return Err(LexiconError::EmptyTerm {
+                        table: table.into(),
+                        group: group.clone(),
+                        term: term.clone(),
+                    });
+                }
+                let here = format!("{table}.{group}");
+                if let Some(first) = seen.insert(trimmed.clone(), here.clone()) {
+                    return Err(LexiconError::Duplicate {
+                        term: trimmed,
+                        first,
+                        second: here,
+                    });
+                }
+                let p = Pattern {
+                    words,
+                    prefix,
+                    category,
+                    group: gi,
+                };
+                if prefix && p.words.len() == 1 {
+                    let first = p.words[0].chars().next().unwrap_or(' ');
+                    lex.prefixes.entry(first).or_default().push(p);
+                } else {
+                    lex.exact.entry(p.words[0].clone()).or_default().push(p);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Longest patterns first, so "må ikke" wins over "må" and "inden for" over "for".
+    fn sort_patterns(&mut self) {
+        for v in self.exact.values_mut() {
             v.sort_by(|a, b| {
                 b.words
                     .len()
@@ -380,10 +423,9 @@ impl Lexicon {
                     .then(a.prefix.cmp(&b.prefix))
             });
         }
-        for v in lex.prefixes.values_mut() {
+        for v in self.prefixes.values_mut() {
             v.sort_by(|a, b| b.words[0].len().cmp(&a.words[0].len()));
         }
-        Ok(lex)
     }
 
     /// Every lexicon term in `tokens`, leftmost-longest per category (a token can carry a term
@@ -504,11 +546,49 @@ impl Lexicon {
             .unwrap_or(&[])
     }
 
+    /// The `[vocabulary]` hits in `words` (leftmost-longest), for retrieval.
+    pub fn scan_vocabulary(&self, words: &[&str]) -> Vec<Hit> {
+        self.vocabulary
+            .as_ref()
+            .map(|v| v.scan(words))
+            .unwrap_or_default()
+    }
+
+    /// The `[vocabulary]` group of one word: a term equal to it, or a prefix term it inflects
+    /// (at most [`INFLECTION`] letters longer than the stem, so "skulderen" is a shoulder but
+    /// "skulderbladet" is not read as one).
+    pub fn vocabulary_word(&self, word: &str) -> Option<&str> {
+        let v = self.vocabulary.as_ref()?;
+        if let Some(p) = v
+            .exact
+            .get(word)
+            .and_then(|ps| ps.iter().find(|p| p.words.len() == 1))
+        {
+            return Some(&v.groups[p.group].1);
+        }
+        let first = word.chars().next()?;
+        v.prefixes.get(&first)?.iter().find_map(|p| {
+            let stem = &p.words[0];
+            (word.starts_with(stem.as_str())
+                && word.chars().count() <= stem.chars().count() + INFLECTION)
+                .then(|| v.groups[p.group].1.as_str())
+        })
+    }
+
+    /// The terms of one `[vocabulary]` group.
+    pub fn vocabulary_terms(&self, group: &str) -> &[String] {
+        self.vocabulary
+            .as_ref()
+            .map(|v| v.group_terms(Category::Vocabulary, group))
+            .unwrap_or(&[])
+    }
+
     /// The words a Danish compound may be split into: `[compounds]` and every one-word term
-    /// of the procedure, drug, population, concept, action and setting groups.
+    /// of the procedure, drug, population, concept, action, setting and vocabulary groups.
     pub fn compound_parts(&self) -> Vec<String> {
         let mut out = self.parts.clone();
-        for ((category, _), terms) in &self.terms {
+        let vocabulary = self.vocabulary.as_ref().map(|v| &v.terms);
+        for ((category, _), terms) in self.terms.iter().chain(vocabulary.into_iter().flatten()) {
             if !matches!(
                 category,
                 Category::Procedure
@@ -517,6 +597,7 @@ impl Lexicon {
                     | Category::Concept
                     | Category::Action
                     | Category::Setting
+                    | Category::Vocabulary
             ) {
                 continue;
             }
