@@ -501,6 +501,32 @@ impl Store {
                 tx.event(&run_id, "cancelled", RunStatus::Cancelled, &actor, details, now)?;
                 return Ok(Fenced::Applied(RunStatus::Cancelled));
             }
+            let exhausted = |error: &str| {
+                format!(
+                    "attempts exhausted ({} of {}): {error}",
+                    run.attempts, run.max_attempts
+                )
+            };
+            // The run ends FAILED with `error`.
+            let fail = |tx: &mut Tx<'_>, error: String| -> Result<RunStatus> {
+                update_status(
+                    tx.conn(),
+                    &run_id,
+                    RunStatus::Failed,
+                    now,
+                    &format!("{CLEAR_LEASE}, finished_at = ?2, error = ?4"),
+                    &[&error],
+                )?;
+                tx.event(
+                    &run_id,
+                    "failed",
+                    RunStatus::Failed,
+                    &actor,
+                    json!({ "attempt": attempt, "error": error }),
+                    now,
+                )?;
+                Ok(RunStatus::Failed)
+            };
             let updated = match outcome {
                 Outcome::Done { result } => {
                     let result = result.to_string();
@@ -534,32 +560,10 @@ impl Store {
                             now,
                         )?;
                         RunStatus::Queued
+                    } else if retryable {
+                        fail(tx, exhausted(&error))?
                     } else {
-                        let error = if retryable {
-                            format!(
-                                "attempts exhausted ({} of {}): {error}",
-                                run.attempts, run.max_attempts
-                            )
-                        } else {
-                            error
-                        };
-                        update_status(
-                            tx.conn(),
-                            &run_id,
-                            RunStatus::Failed,
-                            now,
-                            &format!("{CLEAR_LEASE}, finished_at = ?2, error = ?4"),
-                            &[&error],
-                        )?;
-                        tx.event(
-                            &run_id,
-                            "failed",
-                            RunStatus::Failed,
-                            &actor,
-                            json!({ "attempt": attempt, "error": error }),
-                            now,
-                        )?;
-                        RunStatus::Failed
+                        fail(tx, error)?
                     }
                 }
                 // The provider may come back, but not at once: the run waits in the queue
@@ -591,29 +595,7 @@ impl Store {
                     )?;
                     RunStatus::Queued
                 }
-                Outcome::RetryLater { error, .. } => {
-                    let error = format!(
-                        "attempts exhausted ({} of {}): {error}",
-                        run.attempts, run.max_attempts
-                    );
-                    update_status(
-                        tx.conn(),
-                        &run_id,
-                        RunStatus::Failed,
-                        now,
-                        &format!("{CLEAR_LEASE}, finished_at = ?2, error = ?4"),
-                        &[&error],
-                    )?;
-                    tx.event(
-                        &run_id,
-                        "failed",
-                        RunStatus::Failed,
-                        &actor,
-                        json!({ "attempt": attempt, "error": error }),
-                        now,
-                    )?;
-                    RunStatus::Failed
-                }
+                Outcome::RetryLater { error, .. } => fail(tx, exhausted(&error))?,
                 Outcome::NeedsAck { details } => {
                     let d = details.to_string();
                     update_status(
