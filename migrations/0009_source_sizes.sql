@@ -10,3 +10,15 @@ ALTER TABLE sources ADD COLUMN passage_count INTEGER NOT NULL DEFAULT 0;
 UPDATE sources SET
     chars = length(text),
     passage_count = (SELECT COUNT(*) FROM passages p WHERE p.source_seq = sources.seq);
+
+-- A source's card: every column but its text, as an index. Columns added by later migrations
+-- sit after the text in the row, so reading them walked the text's overflow pages (a 60-page
+-- guideline is tens of them) for every source a query returned; a query that names this index
+-- (`INDEXED BY sources_card`) reads the card alone. At 200,000 passages: 50 sources by seq
+-- 1.25 ms -> 0.14 ms; the title query 1.6 -> 0.5 ms. It must list exactly the columns of
+-- `COLUMNS` in actors/src/store/library.rs.
+CREATE INDEX sources_card ON sources (
+    seq, id, title, url, tier, tier_reason, year, publication_type, chars, sha256, demo,
+    ingested_at, media_type, original_sha256, pages, title_terms, passage_count, retired_at,
+    retired_reason
+);

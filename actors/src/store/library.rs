@@ -6,6 +6,7 @@ use crate::error::{Error, Result};
 use crate::model::{now_ms, time};
 use rusqlite::{params, OptionalExtension, Row};
 use serde::Serialize;
+use std::collections::HashMap;
 
 /// A source to add.
 #[derive(Debug, Clone, PartialEq)]
@@ -163,7 +164,10 @@ pub struct SourcePage {
     pub next_cursor: Option<String>,
 }
 
-const COLUMNS: &str = "s.seq, s.id, s.title, s.url, s.tier, s.tier_reason, s.year, \
+/// A source's columns but its text. `sources_card` (migration 0009) is an index of exactly
+/// these, so a query that names it reads them without walking the text's overflow pages (a
+/// source's later columns sit after its text in the row).
+pub(super) const COLUMNS: &str = "s.seq, s.id, s.title, s.url, s.tier, s.tier_reason, s.year, \
      s.publication_type, s.chars, s.sha256, s.demo, s.ingested_at, s.media_type, \
      s.original_sha256, s.pages, s.title_terms, s.passage_count, s.retired_at, s.retired_reason";
 /// The column after [`COLUMNS`].
@@ -428,27 +432,43 @@ impl Store {
     /// built by the caller from terms it quoted), best first by BM25, at most `limit`.
     pub async fn search_passages(&self, fts: String, limit: usize) -> Result<Vec<PassageHit>> {
         self.read(move |conn| {
-            let hits = conn
-                // The index picks the best `limit` rows by its configured rank (BM25, heading
-                // ×2) before anything is joined: the join reads `limit` rows, not every match.
+            // The index picks the best `limit` rows by its configured rank (BM25, heading ×2)
+            // before anything is joined: the join reads `limit` passages, not every match.
+            let top: Vec<(i64, f64, StoredPassage)> = conn
                 .prepare_cached(&format!(
                     "WITH top AS (SELECT rowid AS seq, rank FROM passages_fts \
                      WHERE passages_fts MATCH ?1 ORDER BY rank LIMIT ?2) \
-                     SELECT {COLUMNS}, top.rank, {PASSAGE_COLUMNS} \
-                     FROM top JOIN passages p ON p.seq = top.seq \
-                     JOIN sources s ON s.seq = p.source_seq \
-                     WHERE s.retired_at IS NULL ORDER BY top.rank"
+                     SELECT p.source_seq, top.rank, {PASSAGE_COLUMNS} \
+                     FROM top JOIN passages p ON p.seq = top.seq ORDER BY top.rank"
                 ))?
                 .query_map(params![fts, limit as i64], |r| {
-                    let source = source_from_row(r)?;
-                    let passage = passage_from_row(r, AFTER_COLUMNS + 1, &source.id)?;
-                    Ok(PassageHit {
-                        source,
-                        passage,
-                        rank: r.get(AFTER_COLUMNS)?,
-                    })
+                    Ok((r.get(0)?, r.get(1)?, passage_from_row(r, 2, "")?))
                 })?
                 .collect::<rusqlite::Result<_>>()?;
+            // Each source once (a few dozen, not one per passage), from its card.
+            let mut sources: HashMap<i64, Option<Source>> = HashMap::new();
+            let mut card = conn.prepare_cached(&format!(
+                "SELECT {COLUMNS} FROM sources s INDEXED BY sources_card WHERE s.seq = ?1"
+            ))?;
+            let mut hits = Vec::with_capacity(top.len());
+            for (seq, rank, mut passage) in top {
+                let source = match sources.entry(seq) {
+                    std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+                    std::collections::hash_map::Entry::Vacant(e) => {
+                        let found = card.query_row([seq], source_from_row).optional()?;
+                        e.insert(found.filter(|s| s.retired_at.is_none()))
+                    }
+                };
+                let Some(source) = source else {
+                    continue;
+                };
+                passage.id = format!("{}#{}", source.id, passage.ord);
+                hits.push(PassageHit {
+                    source: source.clone(),
+                    passage,
+                    rank,
+                });
+            }
             Ok(hits)
         })
         .await
@@ -461,8 +481,8 @@ impl Store {
                 .prepare_cached(&format!(
                     "WITH top AS (SELECT rowid AS seq, rank FROM titles_fts \
                      WHERE titles_fts MATCH ?1 ORDER BY rank LIMIT ?2) \
-                     SELECT {COLUMNS} FROM top JOIN sources s ON s.seq = top.seq \
-                     WHERE s.retired_at IS NULL ORDER BY top.rank"
+                     SELECT {COLUMNS} FROM top JOIN sources s INDEXED BY sources_card \
+                     ON s.seq = top.seq WHERE s.retired_at IS NULL ORDER BY top.rank"
                 ))?
                 .query_map(params![fts, limit as i64], source_from_row)?
                 .collect::<rusqlite::Result<_>>()?)

@@ -30,6 +30,31 @@ fn open() -> (tempfile::TempDir, Store) {
 }
 
 #[test]
+fn the_source_card_covers_every_column_a_query_reads() {
+    // Queries that name `sources_card` must read the card alone, never the row with its text:
+    // a migration that adds a source column must add it to the index too.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t.db");
+    drop(Store::open(&path, Synchronous::Normal).unwrap());
+    let conn = Connection::open(&path).unwrap();
+    let plan: Vec<String> = conn
+        .prepare(&format!(
+            "EXPLAIN QUERY PLAN SELECT {} FROM sources s INDEXED BY sources_card WHERE s.seq = 1",
+            library::COLUMNS
+        ))
+        .unwrap()
+        .query_map([], |r| r.get::<_, String>(3))
+        .unwrap()
+        .collect::<rusqlite::Result<_>>()
+        .unwrap();
+    assert!(
+        plan.iter()
+            .any(|p| p.contains("USING COVERING INDEX sources_card")),
+        "{plan:?}"
+    );
+}
+
+#[test]
 fn claims_follow_priority_then_fifo() {
     let (_d, store) = open();
     block_on(async {
