@@ -133,6 +133,9 @@ pub struct Hit {
 /// The parsed, validated lexicon.
 #[derive(Debug, Clone)]
 pub struct Lexicon {
+    /// Unique to each parsed lexicon (a clone shares it): what is compiled from a lexicon can
+    /// be kept until it is replaced.
+    id: u64,
     /// Canonical group names, indexed by `Pattern::group`.
     groups: Vec<(Category, String)>,
     /// Patterns by their first word (exact first words) for a quick lookup.
@@ -198,12 +201,19 @@ impl Lexicon {
     /// The lexicon embedded in the binary (`etc/lexicon.toml`). It is validated by a test, so
     /// this cannot fail in a released build; if it ever did, an empty lexicon is returned and
     /// the verifier still blocks on everything that does not need it.
+    /// This lexicon's identity (see the field).
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
     pub fn embedded() -> Lexicon {
         Lexicon::parse(EMBEDDED).unwrap_or_else(|_| Lexicon::empty())
     }
 
     fn empty() -> Lexicon {
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
         Lexicon {
+            id: NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
             groups: Vec::new(),
             exact: HashMap::new(),
             prefixes: HashMap::new(),
@@ -631,15 +641,20 @@ impl Lexicon {
     }
 }
 
+/// How many of `words` from `i` the pattern `p` matches. A symbol of the pattern ("a-gas")
+/// may be missing from the words: a title or a text split into words without symbols ("a gas")
+/// matches it too.
 fn match_at(p: &Pattern, words: &[&str], i: usize) -> Option<usize> {
     let n = p.words.len();
-    if i + n > words.len() {
-        return None;
-    }
+    let mut j = i;
     for (k, pw) in p.words.iter().enumerate() {
-        let w = words[i + k];
-        let last = k + 1 == n;
-        let ok = if last && p.prefix {
+        let symbol = !pw.chars().any(char::is_alphanumeric);
+        let w = words.get(j).copied();
+        if symbol && w != Some(pw.as_str()) {
+            continue;
+        }
+        let w = w?;
+        let ok = if k + 1 == n && p.prefix {
             w.starts_with(pw.as_str())
         } else {
             w == pw
@@ -647,13 +662,33 @@ fn match_at(p: &Pattern, words: &[&str], i: usize) -> Option<usize> {
         if !ok {
             return None;
         }
+        j += 1;
     }
-    Some(n)
+    (j > i).then_some(j - i)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_hyphenated_term_matches_words_split_without_the_hyphen() {
+        let lex = Lexicon::parse(EMBEDDED).expect("embedded lexicon");
+        for words in [&["a", "gas", "tages"][..], &["a", "-", "gas", "tages"][..]] {
+            let hits = lex.scan(words);
+            assert!(
+                hits.iter().any(|h| h.group == "arteriepunktur"
+                    && h.start == 0
+                    && h.len == words.len() - 1),
+                "{words:?}: {hits:?}"
+            );
+        }
+        // The symbol alone does not stand for the term.
+        assert!(!lex
+            .scan(&["a", "tages"])
+            .iter()
+            .any(|h| h.group == "arteriepunktur"));
+    }
 
     #[test]
     fn the_embedded_lexicon_parses() {
