@@ -198,14 +198,14 @@ pub fn install(lexicon: Lexicon) {
 }
 
 impl Lexicon {
-    /// The lexicon embedded in the binary (`etc/lexicon.toml`). It is validated by a test, so
-    /// this cannot fail in a released build; if it ever did, an empty lexicon is returned and
-    /// the verifier still blocks on everything that does not need it.
     /// This lexicon's identity (see the field).
     pub fn id(&self) -> u64 {
         self.id
     }
 
+    /// The lexicon embedded in the binary (`etc/lexicon.toml`). It is validated by a test, so
+    /// this cannot fail in a released build; if it ever did, an empty lexicon is returned and
+    /// the verifier still blocks on everything that does not need it.
     pub fn embedded() -> Lexicon {
         Lexicon::parse(EMBEDDED).unwrap_or_else(|_| Lexicon::empty())
     }
