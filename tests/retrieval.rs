@@ -227,6 +227,76 @@ fn a_department_lexicon_is_validated_at_start_and_reread_on_sighup() {
     );
 }
 
+/// The passages' populations are stored with them; a department that adds a population word
+/// and reloads gets retrieval by the new word for the passages already in the library.
+#[test]
+fn new_population_words_apply_to_stored_passages_after_a_reload() {
+    let s = Scratch::new();
+    let lexicon = s.data_dir().with_file_name("lexicon.toml");
+    std::fs::create_dir_all(lexicon.parent().unwrap()).unwrap();
+    let shipped =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../etc/lexicon.toml"))
+            .unwrap();
+    assert!(!shipped.contains("\"seniorer\""));
+    std::fs::write(&lexicon, &shipped).unwrap();
+    let path = lexicon.to_str().unwrap().to_string();
+    let d = s.start(&[PIPELINE, NO_DEMO, ("PROCEDUREWRITER_LEXICON_FILE", &path)]);
+    let h = d.http();
+    let child = add(
+        &h,
+        "Anafylaksi hos børn: instruks",
+        "https://www.regionh.dk/b",
+        CHILD,
+    );
+    // No population in its title; its passages speak of "seniorer", which the shipped
+    // lexicon does not know.
+    let seniors = add(
+        &h,
+        "Anafylaksi: akut behandling",
+        "https://www.regionh.dk/s",
+        "# Anafylaksi\n\n## Behandling\n\nSeniorer med anafylaksi får adrenalin 0,5 mg intramuskulært i låret.\n\n## Observation\n\nSeniorer observeres i mindst 6 timer efter anafylaksi.",
+    );
+    let id = write(&h, "Anafylaksi hos børn");
+    let r = retrieved(&h, &id);
+    let got = ids(&r["sources"]);
+    assert!(got.contains(&child) && got.contains(&seniors), "{r}");
+
+    // "seniorer" becomes an adults' word: the same library, reloaded, leaves the seniors'
+    // guideline out of a children's procedure, and says why.
+    let extended = shipped.replacen(
+        "voksne = [\"voksen\", ",
+        "voksne = [\"seniorer\", \"voksen\", ",
+        1,
+    );
+    assert_ne!(extended, shipped);
+    std::fs::write(&lexicon, extended).unwrap();
+    d.signal(libc::SIGHUP);
+    let reload = wait_for("the reload to be recorded", T, || {
+        let r = h.get("/api/reloads");
+        r.body["reloads"].as_array().and_then(|a| {
+            a.iter()
+                .find(|x| x["applied"].get("lexicon").is_some())
+                .cloned()
+        })
+    });
+    assert!(reload["error"].is_null(), "{reload}");
+    assert!(
+        reload["applied"].get("passage_features").is_some(),
+        "the stored features are recomputed: {reload}"
+    );
+    let id = write(&h, "Anafylaksi hos børn");
+    let r = retrieved(&h, &id);
+    assert_eq!(ids(&r["sources"]), std::slice::from_ref(&child), "{r}");
+    let why = r["dropped"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["id"] == seniors.as_str())
+        .unwrap_or_else(|| panic!("the seniors' guideline is explained: {r}"))
+        .clone();
+    assert!(why["reason"].as_str().unwrap().contains("voksne"), "{why}");
+}
+
 #[test]
 fn a_procedure_the_lexicon_does_not_name_finds_its_evidence_in_the_other_language() {
     let s = Scratch::new();

@@ -134,6 +134,7 @@ fn main() {
         let store = Store::open(&dir.path().join("bench.db"), Synchronous::Normal).unwrap();
         let rules = Arc::new(TierRules::embedded());
         load_demo_library(&store, &rules).await.unwrap();
+        procedurewriter::library::refeature(&store).await.unwrap();
 
         // 1. The loop against no loop.
         println!("| mode | calls/procedure | tokens in | tokens out | cost USD/procedure | score | wall ms p50 |");

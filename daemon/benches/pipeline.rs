@@ -50,12 +50,13 @@ fn measure(n: usize) -> (f64, f64, f64, f64) {
     let rules = Arc::new(TierRules::embedded());
     block_on(async {
         library::load_demo_library(&store, &rules).await.unwrap();
+        library::refeature(&store).await.unwrap();
         let mut seed = 42u64;
         let mut pending = Vec::new();
         for i in 0..n {
             let body = text(&mut seed, 150);
             let title = format!("Generated source {i}");
-            let terms = procedurewriter_pipeline::ports::IndexTerms::of("", &body);
+            let terms = procedurewriter_pipeline::features::index_terms("", &body);
             let new = NewSource {
                 title_terms: procedurewriter_pipeline::analyze::analyzer().index_text(&title),
                 title,
@@ -71,6 +72,7 @@ fn measure(n: usize) -> (f64, f64, f64, f64) {
                 passages: vec![NewPassage {
                     heading_terms: terms.heading,
                     text_terms: terms.text,
+                    features: Some(terms.features),
                     ord: 0,
                     heading: String::new(),
                     page_start: None,

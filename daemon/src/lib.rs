@@ -216,6 +216,24 @@ impl Daemon {
                 )))
             }
         }
+        // Passage features computed by another lexicon or analysis (or none: a library from
+        // before they existed) are computed now; retrieval would otherwise analyse every
+        // passage it reads itself.
+        let t = std::time::Instant::now();
+        match block_on(library::refeature(&store)) {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(
+                passages = n,
+                elapsed_ms = t.elapsed().as_millis() as u64,
+                "computed the library's passage features"
+            ),
+            Err(library::StoreIngestError::Store(e)) => return Err(e.into()),
+            Err(e) => {
+                return Err(DaemonError::Refused(format!(
+                    "cannot compute the library's passage features: {e}"
+                )))
+            }
+        }
         let loop_settings = Arc::new(std::sync::RwLock::new(settings.loop_settings()));
         let llm_slots = model_client::slots(&settings);
         let metrics = Arc::new(Metrics::new(store.metrics()).with_llm_slots(llm_slots.clone()));

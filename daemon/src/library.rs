@@ -8,8 +8,8 @@ use procedurewriter_actors::Store;
 use procedurewriter_pipeline::document::Passage;
 use procedurewriter_pipeline::library::{self, IngestError, IngestRequest};
 use procedurewriter_pipeline::ports::{
-    IndexTerms, Library, LibraryDocument, LibraryHit, LibraryPassage, LibraryQuery, Match,
-    NewDocument, PortResult, Term,
+    IndexTerms, Library, LibraryDocument, LibraryMatches, LibraryOutlines, LibraryPassage, Match,
+    MatchQuery, MatchedPassage, NewDocument, PassageOutline, PortResult, Term,
 };
 use procedurewriter_pipeline::tiers::TierRules;
 
@@ -61,6 +61,7 @@ fn to_new_passage(p: Passage, terms: IndexTerms) -> NewPassage {
     NewPassage {
         heading_terms: terms.heading,
         text_terms: terms.text,
+        features: Some(terms.features),
         ord: p.ord,
         heading: p.heading,
         page_start: p.page_start,
@@ -148,7 +149,8 @@ pub async fn backfill_passages(store: &Store) -> Result<usize, StoreIngestError>
                     .passages
                     .into_iter()
                     .map(|p| {
-                        let terms = IndexTerms::of(&p.heading, &p.text);
+                        let terms =
+                            procedurewriter_pipeline::features::index_terms(&p.heading, &p.text);
                         to_new_passage(p, terms)
                     })
                     .collect::<Vec<_>>()
@@ -212,8 +214,8 @@ pub async fn reindex(store: &Store) -> Result<usize, StoreIngestError> {
             batch
                 .into_iter()
                 .map(|(seq, h, t)| {
-                    let terms = IndexTerms::of(&h, &t);
-                    (seq, terms.heading, terms.text)
+                    let terms = procedurewriter_pipeline::features::index_terms(&h, &t);
+                    (seq, terms.heading, terms.text, Some(terms.features))
                 })
                 .collect::<Vec<_>>()
         })
@@ -223,6 +225,54 @@ pub async fn reindex(store: &Store) -> Result<usize, StoreIngestError> {
     store
         .set_index_terms(Vec::new(), Vec::new(), Some(fingerprint))
         .await?;
+    // A re-index computed every passage's features too.
+    store
+        .set_features(
+            Vec::new(),
+            Some(procedurewriter_pipeline::features::current_fingerprint()),
+        )
+        .await?;
+    Ok(done)
+}
+
+/// Computes the stored passages' features again when they were computed by another analysis
+/// or other population words than those in force (or not at all: a library from before
+/// features existed), a batch at a time on the blocking pool. Until it is done, retrieval
+/// analyses the passages it reads itself (see [`procedurewriter_pipeline::features`]).
+/// Returns how many passages it computed.
+pub async fn refeature(store: &Store) -> Result<usize, StoreIngestError> {
+    let fingerprint = procedurewriter_pipeline::features::current_fingerprint();
+    if store.features_fingerprint().await? == fingerprint {
+        return Ok(0);
+    }
+    let mut after = 0;
+    let mut done = 0;
+    loop {
+        let batch = store.passages_to_feature(after, 512).await?;
+        let Some(last) = batch.last().map(|b| b.0) else {
+            break;
+        };
+        after = last;
+        done += batch.len();
+        let features = procedurewriter_pipeline::blocking::run(move || {
+            batch
+                .into_iter()
+                .map(|(seq, h, t)| {
+                    (
+                        seq,
+                        procedurewriter_pipeline::features::Features::of(&h, &t).0,
+                    )
+                })
+                .collect::<Vec<_>>()
+        })
+        .await;
+        store.set_features(features, None).await?;
+    }
+    // The lexicon may have changed again meanwhile: record only the fingerprint the features
+    // were computed by, so the next check recomputes.
+    if procedurewriter_pipeline::features::current_fingerprint() == fingerprint {
+        store.set_features(Vec::new(), Some(fingerprint)).await?;
+    }
     Ok(done)
 }
 
@@ -297,56 +347,89 @@ fn passage(p: procedurewriter_actors::store::StoredPassage) -> LibraryPassage {
     }
 }
 
+fn outline(p: procedurewriter_actors::store::PassageLight) -> PassageOutline {
+    PassageOutline {
+        ord: p.ord,
+        page_start: p.page_start,
+        page_end: p.page_end,
+        features: p.features,
+    }
+}
+
 /// The pipeline's view of the library: the store's FTS5 indexes over analysed terms.
 #[derive(Clone)]
 pub struct StoreLibrary(pub Store);
 
 impl Library for StoreLibrary {
-    fn search(&self, q: LibraryQuery) -> BoxFuture<'_, PortResult<Vec<LibraryHit>>> {
+    fn matches(&self, q: MatchQuery) -> BoxFuture<'_, PortResult<LibraryMatches>> {
         Box::pin(async move {
-            let Some(query) = fts(&q.matching) else {
-                return Ok(Vec::new());
-            };
-            let hits = self
-                .0
-                .search_passages(query, q.limit)
-                .await
-                .map_err(crate::job::port_error)?;
-            Ok(hits
-                .into_iter()
-                .map(|h| LibraryHit {
-                    // SQLite's bm25() is negative, more negative better; the port's score is
-                    // higher-better.
-                    score: -h.rank,
-                    document: document(h.source),
-                    passage: passage(h.passage),
-                })
-                .collect())
-        })
-    }
-
-    fn titles(&self, q: LibraryQuery) -> BoxFuture<'_, PortResult<Vec<LibraryDocument>>> {
-        Box::pin(async move {
-            let Some(query) = fts(&q.matching) else {
-                return Ok(Vec::new());
-            };
+            // Each group in the text (bit i) and in the heading (bit 16 + i); a group with no
+            // searchable term matches nothing but keeps its bits.
+            let groups = &q.groups[..q.groups.len().min(16)];
+            let mut queries: Vec<Option<String>> = vec![None; 16 + groups.len()];
+            for (i, g) in groups.iter().enumerate() {
+                if let Some(f) = fts(g) {
+                    queries[i] = Some(format!("text_terms : ({f})"));
+                    queries[16 + i] = Some(format!("heading_terms : ({f})"));
+                }
+            }
+            let rank = q.rank.as_ref().and_then(fts);
+            let titles = q
+                .titles
+                .as_ref()
+                .and_then(|(m, limit)| fts(m).map(|f| (f, *limit)));
             let found = self
                 .0
-                .search_titles(query, q.limit)
+                .match_passages(queries, rank, titles, q.limit)
                 .await
                 .map_err(crate::job::port_error)?;
-            Ok(found.into_iter().map(document).collect())
+            Ok(LibraryMatches {
+                documents: found.sources.into_iter().map(document).collect(),
+                titled: found.titled.into_iter().map(document).collect(),
+                passages: found
+                    .passages
+                    .into_iter()
+                    .map(|m| MatchedPassage {
+                        document: m.source,
+                        ord: m.ord,
+                        features: m.features,
+                        in_text: m.groups & 0xffff,
+                        in_heading: m.groups >> 16,
+                        ranked: m.ranked,
+                    })
+                    .collect(),
+                truncated: found.truncated,
+                features: found.features,
+            })
         })
     }
 
-    fn passages(
+    fn outlines(&self, documents: Vec<String>) -> BoxFuture<'_, PortResult<LibraryOutlines>> {
+        Box::pin(async move {
+            let (found, features) = self
+                .0
+                .passage_outlines(documents)
+                .await
+                .map_err(crate::job::port_error)?;
+            Ok(LibraryOutlines {
+                documents: found
+                    .into_iter()
+                    .map(|(id, ps)| (id, ps.into_iter().map(outline).collect()))
+                    .collect(),
+                features,
+            })
+        })
+    }
+
+    fn passages_at(
         &self,
-        documents: Vec<String>,
+        wanted: Vec<(String, Vec<u32>)>,
+        terms: bool,
     ) -> BoxFuture<'_, PortResult<Vec<(String, LibraryPassage)>>> {
         Box::pin(async move {
             let found = self
                 .0
-                .passages_of(documents)
+                .passages_at(wanted, terms)
                 .await
                 .map_err(crate::job::port_error)?;
             Ok(found.into_iter().map(|(d, p)| (d, passage(p))).collect())
@@ -460,6 +543,83 @@ mod tests {
                 ));
             }
             assert_eq!(store.source_count().await.unwrap(), 1);
+        });
+    }
+
+    /// Stored passage features are an optimisation, never a source of truth: with features
+    /// computed by another lexicon (or none), retrieval analyses what it reads itself and
+    /// chooses the same sources and passages; `refeature` then recomputes every passage's.
+    #[test]
+    fn retrieval_does_not_depend_on_stored_features_being_current() {
+        use procedurewriter_pipeline::retrieve::{retrieve, RetrievalConfig};
+        let (_dir, store, rules) = fresh();
+        block_on(async {
+            load_demo_library(&store, &rules).await.unwrap();
+            let passages = store.passages_to_feature(0, 100_000).await.unwrap().len();
+            assert!(passages > 0);
+            // A new library: features were computed at insert; only the fingerprint is new.
+            assert_eq!(refeature(&store).await.unwrap(), passages);
+            assert_eq!(refeature(&store).await.unwrap(), 0, "current now");
+            let library = StoreLibrary(store.clone());
+            let config = RetrievalConfig {
+                synonyms: Default::default(),
+                limit: 12,
+                min_relative_score: 0.1,
+                generic_words: vec!["behandling".into()],
+            };
+            let chosen = |r: &procedurewriter_pipeline::retrieve::Retrieved| {
+                r.sources
+                    .iter()
+                    .map(|s| {
+                        let ps: Vec<String> = s.passages.iter().map(|p| p.id.clone()).collect();
+                        (s.id.clone(), ps)
+                    })
+                    .collect::<Vec<_>>()
+            };
+            for (title, context) in [
+                ("Anafylaksi hos voksne", "akutmodtagelse"),
+                ("Anafylaksi hos børn", ""),
+                ("Pleuradræn anlæggelse", "ultralyd"),
+            ] {
+                let fresh = retrieve(&library, &rules, &config, title, context)
+                    .await
+                    .unwrap();
+                assert!(!fresh.sources.is_empty(), "{title}");
+                // Features computed by another lexicon, and one passage never computed.
+                store
+                    .set_features(vec![(1, u32::MAX)], Some("another lexicon".into()))
+                    .await
+                    .unwrap();
+                let stale = retrieve(&library, &rules, &config, title, context)
+                    .await
+                    .unwrap();
+                assert_eq!(chosen(&stale), chosen(&fresh), "{title}");
+                assert_eq!(refeature(&store).await.unwrap(), passages);
+            }
+            // Current features are used as stored (so the check above could fail): every
+            // passage marked as about children leaves an adult request with none of them.
+            let all: Vec<(i64, u32)> = store
+                .passages_to_feature(0, 100_000)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|(seq, _, _)| (seq, 1 << 17))
+                .collect();
+            store
+                .set_features(
+                    all,
+                    Some(procedurewriter_pipeline::features::current_fingerprint()),
+                )
+                .await
+                .unwrap();
+            let marked = retrieve(&library, &rules, &config, "Anafylaksi hos voksne", "")
+                .await
+                .unwrap();
+            assert!(
+                marked.sources.iter().all(|s| s.passages.is_empty()),
+                "{:?}",
+                chosen(&marked)
+            );
         });
     }
 }

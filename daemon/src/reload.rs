@@ -128,7 +128,32 @@ pub async fn reload(state: &AppState, config_path: Option<&std::path::Path>) -> 
                         json!([analyzer().fingerprint(), index]),
                     );
                 }
+                let features_before = procedurewriter_pipeline::features::current_fingerprint();
                 procedurewriter_pipeline::verify::lexicon::install(lexicon);
+                let features = procedurewriter_pipeline::features::current_fingerprint();
+                if features != features_before {
+                    // Other population words: the passages' stored features are recomputed
+                    // in the background; until then retrieval analyses what it reads itself.
+                    applied.insert(
+                        "passage_features".into(),
+                        json!([features_before, features]),
+                    );
+                    let store = state.store.clone();
+                    tokio::spawn(async move {
+                        let t = std::time::Instant::now();
+                        match crate::library::refeature(&store).await {
+                            Ok(n) => tracing::info!(
+                                passages = n,
+                                elapsed_ms = t.elapsed().as_millis() as u64,
+                                "recomputed the library's passage features for the new lexicon"
+                            ),
+                            Err(e) => tracing::error!(
+                                cause = %e,
+                                "cannot recompute the passage features; retrieval analyses passages itself until a restart"
+                            ),
+                        }
+                    });
+                }
             }
         }
         Err(e) => {

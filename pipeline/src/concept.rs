@@ -87,10 +87,35 @@ pub struct Concept {
 
 /// A lexicon's procedure, population and action groups compiled for matching.
 #[derive(Debug)]
-struct LexiconGroups {
+pub(crate) struct LexiconGroups {
     procedures: Vec<Group>,
     populations: Vec<(Family, Group)>,
     actions: Vec<Group>,
+}
+
+impl LexiconGroups {
+    /// The population families `tokens` name: (adults, children).
+    pub(crate) fn families(&self, tokens: &Tokens<'_>) -> (bool, bool) {
+        let mut adults = false;
+        let mut children = false;
+        for (f, g) in &self.populations {
+            if (*f == Family::Adults && adults) || (*f == Family::Children && children) {
+                continue;
+            }
+            if g.matcher.matches(tokens) {
+                match f {
+                    Family::Adults => adults = true,
+                    Family::Children => children = true,
+                }
+            }
+        }
+        (adults, children)
+    }
+}
+
+/// The lexicon's population groups (with its other groups), compiled once per lexicon.
+pub(crate) fn population_groups(lexicon: &Lexicon, analyzer: &Analyzer) -> Arc<LexiconGroups> {
+    lexicon_groups(lexicon, analyzer)
 }
 
 /// The groups of `lexicon` compiled with `analyzer`. They are the same for every request until
@@ -480,20 +505,7 @@ impl Concept {
 
     /// The population families `tokens` name.
     pub fn families(&self, tokens: &Tokens<'_>) -> (bool, bool) {
-        let mut adults = false;
-        let mut children = false;
-        for (f, g) in &self.lexicon_groups.populations {
-            if (*f == Family::Adults && adults) || (*f == Family::Children && children) {
-                continue;
-            }
-            if g.matcher.matches(tokens) {
-                match f {
-                    Family::Adults => adults = true,
-                    Family::Children => children = true,
-                }
-            }
-        }
-        (adults, children)
+        self.lexicon_groups.families(tokens)
     }
 
     /// The actions `tokens` name.

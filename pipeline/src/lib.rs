@@ -16,6 +16,7 @@ pub mod docx_read;
 pub mod error;
 pub mod evaluate;
 pub mod evidence;
+pub mod features;
 pub mod gate;
 pub mod library;
 pub mod llm;

@@ -260,7 +260,7 @@ pub fn prepare_document(
         passage_terms: split
             .passages
             .iter()
-            .map(|p| crate::ports::IndexTerms::of(&p.heading, &p.text))
+            .map(|p| crate::features::index_terms(&p.heading, &p.text))
             .collect(),
         passages: split.passages,
     })

@@ -63,22 +63,14 @@ pub struct NewDocument {
     pub passage_terms: Vec<IndexTerms>,
 }
 
-/// A passage's analysed heading and text, as the library indexes them.
+/// A passage's analysed heading and text, as the library indexes them, and its features
+/// (made by `features::index_terms`).
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct IndexTerms {
     pub heading: String,
     pub text: String,
-}
-
-impl IndexTerms {
-    /// The terms of a passage, analysed with the library's analyser.
-    pub fn of(heading: &str, text: &str) -> IndexTerms {
-        let a = crate::analyze::analyzer();
-        IndexTerms {
-            heading: a.index_text(heading),
-            text: a.index_text(text),
-        }
-    }
+    /// The passage's features (see the `features` module) by the lexicon in force.
+    pub features: u32,
 }
 
 /// One term of the library's index as retrieval asks for it: an analysed word (see
@@ -98,13 +90,6 @@ pub enum Match {
     Near(Vec<Term>),
     Any(Vec<Match>),
     All(Vec<Match>),
-}
-
-/// What retrieval asks the library for.
-#[derive(Debug, Clone, PartialEq)]
-pub struct LibraryQuery {
-    pub matching: Match,
-    pub limit: usize,
 }
 
 /// A document as a search returns it (without its text).
@@ -142,25 +127,85 @@ pub struct LibraryPassage {
     pub text_terms: String,
 }
 
-/// A retrieval hit: a passage, its document and how well the passage matched (higher is
-/// better).
+/// A passage's place and stored features, without its text.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PassageOutline {
+    pub ord: u32,
+    pub page_start: Option<u32>,
+    pub page_end: Option<u32>,
+    /// Its features (see the `features` module), if computed; valid when the fingerprint they
+    /// come with is the one in force.
+    pub features: Option<u32>,
+}
+
+/// A passage the library's index matched.
 #[derive(Debug, Clone, PartialEq)]
-pub struct LibraryHit {
-    pub document: LibraryDocument,
-    pub passage: LibraryPassage,
-    pub score: f64,
+pub struct MatchedPassage {
+    /// Its document: an index into [`LibraryMatches::documents`].
+    pub document: usize,
+    pub ord: u32,
+    /// Its features (see the `features` module), if computed; valid when
+    /// [`LibraryMatches::features`] is the fingerprint in force.
+    pub features: Option<u32>,
+    /// Bit `i`: its text matched the `i`-th of [`MatchQuery::groups`].
+    pub in_text: u32,
+    /// Bit `i`: its heading matched the `i`-th group.
+    pub in_heading: u32,
+    /// It also matched [`MatchQuery::rank`].
+    pub ranked: bool,
+}
+
+/// What retrieval asks the library's index for: every passage whose heading or text matches
+/// one of the groups (unranked: retrieval judges them), which groups in which field, and which
+/// of them also carry a rank term.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MatchQuery {
+    /// At most 16.
+    pub groups: Vec<Match>,
+    pub rank: Option<Match>,
+    /// Documents whose title matches, best first, at most this many (in
+    /// [`LibraryMatches::titled`]).
+    pub titles: Option<(Match, usize)>,
+    /// Most passages read per group and field.
+    pub limit: usize,
+}
+
+/// The passages a [`MatchQuery`] matched, each document once.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct LibraryMatches {
+    pub documents: Vec<LibraryDocument>,
+    /// Documents whose title matched [`MatchQuery::titles`], best first.
+    pub titled: Vec<LibraryDocument>,
+    /// In document then passage order.
+    pub passages: Vec<MatchedPassage>,
+    /// More passages matched than the limit; the most recently stored were not read.
+    pub truncated: bool,
+    /// The fingerprint of what computed the stored features (`features::fingerprint`).
+    pub features: String,
+}
+
+/// The outline of some documents: every passage's place and features.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct LibraryOutlines {
+    /// Per document asked for, in that order: its passages in order.
+    pub documents: Vec<(String, Vec<PassageOutline>)>,
+    /// The fingerprint of what computed the stored features.
+    pub features: String,
 }
 
 /// The evidence library.
 pub trait Library: Send + Sync {
-    /// Passages whose heading or text matches, best first (BM25).
-    fn search(&self, query: LibraryQuery) -> BoxFuture<'_, PortResult<Vec<LibraryHit>>>;
-    /// Documents whose title matches, best first.
-    fn titles(&self, query: LibraryQuery) -> BoxFuture<'_, PortResult<Vec<LibraryDocument>>>;
-    /// Every passage of these documents, in document order, with its document's id.
-    fn passages(
+    /// Every passage whose heading or text matches (unranked), with its document, and the
+    /// documents whose title matches.
+    fn matches(&self, query: MatchQuery) -> BoxFuture<'_, PortResult<LibraryMatches>>;
+    /// Every passage's place and features of these documents, without their text.
+    fn outlines(&self, documents: Vec<String>) -> BoxFuture<'_, PortResult<LibraryOutlines>>;
+    /// These passages (document id, passage orders) with their text, in the order asked; with
+    /// their analysed terms when `terms` (else those are empty).
+    fn passages_at(
         &self,
-        documents: Vec<String>,
+        wanted: Vec<(String, Vec<u32>)>,
+        terms: bool,
     ) -> BoxFuture<'_, PortResult<Vec<(String, LibraryPassage)>>>;
 }
 

@@ -2,19 +2,23 @@
 //!
 //! 1. The request becomes a [`Concept`]: the procedure's synonym group anchors; population,
 //!    action, setting and context only rank and filter.
-//! 2. Candidates: passages whose heading or text carries an anchor term, and documents whose
-//!    title does (the library's full-text index over analysed terms).
+//! 2. Candidates: every passage whose heading or text carries the procedure (enough anchor
+//!    groups), unranked, and documents whose title does (the library's full-text index over
+//!    analysed terms). Only the matching passages' places, heading terms and stored
+//!    [`features`] are read, never their text.
 //! 3. Each candidate document is judged: is it *about* the procedure (its title names it, a
 //!    section is devoted to it, or a good share of its passages discuss it), or does it only
 //!    mention it in passing, or is it titled for another procedure? Is it about the requested
 //!    population (or another one, used only when nothing about the requested one exists), and
 //!    the requested action ("fjernelse af pleuradræn" is not "anlæggelse")?
-//! 4. The kept documents are ranked (title, focus, BM25, qualifiers, tier), at most `limit`,
+//! 4. The kept documents are ranked (title, section, focus, how many passages discuss the
+//!    procedure, population, rank terms, tier), at most `limit`,
 //!    the best of each tier first so the evidence gate sees every tier the library can offer.
 //! 5. Per source, the passages the writer gets: those on the procedure and, per outline
 //!    section, the best passage for that section's cue words — never a passage about another
 //!    population when the request names one, and in a document that is not about the
-//!    procedure only its passages that are.
+//!    procedure only its passages that are. They are picked from the document's outline
+//!    (every passage's place and features); only the picked passages' text is read.
 //!
 //! Every decision is explained in [`Retrieved::why`] and [`Retrieved::dropped`], which the
 //! `retrieved` event and `GET /api/runs/{id}/sources` show.
@@ -22,16 +26,19 @@
 use crate::analyze::analyzer;
 use crate::concept::{word_match, Concept, Family, Group, Tokens};
 use crate::evidence::{EvidencePassage, EvidenceSource};
-use crate::outline;
-use crate::ports::{Library, LibraryDocument, LibraryPassage, LibraryQuery, Match, PortResult};
+use crate::features::{self, Features};
+use crate::ports::{
+    Library, LibraryDocument, LibraryPassage, Match, MatchQuery, PassageOutline, PortResult,
+};
 use crate::tiers::TierRules;
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};
 
 /// Most passages of one source a run is given, in document order.
 pub const PASSAGES_PER_SOURCE: usize = 8;
-/// Candidate passages read from the index per run.
-const CANDIDATE_PASSAGES: usize = 400;
+/// Most passages read from the index per query group: a procedure that more passages discuss
+/// is judged on the first this many (in the order they were stored), and the run says so.
+const MATCHED_PASSAGES: usize = 20_000;
 /// Candidate documents by title.
 const CANDIDATE_TITLES: usize = 64;
 /// A document not titled for the procedure is about it when at least this share of its
@@ -104,6 +111,9 @@ pub struct Retrieved {
     /// One per source, in the order of `sources`.
     pub why: Vec<SourceWhy>,
     pub dropped: Vec<Dropped>,
+    /// More passages matched than retrieval reads ([`MATCHED_PASSAGES`] a query): the most
+    /// recently stored were not judged.
+    pub truncated: bool,
 }
 
 impl Retrieved {
@@ -114,18 +124,23 @@ impl Retrieved {
             "concept": self.concept,
             "sources": self.why,
             "dropped": self.dropped,
+            "truncated": self.truncated,
         })
     }
 }
 
-/// A candidate document and what the candidates say about it.
+/// A candidate document and what its matching passages say about it.
 struct Candidate {
     doc: LibraryDocument,
     title_match: Vec<String>,
-    heading_match: bool,
-    /// Passages (among the candidates) that carry the concept.
-    concept_passages: usize,
-    bm25: f64,
+    /// The first passage whose heading carries the procedure.
+    heading_match: Option<u32>,
+    /// Its passages that carry the procedure, and whether each also carries a rank term.
+    concept_passages: Vec<(u32, bool)>,
+    /// The anchor groups (bits) its passages on the procedure carry in their text and in
+    /// their headings.
+    text_groups: u32,
+    heading_groups: u32,
     adults: usize,
     children: usize,
     /// Whether its passages give an adult's or a child's age ("a 72-year-old man").
@@ -134,7 +149,6 @@ struct Candidate {
     title_family: Option<Family>,
     other_title: Option<String>,
     title_actions: Vec<String>,
-    rank_hits: usize,
     matched: Vec<String>,
 }
 
@@ -142,54 +156,55 @@ fn tokens(s: &str) -> Tokens<'_> {
     Tokens::new(s)
 }
 
-/// Weight-based doses speak of children even where no word does.
-fn weight_based(toks: &Tokens<'_>) -> bool {
-    toks.seq.windows(2).any(|w| {
-        matches!(w[0], "mg" | "µg" | "mikrogram" | "microgram" | "mcg" | "ml")
-            && matches!(w[1], "kg")
-    })
-}
-
-/// Who a text is about beyond the lexicon's population words: ages ("54-year-old", "29-årig":
-/// 18 or more is an adult; months, weeks or days of age are a child's) and words for a woman,
-/// a man, a girl or a boy. Case reports name their patient this way. Returns (adults,
-/// children).
-fn ages(toks: &Tokens<'_>) -> (bool, bool) {
-    let toks = &toks.seq;
-    let mut adult = false;
-    let mut child = false;
-    for (i, t) in toks.iter().enumerate() {
-        match *t {
-            "woman" | "women" | "kvind" | "mænd" => adult = true,
-            "girl" | "boy" | "dreng" | "pig" => child = true,
-            _ => {}
-        }
-        let Ok(n) = t.parse::<u32>() else {
-            continue;
-        };
-        for u in toks.iter().skip(i + 1).take(2) {
-            if u.starts_with("year") || u.starts_with("år") {
-                if (18..120).contains(&n) {
-                    adult = true;
-                } else if n < 18 {
-                    child = true;
-                }
-                break;
-            }
-            if u.starts_with("month") || u.starts_with("måned") || u.starts_with("week") {
-                child = true;
-                break;
-            }
-        }
-    }
-    (adult, child)
-}
-
-/// The population families a text names: the lexicon's words, ages, weight-based doses.
+/// The population families a text names: the lexicon's words and ages.
 fn families(concept: &Concept, toks: &Tokens<'_>) -> (bool, bool) {
     let (a, c) = concept.families(toks);
-    let (aa, ac) = ages(toks);
+    let (aa, ac) = features::ages(toks);
     (a || aa, c || ac)
+}
+
+/// Fills in the features of passages whose stored features are missing or were computed by
+/// another lexicon or analysis than the one in force, from their terms (a slower path, taken
+/// until the daemon has recomputed them).
+async fn complete_features(
+    library: &dyn Library,
+    stored_by: &str,
+    passages: &mut [(&str, u32, &mut Option<u32>)],
+) -> PortResult<()> {
+    let fresh = stored_by == features::current_fingerprint();
+    let mut wanted: Vec<(String, Vec<u32>)> = Vec::new();
+    for (doc, ord, f) in passages.iter_mut() {
+        if fresh && f.is_some() {
+            continue;
+        }
+        **f = None;
+        match wanted.last_mut() {
+            Some((d, ords)) if d == doc => ords.push(*ord),
+            _ => wanted.push((doc.to_string(), vec![*ord])),
+        }
+    }
+    if wanted.is_empty() {
+        return Ok(());
+    }
+    let read: HashMap<(String, u32), u32> = library
+        .passages_at(wanted, true)
+        .await?
+        .into_iter()
+        .map(|(d, p)| {
+            let f = Features::of(&p.heading_terms, &p.text_terms).0;
+            ((d, p.ord), f)
+        })
+        .collect();
+    for (doc, ord, f) in passages.iter_mut() {
+        if f.is_none() {
+            **f = Some(
+                read.get(&(doc.to_string(), *ord))
+                    .copied()
+                    .unwrap_or_default(),
+            );
+        }
+    }
+    Ok(())
 }
 
 /// Retrieves the sources for a run (see the module documentation).
@@ -215,19 +230,38 @@ pub async fn retrieve(
             }
         }
     }
+    // 2. Candidates: every passage with the procedure (enough anchor groups in its heading or
+    // in its text), and documents titled for it.
     let query = concept.query();
-    let hits = library
-        .search(LibraryQuery {
-            matching: query.clone(),
-            limit: CANDIDATE_PASSAGES,
+    let rank = (!concept.rank.is_empty()).then(|| {
+        Match::All(vec![
+            query.clone(),
+            Match::Any(concept.rank.iter().map(|g| g.matcher.clone()).collect()),
+        ])
+    });
+    let mut found = library
+        .matches(MatchQuery {
+            groups: concept
+                .anchor
+                .iter()
+                .take(16)
+                .map(|g| g.matcher.clone())
+                .collect(),
+            rank,
+            titles: Some((query, CANDIDATE_TITLES)),
+            limit: MATCHED_PASSAGES,
         })
         .await?;
-    let titled = library
-        .titles(LibraryQuery {
-            matching: query,
-            limit: CANDIDATE_TITLES,
-        })
-        .await?;
+    {
+        let docs: Vec<String> = found.documents.iter().map(|d| d.id.clone()).collect();
+        let stored_by = found.features.clone();
+        let mut all: Vec<(&str, u32, &mut Option<u32>)> = found
+            .passages
+            .iter_mut()
+            .map(|m| (docs[m.document].as_str(), m.ord, &mut m.features))
+            .collect();
+        complete_features(library, &stored_by, &mut all).await?;
+    }
 
     // 3. Judge each candidate document.
     let mut cands: Vec<Candidate> = Vec::new();
@@ -267,67 +301,61 @@ pub async fn retrieve(
             },
             title_match: if title_ok { title_match } else { Vec::new() },
             doc: doc.clone(),
-            heading_match: false,
-            concept_passages: 0,
-            bm25: 0.0,
+            heading_match: None,
+            concept_passages: Vec::new(),
+            text_groups: 0,
+            heading_groups: 0,
             adults: 0,
             children: 0,
             adult_age: false,
             child_age: false,
             title_family,
-            rank_hits: 0,
         });
         index.insert(doc.id.clone(), cands.len() - 1);
         cands.len() - 1
     };
-    for d in &titled {
+    for d in &found.titled {
         slot(d, &mut cands);
     }
-    let mut concept_hits: HashMap<String, Vec<LibraryPassage>> = HashMap::new();
-    for h in &hits {
-        let i = slot(&h.document, &mut cands);
-        let c = &mut cands[i];
-        let head = tokens(&h.passage.heading_terms);
-        let text = tokens(&h.passage.text_terms);
-        let (adult_age, child_age) = ages(&text);
+    let doc_slots: Vec<usize> = found
+        .documents
+        .iter()
+        .map(|d| slot(d, &mut cands))
+        .collect();
+    let required = concept.required.max(1) as u32;
+    for m in &found.passages {
+        let c = &mut cands[doc_slots[m.document]];
+        let f = Features(m.features.unwrap_or_default());
+        let (adult_age, child_age) = f.ages();
         c.adult_age |= adult_age;
         c.child_age |= child_age;
-        let in_head = concept.matches(&head);
-        let in_text = concept.matches(&text);
-        if !(in_head || in_text) {
+        // Enough anchor groups in its text, or in its heading (one field carries them).
+        let in_text = m.in_text.count_ones() >= required;
+        let in_head = m.in_heading.count_ones() >= required;
+        if !(in_text || in_head) {
             continue;
         }
-        c.bm25 = c.bm25.max(h.score);
-        c.concept_passages += 1;
-        if in_head && !c.heading_match {
-            c.heading_match = true;
-            for g in concept.anchor_matches(&head) {
-                c.matched
-                    .push(format!("{g} (heading \"{}\")", h.passage.heading));
-            }
+        c.concept_passages.push((m.ord, m.ranked));
+        if in_text {
+            c.text_groups |= m.in_text;
         }
-        if in_text && !c.matched.iter().any(|m| m.ends_with("(text)")) {
-            for g in concept.anchor_matches(&text) {
-                c.matched.push(format!("{g} (text)"));
-            }
+        if in_head {
+            c.heading_groups |= m.in_heading;
         }
-        let (a, ch) = families(&concept, &text);
+        if in_head && c.heading_match.is_none() {
+            c.heading_match = Some(m.ord);
+        }
+        let (a, ch) = f.text_families();
         c.adults += usize::from(a);
-        c.children += usize::from(ch || weight_based(&text));
-        c.rank_hits += concept
-            .rank
-            .iter()
-            .filter(|g| g.matcher.matches(&text))
-            .count();
-        concept_hits
-            .entry(h.document.id.clone())
-            .or_default()
-            .push(h.passage.clone());
+        c.children += usize::from(ch || f.weight_based());
     }
 
     let want_family = concept.population.as_ref().map(|p| p.0);
     let want_action = concept.action.as_ref().map(|a| a.name.clone());
-    let best_bm25 = cands.iter().map(|c| c.bm25).fold(0.0_f64, f64::max);
+    // How strongly the document discusses the procedure, relative to the strongest: the
+    // number of its passages on it (diminishing).
+    let strength = |c: &Candidate| (1.0 + c.concept_passages.len() as f64).ln();
+    let best_strength = cands.iter().map(strength).fold(0.0_f64, f64::max);
     struct Judged {
         cand: usize,
         score: f64,
@@ -339,8 +367,9 @@ pub async fn retrieve(
     let mut judged: Vec<Judged> = Vec::new();
     let mut dropped: Vec<Dropped> = Vec::new();
     for (i, c) in cands.iter().enumerate() {
+        let on = c.concept_passages.len();
         let total = c.doc.passages.max(1) as f64;
-        let share = (c.concept_passages as f64 / total).min(1.0);
+        let share = (on as f64 / total).min(1.0);
         let titled_for = !c.title_match.is_empty();
         let focus = if titled_for { 1.0 } else { share };
         let drop = |reason: String, dropped: &mut Vec<Dropped>| {
@@ -359,10 +388,10 @@ pub async fn retrieve(
                     share * 100.0
                 )
             })
-        } else if c.heading_match {
+        } else if c.heading_match.is_some() {
             Some("a section of it is on the procedure".to_string())
         } else {
-            let several = c.concept_passages >= 2 && share >= FOCUS_SHARE_SEVERAL;
+            let several = on >= 2 && share >= FOCUS_SHARE_SEVERAL;
             (share >= FOCUS_SHARE || several).then(|| {
                 format!(
                     "{:.0} % of its passages are on the procedure",
@@ -373,13 +402,13 @@ pub async fn retrieve(
         let Some(about) = about else {
             let reason = match &c.other_title {
                 Some(other) => format!(
-                    "titled for another procedure ({other}); mentions this one in {} of {} passages",
-                    c.concept_passages, c.doc.passages
+                    "titled for another procedure ({other}); mentions this one in {on} of {} passages",
+                    c.doc.passages
                 ),
-                None if c.concept_passages == 0 => "no passage carries the procedure's terms".into(),
+                None if on == 0 => "no passage carries the procedure's terms".into(),
                 None => format!(
-                    "mentions the procedure in passing ({} of {} passages)",
-                    c.concept_passages, c.doc.passages
+                    "mentions the procedure in passing ({on} of {} passages)",
+                    c.doc.passages
                 ),
             };
             drop(reason, &mut dropped);
@@ -400,7 +429,7 @@ pub async fn retrieve(
         let family = c.title_family.or_else(|| {
             // Passages on the procedure that name one family, outnumbering the other three
             // to one (a guideline for adults may point to the children's one in a line).
-            let n = c.concept_passages.max(1);
+            let n = on.max(1);
             let enough = |x: usize| x >= 2.max(n / 2);
             if enough(c.children) && c.children >= 3 * c.adults {
                 Some(Family::Children)
@@ -420,12 +449,13 @@ pub async fn retrieve(
             (Some(w), Some(f)) => w == f,
             _ => true,
         };
+        let rank_hits = c.concept_passages.iter().filter(|(_, r)| *r).count();
         let tier_priority = rules.get(&c.doc.tier).map(|t| t.priority).unwrap_or(0) as f64;
         let score = (if titled_for { 2.0 } else { 0.0 })
-            + if c.heading_match { 0.5 } else { 0.0 }
+            + if c.heading_match.is_some() { 0.5 } else { 0.0 }
             + focus
-            + if best_bm25 > 0.0 {
-                c.bm25 / best_bm25
+            + if best_strength > 0.0 {
+                strength(c) / best_strength
             } else {
                 0.0
             }
@@ -433,7 +463,7 @@ pub async fn retrieve(
                 (Some(w), Some(f)) if w == f => 0.5,
                 _ => 0.0,
             }
-            + 0.1 * (c.rank_hits.min(10) as f64 / 10.0)
+            + 0.1 * (rank_hits.min(10) as f64 / 10.0)
             + tier_priority / 10_000.0;
         judged.push(Judged {
             cand: i,
@@ -507,37 +537,99 @@ pub async fn retrieve(
         }
     }
 
-    // 5. The passages of each chosen source.
+    // 5. The passages of each chosen source, picked from its outline (places and features);
+    // only the picked passages' text is read.
     let ids: Vec<String> = chosen
         .iter()
         .map(|&k| cands[judged[k].cand].doc.id.clone())
         .collect();
-    let all = library.passages(ids).await?;
-    let mut by_doc: HashMap<String, Vec<LibraryPassage>> = HashMap::new();
-    for (d, p) in all {
-        by_doc.entry(d).or_default().push(p);
+    let mut outlines = library.outlines(ids).await?;
+    {
+        let stored_by = outlines.features.clone();
+        let mut all: Vec<(&str, u32, &mut Option<u32>)> = outlines
+            .documents
+            .iter_mut()
+            .flat_map(|(d, ps)| {
+                let d: &str = d.as_str();
+                ps.iter_mut().map(move |p| (d, p.ord, &mut p.features))
+            })
+            .collect();
+        complete_features(library, &stored_by, &mut all).await?;
     }
-    let sections = section_matchers();
+    let mut by_doc: HashMap<String, Vec<PassageOutline>> = outlines.documents.into_iter().collect();
+    // Per chosen source: its picked passages (order, why) and the passage that explains its
+    // heading match.
+    let mut picks: Vec<(Picked, Option<u32>)> = Vec::new();
+    let mut wanted: Vec<(String, Vec<u32>)> = Vec::new();
+    for &k in &chosen {
+        let c = &cands[judged[k].cand];
+        let outline = by_doc.remove(&c.doc.id).unwrap_or_default();
+        let picked = pick_passages(&concept, &outline, c, !c.title_match.is_empty());
+        // Read too the passage whose heading carries the procedure (the explanation names
+        // its heading), when it was not picked.
+        let mut ords: Vec<u32> = picked.iter().map(|(o, _)| *o).collect();
+        let explain = c.heading_match;
+        if let Some(o) = explain {
+            if !ords.contains(&o) {
+                ords.push(o);
+            }
+        }
+        wanted.push((c.doc.id.clone(), ords));
+        picks.push((picked, explain));
+    }
+    let mut read: HashMap<(String, u32), LibraryPassage> = library
+        .passages_at(wanted, false)
+        .await?
+        .into_iter()
+        .map(|(d, p)| ((d, p.ord), p))
+        .collect();
     let mut sources = Vec::new();
     let mut why = Vec::new();
-    for &k in &chosen {
+    for (&k, (picked, explain)) in chosen.iter().zip(picks) {
         let j = &judged[k];
         let c = &cands[j.cand];
-        let passages = by_doc.remove(&c.doc.id).unwrap_or_default();
-        let (picked, pwhy) =
-            pick_passages(&concept, &sections, passages, !c.title_match.is_empty());
+        let mut matched = c.matched.clone();
+        let names = |bits: u32| {
+            concept
+                .anchor
+                .iter()
+                .take(16)
+                .enumerate()
+                .filter(move |(i, _)| bits & (1 << i) != 0)
+                .map(|(_, g)| g.name.clone())
+        };
+        if let Some(p) = explain.and_then(|o| read.get(&(c.doc.id.clone(), o))) {
+            for g in names(c.heading_groups) {
+                matched.push(format!("{g} (heading \"{}\")", p.heading));
+            }
+        }
+        for g in names(c.text_groups) {
+            matched.push(format!("{g} (text)"));
+        }
+        let mut passages = Vec::new();
+        let mut pwhy = Vec::new();
+        for (ord, reasons) in picked {
+            if let Some(p) = read.remove(&(c.doc.id.clone(), ord)) {
+                pwhy.push(PassageWhy {
+                    id: p.id.clone(),
+                    page: p.page_start,
+                    for_: reasons,
+                });
+                passages.push(p);
+            }
+        }
         why.push(SourceWhy {
             id: c.doc.id.clone(),
             title: c.doc.title.clone(),
             tier: c.doc.tier.clone(),
-            matched: c.matched.clone(),
+            matched,
             focus: (j.focus * 100.0).round() / 100.0,
             population: j.family.map(|f| f.label().to_string()),
             reason: j.reason.clone(),
             score: (j.score * 100.0).round() / 100.0,
             passages: pwhy,
         });
-        sources.push(to_source(rules, &c.doc, picked));
+        sources.push(to_source(rules, &c.doc, passages));
     }
     dropped.truncate(50);
     Ok(Retrieved {
@@ -546,57 +638,42 @@ pub async fn retrieve(
         sources,
         why,
         dropped,
+        truncated: found.truncated,
     })
 }
 
-/// The cue words of each evidence section as matchers.
-fn section_matchers() -> Vec<(&'static str, Match)> {
-    let a = analyzer();
-    outline::evidence_sections()
-        .map(|s| {
-            (
-                s.heading,
-                Match::Any(
-                    s.cues
-                        .iter()
-                        .filter_map(|c| crate::concept::term_match(a, &format!("{c}*")))
-                        .collect(),
-                ),
-            )
-        })
-        .collect()
-}
+/// Passages picked from a source: (order, why), in document order.
+type Picked = Vec<(u32, Vec<String>)>;
 
-/// The passages of one source the writer gets: on the procedure first, then the best for each
-/// outline section, then the rest by relevance; never one about the other population when the
-/// request names one; in a source not titled for the procedure, only passages on it.
+/// The passages of one source the writer gets, as (order, why) in document order: on the
+/// procedure first, then the best for each outline section, then the rest by relevance;
+/// never one about the other population when the request names one; in a source not titled
+/// for the procedure, only passages on it.
 fn pick_passages(
     concept: &Concept,
-    sections: &[(&'static str, Match)],
-    passages: Vec<LibraryPassage>,
+    outline: &[PassageOutline],
+    cand: &Candidate,
     titled_for: bool,
-) -> (Vec<LibraryPassage>, Vec<PassageWhy>) {
+) -> Picked {
     let want = concept.population.as_ref().map(|p| p.0);
+    let sections = features::sections();
+    let on: HashMap<u32, bool> = cand.concept_passages.iter().copied().collect();
     struct Scored {
+        ord: u32,
         on_concept: bool,
-        sections: Vec<&'static str>,
+        features: Features,
         rank: usize,
     }
-    let mut scored: Vec<(LibraryPassage, Scored)> = Vec::new();
-    for p in passages {
-        let head = tokens(&p.heading_terms);
-        let text = tokens(&p.text_terms);
-        let on_concept = concept.matches(&head) || concept.matches(&text);
+    let mut scored: Vec<Scored> = Vec::new();
+    for p in outline {
+        let ranked = on.get(&p.ord).copied();
+        let on_concept = ranked.is_some();
         if !titled_for && !on_concept {
             continue;
         }
+        let f = Features(p.features.unwrap_or_default());
         if let Some(w) = want {
-            // The heading says whom a section is about; else the text does.
-            let (a, c) = match families(concept, &head) {
-                (false, false) => families(concept, &text),
-                named => named,
-            };
-            let c = c || (!a && weight_based(&text));
+            let (a, c) = f.families();
             let other = match w {
                 Family::Adults => c && !a,
                 Family::Children => a && !c,
@@ -605,56 +682,43 @@ fn pick_passages(
                 continue;
             }
         }
-        let secs: Vec<&'static str> = sections
-            .iter()
-            .filter(|(_, m)| m.matches(&text) || m.matches(&head))
-            .map(|(h, _)| *h)
-            .collect();
-        let rank = concept
-            .rank
-            .iter()
-            .filter(|g| g.matcher.matches(&text))
-            .count();
-        scored.push((
-            p,
-            Scored {
-                on_concept,
-                sections: secs,
-                rank,
-            },
-        ));
+        scored.push(Scored {
+            ord: p.ord,
+            on_concept,
+            features: f,
+            rank: usize::from(ranked == Some(true)),
+        });
     }
     let mut chosen: Vec<usize> = Vec::new();
     let mut reasons: HashMap<usize, Vec<String>> = HashMap::new();
     // The passages on the procedure (at most half of the budget).
-    for (i, (_, s)) in scored.iter().enumerate() {
+    for (i, s) in scored.iter().enumerate() {
         if s.on_concept && chosen.len() < PASSAGES_PER_SOURCE / 2 {
             chosen.push(i);
             reasons.entry(i).or_default().push("procedure".into());
         }
     }
     // One per outline section.
-    for (heading, _) in sections {
+    for (n, (heading, _)) in sections.iter().enumerate() {
         if chosen.len() >= PASSAGES_PER_SOURCE {
             break;
         }
-        if chosen
-            .iter()
-            .any(|&i| scored[i].1.sections.contains(heading))
-        {
-            if let Some(&i) = chosen
-                .iter()
-                .find(|&&i| scored[i].1.sections.contains(heading))
-            {
-                reasons.entry(i).or_default().push((*heading).to_string());
-            }
+        if let Some(&i) = chosen.iter().find(|&&i| scored[i].features.section(n)) {
+            reasons.entry(i).or_default().push((*heading).to_string());
             continue;
         }
         let best = scored
             .iter()
             .enumerate()
-            .filter(|(i, (_, s))| !chosen.contains(i) && s.sections.contains(heading))
-            .max_by_key(|(_, (_, s))| (s.on_concept, s.rank, std::cmp::Reverse(s.sections.len())));
+            .filter(|(i, s)| !chosen.contains(i) && s.features.section(n))
+            .max_by_key(|(_, s)| {
+                (
+                    s.on_concept,
+                    s.rank,
+                    std::cmp::Reverse(s.features.section_count()),
+                    std::cmp::Reverse(s.ord),
+                )
+            });
         if let Some((i, _)) = best {
             chosen.push(i);
             reasons.entry(i).or_default().push((*heading).to_string());
@@ -663,8 +727,8 @@ fn pick_passages(
     // The rest, by relevance, in document order among equals.
     let mut rest: Vec<usize> = (0..scored.len()).filter(|i| !chosen.contains(i)).collect();
     rest.sort_by_key(|&i| {
-        let s = &scored[i].1;
-        std::cmp::Reverse((s.on_concept, s.rank, s.sections.len()))
+        let s = &scored[i];
+        std::cmp::Reverse((s.on_concept, s.rank, s.features.section_count()))
     });
     for i in rest {
         if chosen.len() >= PASSAGES_PER_SOURCE {
@@ -673,21 +737,11 @@ fn pick_passages(
         chosen.push(i);
         reasons.entry(i).or_default().push("relevance".into());
     }
-    chosen.sort_by_key(|&i| scored[i].0.ord);
-    let mut out = Vec::new();
-    let mut whys = Vec::new();
-    let mut slots: Vec<Option<LibraryPassage>> = scored.into_iter().map(|(p, _)| Some(p)).collect();
-    for i in chosen {
-        if let Some(p) = slots[i].take() {
-            whys.push(PassageWhy {
-                id: p.id.clone(),
-                page: p.page_start,
-                for_: reasons.remove(&i).unwrap_or_default(),
-            });
-            out.push(p);
-        }
-    }
-    (out, whys)
+    chosen.sort_by_key(|&i| scored[i].ord);
+    chosen
+        .into_iter()
+        .map(|i| (scored[i].ord, reasons.remove(&i).unwrap_or_default()))
+        .collect()
 }
 
 fn to_source(
@@ -721,27 +775,5 @@ fn to_source(
         sha256: d.sha256.clone(),
         original_sha256: d.original_sha256.clone(),
         passages,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn who(text: &str) -> (bool, bool) {
-        let t = analyzer().index_text(text);
-        ages(&Tokens::new(&t))
-    }
-
-    #[test]
-    fn ages_and_words_for_a_person_say_adult_or_child() {
-        assert_eq!(
-            who("A 54-year-old woman developed hypotension"),
-            (true, false)
-        );
-        assert_eq!(who("hos en 29-årig kvinde"), (true, false));
-        assert_eq!(who("En 3 måneder gammel pige"), (false, true));
-        assert_eq!(who("an 8-year-old boy"), (false, true));
-        assert_eq!(who("Give 0,5 mg every 5 minutes"), (false, false));
     }
 }

@@ -45,6 +45,8 @@ pub struct NewPassage {
     /// The heading's and the text's analysed terms (space-separated), what the index holds.
     pub heading_terms: String,
     pub text_terms: String,
+    /// What retrieval asks of it beyond its words (the pipeline's features), if computed.
+    pub features: Option<u32>,
 }
 
 /// A stored passage.
@@ -65,13 +67,43 @@ pub struct StoredPassage {
     pub text_terms: String,
 }
 
-/// A passage retrieval found: the passage, its source (without its text) and its BM25 rank
-/// (lower is better, as SQLite reports it).
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct PassageHit {
-    pub source: Source,
-    pub passage: StoredPassage,
-    pub rank: f64,
+/// A passage's place and features without its text: what retrieval reads of most passages
+/// (from an index; see migration 0010).
+#[derive(Debug, Clone, PartialEq)]
+pub struct PassageLight {
+    pub ord: u32,
+    pub page_start: Option<u32>,
+    pub page_end: Option<u32>,
+    pub features: Option<u32>,
+}
+
+/// A passage a query matched.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MatchedPassage {
+    /// Its source, an index into [`PassageMatches::sources`].
+    pub source: usize,
+    pub ord: u32,
+    pub features: Option<u32>,
+    /// Bit `i`: it matched the `i`-th query.
+    pub groups: u32,
+    /// It matched the rank query too.
+    pub ranked: bool,
+}
+
+/// Every passage some queries matched (unranked), each source once. Retired sources' passages
+/// are left out.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct PassageMatches {
+    pub sources: Vec<Source>,
+    /// In source then passage order.
+    pub passages: Vec<MatchedPassage>,
+    /// A query matched more passages than the limit: passages after the limit (in rowid order,
+    /// the most recently stored) were not read.
+    pub truncated: bool,
+    /// The sources whose title matched the title query, best first.
+    pub titled: Vec<Source>,
+    /// What computed the stored features (see [`Store::features_fingerprint`]).
+    pub features: String,
 }
 
 /// A stored source.
@@ -226,8 +258,8 @@ fn insert_passages(
 ) -> rusqlite::Result<()> {
     let mut row = conn.prepare_cached(
         "INSERT INTO passages (source_seq, ord, heading, page_start, page_end, char_start, \
-         char_end, text, heading_terms, text_terms) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+         char_end, text, heading_terms, text_terms, features) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
     )?;
     for p in passages {
         row.execute(params![
@@ -240,7 +272,8 @@ fn insert_passages(
             p.char_end as i64,
             p.text,
             p.heading_terms,
-            p.text_terms
+            p.text_terms,
+            p.features
         ])?;
     }
     Ok(())
@@ -255,6 +288,28 @@ pub fn fts_query(text: &str) -> Option<String> {
         .map(|w| format!("\"{}\"", w.to_lowercase()))
         .collect();
     (!terms.is_empty()).then(|| terms.join(" OR "))
+}
+
+/// Sources whose analysed title matches `fts`, best first, at most `limit`; not retired.
+fn titles_matching(conn: &rusqlite::Connection, fts: &str, limit: usize) -> Result<Vec<Source>> {
+    Ok(conn
+        .prepare_cached(&format!(
+            "WITH top AS (SELECT rowid AS seq, rank FROM titles_fts \
+             WHERE titles_fts MATCH ?1 ORDER BY rank LIMIT ?2) \
+             SELECT {COLUMNS} FROM top JOIN sources s INDEXED BY sources_card \
+             ON s.seq = top.seq WHERE s.retired_at IS NULL ORDER BY top.rank"
+        ))?
+        .query_map(params![fts, limit as i64], source_from_row)?
+        .collect::<rusqlite::Result<_>>()?)
+}
+
+/// The fingerprint of what computed the stored passage features ('' when none).
+fn features_by(conn: &rusqlite::Connection) -> Result<String> {
+    Ok(conn
+        .prepare_cached("SELECT features FROM library_index WHERE id = 1")?
+        .query_row([], |r| r.get(0))
+        .optional()?
+        .unwrap_or_default())
 }
 
 impl Store {
@@ -428,83 +483,233 @@ impl Store {
         .await
     }
 
-    /// Passages whose analysed heading or text match `fts` (an FTS5 query over analysed terms,
-    /// built by the caller from terms it quoted), best first by BM25, at most `limit`.
-    pub async fn search_passages(&self, fts: String, limit: usize) -> Result<Vec<PassageHit>> {
+    /// Sources whose analysed title matches `fts`, best first, at most `limit`.
+    pub async fn search_titles(&self, fts: String, limit: usize) -> Result<Vec<Source>> {
+        self.read(move |conn| titles_matching(conn, &fts, limit))
+            .await
+    }
+
+    /// The passages that match any of `groups` (FTS5 queries over analysed terms, at most 32;
+    /// `None` matches nothing), unranked, with which groups each matched and whether it
+    /// matches `rank` too; at most `limit` passages a query; and the sources whose title
+    /// matches `titles` (a query, a limit). Reads the full-text indexes and `passages_light`,
+    /// never a passage's row. One read, so one round trip to a reader.
+    pub async fn match_passages(
+        &self,
+        groups: Vec<Option<String>>,
+        rank: Option<String>,
+        titles: Option<(String, usize)>,
+        limit: usize,
+    ) -> Result<PassageMatches> {
         self.read(move |conn| {
-            // The index picks the best `limit` rows by its configured rank (BM25, heading ×2)
-            // before anything is joined: the join reads `limit` passages, not every match.
-            let top: Vec<(i64, f64, StoredPassage)> = conn
-                .prepare_cached(&format!(
-                    "WITH top AS (SELECT rowid AS seq, rank FROM passages_fts \
-                     WHERE passages_fts MATCH ?1 ORDER BY rank LIMIT ?2) \
-                     SELECT p.source_seq, top.rank, {PASSAGE_COLUMNS} \
-                     FROM top JOIN passages p ON p.seq = top.seq ORDER BY top.rank"
-                ))?
-                .query_map(params![fts, limit as i64], |r| {
-                    Ok((r.get(0)?, r.get(1)?, passage_from_row(r, 2, "")?))
-                })?
-                .collect::<rusqlite::Result<_>>()?;
-            // Each source once (a few dozen, not one per passage), from its card.
-            let mut sources: HashMap<i64, Option<Source>> = HashMap::new();
+            // Each query joins its matches to `passages_light` in the index's rowid order
+            // (neighbouring passages share the index's pages).
+            let mut query = conn.prepare_cached(
+                "SELECT f.rowid, p.source_seq, p.ord, p.features FROM passages_fts f \
+                 JOIN passages p INDEXED BY passages_light ON p.seq = f.rowid \
+                 WHERE passages_fts MATCH ?1 LIMIT ?2",
+            )?;
+            let mut found: HashMap<i64, (i64, MatchedPassage)> = HashMap::new();
+            let mut truncated = false;
+            for (i, g) in groups.iter().take(32).enumerate() {
+                let Some(g) = g else {
+                    continue;
+                };
+                let mut n = 0;
+                let mut rows = query.query(params![g, limit as i64 + 1])?;
+                while let Some(r) = rows.next()? {
+                    n += 1;
+                    if n > limit {
+                        truncated = true;
+                        break;
+                    }
+                    let seq: i64 = r.get(0)?;
+                    if let Some((_, m)) = found.get_mut(&seq) {
+                        m.groups |= 1 << i;
+                        continue;
+                    }
+                    let m = MatchedPassage {
+                        source: 0,
+                        ord: r.get(2)?,
+                        features: r.get(3)?,
+                        groups: 1 << i,
+                        ranked: false,
+                    };
+                    found.insert(seq, (r.get(1)?, m));
+                }
+            }
+            if let Some(rank) = &rank {
+                let mut ranked = conn.prepare_cached(
+                    "SELECT rowid FROM passages_fts WHERE passages_fts MATCH ?1 LIMIT ?2",
+                )?;
+                let mut rows = ranked.query(params![rank, limit as i64])?;
+                while let Some(r) = rows.next()? {
+                    if let Some((_, m)) = found.get_mut(&r.get::<_, i64>(0)?) {
+                        m.ranked = true;
+                    }
+                }
+            }
             let mut card = conn.prepare_cached(&format!(
                 "SELECT {COLUMNS} FROM sources s INDEXED BY sources_card WHERE s.seq = ?1"
             ))?;
-            let mut hits = Vec::with_capacity(top.len());
-            for (seq, rank, mut passage) in top {
-                let source = match sources.entry(seq) {
-                    std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
-                    std::collections::hash_map::Entry::Vacant(e) => {
-                        let found = card.query_row([seq], source_from_row).optional()?;
-                        e.insert(found.filter(|s| s.retired_at.is_none()))
+            let mut out = PassageMatches {
+                truncated,
+                ..Default::default()
+            };
+            // Source seq -> index in out.sources, or None when retired or gone.
+            let mut slot: HashMap<i64, Option<usize>> = HashMap::new();
+            let mut kept: Vec<MatchedPassage> = Vec::with_capacity(found.len());
+            for (_, (source_seq, mut m)) in found {
+                let at = match slot.get(&source_seq) {
+                    Some(at) => *at,
+                    None => {
+                        let s = card
+                            .query_row([source_seq], source_from_row)
+                            .optional()?
+                            .filter(|s| s.retired_at.is_none());
+                        let at = s.map(|s| {
+                            out.sources.push(s);
+                            out.sources.len() - 1
+                        });
+                        slot.insert(source_seq, at);
+                        at
                     }
                 };
-                let Some(source) = source else {
+                let Some(at) = at else {
                     continue;
                 };
-                passage.id = format!("{}#{}", source.id, passage.ord);
-                hits.push(PassageHit {
-                    source: source.clone(),
-                    passage,
-                    rank,
-                });
+                m.source = at;
+                kept.push(m);
             }
-            Ok(hits)
+            kept.sort_by_key(|m| (out.sources[m.source].seq, m.ord));
+            out.passages = kept;
+            if let Some((fts, limit)) = &titles {
+                out.titled = titles_matching(conn, fts, *limit)?;
+            }
+            out.features = features_by(conn)?;
+            Ok(out)
         })
         .await
     }
 
-    /// Sources whose analysed title matches `fts`, best first, at most `limit`.
-    pub async fn search_titles(&self, fts: String, limit: usize) -> Result<Vec<Source>> {
+    /// Every passage's place and features of these sources, in passage order (from
+    /// `passages_outline`, never the rows), and what computed the features; a source not found
+    /// has none.
+    pub async fn passage_outlines(
+        &self,
+        ids: Vec<String>,
+    ) -> Result<(Vec<(String, Vec<PassageLight>)>, String)> {
+        self.read(move |conn| {
+            let mut seq_of = conn.prepare_cached("SELECT seq FROM sources WHERE id = ?1")?;
+            let mut stmt = conn.prepare_cached(
+                "SELECT ord, page_start, page_end, features FROM passages \
+                 INDEXED BY passages_outline WHERE source_seq = ?1 ORDER BY ord",
+            )?;
+            let mut out = Vec::with_capacity(ids.len());
+            for id in ids {
+                let Some(seq) = seq_of.query_row([&id], |r| r.get::<_, i64>(0)).optional()? else {
+                    out.push((id, Vec::new()));
+                    continue;
+                };
+                let rows = stmt
+                    .query_map([seq], |r| {
+                        Ok(PassageLight {
+                            ord: r.get(0)?,
+                            page_start: r.get(1)?,
+                            page_end: r.get(2)?,
+                            features: r.get(3)?,
+                        })
+                    })?
+                    .collect::<rusqlite::Result<Vec<_>>>()?;
+                out.push((id, rows));
+            }
+            Ok((out, features_by(conn)?))
+        })
+        .await
+    }
+
+    /// These passages (source id, their orders), in the order asked, with their analysed terms
+    /// when `terms` (else empty); a passage not found is left out.
+    pub async fn passages_at(
+        &self,
+        wanted: Vec<(String, Vec<u32>)>,
+        terms: bool,
+    ) -> Result<Vec<(String, StoredPassage)>> {
+        self.read(move |conn| {
+            let mut seq_of = conn.prepare_cached("SELECT seq FROM sources WHERE id = ?1")?;
+            // Without their terms, passages are read at about half the bytes.
+            let columns = if terms {
+                PASSAGE_COLUMNS
+            } else {
+                "p.ord, p.heading, p.page_start, p.page_end, p.char_start, p.char_end, p.text, \
+                 '', ''"
+            };
+            let mut stmt = conn.prepare_cached(&format!(
+                "SELECT {columns} FROM passages p WHERE p.source_seq = ?1 AND p.ord = ?2"
+            ))?;
+            let mut out = Vec::new();
+            for (id, ords) in wanted {
+                let Some(seq) = seq_of.query_row([&id], |r| r.get::<_, i64>(0)).optional()? else {
+                    continue;
+                };
+                for ord in ords {
+                    if let Some(p) = stmt
+                        .query_row(params![seq, ord], |r| passage_from_row(r, 0, &id))
+                        .optional()?
+                    {
+                        out.push((id.clone(), p));
+                    }
+                }
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    /// The fingerprint of what computed the stored passage features ('' when none).
+    pub async fn features_fingerprint(&self) -> Result<String> {
+        self.read(features_by).await
+    }
+
+    /// Passages after `after` (by seq) whose features to compute: seq, heading terms and text
+    /// terms; at most `limit`.
+    pub async fn passages_to_feature(
+        &self,
+        after: i64,
+        limit: usize,
+    ) -> Result<Vec<(i64, String, String)>> {
         self.read(move |conn| {
             Ok(conn
-                .prepare_cached(&format!(
-                    "WITH top AS (SELECT rowid AS seq, rank FROM titles_fts \
-                     WHERE titles_fts MATCH ?1 ORDER BY rank LIMIT ?2) \
-                     SELECT {COLUMNS} FROM top JOIN sources s INDEXED BY sources_card \
-                     ON s.seq = top.seq WHERE s.retired_at IS NULL ORDER BY top.rank"
-                ))?
-                .query_map(params![fts, limit as i64], source_from_row)?
+                .prepare_cached(
+                    "SELECT seq, heading_terms, text_terms FROM passages \
+                     WHERE seq > ?1 ORDER BY seq LIMIT ?2",
+                )?
+                .query_map(params![after, limit as i64], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+                })?
                 .collect::<rusqlite::Result<_>>()?)
         })
         .await
     }
 
-    /// Every passage of these sources, in source then passage order, with the source's id.
-    pub async fn passages_of(&self, ids: Vec<String>) -> Result<Vec<(String, StoredPassage)>> {
-        self.read(move |conn| {
-            let mut out = Vec::new();
-            let mut stmt = conn.prepare_cached(&format!(
-                "SELECT {PASSAGE_COLUMNS} FROM sources s JOIN passages p ON p.source_seq = s.seq \
-                 WHERE s.id = ?1 ORDER BY p.ord"
-            ))?;
-            for id in ids {
-                let rows = stmt
-                    .query_map([&id], |r| passage_from_row(r, 0, &id))?
-                    .collect::<rusqlite::Result<Vec<_>>>()?;
-                out.extend(rows.into_iter().map(|p| (id.clone(), p)));
+    /// Writes passages' features (seq, features); with `fingerprint`, records that every
+    /// stored passage's features are now computed by it. One transaction.
+    pub async fn set_features(
+        &self,
+        features: Vec<(i64, u32)>,
+        fingerprint: Option<String>,
+    ) -> Result<()> {
+        self.write(move |tx| {
+            let conn = tx.conn();
+            let mut p = conn.prepare_cached("UPDATE passages SET features = ?2 WHERE seq = ?1")?;
+            for (seq, f) in &features {
+                p.execute(params![seq, f])?;
             }
-            Ok(out)
+            if let Some(f) = &fingerprint {
+                conn.prepare_cached("UPDATE library_index SET features = ?1 WHERE id = 1")?
+                    .execute([f])?;
+            }
+            Ok(())
         })
         .await
     }
@@ -556,21 +761,22 @@ impl Store {
     }
 
     /// Writes analysed terms (the triggers re-index the rows): passages as (seq, heading
-    /// terms, text terms), sources as (seq, title terms); with `analyzer`, records that the
+    /// terms, text terms, features), sources as (seq, title terms); with `analyzer`, records that the
     /// whole index is now built by it. One transaction.
     pub async fn set_index_terms(
         &self,
-        passages: Vec<(i64, String, String)>,
+        passages: Vec<(i64, String, String, Option<u32>)>,
         titles: Vec<(i64, String)>,
         analyzer: Option<String>,
     ) -> Result<()> {
         self.write(move |tx| {
             let conn = tx.conn();
             let mut p = conn.prepare_cached(
-                "UPDATE passages SET heading_terms = ?2, text_terms = ?3 WHERE seq = ?1",
+                "UPDATE passages SET heading_terms = ?2, text_terms = ?3, features = ?4 \
+                 WHERE seq = ?1",
             )?;
-            for (seq, h, t) in &passages {
-                p.execute(params![seq, h, t])?;
+            for (seq, h, t, f) in &passages {
+                p.execute(params![seq, h, t, f])?;
             }
             let mut s =
                 conn.prepare_cached("UPDATE sources SET title_terms = ?2 WHERE seq = ?1")?;

@@ -20,8 +20,8 @@ mod sqlite_error;
 
 pub use costs::{CallOutcome, CostQuery, CostReport, CostRow, NewLlmCall, StoredCall};
 pub use library::{
-    AuditEntry, Citation, NewPassage, NewSource, PassageHit, Removal, Source, SourceHit,
-    SourcePage, StoredPassage,
+    AuditEntry, Citation, MatchedPassage, NewPassage, NewSource, PassageLight, PassageMatches,
+    Removal, Source, SourceHit, SourcePage, StoredPassage,
 };
 pub use reloads::ReloadRecord;
 pub use runs::{AckCheck, Claim, ClaimedRun, Fenced};
@@ -62,6 +62,9 @@ static MIGRATIONS: &[M<'static>] = &[
     M::up(include_str!("../../../migrations/0007_requeue_delay.sql")),
     M::up(include_str!("../../../migrations/0008_source_audit.sql")),
     M::up(include_str!("../../../migrations/0009_source_sizes.sql")),
+    M::up(include_str!(
+        "../../../migrations/0010_passage_features.sql"
+    )),
 ];
 
 /// SQLite's `synchronous` setting for the writer connection.

@@ -735,6 +735,7 @@ const FROZEN: &[(usize, &str)] = &[
     (7, include_str!("frozen/v7.sql")),
     (8, include_str!("frozen/v8.sql")),
     (9, include_str!("frozen/v9.sql")),
+    (10, include_str!("frozen/v10.sql")),
 ];
 
 #[test]
@@ -836,7 +837,7 @@ fn every_older_schema_migrates_with_its_data() {
                     let plain = |s: &str| s.to_lowercase();
                     let terms = rows
                         .iter()
-                        .map(|(seq, h, t)| (*seq, plain(h), plain(t)))
+                        .map(|(seq, h, t)| (*seq, plain(h), plain(t), Some(7)))
                         .collect();
                     let titles = store
                         .titles_to_index()
@@ -850,29 +851,84 @@ fn every_older_schema_migrates_with_its_data() {
                         .await
                         .unwrap();
                 }
-                let hits = store
-                    .search_passages("\"lumbalpunktur\" OR \"teknik\"".into(), 10)
-                    .await
-                    .unwrap();
-                assert_eq!(hits.len(), 2, "{}", at("passage search"));
-                assert_eq!(
-                    hits[0].passage.id, "SRC0003#1",
-                    "the heading ranks it first"
-                );
-                assert_eq!(hits[0].passage.page_start, Some(4));
-                assert_eq!(hits[0].source.pages, Some(12));
-                assert_eq!(hits[0].source.media_type, "application/pdf");
-                assert_eq!(hits[0].source.passages, 2);
                 let titled = store
                     .search_titles("\"lumbalpunktur\"".into(), 10)
                     .await
                     .unwrap();
                 assert_eq!(titled.len(), 1, "{}", at("title search"));
                 assert_eq!(titled[0].id, "SRC0003");
-                let all = store.passages_of(vec!["SRC0003".into()]).await.unwrap();
-                assert_eq!(all.len(), 2);
-                assert_eq!(all[1].1.id, "SRC0003#1");
+                // Retrieval's reads: the matching passages unranked, with their source once;
+                // the outline of a source; passages by place.
+                let found = store
+                    .match_passages(
+                        vec![
+                            Some("\"lumbalpunktur\"".into()),
+                            None,
+                            Some("\"teknik\"".into()),
+                        ],
+                        Some("\"teknik\"".into()),
+                        Some(("\"lumbalpunktur\"".into(), 5)),
+                        100,
+                    )
+                    .await
+                    .unwrap();
+                assert_eq!(found.sources.len(), 1, "{}", at("matches"));
+                assert_eq!(found.sources[0].id, "SRC0003");
+                assert_eq!(found.passages.len(), 2);
+                assert!(!found.truncated);
+                assert_eq!(found.titled.len(), 1);
+                assert_eq!(found.sources[0].pages, Some(12));
+                assert_eq!(found.sources[0].media_type, "application/pdf");
+                assert_eq!(found.sources[0].passages, 2);
+                // Which queries each passage matched, in passage order: the heading
+                // "Teknik" names the technique; which words passage 0 carries is the
+                // snapshot's.
+                let bits: Vec<(u32, u32, bool)> = found
+                    .passages
+                    .iter()
+                    .map(|m| (m.ord, m.groups, m.ranked))
+                    .collect();
+                assert_eq!(bits[1].0, 1);
+                assert!(bits[1].1 & 0b100 != 0 && bits[1].2, "{bits:?}");
+                assert_eq!(bits.iter().map(|b| b.1 & 0b010).sum::<u32>(), 0);
+                let (outline, _) = store
+                    .passage_outlines(vec!["SRC0003".into(), "SRC9999".into()])
+                    .await
+                    .unwrap();
+                assert_eq!(outline[0].1.len(), 2, "{}", at("outline"));
+                assert_eq!(outline[0].1[1].page_start, Some(4));
+                assert!(outline[1].1.is_empty());
+                // Features as the snapshot left them, written by the re-index above (v5), or
+                // not computed yet (v6 to v9: the daemon computes them at start).
+                let features = match *version {
+                    10.. => Some(0),
+                    6..=9 => None,
+                    _ => Some(7),
+                };
+                assert_eq!(outline[0].1[1].features, features, "{}", at("features"));
+                let at_place = store
+                    .passages_at(vec![("SRC0003".into(), vec![1, 0, 9])], false)
+                    .await
+                    .unwrap();
+                assert!(at_place[0].1.text_terms.is_empty());
+                assert_eq!(
+                    at_place
+                        .iter()
+                        .map(|(_, p)| p.id.as_str())
+                        .collect::<Vec<_>>(),
+                    ["SRC0003#1", "SRC0003#0"]
+                );
             }
+            assert_eq!(
+                store.features_fingerprint().await.unwrap(),
+                if *version >= 10 {
+                    "frozen-features"
+                } else {
+                    ""
+                },
+                "{}",
+                at("features fingerprint")
+            );
             if *version >= 6 {
                 assert_eq!(store.index_analyzer().await.unwrap(), "frozen");
             }
@@ -991,6 +1047,7 @@ fn source(title: &str, text: &str, original: Option<&str>) -> super::NewSource {
             text: text.into(),
             heading_terms: String::new(),
             text_terms: words(text),
+            features: Some(0),
         }],
     }
 }
@@ -1064,9 +1121,13 @@ fn a_used_source_is_retired_an_unused_one_erased_and_the_indexes_stay_in_step() 
             Err(Error::SourceNotFound(_))
         ));
         fts_intact(&store).await;
-        let hits = store.search_passages("\"drain\"".into(), 10).await.unwrap();
-        let ids: Vec<&str> = hits.iter().map(|h| h.source.id.as_str()).collect();
+        let found = store
+            .match_passages(vec![Some("\"drain\"".into())], None, None, 10)
+            .await
+            .unwrap();
+        let ids: Vec<&str> = found.sources.iter().map(|s| s.id.as_str()).collect();
         assert_eq!(ids.len(), 2, "{ids:?}");
+        assert_eq!(found.passages.len(), 2);
         assert!(!ids.contains(&a.id.as_str()));
         assert_eq!(
             store
@@ -1104,9 +1165,12 @@ fn a_used_source_is_retired_an_unused_one_erased_and_the_indexes_stay_in_step() 
             other => panic!("{other:?}"),
         }
         fts_intact(&store).await;
-        let hits = store.search_passages("\"drain\"".into(), 10).await.unwrap();
-        assert_eq!(hits.len(), 1, "only C is retrieved");
-        assert_eq!(hits[0].source.id, c.id);
+        let found = store
+            .match_passages(vec![Some("\"drain\"".into())], None, None, 10)
+            .await
+            .unwrap();
+        assert_eq!(found.passages.len(), 1, "only C is retrieved");
+        assert_eq!(found.sources[0].id, c.id);
         assert!(store
             .search_titles("\"beta\"".into(), 10)
             .await

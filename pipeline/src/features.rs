@@ -1,0 +1,310 @@
+//! What retrieval asks of every passage of a chosen document apart from the procedure: which
+//! outline sections' cue words it carries, which populations its heading and its text name,
+//! and whether it gives an adult's or a child's age or a weight-based dose.
+//!
+//! None of it depends on the request, so it is computed when a passage is stored (and again
+//! when the analysis or the lexicon's population words change) and kept beside the passage as
+//! one integer. Retrieval then picks a long guideline's passages from these integers instead of
+//! re-reading and re-analysing the text of every passage for every run. Each set of features
+//! carries the [`fingerprint`] of what computed it; retrieval uses stored features only when
+//! that fingerprint is the one in force, and analyses the passages itself otherwise.
+
+use crate::analyze::Analyzer;
+use crate::concept::{term_match, Tokens};
+use crate::outline;
+use crate::ports::{IndexTerms, Match};
+use crate::verify::lexicon::Category;
+use crate::verify::Lexicon;
+use sha2::{Digest, Sha256};
+use std::sync::OnceLock;
+
+/// The terms of a passage, analysed with the library's analyser, and its features: what the
+/// library stores beside a passage.
+pub fn index_terms(heading: &str, text: &str) -> IndexTerms {
+    let a = crate::analyze::analyzer();
+    let heading = a.index_text(heading);
+    let text = a.index_text(text);
+    let features = Features::of(&heading, &text).0;
+    IndexTerms {
+        heading,
+        text,
+        features,
+    }
+}
+
+/// Bumped when what the bits mean, or how they are computed, changes.
+const VERSION: u32 = 1;
+
+const HEAD_ADULTS: u32 = 1 << 16;
+const HEAD_CHILDREN: u32 = 1 << 17;
+const TEXT_ADULTS: u32 = 1 << 18;
+const TEXT_CHILDREN: u32 = 1 << 19;
+const WEIGHT_BASED: u32 = 1 << 20;
+const ADULT_AGE: u32 = 1 << 21;
+const CHILD_AGE: u32 = 1 << 22;
+
+/// A passage's features: bit `i` for the `i`-th evidence section of the outline whose cue
+/// words its heading or text carries; then the population bits.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Features(pub u32);
+
+impl Features {
+    /// The features of a passage from its analysed heading and text terms, by the lexicon in
+    /// force.
+    pub fn of(heading_terms: &str, text_terms: &str) -> Features {
+        Features::with(
+            &crate::verify::lexicon::shared(),
+            crate::analyze::analyzer(),
+            heading_terms,
+            text_terms,
+        )
+    }
+
+    /// The features by `lexicon`'s population words.
+    pub fn with(
+        lexicon: &Lexicon,
+        analyzer: &Analyzer,
+        heading_terms: &str,
+        text_terms: &str,
+    ) -> Features {
+        let head = Tokens::new(heading_terms);
+        let text = Tokens::new(text_terms);
+        let mut bits = 0u32;
+        for (i, (_, m)) in sections().iter().enumerate() {
+            if m.matches(&text) || m.matches(&head) {
+                bits |= 1 << i;
+            }
+        }
+        let groups = crate::concept::population_groups(lexicon, analyzer);
+        let (a, c) = groups.families(&head);
+        bits |= if a { HEAD_ADULTS } else { 0 } | if c { HEAD_CHILDREN } else { 0 };
+        let (a, c) = groups.families(&text);
+        bits |= if a { TEXT_ADULTS } else { 0 } | if c { TEXT_CHILDREN } else { 0 };
+        if weight_based(&text) {
+            bits |= WEIGHT_BASED;
+        }
+        let (a, c) = ages(&text);
+        bits |= if a { ADULT_AGE } else { 0 } | if c { CHILD_AGE } else { 0 };
+        Features(bits)
+    }
+
+    /// Whether it carries the cue words of the `i`-th evidence section.
+    pub fn section(self, i: usize) -> bool {
+        i < 16 && self.0 & (1 << i) != 0
+    }
+
+    /// How many sections' cue words it carries.
+    pub fn section_count(self) -> u32 {
+        (self.0 & 0xffff).count_ones()
+    }
+
+    /// The population families its heading names by the lexicon's words: (adults, children).
+    pub fn heading_families(self) -> (bool, bool) {
+        (self.0 & HEAD_ADULTS != 0, self.0 & HEAD_CHILDREN != 0)
+    }
+
+    /// The population families its text names by the lexicon's words.
+    pub fn text_families(self) -> (bool, bool) {
+        (self.0 & TEXT_ADULTS != 0, self.0 & TEXT_CHILDREN != 0)
+    }
+
+    /// Whether its text gives a weight-based dose ("mg/kg").
+    pub fn weight_based(self) -> bool {
+        self.0 & WEIGHT_BASED != 0
+    }
+
+    /// Whether its text gives an adult's and a child's age (see [`ages`]).
+    pub fn ages(self) -> (bool, bool) {
+        (self.0 & ADULT_AGE != 0, self.0 & CHILD_AGE != 0)
+    }
+
+    /// Whom the passage is about as far as it says: its heading's families, else its text's;
+    /// a weight-based dose in a text naming no adults speaks of children.
+    pub fn families(self) -> (bool, bool) {
+        let (a, c) = match self.heading_families() {
+            (false, false) => self.text_families(),
+            named => named,
+        };
+        (a, c || (!a && self.weight_based()))
+    }
+}
+
+/// What computed features: this module's version, the analysis, the section cue words and the
+/// lexicon's population groups. Stored features with another fingerprint are not used.
+pub fn fingerprint(lexicon: &Lexicon, analyzer: &Analyzer) -> String {
+    let mut h = Sha256::new();
+    h.update(VERSION.to_le_bytes());
+    h.update(analyzer.fingerprint().as_bytes());
+    for s in outline::evidence_sections() {
+        h.update(s.heading.as_bytes());
+        for c in s.cues {
+            h.update(b"\x1f");
+            h.update(c.as_bytes());
+        }
+        h.update(b"\x1e");
+    }
+    let mut groups: Vec<(&str, &[String])> = lexicon.groups_of(Category::Population).collect();
+    groups.sort();
+    for (name, terms) in groups {
+        h.update(name.as_bytes());
+        for t in terms {
+            h.update(b"\x1f");
+            h.update(t.as_bytes());
+        }
+        h.update(b"\x1e");
+    }
+    let d = h.finalize();
+    d.iter().take(8).map(|b| format!("{b:02x}")).collect()
+}
+
+/// The fingerprint of the lexicon and analysis in force.
+pub fn current_fingerprint() -> String {
+    fingerprint(
+        &crate::verify::lexicon::shared(),
+        crate::analyze::analyzer(),
+    )
+}
+
+/// The evidence sections' headings and their cue words as matchers, in outline order.
+pub fn sections() -> &'static [(&'static str, Match)] {
+    static SECTIONS: OnceLock<Vec<(&'static str, Match)>> = OnceLock::new();
+    SECTIONS.get_or_init(|| {
+        let a = crate::analyze::analyzer();
+        let s: Vec<(&'static str, Match)> = outline::evidence_sections()
+            .map(|s| {
+                (
+                    s.heading,
+                    Match::Any(
+                        s.cues
+                            .iter()
+                            .filter_map(|c| term_match(a, &format!("{c}*")))
+                            .collect(),
+                    ),
+                )
+            })
+            .collect();
+        assert!(s.len() <= 16, "features hold at most 16 sections");
+        s
+    })
+}
+
+/// Weight-based doses speak of children even where no word does.
+pub fn weight_based(toks: &Tokens<'_>) -> bool {
+    toks.seq.windows(2).any(|w| {
+        matches!(w[0], "mg" | "µg" | "mikrogram" | "microgram" | "mcg" | "ml")
+            && matches!(w[1], "kg")
+    })
+}
+
+/// Who a text is about beyond the lexicon's population words: ages ("54-year-old", "29-årig":
+/// 18 or more is an adult; months, weeks or days of age are a child's) and words for a woman,
+/// a man, a girl or a boy. Case reports name their patient this way. Returns (adults,
+/// children).
+pub fn ages(toks: &Tokens<'_>) -> (bool, bool) {
+    let toks = &toks.seq;
+    let mut adult = false;
+    let mut child = false;
+    for (i, t) in toks.iter().enumerate() {
+        match *t {
+            "woman" | "women" | "kvind" | "mænd" => adult = true,
+            "girl" | "boy" | "dreng" | "pig" => child = true,
+            _ => {}
+        }
+        let Ok(n) = t.parse::<u32>() else {
+            continue;
+        };
+        for u in toks.iter().skip(i + 1).take(2) {
+            if u.starts_with("year") || u.starts_with("år") {
+                if (18..120).contains(&n) {
+                    adult = true;
+                } else if n < 18 {
+                    child = true;
+                }
+                break;
+            }
+            if u.starts_with("month") || u.starts_with("måned") || u.starts_with("week") {
+                child = true;
+                break;
+            }
+        }
+    }
+    (adult, child)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::analyze::analyzer;
+
+    fn who(text: &str) -> (bool, bool) {
+        let t = analyzer().index_text(text);
+        ages(&Tokens::new(&t))
+    }
+
+    fn features(heading: &str, text: &str) -> Features {
+        let a = analyzer();
+        Features::of(&a.index_text(heading), &a.index_text(text))
+    }
+
+    #[test]
+    fn ages_and_words_for_a_person_say_adult_or_child() {
+        assert_eq!(
+            who("A 54-year-old woman developed hypotension"),
+            (true, false)
+        );
+        assert_eq!(who("hos en 29-årig kvinde"), (true, false));
+        assert_eq!(who("En 3 måneder gammel pige"), (false, true));
+        assert_eq!(who("an 8-year-old boy"), (false, true));
+        assert_eq!(who("Give 0,5 mg every 5 minutes"), (false, false));
+    }
+
+    #[test]
+    fn features_name_sections_populations_ages_and_weight_based_doses() {
+        let f = features(
+            "Behandling af børn",
+            "Adrenalin 0,01 mg/kg gives intramuskulært i låret; kontraindikationer er få.",
+        );
+        let names: Vec<&str> = sections()
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| f.section(*i))
+            .map(|(_, (h, _))| *h)
+            .collect();
+        assert!(names.contains(&"Kontraindikationer"), "{names:?}");
+        assert!(names.contains(&"Anatomi og orientering"), "{names:?}");
+        assert_eq!(f.heading_families(), (false, true));
+        assert_eq!(f.text_families(), (false, false));
+        assert!(f.weight_based());
+        assert_eq!(f.families(), (false, true));
+        let g = features(
+            "Dosering",
+            "Til voksne gives 0,5 mg. En 72-årig mand fik dosen.",
+        );
+        assert_eq!(g.heading_families(), (false, false));
+        assert_eq!(g.text_families(), (true, false));
+        assert_eq!(g.ages(), (true, false));
+        assert_eq!(g.families(), (true, false));
+        assert_eq!(
+            features("Historik", "Intet om dosis her.").section_count(),
+            1
+        );
+    }
+
+    #[test]
+    fn the_fingerprint_follows_the_population_words() {
+        let a = analyzer();
+        let l = Lexicon::embedded();
+        assert_eq!(fingerprint(&l, a), fingerprint(&Lexicon::embedded(), a));
+        let edited = crate::verify::lexicon::EMBEDDED
+            .replace("unge = [\"unge\", ", "unge = [\"unge\", \"ungdom\", ");
+        assert_ne!(edited, crate::verify::lexicon::EMBEDDED);
+        let other = Lexicon::parse(&edited).expect("an edited lexicon");
+        assert_ne!(fingerprint(&l, a), fingerprint(&other, a));
+        // Words of another category do not change what features say.
+        let edited = crate::verify::lexicon::EMBEDDED
+            .replace("[actions]\n", "[actions]\nspuling = [\"skylning\"]\n");
+        assert_ne!(edited, crate::verify::lexicon::EMBEDDED);
+        let other = Lexicon::parse(&edited).expect("an edited lexicon");
+        assert_eq!(fingerprint(&l, a), fingerprint(&other, a));
+    }
+}
