@@ -122,6 +122,9 @@ fn ingest_60_pages(runs: usize) {
     );
 }
 
+/// Rounds of retrieval queries per library size.
+const ROUNDS: usize = 5;
+
 /// 2. Retrieval latency as the library grows.
 fn retrieval_growth(steps: &[usize]) {
     let dir = tempfile::tempdir().unwrap();
@@ -131,6 +134,7 @@ fn retrieval_growth(steps: &[usize]) {
     let mut seed = 7u64;
     let mut stored = 0usize;
     let per_doc = 100;
+    println!("median of {ROUNDS} rounds of 200 queries (range over rounds)");
     println!("| passages | documents | index query p50 ms | p99 ms | whole retrieval p50 ms | p99 ms | build s |");
     println!("| --- | --- | --- | --- | --- | --- | --- |");
     for &target in steps {
@@ -213,41 +217,58 @@ fn retrieval_growth(steps: &[usize]) {
             min_relative_score: 0.1,
             generic_words: vec!["behandling".into(), "anlæggelse".into()],
         };
-        let mut lat = Vec::new();
-        let mut whole = Vec::new();
-        for i in 0..400 {
-            let (title, context) = titles[i % titles.len()];
-            let concept = Concept::of(
-                &procedurewriter_pipeline::verify::lexicon::shared(),
-                analyzer(),
-                title,
-                context,
-                &config.generic_words,
-            );
-            let q = MatchQuery {
-                groups: concept.anchor.iter().map(|g| g.matcher.clone()).collect(),
-                rank: None,
-                titles: None,
-                limit: 20_000,
-            };
-            let t = Instant::now();
-            let found = block_on(library.matches(q)).unwrap();
-            lat.push(t.elapsed().as_secs_f64() * 1e3);
-            assert!(!found.passages.is_empty());
-            let t = Instant::now();
-            let got = block_on(retrieve(&library, &rules, &config, title, context)).unwrap();
-            whole.push(t.elapsed().as_secs_f64() * 1e3);
-            assert!(!got.sources.is_empty(), "{title}: nothing retrieved");
+        // Five rounds of 200 queries: this machine is shared (the development VM shows 15-20 %
+        // steal under load), so each round's p50 and p99 are taken and the median round's
+        // reported, with the range over rounds.
+        let mut rounds: Vec<[f64; 4]> = Vec::new();
+        for _ in 0..ROUNDS {
+            let mut lat = Vec::new();
+            let mut whole = Vec::new();
+            for i in 0..200 {
+                let (title, context) = titles[i % titles.len()];
+                let concept = Concept::of(
+                    &procedurewriter_pipeline::verify::lexicon::shared(),
+                    analyzer(),
+                    title,
+                    context,
+                    &config.generic_words,
+                );
+                let q = MatchQuery {
+                    groups: concept.anchor.iter().map(|g| g.matcher.clone()).collect(),
+                    rank: None,
+                    titles: None,
+                    limit: 20_000,
+                };
+                let t = Instant::now();
+                let found = block_on(library.matches(q)).unwrap();
+                lat.push(t.elapsed().as_secs_f64() * 1e3);
+                assert!(!found.passages.is_empty());
+                let t = Instant::now();
+                let got = block_on(retrieve(&library, &rules, &config, title, context)).unwrap();
+                whole.push(t.elapsed().as_secs_f64() * 1e3);
+                assert!(!got.sources.is_empty(), "{title}: nothing retrieved");
+            }
+            whole.sort_by(f64::total_cmp);
+            lat.sort_by(f64::total_cmp);
+            rounds.push([
+                percentile(&lat, 0.5),
+                percentile(&lat, 0.99),
+                percentile(&whole, 0.5),
+                percentile(&whole, 0.99),
+            ]);
         }
-        whole.sort_by(f64::total_cmp);
-        lat.sort_by(f64::total_cmp);
+        let cell = |k: usize| {
+            let mut v: Vec<f64> = rounds.iter().map(|r| r[k]).collect();
+            v.sort_by(f64::total_cmp);
+            format!("{:.2} ({:.2}–{:.2})", v[v.len() / 2], v[0], v[v.len() - 1])
+        };
         println!(
-            "| {stored} | {} | {:.2} | {:.2} | {:.2} | {:.2} | {build_s:.1} |",
+            "| {stored} | {} | {} | {} | {} | {} | {build_s:.1} |",
             stored / per_doc,
-            percentile(&lat, 0.5),
-            percentile(&lat, 0.99),
-            percentile(&whole, 0.5),
-            percentile(&whole, 0.99)
+            cell(0),
+            cell(1),
+            cell(2),
+            cell(3)
         );
     }
 }
