@@ -39,6 +39,18 @@ fn retrieved(h: &Http, id: &str) -> Value {
     })
 }
 
+/// The first reload that put a lexicon in force, once recorded.
+fn lexicon_reload(h: &Http) -> Value {
+    wait_for("the reload to be recorded", T, || {
+        let r = h.get("/api/reloads");
+        r.body["reloads"].as_array().and_then(|a| {
+            a.iter()
+                .find(|x| x["applied"].get("lexicon").is_some())
+                .cloned()
+        })
+    })
+}
+
 fn ids(v: &Value) -> Vec<String> {
     v.as_array()
         .unwrap()
@@ -193,14 +205,7 @@ fn a_department_lexicon_is_validated_at_start_and_reread_on_sighup() {
     );
     std::fs::write(&lexicon, extended).unwrap();
     d.signal(libc::SIGHUP);
-    let reload = wait_for("the reload to be recorded", T, || {
-        let r = h.get("/api/reloads");
-        r.body["reloads"].as_array().and_then(|a| {
-            a.iter()
-                .find(|x| x["applied"].get("lexicon").is_some())
-                .cloned()
-        })
-    });
+    let reload = lexicon_reload(&h);
     assert!(reload["error"].is_null(), "{reload}");
     let id = write(&h, "Genoplivning");
     assert_eq!(
@@ -271,14 +276,7 @@ fn new_population_words_apply_to_stored_passages_after_a_reload() {
     assert_ne!(extended, shipped);
     std::fs::write(&lexicon, extended).unwrap();
     d.signal(libc::SIGHUP);
-    let reload = wait_for("the reload to be recorded", T, || {
-        let r = h.get("/api/reloads");
-        r.body["reloads"].as_array().and_then(|a| {
-            a.iter()
-                .find(|x| x["applied"].get("lexicon").is_some())
-                .cloned()
-        })
-    });
+    let reload = lexicon_reload(&h);
     assert!(reload["error"].is_null(), "{reload}");
     assert!(
         reload["applied"].get("passage_features").is_some(),

@@ -201,39 +201,19 @@ impl Daemon {
         }
         // A library indexed by another analysis (or none) is re-indexed now, before anything
         // retrieves: retrieval and the index must analyse words the same way.
-        let t = std::time::Instant::now();
-        match block_on(library::reindex(&store)) {
-            Ok(0) => {}
-            Ok(n) => tracing::info!(
-                passages = n,
-                elapsed_ms = t.elapsed().as_millis() as u64,
-                "re-indexed the library with this build's analysis"
-            ),
-            Err(library::StoreIngestError::Store(e)) => return Err(e.into()),
-            Err(e) => {
-                return Err(DaemonError::Refused(format!(
-                    "cannot re-index the library: {e}"
-                )))
-            }
-        }
+        prepare_library(
+            library::reindex(&store),
+            "re-indexed the library with this build's analysis",
+            "cannot re-index the library",
+        )?;
         // Passage features computed by another lexicon or analysis (or none: a library from
         // before they existed) are computed now; retrieval would otherwise analyse every
         // passage it reads itself.
-        let t = std::time::Instant::now();
-        match block_on(library::refeature(&store)) {
-            Ok(0) => {}
-            Ok(n) => tracing::info!(
-                passages = n,
-                elapsed_ms = t.elapsed().as_millis() as u64,
-                "computed the library's passage features"
-            ),
-            Err(library::StoreIngestError::Store(e)) => return Err(e.into()),
-            Err(e) => {
-                return Err(DaemonError::Refused(format!(
-                    "cannot compute the library's passage features: {e}"
-                )))
-            }
-        }
+        prepare_library(
+            library::refeature(&store),
+            "computed the library's passage features",
+            "cannot compute the library's passage features",
+        )?;
         let loop_settings = Arc::new(std::sync::RwLock::new(settings.loop_settings()));
         let llm_slots = model_client::slots(&settings);
         let metrics = Arc::new(Metrics::new(store.metrics()).with_llm_slots(llm_slots.clone()));
@@ -476,4 +456,27 @@ pub(crate) fn check_data_dir(dir: &std::path::Path) -> Result<(), DaemonError> {
         ))));
     }
     Ok(())
+}
+
+/// Runs one start-up pass over the library (re-index, features), logging how many passages it
+/// did and how long it took; a store error stops start-up as one, anything else as refused.
+fn prepare_library(
+    pass: impl std::future::Future<Output = Result<usize, library::StoreIngestError>>,
+    done: &str,
+    failed: &str,
+) -> Result<(), DaemonError> {
+    let t = std::time::Instant::now();
+    match block_on(pass) {
+        Ok(0) => Ok(()),
+        Ok(n) => {
+            tracing::info!(
+                passages = n,
+                elapsed_ms = t.elapsed().as_millis() as u64,
+                "{done}"
+            );
+            Ok(())
+        }
+        Err(library::StoreIngestError::Store(e)) => Err(e.into()),
+        Err(e) => Err(DaemonError::Refused(format!("{failed}: {e}"))),
+    }
 }
