@@ -133,6 +133,11 @@ fn a_population_qualifies_a_procedure_never_selects_and_every_choice_is_explaine
     assert_eq!(ids(&r["sources"]), std::slice::from_ref(&lp), "{r}");
     let reason = r["sources"][0]["reason"].as_str().unwrap();
     assert!(reason.contains("no source about voksne"), "{reason}");
+    // Used whole: its passages (every one of them about children) are given to the writer.
+    assert!(
+        !r["sources"][0]["passages"].as_array().unwrap().is_empty(),
+        "{r}"
+    );
 
     // The finished run's sources carry the same explanation.
     let id = write(&h, "Anafylaksi hos voksne");

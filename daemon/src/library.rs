@@ -615,10 +615,16 @@ mod tests {
             let marked = retrieve(&library, &rules, &config, "Anafylaksi hos voksne", "")
                 .await
                 .unwrap();
+            // ...so none is used (the gate must not count a tier whose text the writer never
+            // sees), and each says why.
+            assert!(marked.sources.is_empty(), "{:?}", chosen(&marked));
             assert!(
-                marked.sources.iter().all(|s| s.passages.is_empty()),
+                marked
+                    .dropped
+                    .iter()
+                    .any(|d| d.reason.contains("none of its passages may be used")),
                 "{:?}",
-                chosen(&marked)
+                marked.dropped
             );
         });
     }

@@ -564,7 +564,14 @@ pub async fn retrieve(
     for &k in &chosen {
         let c = &cands[judged[k].cand];
         let outline = by_doc.remove(&c.doc.id).unwrap_or_default();
-        let picked = pick_passages(&concept, &outline, c, !c.title_match.is_empty());
+        // A source used only because none about the requested population exists is used
+        // whole: its passages are not filtered by population.
+        let want = concept
+            .population
+            .as_ref()
+            .map(|p| p.0)
+            .filter(|_| judged[k].family_ok);
+        let picked = pick_passages(want, &outline, c, !c.title_match.is_empty());
         // Read too the passage whose heading carries the procedure (the explanation names
         // its heading), when it was not picked.
         let mut ords: Vec<u32> = picked.iter().map(|(o, _)| *o).collect();
@@ -588,6 +595,25 @@ pub async fn retrieve(
     for (&k, (picked, explain)) in chosen.iter().zip(picks) {
         let j = &judged[k];
         let c = &cands[j.cand];
+        if picked.is_empty() {
+            // Nothing of it may be given to the writer (every passage on the procedure is
+            // about the other population): it is not used, so the evidence gate does not
+            // count its tier for evidence the procedure cannot draw on.
+            dropped.push(Dropped {
+                id: c.doc.id.clone(),
+                title: c.doc.title.clone(),
+                reason: format!(
+                    "none of its passages may be used: each is about {} ({})",
+                    match concept.population.as_ref().map(|p| p.0) {
+                        Some(Family::Adults) => Family::Children.label(),
+                        Some(Family::Children) => Family::Adults.label(),
+                        None => "another population",
+                    },
+                    j.reason
+                ),
+            });
+            continue;
+        }
         let mut matched = c.matched.clone();
         let names = |bits: u32| {
             concept
@@ -647,15 +673,14 @@ type Picked = Vec<(u32, Vec<String>)>;
 
 /// The passages of one source the writer gets, as (order, why) in document order: on the
 /// procedure first, then the best for each outline section, then the rest by relevance;
-/// never one about the other population when the request names one; in a source not titled
-/// for the procedure, only passages on it.
+/// never one about another population than `want`; in a source not titled for the
+/// procedure, only passages on it.
 fn pick_passages(
-    concept: &Concept,
+    want: Option<Family>,
     outline: &[PassageOutline],
     cand: &Candidate,
     titled_for: bool,
 ) -> Picked {
-    let want = concept.population.as_ref().map(|p| p.0);
     let sections = features::sections();
     let on: HashMap<u32, bool> = cand.concept_passages.iter().copied().collect();
     struct Scored {
