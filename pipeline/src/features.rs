@@ -16,7 +16,7 @@ use crate::ports::{IndexTerms, Match};
 use crate::verify::lexicon::Category;
 use crate::verify::Lexicon;
 use sha2::{Digest, Sha256};
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock, PoisonError};
 
 /// The terms of a passage, analysed with the library's analyser, and its features: what the
 /// library stores beside a passage.
@@ -157,12 +157,21 @@ pub fn fingerprint(lexicon: &Lexicon, analyzer: &Analyzer) -> String {
     d.iter().take(8).map(|b| format!("{b:02x}")).collect()
 }
 
-/// The fingerprint of the lexicon and analysis in force.
+/// The fingerprint of the lexicon and analysis in force. Retrieval asks for it on every run,
+/// so the last lexicon's is kept (hashing its population groups each time would be work on
+/// the hot path).
 pub fn current_fingerprint() -> String {
-    fingerprint(
-        &crate::verify::lexicon::shared(),
-        crate::analyze::analyzer(),
-    )
+    static LAST: Mutex<Option<(u64, String)>> = Mutex::new(None);
+    let lexicon = crate::verify::lexicon::shared();
+    let mut last = LAST.lock().unwrap_or_else(PoisonError::into_inner);
+    match last.as_ref() {
+        Some((id, f)) if *id == lexicon.id() => f.clone(),
+        _ => {
+            let f = fingerprint(&lexicon, crate::analyze::analyzer());
+            *last = Some((lexicon.id(), f.clone()));
+            f
+        }
+    }
 }
 
 /// The evidence sections' headings and their cue words as matchers, in outline order.

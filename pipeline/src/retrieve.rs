@@ -4,8 +4,8 @@
 //!    action, setting and context only rank and filter.
 //! 2. Candidates: every passage whose heading or text carries the procedure (enough anchor
 //!    groups), unranked, and documents whose title does (the library's full-text index over
-//!    analysed terms). Only the matching passages' places, heading terms and stored
-//!    [`features`] are read, never their text.
+//!    analysed terms). Only the matching passages' source, order, stored [`features`] and
+//!    which anchor groups matched in which field are read, never their text.
 //! 3. Each candidate document is judged: is it *about* the procedure (its title names it, a
 //!    section is devoted to it, or a good share of its passages discuss it), or does it only
 //!    mention it in passing, or is it titled for another procedure? Is it about the requested
