@@ -11,7 +11,9 @@
 //! a restart and left as it was, never half-applied. A file that fails to load changes
 //! nothing; its error is logged, recorded and shown by `/health` until a reload succeeds.
 //! Each reload that changed something (or failed) is recorded in `config_reloads`, and running
-//! runs get a `config_reloaded` event naming the applied keys (old → new).
+//! runs get a `config_reloaded` event naming the applied keys (old → new). The record is
+//! written first and the change put in force right after (nothing awaited between), so what
+//! `/health` or a run shows of a reload is always in `/api/reloads` already.
 
 use crate::http::AppState;
 use crate::settings::{hot_key, Settings};
@@ -36,12 +38,8 @@ pub async fn reload(state: &AppState, config_path: Option<&std::path::Path>) -> 
         Err(e) => {
             let msg = e.to_string();
             tracing::error!(cause = %msg, "configuration reload failed; keeping the running settings");
-            if let Ok(mut g) = state.last_reload_error.lock() {
-                *g = Some(msg.clone());
-            }
-            if let Ok(mut g) = state.last_reload.lock() {
-                *g = Some((false, unix_seconds()));
-            }
+            // Recorded before `/health` shows it: whoever sees the error there finds it in
+            // `/api/reloads` too.
             if let Err(e) = state
                 .store
                 .record_reload(json!({}), json!({}), Some(msg.clone()))
@@ -49,12 +47,15 @@ pub async fn reload(state: &AppState, config_path: Option<&std::path::Path>) -> 
             {
                 tracing::error!(cause = %e, "cannot record the failed reload");
             }
+            if let Ok(mut g) = state.last_reload_error.lock() {
+                *g = Some(msg.clone());
+            }
+            if let Ok(mut g) = state.last_reload.lock() {
+                *g = Some((false, unix_seconds()));
+            }
             return Reloaded::Refused(msg);
         }
     };
-    if let Ok(mut g) = state.last_reload_error.lock() {
-        *g = None;
-    }
     let mut in_force = match state.applied_settings.lock() {
         Ok(g) => g.clone(),
         Err(p) => p.into_inner().clone(),
@@ -90,6 +91,7 @@ pub async fn reload(state: &AppState, config_path: Option<&std::path::Path>) -> 
     // The call slots: a new `llm_max_concurrent_calls` applies to calls that start from now on
     // (those in flight keep their slot); with 0 the server is asked again, since it may have
     // been restarted with another `-np`, and a server that does not answer changes nothing.
+    let mut resize = None;
     if let Some(slots) = state.metrics.llm_slots() {
         let changed = applied.contains_key("llm_max_concurrent_calls");
         let target = if new.llm_max_concurrent_calls > 0 {
@@ -101,19 +103,21 @@ pub async fn reload(state: &AppState, config_path: Option<&std::path::Path>) -> 
                 None => None,
             }
         };
-        if let Some(n) = target {
-            let before = slots.resize(n);
+        if let Some(n) = target.map(|n| n.max(1)) {
+            let before = slots.limit();
             if before != n {
-                tracing::info!(from = before, to = n, "model call slots resized");
                 applied.insert("llm_call_slots".into(), json!([before, n]));
+                resize = Some((slots, n));
             }
         }
     }
     // The lexicon is re-read whether or not its path changed (its content may have). The
     // settings above parsed it already, so this cannot fail but for a race with an edit.
+    let mut lexicon_change = None;
     match new.lexicon() {
         Ok(lexicon) => {
             use procedurewriter_pipeline::analyze::{analyzer, Analyzer};
+            use procedurewriter_pipeline::features;
             let before = procedurewriter_pipeline::verify::lexicon::shared();
             if before.fingerprint() != lexicon.fingerprint() {
                 applied.insert(
@@ -128,36 +132,61 @@ pub async fn reload(state: &AppState, config_path: Option<&std::path::Path>) -> 
                         json!([analyzer().fingerprint(), index]),
                     );
                 }
-                let features_before = procedurewriter_pipeline::features::current_fingerprint();
-                procedurewriter_pipeline::verify::lexicon::install(lexicon);
-                let features = procedurewriter_pipeline::features::current_fingerprint();
-                if features != features_before {
-                    // Other population words: the passages' stored features are recomputed
-                    // in the background; until then retrieval analyses what it reads itself.
+                let features_before = features::current_fingerprint();
+                let features = features::fingerprint(&lexicon, analyzer());
+                let refeature = features != features_before;
+                if refeature {
                     applied.insert(
                         "passage_features".into(),
                         json!([features_before, features]),
                     );
-                    let store = state.store.clone();
-                    tokio::spawn(async move {
-                        let t = std::time::Instant::now();
-                        match crate::library::refeature(&store).await {
-                            Ok(n) => tracing::info!(
-                                passages = n,
-                                elapsed_ms = t.elapsed().as_millis() as u64,
-                                "recomputed the library's passage features for the new lexicon"
-                            ),
-                            Err(e) => tracing::error!(
-                                cause = %e,
-                                "cannot recompute the passage features; retrieval analyses passages itself until a restart"
-                            ),
-                        }
-                    });
                 }
+                lexicon_change = Some((lexicon, refeature));
             }
         }
         Err(e) => {
             tracing::error!(cause = %e, "cannot re-read the lexicon; keeping the one in force")
+        }
+    }
+    // Recorded before any of it is in force: whoever sees a change (in `/health`, in a run)
+    // finds it in `/api/reloads`.
+    if applied.is_empty() && restart_required.is_empty() {
+        tracing::info!("configuration reloaded: nothing changed");
+    } else if let Err(e) = state
+        .store
+        .record_reload(
+            Value::Object(applied.clone()),
+            Value::Object(restart_required.clone()),
+            None,
+        )
+        .await
+    {
+        tracing::error!(cause = %e, "cannot record the reload (the settings are applied)");
+    }
+    if let Some((slots, n)) = resize {
+        let before = slots.resize(n);
+        tracing::info!(from = before, to = n, "model call slots resized");
+    }
+    if let Some((lexicon, refeature)) = lexicon_change {
+        procedurewriter_pipeline::verify::lexicon::install(lexicon);
+        if refeature {
+            // Other population words: the passages' stored features are recomputed in the
+            // background; until then retrieval analyses what it reads itself.
+            let store = state.store.clone();
+            tokio::spawn(async move {
+                let t = std::time::Instant::now();
+                match crate::library::refeature(&store).await {
+                    Ok(n) => tracing::info!(
+                        passages = n,
+                        elapsed_ms = t.elapsed().as_millis() as u64,
+                        "recomputed the library's passage features for the new lexicon"
+                    ),
+                    Err(e) => tracing::error!(
+                        cause = %e,
+                        "cannot recompute the passage features; retrieval analyses passages itself until a restart"
+                    ),
+                }
+            });
         }
     }
     if !applied.is_empty() {
@@ -176,18 +205,8 @@ pub async fn reload(state: &AppState, config_path: Option<&std::path::Path>) -> 
     if !restart_required.is_empty() {
         tracing::warn!(keys = ?restart_required.keys().collect::<Vec<_>>(), "configuration reloaded: these keys need a restart to take effect");
     }
-    if applied.is_empty() && restart_required.is_empty() {
-        tracing::info!("configuration reloaded: nothing changed");
-    } else if let Err(e) = state
-        .store
-        .record_reload(
-            Value::Object(applied.clone()),
-            Value::Object(restart_required.clone()),
-            None,
-        )
-        .await
-    {
-        tracing::error!(cause = %e, "cannot record the reload (the settings are applied)");
+    if let Ok(mut g) = state.last_reload_error.lock() {
+        *g = None;
     }
     if let Ok(mut g) = state.last_reload.lock() {
         *g = Some((true, unix_seconds()));

@@ -304,7 +304,7 @@ fn titles_matching(conn: &rusqlite::Connection, fts: &str, limit: usize) -> Resu
 }
 
 /// The fingerprint of what computed the stored passage features ('' when none).
-fn features_by(conn: &rusqlite::Connection) -> Result<String> {
+pub(super) fn features_by(conn: &rusqlite::Connection) -> Result<String> {
     Ok(conn
         .prepare_cached("SELECT features FROM library_index WHERE id = 1")?
         .query_row([], |r| r.get(0))

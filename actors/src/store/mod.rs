@@ -290,7 +290,10 @@ impl Store {
             .map_err(|_| Error::Unavailable("the store writer has stopped".into()))?
     }
 
-    /// Runs `f` on a reader thread against a read-only connection.
+    /// Runs `f` on a reader thread against a read-only connection, in one read transaction:
+    /// everything `f` reads is one snapshot of the database, so a write committed while it
+    /// runs (say, the passages' features and then the fingerprint that vouches for them) is
+    /// seen whole or not at all.
     pub(crate) async fn read<T, F>(&self, f: F) -> Result<T>
     where
         T: Send + 'static,
@@ -298,8 +301,14 @@ impl Store {
     {
         let (tx, rx) = oneshot::channel::<Result<T>>();
         let job: ReadJob = Box::new(move |conn: &Connection| {
-            let out = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(conn)))
-                .unwrap_or_else(|_| Err(Error::Internal("a store read panicked".into())));
+            let out = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                let snapshot = conn.unchecked_transaction()?;
+                let out = f(conn);
+                // Nothing was written: ending the transaction only lets the WAL move on.
+                drop(snapshot);
+                out
+            }))
+            .unwrap_or_else(|_| Err(Error::Internal("a store read panicked".into())));
             let _ = tx.send(out);
         });
         self.readers

@@ -1235,3 +1235,41 @@ fn a_used_source_is_retired_an_unused_one_erased_and_the_indexes_stay_in_step() 
         ));
     });
 }
+
+/// One read is one snapshot: a write committed while a read runs is invisible to the rest of
+/// that read. Retrieval relies on it: it trusts passages' stored features when the fingerprint
+/// read beside them vouches for them, and a recomputation commits features then fingerprint.
+#[test]
+fn a_read_sees_one_snapshot_while_writes_commit() {
+    let (_d, store) = open();
+    block_on(async {
+        store
+            .set_features(Vec::new(), Some("A".into()))
+            .await
+            .unwrap();
+        let (read_first, first_done) = std::sync::mpsc::channel::<()>();
+        let (written, wait_write) = std::sync::mpsc::channel::<()>();
+        let reader = store.clone();
+        let reading = tokio::spawn(async move {
+            reader
+                .read(move |conn| {
+                    let before = library::features_by(conn)?;
+                    read_first.send(()).unwrap();
+                    wait_write.recv().unwrap();
+                    Ok((before, library::features_by(conn)?))
+                })
+                .await
+        });
+        tokio::task::spawn_blocking(move || first_done.recv().unwrap())
+            .await
+            .unwrap();
+        store
+            .set_features(Vec::new(), Some("B".into()))
+            .await
+            .unwrap();
+        assert_eq!(store.features_fingerprint().await.unwrap(), "B");
+        written.send(()).unwrap();
+        let (before, after) = reading.await.unwrap().unwrap();
+        assert_eq!((before.as_str(), after.as_str()), ("A", "A"));
+    });
+}
