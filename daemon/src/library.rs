@@ -628,4 +628,61 @@ mod tests {
             );
         });
     }
+
+    /// A case report about an adult is not evidence for a children's procedure when a
+    /// children's source exists, even when it also says how long the patient was followed
+    /// ("4 år" is a duration, not a child's age); a general text naming young and old alike
+    /// is about no one family and is kept.
+    #[test]
+    fn a_case_reports_patient_decides_its_population_and_durations_are_not_ages() {
+        use procedurewriter_pipeline::retrieve::{retrieve, RetrievalConfig};
+        let (_dir, store, rules) = fresh();
+        block_on(async {
+            let add = |title: &str, text: &str| IngestRequest {
+                title: title.into(),
+                text: text.into(),
+                tier: Some("danish_guideline".into()),
+                year: Some(2022),
+                ..Default::default()
+            };
+            for req in [
+                add(
+                    "Lumbalpunktur hos børn: instruks",
+                    "# Udførelse\n\nBarnet lejres i sideleje, og lumbalpunktur udføres i L4-L5 med en atraumatisk kanyle.",
+                ),
+                add(
+                    "Epiduralt hæmatom efter lumbalpunktur: en kasuistik",
+                    "# Forløb\n\nEn 69-årig mand i antikoagulationsbehandling fik foretaget lumbalpunktur og udviklede et epiduralt hæmatom.\n\n# Opfølgning\n\nEfter lumbalpunkturen blev han fulgt i 4 år og var symptomfri efter 3 måneder.",
+                ),
+                add(
+                    "Lumbalpunktur: oversigt",
+                    "# Forekomst\n\nLumbalpunktur udføres hos unge og ældre; postpunktur hovedpine er hyppigst hos unge kvinder.",
+                ),
+            ] {
+                ingest(&store, &rules, req, false).await.unwrap();
+            }
+            let library = StoreLibrary(store.clone());
+            let config = RetrievalConfig {
+                synonyms: Default::default(),
+                limit: 12,
+                min_relative_score: 0.1,
+                generic_words: vec![],
+            };
+            let r = retrieve(&library, &rules, &config, "Lumbalpunktur hos børn", "")
+                .await
+                .unwrap();
+            let titles: Vec<&str> = r.sources.iter().map(|s| s.title.as_str()).collect();
+            assert!(
+                titles.contains(&"Lumbalpunktur hos børn: instruks"),
+                "{titles:?}"
+            );
+            assert!(titles.contains(&"Lumbalpunktur: oversigt"), "{titles:?}");
+            let case = r
+                .dropped
+                .iter()
+                .find(|d| d.title.starts_with("Epiduralt"))
+                .unwrap_or_else(|| panic!("the case report is left out: {titles:?}"));
+            assert!(case.reason.contains("about voksne"), "{}", case.reason);
+        });
+    }
 }

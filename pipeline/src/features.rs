@@ -33,7 +33,7 @@ pub fn index_terms(heading: &str, text: &str) -> IndexTerms {
 }
 
 /// Bumped when what the bits mean, or how they are computed, changes.
-const VERSION: u32 = 1;
+const VERSION: u32 = 2;
 
 const HEAD_ADULTS: u32 = 1 << 16;
 const HEAD_CHILDREN: u32 = 1 << 17;
@@ -205,14 +205,24 @@ pub fn weight_based(toks: &Tokens<'_>) -> bool {
     })
 }
 
-/// Who a text is about beyond the lexicon's population words: ages ("54-year-old", "29-årig":
-/// 18 or more is an adult; months, weeks or days of age are a child's) and words for a woman,
-/// a man, a girl or a boy. Case reports name their patient this way. Returns (adults,
-/// children).
+/// Who a text is about beyond the lexicon's population words: ages ("54-year-old", "29-årig",
+/// "aged 67 years", "3 måneder gammel": 18 or more is an adult; under 18, or months, weeks
+/// or days of age, a child) and words for a woman, a man, a girl or a boy. Case reports name
+/// their patient this way. A number of years without a word that makes it an age ("over 4
+/// years", "followed for 2 years", "after 3 months") is a duration and says nothing. Returns
+/// (adults, children).
 pub fn ages(toks: &Tokens<'_>) -> (bool, bool) {
     let toks = &toks.seq;
     let mut adult = false;
     let mut child = false;
+    // The analysed text carries a word and its stem side by side, so windows are generous.
+    let near = |from: usize, to: usize, f: &dyn Fn(&str) -> bool| {
+        toks[from.min(toks.len())..to.min(toks.len())]
+            .iter()
+            .any(|t| f(t))
+    };
+    let old = |t: &str| matches!(t, "old" | "gammel" | "gaml" | "gamle");
+    let aged = |t: &str| matches!(t, "aged" | "age" | "ag" | "alder" | "alderen");
     for (i, t) in toks.iter().enumerate() {
         match *t {
             "woman" | "women" | "kvind" | "mænd" => adult = true,
@@ -222,17 +232,29 @@ pub fn ages(toks: &Tokens<'_>) -> (bool, bool) {
         let Ok(n) = t.parse::<u32>() else {
             continue;
         };
-        for u in toks.iter().skip(i + 1).take(2) {
+        let before = near(i.saturating_sub(3), i, &aged);
+        for (k, u) in toks.iter().enumerate().skip(i + 1).take(2) {
+            // "29-årig", "9-årige": the unit is the age.
+            let is_age = |rest_from: usize| {
+                u.starts_with("årig") || before || near(rest_from, rest_from + 3, &old)
+            };
             if u.starts_with("year") || u.starts_with("år") {
-                if (18..120).contains(&n) {
-                    adult = true;
-                } else if n < 18 {
-                    child = true;
+                if is_age(k + 1) {
+                    if (18..120).contains(&n) {
+                        adult = true;
+                    } else if n < 18 {
+                        child = true;
+                    }
                 }
                 break;
             }
-            if u.starts_with("month") || u.starts_with("måned") || u.starts_with("week") {
-                child = true;
+            if ["month", "måned", "week", "uge", "day", "døgn", "dag"]
+                .iter()
+                .any(|w| u.starts_with(w))
+            {
+                if is_age(k + 1) {
+                    child = true;
+                }
                 break;
             }
         }
@@ -265,6 +287,20 @@ mod tests {
         assert_eq!(who("En 3 måneder gammel pige"), (false, true));
         assert_eq!(who("an 8-year-old boy"), (false, true));
         assert_eq!(who("Give 0,5 mg every 5 minutes"), (false, false));
+        assert_eq!(who("patients aged 67 years"), (true, false));
+        assert_eq!(who("i alderen 8 år"), (false, true));
+        assert_eq!(who("a 6-week-old infant"), (false, true));
+        assert_eq!(who("en 9-årig dreng"), (false, true));
+        // Durations are not ages.
+        assert_eq!(
+            who("six departments over 4 years; followed for 2 years, seen again after 3 months"),
+            (false, false)
+        );
+        assert_eq!(
+            who("kontrol efter 3 måneder og igen efter 1 år"),
+            (false, false)
+        );
+        assert_eq!(who("observeres i 2 døgn"), (false, false));
     }
 
     #[test]

@@ -146,6 +146,10 @@ struct Candidate {
     /// Whether its passages give an adult's or a child's age ("a 72-year-old man").
     adult_age: bool,
     child_age: bool,
+    /// Whether any passage it matched (on the procedure or not) names the family by a
+    /// lexicon word (children: or gives a weight-based dose).
+    adult_words: bool,
+    child_words: bool,
     title_family: Option<Family>,
     other_title: Option<String>,
     title_actions: Vec<String>,
@@ -309,6 +313,8 @@ pub async fn retrieve(
             children: 0,
             adult_age: false,
             child_age: false,
+            adult_words: false,
+            child_words: false,
             title_family,
         });
         index.insert(doc.id.clone(), cands.len() - 1);
@@ -329,6 +335,9 @@ pub async fn retrieve(
         let (adult_age, child_age) = f.ages();
         c.adult_age |= adult_age;
         c.child_age |= child_age;
+        let ((ha, hc), (ta, tc)) = (f.heading_families(), f.text_families());
+        c.adult_words |= ha || ta;
+        c.child_words |= hc || tc || f.weight_based();
         // Enough anchor groups in its text, or in its heading (one field carries them).
         let in_text = m.in_text.count_ones() >= required;
         let in_head = m.in_heading.count_ones() >= required;
@@ -437,10 +446,12 @@ pub async fn retrieve(
                 Some(Family::Adults)
             } else {
                 // A case report names its patient once ("a 72-year-old man"): ages of one
-                // family only, and no population word for the other, decide.
+                // family only, and no population word for the other in any passage it
+                // matched, decide ("young men and older women" in an epidemiology paragraph
+                // is not a case report's patient).
                 match (c.adult_age, c.child_age) {
-                    (true, false) if c.children == 0 => Some(Family::Adults),
-                    (false, true) if c.adults == 0 => Some(Family::Children),
+                    (true, false) if c.children == 0 && !c.child_words => Some(Family::Adults),
+                    (false, true) if c.adults == 0 && !c.adult_words => Some(Family::Children),
                     _ => None,
                 }
             }
