@@ -631,8 +631,9 @@ mod tests {
 
     /// A case report about an adult is not evidence for a children's procedure when a
     /// children's source exists, even when it also says how long the patient was followed
-    /// ("4 år" is a duration, not a child's age); a general text naming young and old alike
-    /// is about no one family and is kept.
+    /// ("4 år" is a duration, not a child's age); nor is a cohort that names its adults once,
+    /// away from the procedure. A general text naming young and old alike, or a title naming
+    /// both, is about no one family and is kept.
     #[test]
     fn a_case_reports_patient_decides_its_population_and_durations_are_not_ages() {
         use procedurewriter_pipeline::retrieve::{retrieve, RetrievalConfig};
@@ -658,6 +659,16 @@ mod tests {
                     "Lumbalpunktur: oversigt",
                     "# Forekomst\n\nLumbalpunktur udføres hos unge og ældre; postpunktur hovedpine er hyppigst hos unge kvinder.",
                 ),
+                // Whom it is about is said once, where the procedure is not named.
+                add(
+                    "Blødning efter lumbalpunktur: en kohorte",
+                    "# Metode\n\nAlle voksne patienter i seks afdelinger blev inkluderet over 4 år.\n\n# Resultater\n\nLumbalpunktur gav blødning hos 0,2 %.",
+                ),
+                // Its title names both families; only its section for children names one.
+                add(
+                    "Lumbalpunktur hos voksne og børn: sikkerhed",
+                    "# Udførelse\n\nLumbalpunktur udføres under aseptiske forhold.\n\n# Børn\n\nHos børn bruges en kortere kanyle.",
+                ),
             ] {
                 ingest(&store, &rules, req, false).await.unwrap();
             }
@@ -677,12 +688,33 @@ mod tests {
                 "{titles:?}"
             );
             assert!(titles.contains(&"Lumbalpunktur: oversigt"), "{titles:?}");
-            let case = r
-                .dropped
+            assert!(
+                titles.contains(&"Lumbalpunktur hos voksne og børn: sikkerhed"),
+                "{titles:?}"
+            );
+            for left_out in ["Epiduralt", "Blødning"] {
+                let d = r
+                    .dropped
+                    .iter()
+                    .find(|d| d.title.starts_with(left_out))
+                    .unwrap_or_else(|| panic!("{left_out}… is left out: {titles:?}"));
+                assert!(d.reason.contains("about voksne"), "{}", d.reason);
+            }
+            // For adults, the cohort is kept and says why it counts as about them.
+            let r = retrieve(&library, &rules, &config, "Lumbalpunktur hos voksne", "")
+                .await
+                .unwrap();
+            let cohort = r
+                .why
                 .iter()
-                .find(|d| d.title.starts_with("Epiduralt"))
-                .unwrap_or_else(|| panic!("the case report is left out: {titles:?}"));
-            assert!(case.reason.contains("about voksne"), "{}", case.reason);
+                .find(|s| s.title.starts_with("Blødning"))
+                .unwrap_or_else(|| panic!("the cohort is used for adults: {:?}", r.dropped));
+            assert_eq!(cohort.population.as_deref(), Some("voksne"));
+            assert!(
+                cohort.reason.contains("the whole document is about voksne"),
+                "{}",
+                cohort.reason
+            );
         });
     }
 }

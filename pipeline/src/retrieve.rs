@@ -151,6 +151,8 @@ struct Candidate {
     adult_words: bool,
     child_words: bool,
     title_family: Option<Family>,
+    /// The families its title names (adults, children); a title naming both has no family.
+    title_families: (bool, bool),
     other_title: Option<String>,
     title_actions: Vec<String>,
     matched: Vec<String>,
@@ -165,6 +167,25 @@ fn families(concept: &Concept, toks: &Tokens<'_>) -> (bool, bool) {
     let (a, c) = concept.families(toks);
     let (aa, ac) = features::ages(toks);
     (a || aa, c || ac)
+}
+
+/// The outlines of these documents, their features completed (see [`complete_features`]).
+async fn read_outlines(
+    library: &dyn Library,
+    ids: Vec<String>,
+) -> PortResult<HashMap<String, Vec<PassageOutline>>> {
+    let mut outlines = library.outlines(ids).await?;
+    let stored_by = outlines.features.clone();
+    let mut all: Vec<(&str, u32, &mut Option<u32>)> = outlines
+        .documents
+        .iter_mut()
+        .flat_map(|(d, ps)| {
+            let d: &str = d.as_str();
+            ps.iter_mut().map(move |p| (d, p.ord, &mut p.features))
+        })
+        .collect();
+    complete_features(library, &stored_by, &mut all).await?;
+    Ok(outlines.documents.into_iter().collect())
 }
 
 /// Fills in the features of passages whose stored features are missing or were computed by
@@ -276,6 +297,7 @@ pub async fn retrieve(
         }
         let t = tokens(&doc.title_terms);
         let (a, c) = families(&concept, &t);
+        let title_families = (a, c);
         let title_family = match (a, c) {
             (true, false) => Some(Family::Adults),
             (false, true) => Some(Family::Children),
@@ -316,6 +338,7 @@ pub async fn retrieve(
             adult_words: false,
             child_words: false,
             title_family,
+            title_families,
         });
         index.insert(doc.id.clone(), cands.len() - 1);
         cands.len() - 1
@@ -485,6 +508,49 @@ pub async fn retrieve(
             reason: about,
         });
     }
+    // A source whose passages on the procedure do not say whom it is about, when the request
+    // names a population and sources about it exist: the whole document decides. One that
+    // names a single family anywhere, title included (by word, by age, or children by a
+    // weight-based dose), and never the other is about that family ("all adult examinations" in a cohort's
+    // methods; a case report's "69-year-old man" under its own heading). Only then are these
+    // documents' outlines read; step 5 reuses them.
+    let mut outlines_read: HashMap<String, Vec<PassageOutline>> = HashMap::new();
+    if let Some(w) = want_family {
+        let unknown: Vec<String> = judged
+            .iter()
+            .filter(|j| j.family.is_none())
+            .map(|j| cands[j.cand].doc.id.clone())
+            .collect();
+        if !unknown.is_empty() && judged.iter().any(|j| j.family == Some(w)) {
+            outlines_read = read_outlines(library, unknown).await?;
+            for j in judged.iter_mut().filter(|j| j.family.is_none()) {
+                let Some(outline) = outlines_read.get(&cands[j.cand].doc.id) else {
+                    continue;
+                };
+                let (mut a, mut ch) = cands[j.cand].title_families;
+                for p in outline {
+                    let f = Features(p.features.unwrap_or_default());
+                    let ((ha, hc), (ta, tc), (aa, ca)) =
+                        (f.heading_families(), f.text_families(), f.ages());
+                    a |= ha || ta || aa;
+                    ch |= hc || tc || ca || f.weight_based();
+                }
+                j.family = match (a, ch) {
+                    (true, false) => Some(Family::Adults),
+                    (false, true) => Some(Family::Children),
+                    _ => None,
+                };
+                if let Some(f) = j.family {
+                    j.family_ok = f == w;
+                    if j.family_ok {
+                        j.score += 0.5;
+                    }
+                    j.reason
+                        .push_str(&format!("; the whole document is about {}", f.label()));
+                }
+            }
+        }
+    }
     // A source about another population is used only when none about the requested one is.
     if judged.iter().any(|j| j.family_ok) {
         judged.retain(|j| {
@@ -554,20 +620,14 @@ pub async fn retrieve(
         .iter()
         .map(|&k| cands[judged[k].cand].doc.id.clone())
         .collect();
-    let mut outlines = library.outlines(ids).await?;
-    {
-        let stored_by = outlines.features.clone();
-        let mut all: Vec<(&str, u32, &mut Option<u32>)> = outlines
-            .documents
-            .iter_mut()
-            .flat_map(|(d, ps)| {
-                let d: &str = d.as_str();
-                ps.iter_mut().map(move |p| (d, p.ord, &mut p.features))
-            })
-            .collect();
-        complete_features(library, &stored_by, &mut all).await?;
+    let missing: Vec<String> = ids
+        .into_iter()
+        .filter(|id| !outlines_read.contains_key(id))
+        .collect();
+    let mut by_doc = outlines_read;
+    if !missing.is_empty() {
+        by_doc.extend(read_outlines(library, missing).await?);
     }
-    let mut by_doc: HashMap<String, Vec<PassageOutline>> = outlines.documents.into_iter().collect();
     // Per chosen source: its picked passages (order, why) and the passage that explains its
     // heading match.
     let mut picks: Vec<(Picked, Option<u32>)> = Vec::new();
