@@ -717,4 +717,99 @@ mod tests {
             );
         });
     }
+
+    /// A title that names what the procedure is done for is a qualifier: a source titled for
+    /// the procedure for another condition is left out while sources titled for the named one
+    /// exist, and says so; a source titled for no condition stays; without a condition in the
+    /// request, all of them are used.
+    #[test]
+    fn a_condition_in_the_title_leaves_out_sources_titled_for_another() {
+        use procedurewriter_pipeline::retrieve::{retrieve, RetrievalConfig};
+        let (_dir, store, rules) = fresh();
+        block_on(async {
+            let add = |title: &str, text: &str| IngestRequest {
+                title: title.into(),
+                text: text.into(),
+                tier: Some("danish_guideline".into()),
+                year: Some(2022),
+                ..Default::default()
+            };
+            for req in [
+                add(
+                    "Elektrisk kardiovertering af atrieflimren: instruks",
+                    "# Udførelse\n\nElektrisk kardiovertering udføres synkroniseret med 200 J bifasisk efter mindst 3 ugers antikoagulation.",
+                ),
+                add(
+                    "Synchronised cardioversion for ventricular tachycardia with adverse features",
+                    "# Shock\n\nSynchronised cardioversion, up to three attempts, starting at 120 J biphasic.",
+                ),
+                add(
+                    "Sedation for elective cardioversion: a review",
+                    "# Results\n\nPropofol gave the shortest recovery after cardioversion.",
+                ),
+            ] {
+                ingest(&store, &rules, req, false).await.unwrap();
+            }
+            let library = StoreLibrary(store.clone());
+            let config = RetrievalConfig {
+                synonyms: Default::default(),
+                limit: 12,
+                min_relative_score: 0.1,
+                generic_words: vec![],
+            };
+            let titles = |r: &procedurewriter_pipeline::retrieve::Retrieved| {
+                let mut t: Vec<String> = r.sources.iter().map(|s| s.title.clone()).collect();
+                t.sort();
+                t
+            };
+            let r = retrieve(
+                &library,
+                &rules,
+                &config,
+                "Elektrisk kardiovertering ved atrieflimren",
+                "",
+            )
+            .await
+            .unwrap();
+            assert_eq!(
+                titles(&r),
+                [
+                    "Elektrisk kardiovertering af atrieflimren: instruks",
+                    "Sedation for elective cardioversion: a review"
+                ]
+            );
+            let vt = r
+                .dropped
+                .iter()
+                .find(|d| d.title.contains("ventricular tachycardia"))
+                .unwrap_or_else(|| panic!("the VT source is explained: {:?}", r.dropped));
+            assert!(
+                vt.reason
+                    .contains("titled for another condition (takykardi"),
+                "{}",
+                vt.reason
+            );
+            assert!(r.query.contains("for: atrieflimren"), "{}", r.query);
+            // "Cardioversion" names no condition: every source on it is used.
+            let r = retrieve(&library, &rules, &config, "Kardiovertering", "")
+                .await
+                .unwrap();
+            assert_eq!(titles(&r).len(), 3, "{:?}", r.dropped);
+            // For ventricular tachycardia, the AF instruction is the other indication.
+            let r = retrieve(
+                &library,
+                &rules,
+                &config,
+                "Synchronised cardioversion of ventricular tachycardia",
+                "",
+            )
+            .await
+            .unwrap();
+            assert!(
+                !titles(&r).iter().any(|t| t.contains("atrieflimren")),
+                "{:?}",
+                titles(&r)
+            );
+        });
+    }
 }

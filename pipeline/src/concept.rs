@@ -77,6 +77,10 @@ pub struct Concept {
     pub action: Option<Group>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub setting: Option<Group>,
+    /// The conditions the title names the procedure for ("ved atrieflimren"): a source titled
+    /// for another condition is about another indication. They rank too.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub indication: Vec<Group>,
     /// Terms that only rank: other lexicon hits of the title, and the context.
     pub rank: Vec<Group>,
     /// The lexicon's procedures (a source titled for another one is about it), populations (to
@@ -91,6 +95,7 @@ pub(crate) struct LexiconGroups {
     procedures: Vec<Group>,
     populations: Vec<(Family, Group)>,
     actions: Vec<Group>,
+    conditions: Vec<Group>,
 }
 
 impl LexiconGroups {
@@ -142,6 +147,10 @@ fn lexicon_groups(lexicon: &Lexicon, analyzer: &Analyzer) -> Arc<LexiconGroups> 
             .collect(),
         actions: lexicon
             .groups_of(Category::Action)
+            .map(|(name, terms)| group(analyzer, name, terms))
+            .collect(),
+        conditions: lexicon
+            .groups_of(Category::Condition)
             .map(|(name, terms)| group(analyzer, name, terms))
             .collect(),
     });
@@ -399,6 +408,7 @@ impl Concept {
         let mut population = None;
         let mut action = None;
         let mut setting = None;
+        let mut indication: Vec<Group> = Vec::new();
         let mut rank: Vec<Group> = Vec::new();
         let mut covered = vec![false; words.len()];
         for (category, name, at) in &found {
@@ -417,6 +427,12 @@ impl Concept {
                 }
                 Category::Action => action = action.or(Some(g)),
                 Category::Setting => setting = setting.or(Some(g)),
+                Category::Condition => {
+                    if !indication.iter().any(|c| c.name == *name) {
+                        indication.push(g.clone());
+                        rank.push(g);
+                    }
+                }
                 _ => rank.push(g),
             }
             for i in at {
@@ -439,8 +455,10 @@ impl Concept {
         if !known_procedure {
             anchor.extend(topic_groups(lexicon, analyzer, &words, &topic));
             if anchor.is_empty() {
-                // Nothing but lexicon words that only rank (a drug, a finding): they anchor.
+                // Nothing but lexicon words that only rank (a drug, a finding): they anchor,
+                // and a condition among them is the topic, not a qualifier.
                 anchor = std::mem::take(&mut rank);
+                indication.clear();
             }
             // Every topic word up to three (each stands for its vocabulary group in both
             // languages, so a synonym still counts); three of a longer title's words (a
@@ -477,6 +495,7 @@ impl Concept {
             population,
             action,
             setting,
+            indication,
             rank,
             lexicon_groups: lexicon_groups(lexicon, analyzer),
         }
@@ -518,6 +537,16 @@ impl Concept {
             .collect()
     }
 
+    /// The lexicon's conditions `tokens` name.
+    pub fn conditions_in<'a>(&'a self, tokens: &Tokens<'_>) -> Vec<&'a str> {
+        self.lexicon_groups
+            .conditions
+            .iter()
+            .filter(|g| g.matcher.matches(tokens))
+            .map(|g| g.name.as_str())
+            .collect()
+    }
+
     /// Another procedure of the lexicon that `tokens` name, if any.
     pub fn other_procedure<'a>(&'a self, tokens: &Tokens<'_>) -> Option<&'a str> {
         self.lexicon_groups
@@ -551,6 +580,16 @@ impl Concept {
         }
         if let Some(st) = &self.setting {
             s.push_str(&format!("; setting: {}", st.name));
+        }
+        if !self.indication.is_empty() {
+            s.push_str(&format!(
+                "; for: {}",
+                self.indication
+                    .iter()
+                    .map(|g| g.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
         }
         if !self.rank.is_empty() {
             s.push_str(&format!(

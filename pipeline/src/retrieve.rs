@@ -153,6 +153,8 @@ struct Candidate {
     title_family: Option<Family>,
     /// The families its title names (adults, children); a title naming both has no family.
     title_families: (bool, bool),
+    /// The conditions its title names (the lexicon's `[conditions]`).
+    title_conditions: Vec<String>,
     other_title: Option<String>,
     title_actions: Vec<String>,
     matched: Vec<String>,
@@ -320,6 +322,11 @@ pub async fn retrieve(
                 .into_iter()
                 .map(str::to_string)
                 .collect(),
+            title_conditions: concept
+                .conditions_in(&t)
+                .into_iter()
+                .map(str::to_string)
+                .collect(),
             matched: if title_ok {
                 title_match.iter().map(|g| format!("{g} (title)")).collect()
             } else {
@@ -394,8 +401,13 @@ pub async fn retrieve(
         focus: f64,
         family: Option<Family>,
         family_ok: bool,
+        /// Its title names a condition the request names.
+        indicated: bool,
+        /// Its title names conditions, none of them one the request names.
+        other_indication: bool,
         reason: String,
     }
+    let want_conditions: Vec<&str> = concept.indication.iter().map(|g| g.name.as_str()).collect();
     let mut judged: Vec<Judged> = Vec::new();
     let mut dropped: Vec<Dropped> = Vec::new();
     for (i, c) in cands.iter().enumerate() {
@@ -483,6 +495,12 @@ pub async fn retrieve(
             (Some(w), Some(f)) => w == f,
             _ => true,
         };
+        let indicated = c
+            .title_conditions
+            .iter()
+            .any(|t| want_conditions.contains(&t.as_str()));
+        let other_indication =
+            !want_conditions.is_empty() && !c.title_conditions.is_empty() && !indicated;
         let rank_hits = c.concept_passages.iter().filter(|(_, r)| *r).count();
         let tier_priority = rules.get(&c.doc.tier).map(|t| t.priority).unwrap_or(0) as f64;
         let score = (if titled_for { 2.0 } else { 0.0 })
@@ -497,6 +515,7 @@ pub async fn retrieve(
                 (Some(w), Some(f)) if w == f => 0.5,
                 _ => 0.0,
             }
+            + if indicated { 0.25 } else { 0.0 }
             + 0.1 * (rank_hits.min(10) as f64 / 10.0)
             + tier_priority / 10_000.0;
         judged.push(Judged {
@@ -505,6 +524,8 @@ pub async fn retrieve(
             focus,
             family,
             family_ok,
+            indicated,
+            other_indication,
             reason: about,
         });
     }
@@ -574,6 +595,34 @@ pub async fn retrieve(
                 "; about {}, used because no source about {} was found",
                 j.family.map(Family::label).unwrap_or("another population"),
                 w.label()
+            ));
+        }
+    }
+    // A source titled for another condition than the one the request names ("… for
+    // ventricular tachycardia" for "… ved atrieflimren") is about another indication: used
+    // only when no source is titled for the named one.
+    if judged.iter().any(|j| j.indicated) {
+        judged.retain(|j| {
+            if j.other_indication {
+                let c = &cands[j.cand];
+                dropped.push(Dropped {
+                    id: c.doc.id.clone(),
+                    title: c.doc.title.clone(),
+                    reason: format!(
+                        "titled for another condition ({}; the request is for {}; sources titled for it exist)",
+                        c.title_conditions.join(", "),
+                        want_conditions.join(", ")
+                    ),
+                });
+            }
+            !j.other_indication
+        });
+    } else {
+        for j in judged.iter_mut().filter(|j| j.other_indication) {
+            j.reason.push_str(&format!(
+                "; titled for {}, used because no source titled for {} was found",
+                cands[j.cand].title_conditions.join(", "),
+                want_conditions.join(", ")
             ));
         }
     }

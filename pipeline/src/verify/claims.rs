@@ -423,7 +423,7 @@ pub fn extract(text: &str, lex: &Lexicon) -> Claim {
                 claim.negation_pos.push(h.start);
                 continue;
             }
-            Category::Concept | Category::Procedure => {
+            Category::Concept | Category::Condition | Category::Procedure => {
                 claim.concepts.insert(h.group.clone());
                 format!("c:{}", h.group)
             }

@@ -54,6 +54,9 @@ pub enum Category {
     Action,
     /// Where (emergency department, intensive care, prehospital): a retrieval qualifier.
     Setting,
+    /// What a procedure is done for (atrial fibrillation, pneumothorax): a retrieval
+    /// qualifier, and to the verifier a concept like `[concepts]`.
+    Condition,
     /// A word of a procedure title in both languages (`[vocabulary]`): retrieval's
     /// translation of a title the procedure groups do not name. Scanned apart from the other
     /// categories ([`Lexicon::scan_vocabulary`]), so the verifier never sees it.
@@ -99,6 +102,8 @@ struct File {
     actions: BTreeMap<String, Vec<String>>,
     #[serde(default)]
     settings: BTreeMap<String, Vec<String>>,
+    #[serde(default)]
+    conditions: BTreeMap<String, Vec<String>>,
     #[serde(default)]
     vocabulary: BTreeMap<String, Vec<String>>,
     #[serde(default)]
@@ -240,7 +245,7 @@ impl Lexicon {
             lex.fingerprint = d[..8].iter().map(|b| format!("{b:02x}")).collect();
         }
         type Table<'t> = (&'t str, Category, &'t BTreeMap<String, Vec<String>>);
-        let tables: [Table<'_>; 11] = [
+        let tables: [Table<'_>; 12] = [
             ("procedures", Category::Procedure, &file.procedures),
             ("drugs", Category::Drug, &file.drugs),
             ("routes", Category::Route, &file.routes),
@@ -252,6 +257,7 @@ impl Lexicon {
             ("concepts", Category::Concept, &file.concepts),
             ("actions", Category::Action, &file.actions),
             ("settings", Category::Setting, &file.settings),
+            ("conditions", Category::Condition, &file.conditions),
         ];
         // term -> "table.group" where it was first seen
         let mut seen: HashMap<String, String> = HashMap::new();
@@ -594,7 +600,8 @@ impl Lexicon {
     }
 
     /// The words a Danish compound may be split into: `[compounds]` and every one-word term
-    /// of the procedure, drug, population, concept, action, setting and vocabulary groups.
+    /// of the procedure, drug, population, concept, condition, action, setting and vocabulary
+    /// groups.
     pub fn compound_parts(&self) -> Vec<String> {
         let mut out = self.parts.clone();
         let vocabulary = self.vocabulary.as_ref().map(|v| &v.terms);
@@ -605,6 +612,7 @@ impl Lexicon {
                     | Category::Drug
                     | Category::Population
                     | Category::Concept
+                    | Category::Condition
                     | Category::Action
                     | Category::Setting
                     | Category::Vocabulary
