@@ -128,7 +128,11 @@ const ROUNDS: usize = 5;
 /// 2. Retrieval latency as the library grows.
 fn retrieval_growth(steps: &[usize]) {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(&dir.path().join("r.db"), Synchronous::Normal).unwrap();
+    // `RETRIEVAL_BENCH_DB=path` keeps the library there for a look with `sqlite3` afterwards.
+    let path = std::env::var_os("RETRIEVAL_BENCH_DB")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| dir.path().join("r.db"));
+    let store = Store::open(&path, Synchronous::Normal).unwrap();
     // As the daemon does at start (the passages below carry their features).
     block_on(procedurewriter::library::refeature(&store)).unwrap();
     let mut seed = 7u64;
