@@ -173,7 +173,9 @@ pub async fn reload(state: &AppState, config_path: Option<&std::path::Path>) -> 
             // Other population words: the passages' stored features are recomputed in the
             // background; until then retrieval analyses what it reads itself.
             let store = state.store.clone();
+            let one_at_a_time = state.refeature.clone();
             tokio::spawn(async move {
+                let _turn = one_at_a_time.lock().await;
                 let t = std::time::Instant::now();
                 match crate::library::refeature(&store).await {
                     Ok(n) => tracing::info!(

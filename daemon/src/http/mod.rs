@@ -84,6 +84,10 @@ pub struct AppState {
     /// delete from erasing a source to removing its original: an upload of the same file
     /// cannot have its original removed under it.
     pub originals: tokio::sync::Mutex<()>,
+    /// Held while the passages' features are recomputed after a reload: reloads in quick
+    /// succession recompute one after the other (the later finds the work done), never side
+    /// by side.
+    pub refeature: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl AppState {
@@ -121,6 +125,7 @@ impl AppState {
             rules,
             event_streams,
             originals: tokio::sync::Mutex::new(()),
+            refeature: Arc::new(tokio::sync::Mutex::new(())),
         }
     }
 
