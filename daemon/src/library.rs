@@ -721,7 +721,8 @@ mod tests {
     /// A title that names what the procedure is done for is a qualifier: a source titled for
     /// the procedure for another condition is left out while sources titled for the named one
     /// exist, and says so; a source titled for no condition stays; without a condition in the
-    /// request, all of them are used.
+    /// request, all of them are used. So is how it is done: a title asking for electrical
+    /// cardioversion leaves out one titled for the pharmacological.
     #[test]
     fn a_condition_in_the_title_leaves_out_sources_titled_for_another() {
         use procedurewriter_pipeline::retrieve::{retrieve, RetrievalConfig};
@@ -746,6 +747,11 @@ mod tests {
                 add(
                     "Sedation for elective cardioversion: a review",
                     "# Results\n\nPropofol gave the shortest recovery after cardioversion.",
+                ),
+                // The same condition, the procedure done another way.
+                add(
+                    "Farmakologisk konvertering af atrieflimren: instruks",
+                    "# Formål\n\nFarmakologisk kardiovertering med flecainid 2 mg/kg iv. Elektrisk kardiovertering er beskrevet i en anden instruks.",
                 ),
             ] {
                 ingest(&store, &rules, req, false).await.unwrap();
@@ -790,11 +796,18 @@ mod tests {
                 vt.reason
             );
             assert!(r.query.contains("for: atrieflimren"), "{}", r.query);
-            // "Cardioversion" names no condition: every source on it is used.
+            let drug = r
+                .dropped
+                .iter()
+                .find(|d| d.title.starts_with("Farmakologisk"))
+                .unwrap_or_else(|| panic!("the drug conversion is explained: {:?}", r.dropped));
+            assert!(drug.reason.contains("not elektrisk"), "{}", drug.reason);
+            // "Cardioversion" names no condition and no way of doing it: every source on it
+            // is used.
             let r = retrieve(&library, &rules, &config, "Kardiovertering", "")
                 .await
                 .unwrap();
-            assert_eq!(titles(&r).len(), 3, "{:?}", r.dropped);
+            assert_eq!(titles(&r).len(), 4, "{:?}", r.dropped);
             // For ventricular tachycardia, the AF instruction is the other indication.
             let r = retrieve(
                 &library,
