@@ -454,6 +454,27 @@ mod tests {
         (dir, store, TierRules::embedded())
     }
 
+    /// A Danish guideline to ingest.
+    fn guideline(title: &str, text: &str) -> IngestRequest {
+        IngestRequest {
+            title: title.into(),
+            text: text.into(),
+            tier: Some("danish_guideline".into()),
+            year: Some(2022),
+            ..Default::default()
+        }
+    }
+
+    /// Retrieval as the daemon configures it by default, with these generic words.
+    fn retrieval_config(generic: &[&str]) -> procedurewriter_pipeline::retrieve::RetrievalConfig {
+        procedurewriter_pipeline::retrieve::RetrievalConfig {
+            synonyms: Default::default(),
+            limit: 12,
+            min_relative_score: 0.1,
+            generic_words: generic.iter().map(|w| w.to_string()).collect(),
+        }
+    }
+
     #[test]
     fn the_demo_library_loads_once_classified_across_tiers_and_is_searchable() {
         let (_dir, store, rules) = fresh();
@@ -551,7 +572,7 @@ mod tests {
     /// chooses the same sources and passages; `refeature` then recomputes every passage's.
     #[test]
     fn retrieval_does_not_depend_on_stored_features_being_current() {
-        use procedurewriter_pipeline::retrieve::{retrieve, RetrievalConfig};
+        use procedurewriter_pipeline::retrieve::retrieve;
         let (_dir, store, rules) = fresh();
         block_on(async {
             load_demo_library(&store, &rules).await.unwrap();
@@ -561,12 +582,7 @@ mod tests {
             assert_eq!(refeature(&store).await.unwrap(), passages);
             assert_eq!(refeature(&store).await.unwrap(), 0, "current now");
             let library = StoreLibrary(store.clone());
-            let config = RetrievalConfig {
-                synonyms: Default::default(),
-                limit: 12,
-                min_relative_score: 0.1,
-                generic_words: vec!["behandling".into()],
-            };
+            let config = retrieval_config(&["behandling"]);
             let chosen = |r: &procedurewriter_pipeline::retrieve::Retrieved| {
                 r.sources
                     .iter()
@@ -636,36 +652,29 @@ mod tests {
     /// both, is about no one family and is kept.
     #[test]
     fn a_case_reports_patient_decides_its_population_and_durations_are_not_ages() {
-        use procedurewriter_pipeline::retrieve::{retrieve, RetrievalConfig};
+        use procedurewriter_pipeline::retrieve::retrieve;
         let (_dir, store, rules) = fresh();
         block_on(async {
-            let add = |title: &str, text: &str| IngestRequest {
-                title: title.into(),
-                text: text.into(),
-                tier: Some("danish_guideline".into()),
-                year: Some(2022),
-                ..Default::default()
-            };
             for req in [
-                add(
+                guideline(
                     "Lumbalpunktur hos børn: instruks",
                     "# Udførelse\n\nBarnet lejres i sideleje, og lumbalpunktur udføres i L4-L5 med en atraumatisk kanyle.",
                 ),
-                add(
+                guideline(
                     "Epiduralt hæmatom efter lumbalpunktur: en kasuistik",
                     "# Forløb\n\nEn 69-årig mand i antikoagulationsbehandling fik foretaget lumbalpunktur og udviklede et epiduralt hæmatom.\n\n# Opfølgning\n\nEfter lumbalpunkturen blev han fulgt i 4 år og var symptomfri efter 3 måneder.",
                 ),
-                add(
+                guideline(
                     "Lumbalpunktur: oversigt",
                     "# Forekomst\n\nLumbalpunktur udføres hos unge og ældre; postpunktur hovedpine er hyppigst hos unge kvinder.",
                 ),
                 // Whom it is about is said once, where the procedure is not named.
-                add(
+                guideline(
                     "Blødning efter lumbalpunktur: en kohorte",
                     "# Metode\n\nAlle voksne patienter i seks afdelinger blev inkluderet over 4 år.\n\n# Resultater\n\nLumbalpunktur gav blødning hos 0,2 %.",
                 ),
                 // Its title names both families; only its section for children names one.
-                add(
+                guideline(
                     "Lumbalpunktur hos voksne og børn: sikkerhed",
                     "# Udførelse\n\nLumbalpunktur udføres under aseptiske forhold.\n\n# Børn\n\nHos børn bruges en kortere kanyle.",
                 ),
@@ -673,12 +682,7 @@ mod tests {
                 ingest(&store, &rules, req, false).await.unwrap();
             }
             let library = StoreLibrary(store.clone());
-            let config = RetrievalConfig {
-                synonyms: Default::default(),
-                limit: 12,
-                min_relative_score: 0.1,
-                generic_words: vec![],
-            };
+            let config = retrieval_config(&[]);
             let r = retrieve(&library, &rules, &config, "Lumbalpunktur hos børn", "")
                 .await
                 .unwrap();
@@ -725,31 +729,24 @@ mod tests {
     /// cardioversion leaves out one titled for the pharmacological.
     #[test]
     fn a_condition_in_the_title_leaves_out_sources_titled_for_another() {
-        use procedurewriter_pipeline::retrieve::{retrieve, RetrievalConfig};
+        use procedurewriter_pipeline::retrieve::retrieve;
         let (_dir, store, rules) = fresh();
         block_on(async {
-            let add = |title: &str, text: &str| IngestRequest {
-                title: title.into(),
-                text: text.into(),
-                tier: Some("danish_guideline".into()),
-                year: Some(2022),
-                ..Default::default()
-            };
             for req in [
-                add(
+                guideline(
                     "Elektrisk kardiovertering af atrieflimren: instruks",
                     "# Udførelse\n\nElektrisk kardiovertering udføres synkroniseret med 200 J bifasisk efter mindst 3 ugers antikoagulation.",
                 ),
-                add(
+                guideline(
                     "Synchronised cardioversion for ventricular tachycardia with adverse features",
                     "# Shock\n\nSynchronised cardioversion, up to three attempts, starting at 120 J biphasic.",
                 ),
-                add(
+                guideline(
                     "Sedation for elective cardioversion: a review",
                     "# Results\n\nPropofol gave the shortest recovery after cardioversion.",
                 ),
                 // The same condition, the procedure done another way.
-                add(
+                guideline(
                     "Farmakologisk konvertering af atrieflimren: instruks",
                     "# Formål\n\nFarmakologisk kardiovertering med flecainid 2 mg/kg iv. Elektrisk kardiovertering er beskrevet i en anden instruks.",
                 ),
@@ -757,12 +754,7 @@ mod tests {
                 ingest(&store, &rules, req, false).await.unwrap();
             }
             let library = StoreLibrary(store.clone());
-            let config = RetrievalConfig {
-                synonyms: Default::default(),
-                limit: 12,
-                min_relative_score: 0.1,
-                generic_words: vec![],
-            };
+            let config = retrieval_config(&[]);
             let titles = |r: &procedurewriter_pipeline::retrieve::Retrieved| {
                 let mut t: Vec<String> = r.sources.iter().map(|s| s.title.clone()).collect();
                 t.sort();

@@ -529,22 +529,12 @@ impl Concept {
 
     /// The actions `tokens` name.
     pub fn actions_in<'a>(&'a self, tokens: &Tokens<'_>) -> Vec<&'a str> {
-        self.lexicon_groups
-            .actions
-            .iter()
-            .filter(|g| g.matcher.matches(tokens))
-            .map(|g| g.name.as_str())
-            .collect()
+        names_matching(&self.lexicon_groups.actions, tokens)
     }
 
     /// The lexicon's conditions `tokens` name.
     pub fn conditions_in<'a>(&'a self, tokens: &Tokens<'_>) -> Vec<&'a str> {
-        self.lexicon_groups
-            .conditions
-            .iter()
-            .filter(|g| g.matcher.matches(tokens))
-            .map(|g| g.name.as_str())
-            .collect()
+        names_matching(&self.lexicon_groups.conditions, tokens)
     }
 
     /// Another procedure of the lexicon that `tokens` name, if any.
@@ -581,28 +571,23 @@ impl Concept {
         if let Some(st) = &self.setting {
             s.push_str(&format!("; setting: {}", st.name));
         }
-        if !self.indication.is_empty() {
-            s.push_str(&format!(
-                "; for: {}",
-                self.indication
-                    .iter()
-                    .map(|g| g.name.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ));
-        }
-        if !self.rank.is_empty() {
-            s.push_str(&format!(
-                "; ranks by: {}",
-                self.rank
-                    .iter()
-                    .map(|g| g.name.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ));
+        for (label, groups) in [("for", &self.indication), ("ranks by", &self.rank)] {
+            if !groups.is_empty() {
+                let names: Vec<&str> = groups.iter().map(|g| g.name.as_str()).collect();
+                s.push_str(&format!("; {label}: {}", names.join(", ")));
+            }
         }
         s
     }
+}
+
+/// The names of the groups `tokens` match.
+fn names_matching<'a>(groups: &'a [Group], tokens: &Tokens<'_>) -> Vec<&'a str> {
+    groups
+        .iter()
+        .filter(|g| g.matcher.matches(tokens))
+        .map(|g| g.name.as_str())
+        .collect()
 }
 
 /// A text's analysed terms, in order and sorted (for lookups by term and by prefix).
