@@ -33,7 +33,7 @@ pub fn index_terms(heading: &str, text: &str) -> IndexTerms {
 }
 
 /// Bumped when what the bits mean, or how they are computed, changes.
-const VERSION: u32 = 2;
+const VERSION: u32 = 3;
 
 const HEAD_ADULTS: u32 = 1 << 16;
 const HEAD_CHILDREN: u32 = 1 << 17;
@@ -222,7 +222,11 @@ pub fn ages(toks: &Tokens<'_>) -> (bool, bool) {
             .any(|t| f(t))
     };
     let old = |t: &str| matches!(t, "old" | "gammel" | "gaml" | "gamle");
-    let aged = |t: &str| matches!(t, "aged" | "age" | "ag" | "alder" | "alderen");
+    // Only the words as written: compound splitting makes "age" of "drainage" and "ag" is a
+    // stem of many words, so "drainage within 90 days" would read as an age.
+    let aged = |t: &str| matches!(t, "aged" | "alder" | "alderen");
+    // "adults aged 16 years and over", "patienter på 65 år og derover": a lower bound.
+    let and_over = |t: &str| matches!(t, "over" | "older" | "above" | "derover" | "opefter");
     for (i, t) in toks.iter().enumerate() {
         match *t {
             "woman" | "women" | "kvind" | "mænd" => adult = true,
@@ -239,7 +243,9 @@ pub fn ages(toks: &Tokens<'_>) -> (bool, bool) {
                 u.starts_with("årig") || before || near(rest_from, rest_from + 3, &old)
             };
             if u.starts_with("year") || u.starts_with("år") {
-                if is_age(k + 1) {
+                if is_age(k + 1) && near(k + 1, k + 4, &and_over) {
+                    adult |= (16..120).contains(&n);
+                } else if is_age(k + 1) {
                     if (18..120).contains(&n) {
                         adult = true;
                     } else if n < 18 {
@@ -301,6 +307,10 @@ mod tests {
             (false, false)
         );
         assert_eq!(who("observeres i 2 døgn"), (false, false));
+        // "drainage" is split into "drain" and "age" for the index: not an age.
+        assert_eq!(who("repeat drainage within 90 days"), (false, false));
+        // A lower bound of 16 and over is an adult population.
+        assert_eq!(who("adults (aged 16 years and over)"), (true, false));
     }
 
     #[test]

@@ -531,8 +531,8 @@ pub async fn retrieve(
     }
     // A source whose passages on the procedure do not say whom it is about, when the request
     // names a population and sources about it exist: the whole document decides. One that
-    // names a single family anywhere, title included (by word, by age, or children by a
-    // weight-based dose), and never the other is about that family ("all adult examinations" in a cohort's
+    // names a single family anywhere, title included (by word or by age), and never the
+    // other is about that family ("all adult examinations" in a cohort's
     // methods; a case report's "69-year-old man" under its own heading). Only then are these
     // documents' outlines read; step 5 reuses them.
     let mut outlines_read: HashMap<String, Vec<PassageOutline>> = HashMap::new();
@@ -554,7 +554,8 @@ pub async fn retrieve(
                     let ((ha, hc), (ta, tc), (aa, ca)) =
                         (f.heading_families(), f.text_families(), f.ages());
                     a |= ha || ta || aa;
-                    ch |= hc || tc || ca || f.weight_based();
+                    // Not a weight-based dose: an adult guideline doses heparin per kg.
+                    ch |= hc || tc || ca;
                 }
                 j.family = match (a, ch) {
                     (true, false) => Some(Family::Adults),
