@@ -239,14 +239,13 @@ pub fn ages(toks: &Tokens<'_>) -> (bool, bool) {
         let before = near(i.saturating_sub(3), i, &aged);
         for (k, u) in toks.iter().enumerate().skip(i + 1).take(2) {
             // "29-årig", "9-årige": the unit is the age.
-            let is_age = |rest_from: usize| {
-                u.starts_with("årig") || before || near(rest_from, rest_from + 3, &old)
-            };
+            let is_age = u.starts_with("årig") || before || near(k + 1, k + 4, &old);
             if u.starts_with("year") || u.starts_with("år") {
-                if is_age(k + 1) && near(k + 1, k + 4, &and_over) {
-                    adult |= (16..120).contains(&n);
-                } else if is_age(k + 1) {
-                    if (18..120).contains(&n) {
+                if is_age {
+                    if near(k + 1, k + 4, &and_over) {
+                        // A lower bound: "16 years and over" is an adult population.
+                        adult |= (16..120).contains(&n);
+                    } else if (18..120).contains(&n) {
                         adult = true;
                     } else if n < 18 {
                         child = true;
@@ -258,9 +257,7 @@ pub fn ages(toks: &Tokens<'_>) -> (bool, bool) {
                 .iter()
                 .any(|w| u.starts_with(w))
             {
-                if is_age(k + 1) {
-                    child = true;
-                }
+                child |= is_age;
                 break;
             }
         }
