@@ -120,10 +120,123 @@ pub fn clean_text(s: &str) -> String {
     out.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
+/// Headings of a document's apparatus: its reference list, table of contents, list of
+/// abbreviations and declarations. What stands under them cites or lists the document's
+/// subjects without saying anything about them, so it is kept in the text but made into no
+/// passage (see [`apparatus`]).
+const APPARATUS_HEADINGS: &[&str] = &[
+    "references",
+    "reference list",
+    "referencer",
+    "referenceliste",
+    "litteratur",
+    "litteraturliste",
+    "litteraturhenvisninger",
+    "literature",
+    "literature cited",
+    "cited literature",
+    "works cited",
+    "bibliography",
+    "bibliografi",
+    "kildeliste",
+    "kilder",
+    "contents",
+    "table of contents",
+    "indhold",
+    "indholdsfortegnelse",
+    "abbreviations",
+    "list of abbreviations",
+    "forkortelser",
+    "forkortelsesliste",
+    "glossary",
+    "ordliste",
+    "acknowledgements",
+    "acknowledgments",
+    "conflicts of interest",
+    "competing interests",
+    "declaration of interests",
+    "interessekonflikter",
+    "funding",
+];
+
+/// Whether a heading (or a paragraph standing alone as one) names a part of the apparatus: its
+/// whole text, without numbering and a trailing colon, is one of [`APPARATUS_HEADINGS`]
+/// ("12. Referencer", "References:"; not "Fejlkilder" or "Reference intervals").
+fn apparatus_heading(text: &str) -> bool {
+    let t = text
+        .trim()
+        .trim_start_matches(|c: char| c.is_ascii_digit() || c == '.' || c == ' ')
+        .trim_end_matches([':', '.'])
+        .trim()
+        .to_lowercase();
+    APPARATUS_HEADINGS.contains(&t.as_str())
+}
+
+/// A line of a table of contents: an entry, a run of dot leaders (". . . .", "....", "…"), a
+/// page number ("4.3 Chest drain insertion ........ 23"). One leader run followed by a page
+/// number is enough; a lone ellipsis is not a leader run.
+fn contents_line(text: &str) -> bool {
+    let chars: Vec<char> = text.chars().collect();
+    let mut i = 0;
+    while i < chars.len() {
+        if !matches!(chars[i], '.' | '…') {
+            i += 1;
+            continue;
+        }
+        let mut dots = 0;
+        let mut j = i;
+        while j < chars.len() && matches!(chars[j], '.' | '…' | ' ' | '\u{00A0}') {
+            dots += match chars[j] {
+                '.' => 1,
+                '…' => 3,
+                _ => 0,
+            };
+            j += 1;
+        }
+        let digits = chars[j..].iter().take_while(|c| c.is_ascii_digit()).count();
+        let ends = chars.get(j + digits).is_none_or(|c| c.is_whitespace());
+        if dots >= 5 && (1..=4).contains(&digits) && ends {
+            return true;
+        }
+        i = j.max(i + 1);
+    }
+    false
+}
+
+/// Which blocks are the document's apparatus: the blocks from an apparatus heading (references,
+/// contents, abbreviations, declarations) up to the next heading, and lines of a table of
+/// contents wherever they stand. If that would leave nothing else, nothing is (a document that
+/// is all list is still a document).
+pub fn apparatus(blocks: &[Block]) -> Vec<bool> {
+    let mut out = vec![false; blocks.len()];
+    let mut inside = false;
+    for (i, b) in blocks.iter().enumerate() {
+        let names = apparatus_heading(&b.text);
+        match b.kind {
+            BlockKind::Heading { .. } => inside = names,
+            // A paragraph that is only "References" is a heading the extraction did not see.
+            BlockKind::Paragraph if names => inside = true,
+            _ => {}
+        }
+        out[i] = inside || contents_line(&b.text);
+    }
+    let content = blocks
+        .iter()
+        .zip(&out)
+        .any(|(b, skip)| !skip && !matches!(b.kind, BlockKind::Heading { .. }));
+    if !content {
+        out.iter_mut().for_each(|s| *s = false);
+    }
+    out
+}
+
 /// Splits `blocks` into passages: a heading always starts a new passage; paragraphs, items and
 /// rows gather until the passage reaches [`PASSAGE_TARGET_CHARS`]; a block longer than
-/// [`PASSAGE_MAX_CHARS`] is cut between sentences (or, failing that, between words).
+/// [`PASSAGE_MAX_CHARS`] is cut between sentences (or, failing that, between words). The
+/// document's [`apparatus`] (reference list, table of contents) stays in the text but is in no
+/// passage: retrieval and the writer see what the document says, not what it cites.
 pub fn split(blocks: &[Block]) -> Split {
+    let skip = apparatus(blocks);
     let mut text = String::new();
     let mut text_chars = 0usize;
     let mut passages: Vec<Passage> = Vec::new();
@@ -138,11 +251,14 @@ pub fn split(blocks: &[Block]) -> Split {
         }
     }
 
-    for block in blocks {
+    for (block, &skip) in blocks.iter().zip(&skip) {
         if let BlockKind::Heading { level } = block.kind {
             close(&mut current, &mut passages);
             path.retain(|(l, _)| *l < level);
             path.push((level, block.text.clone()));
+        }
+        if skip {
+            close(&mut current, &mut passages);
         }
         for piece in pieces(&block.text) {
             if !text.is_empty() {
@@ -152,6 +268,9 @@ pub fn split(blocks: &[Block]) -> Split {
             let start = text_chars;
             text.push_str(&piece);
             text_chars += piece.chars().count();
+            if skip {
+                continue;
+            }
             let fits = current.as_ref().is_some_and(|p| {
                 p.text.chars().count() + piece.chars().count() < PASSAGE_MAX_CHARS
                     && p.text.chars().count() < PASSAGE_TARGET_CHARS
@@ -438,6 +557,66 @@ mod tests {
         assert_eq!(s.passages[0].page_start, Some(1));
         assert_eq!(s.passages.last().unwrap().page_end, Some(4));
         assert!(s.passages.iter().any(|p| p.page_start != p.page_end));
+    }
+
+    #[test]
+    fn reference_lists_and_tables_of_contents_are_in_the_text_but_in_no_passage() {
+        let h = |l: u8, t: &str| Block::new(BlockKind::Heading { level: l }, t, Some(1));
+        let p = |t: &str| Block::new(BlockKind::Paragraph, t, Some(1));
+        let li = |t: &str| Block::new(BlockKind::ListItem, t, Some(1));
+        let blocks = vec![
+            h(1, "Pleural disease guideline"),
+            h(2, "Contents"),
+            p("1 Scope"),
+            p("4.3 Chest drain insertion . . . . . . . . . . 23"),
+            h(2, "1. Scope"),
+            p("The guideline covers pleural effusion and pneumothorax in adults."),
+            p("4.3 Chest drain insertion ............ 23 4.4 Drain removal ........ 27"),
+            h(2, "2. Fejlkilder"),
+            p("Forkert placering af drænet ses ved manglende ultralyd … 5 tilfælde."),
+            h(2, "3. Reference intervals"),
+            p("Pleural fluid pH below 7.2 indicates drainage."),
+            h(2, "12. Referencer"),
+            li("Smith J, et al. Ultrasound-guided chest drain insertion. Thorax 2010;65:1-9."),
+            li("Jensen A. Thoraxdræn hos voksne. Ugeskr Læger 2019;181:V0319."),
+            h(2, "13. Bilag"),
+            p("Doseringsskema for lokalbedøvelse: lidocain 10 mg/ml, højst 3 mg/kg."),
+            p("References"),
+            p("Brown K. Chest tubes. BMJ 2001;322:1-2."),
+        ];
+        let s = split(&blocks);
+        let all: String = s.passages.iter().map(|p| p.text.as_str()).collect();
+        for gone in ["Smith J", "Jensen A", "Brown K", "Chest drain insertion"] {
+            assert!(
+                !all.contains(gone),
+                "{gone:?} is apparatus: {:#?}",
+                s.passages
+            );
+            assert!(s.text.contains(gone), "{gone:?} stays in the text");
+        }
+        for kept in [
+            "pleural effusion and pneumothorax",
+            "manglende ultralyd … 5 tilfælde",
+            "pH below 7.2",
+            "lidocain 10 mg/ml",
+        ] {
+            assert!(all.contains(kept), "{kept:?} is content: {:#?}", s.passages);
+        }
+        for p in &s.passages {
+            let slice: String = s
+                .text
+                .chars()
+                .skip(p.char_start)
+                .take(p.char_end - p.char_start)
+                .collect();
+            assert_eq!(slice.replace("\n\n", "\n"), p.text, "offsets of {}", p.ord);
+        }
+        // A document that is nothing but a list of references is still a document.
+        let only = split(&[
+            h(1, "Referencer"),
+            li("Smith J. Chest drains. Thorax 2010."),
+        ]);
+        assert_eq!(only.passages.len(), 1);
     }
 
     #[test]
