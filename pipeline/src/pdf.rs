@@ -160,7 +160,53 @@ fn info_title(doc: &pdf_extract::Document) -> Option<String> {
         raw.iter().map(|&b| b as char).collect()
     };
     let t = clean_text(&text);
-    (t.chars().count() >= 3 && !t.to_lowercase().starts_with("microsoft word")).then_some(t)
+    usable_title(&t).then_some(t)
+}
+
+/// Whether a metadata title names the document rather than the file or the template it was
+/// made from: not "Microsoft Word - guideline_v3.docx", "Untitled", "Document1", "Layout 1",
+/// a file name ("BTS_pleural_2023.pdf") or an identifier ("thoraxjnl-2022-219784").
+fn usable_title(t: &str) -> bool {
+    let lower = t.to_lowercase();
+    if t.chars().filter(|c| c.is_alphabetic()).count() < 3 {
+        return false;
+    }
+    const MADE_BY: &[&str] = &[
+        "microsoft word",
+        "microsoft powerpoint",
+        "powerpoint presentation",
+    ];
+    if MADE_BY.iter().any(|m| lower.starts_with(m)) {
+        return false;
+    }
+    let bare = lower.trim_end_matches(|c: char| c.is_ascii_digit() || " -_".contains(c));
+    const PLACEHOLDERS: &[&str] = &[
+        "untitled",
+        "document",
+        "dokument",
+        "layout",
+        "title",
+        "titel",
+        "unknown",
+        "pdf",
+        "slide",
+        "presentation",
+        "new document",
+        "unavngivet",
+        "uden titel",
+    ];
+    if PLACEHOLDERS.contains(&bare) {
+        return false;
+    }
+    const FILES: &[&str] = &[
+        ".pdf", ".doc", ".docx", ".dot", ".rtf", ".odt", ".tex", ".indd", ".qxd", ".qxp", ".ps",
+        ".pages", ".ppt", ".pptx",
+    ];
+    if FILES.iter().any(|e| lower.ends_with(e)) {
+        return false;
+    }
+    let one_word = !t.contains(char::is_whitespace);
+    !(one_word && t.contains(|c: char| c == '_' || c.is_ascii_digit()))
 }
 
 /// One glyph: where it starts and ends on the page (top-down coordinates), its size and text.
@@ -672,6 +718,33 @@ mod tests {
             ],
             "{t:#?}"
         );
+    }
+
+    #[test]
+    fn a_metadata_title_that_names_a_file_or_template_is_not_used() {
+        for junk in [
+            "Microsoft Word - pleura_v3.docx",
+            "Untitled",
+            "Document1",
+            "Layout 1",
+            "BTS_pleural_guideline_2023.pdf",
+            "guideline final.docx",
+            "thoraxjnl-2022-219784",
+            "PIIS0140673620301234",
+            "---",
+            "Uden titel",
+        ] {
+            assert!(!usable_title(junk), "{junk:?}");
+        }
+        for good in [
+            "Anafylaksi – vejledning",
+            "British Thoracic Society guideline for pleural disease",
+            "Anafylaksi",
+            "Documentation of central line insertion",
+            "COVID-19 and chest drains 2021",
+        ] {
+            assert!(usable_title(good), "{good:?}");
+        }
     }
 
     #[test]
