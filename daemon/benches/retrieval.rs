@@ -2,8 +2,8 @@
 //! procedure title, measured black-box through the HTTP API against the labelled sets in
 //! `benches/retrieval_data/` (see its README).
 //!
-//!     cargo bench -p procedurewriter --bench retrieval                      # all four sets
-//!     cargo bench -p procedurewriter --bench retrieval -- --set dev|heldout|heldout2|heldout3 [--quick]
+//!     cargo bench -p procedurewriter --bench retrieval                      # all five sets
+//!     cargo bench -p procedurewriter --bench retrieval -- --set dev|heldout|heldout2|heldout3|heldout4 [--quick]
 //!
 //! For each set it starts the daemon on a scratch data directory (the procedure pipeline with
 //! the offline writer, no demo library, no network), ingests every document with
@@ -113,9 +113,10 @@ fn main() {
         Some("heldout") => vec!["heldout"],
         Some("heldout2") => vec!["heldout2"],
         Some("heldout3") => vec!["heldout3"],
-        None | Some("all") => vec!["dev", "heldout", "heldout2", "heldout3"],
+        Some("heldout4") => vec!["heldout4"],
+        None | Some("all") => vec!["dev", "heldout", "heldout2", "heldout3", "heldout4"],
         Some(other) => {
-            eprintln!("--set must be dev, heldout, heldout2, heldout3, both (dev and heldout) or all, not {other:?}");
+            eprintln!("--set must be dev, heldout, heldout2, heldout3, heldout4, both (dev and heldout) or all, not {other:?}");
             std::process::exit(2);
         }
     };
