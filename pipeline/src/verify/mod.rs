@@ -281,7 +281,10 @@ impl<'a> Corpus<'a> {
             let mut pops = BTreeSet::new();
             let mut drugs = BTreeSet::new();
             let mut index = 0;
-            for para in text.split("\n\n") {
+            // A passage's lines are its blocks (a heading, a paragraph, a list item, a table
+            // row): no sentence runs from one into the next, so a heading is never read as
+            // the start of the sentence under it.
+            for para in text.lines() {
                 let flat = para.split_whitespace().collect::<Vec<_>>().join(" ");
                 for s in text::split_sentences(&flat) {
                     let claim = extract(&s, lex);

@@ -343,3 +343,26 @@ fn a_step_under_indications_is_a_warning_for_a_reviewer() {
         v.findings
     );
 }
+
+#[test]
+fn a_heading_in_a_passage_is_not_read_as_the_start_of_the_sentence_under_it() {
+    // A passage's first line is its heading; read as one sentence with the line under it,
+    // "Kontraindikationer … Der er ingen … kontraindikationer" counted one negation more than
+    // the faithful copy of that line, and blocked it.
+    let p = vec![CitedText {
+        source_id: "SRC0001".into(),
+        page: None,
+        text: "Kontraindikationer og forsigtighed\nDer er ingen absolutte kontraindikationer ved livstruende tilstand.\nForsigtighed ved kendt vanskelig luftvej".into(),
+    }];
+    let md = "# Test\n\n> Notice.\n\n## Kontraindikationer\n\nDer er ingen absolutte kontraindikationer ved livstruende tilstand. [S:SRC0001]\n";
+    let v = verify(md, &Evidence { passages: &p }, &Lexicon::embedded());
+    assert_eq!(blocking_kinds(&v), vec![], "{:#?}", v.findings);
+    // The same sentence with its negation taken away still blocks.
+    let md = "# Test\n\n> Notice.\n\n## Kontraindikationer\n\nDer er absolutte kontraindikationer ved livstruende tilstand. [S:SRC0001]\n";
+    let v = verify(md, &Evidence { passages: &p }, &Lexicon::embedded());
+    assert!(
+        blocking_kinds(&v).contains(&FindingKind::Negation),
+        "{:#?}",
+        v.findings
+    );
+}
