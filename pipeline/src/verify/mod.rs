@@ -629,7 +629,8 @@ fn join(set: impl IntoIterator<Item = String>) -> String {
 /// The population check of one dose found in the source: the draft's populations for it
 /// (named, or children when the dose is weight-based and none is named) must be among the
 /// source's for the same dose (named with it, else in the sentence, else in the passage); a
-/// dose the source gives for a named population must say so.
+/// dose the source gives for a named population must say so. A weight-based dose that neither
+/// side gives a population for passes.
 fn dose_population(
     d: &Claim,
     q: &Quantity,
@@ -652,6 +653,11 @@ fn dose_population(
     } else {
         passage_pops.iter().cloned().collect()
     };
+    // A source that names no population anywhere and gives the same weight-based dose says
+    // no more than the draft does (anaesthesia doses adults by weight too): nothing to compare.
+    if mine == ["boern"] && q.population.is_empty() && theirs.is_empty() && sc.implied_child {
+        return None;
+    }
     let show = |v: &[String]| {
         v.iter()
             .map(|p| pretty_pop(p))
@@ -901,7 +907,9 @@ fn compare(
         sc.population_labels.clone()
     };
     let mut mine = d.population_labels.clone();
-    if d.implied_child {
+    // The implied children of a weight-based dose, unless the source names no population and
+    // doses by weight as well (see `dose_population`).
+    if d.implied_child && !(pops.is_empty() && sc.implied_child) {
         mine.insert("boern".to_string());
     }
     let base = |p: &str| p.split('@').next().unwrap_or("").to_string();

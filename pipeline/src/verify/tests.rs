@@ -366,3 +366,36 @@ fn a_heading_in_a_passage_is_not_read_as_the_start_of_the_sentence_under_it() {
         v.findings
     );
 }
+
+#[test]
+fn a_weight_based_dose_neither_side_gives_a_population_for_passes() {
+    // Anaesthesia doses adults by weight: a trial's unqualified "rocuronium 1 mg/kg" copied
+    // faithfully is not a children's dose the source does not give.
+    let p = vec![CitedText {
+        source_id: "SRC0001".into(),
+        page: None,
+        text: "Rocuronium 1,2 mg/kg gives intravenøst ved hurtig sekvens-induktion.".into(),
+    }];
+    let check = |sentence: &str| {
+        let md = format!(
+            "# Test\n\n> Notice.\n\n## Procedure (trin-for-trin)\n\n1. {sentence} [S:SRC0001]\n"
+        );
+        blocking_kinds(&verify(
+            &md,
+            &Evidence { passages: &p },
+            &Lexicon::embedded(),
+        ))
+    };
+    assert_eq!(
+        check("Rocuronium 1,2 mg/kg gives intravenøst ved hurtig sekvens-induktion."),
+        vec![]
+    );
+    // A population the source does not give still blocks, and so does another dose.
+    assert!(
+        check("Børn får rocuronium 1,2 mg/kg intravenøst ved hurtig sekvens-induktion.")
+            .contains(&FindingKind::Population)
+    );
+    assert!(
+        !check("Rocuronium 0,6 mg/kg gives intravenøst ved hurtig sekvens-induktion.").is_empty()
+    );
+}
