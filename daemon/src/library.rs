@@ -817,4 +817,56 @@ mod tests {
             );
         });
     }
+
+    /// A source that never names the condition the request is for where it discusses the
+    /// procedure is about something else (nasal packing after septoplasty, for a title about
+    /// epistaxis): left out, with the reason, when two sources that name it exist.
+    #[test]
+    fn a_source_that_never_names_the_requested_condition_is_left_out_when_others_do() {
+        use procedurewriter_pipeline::retrieve::retrieve;
+        let (_dir, store, rules) = fresh();
+        block_on(async {
+            for req in [
+                guideline(
+                    "Anterior nasal packing: emergency department guideline",
+                    "# Technique\n\nAnterior nasal packing is inserted when epistaxis continues after 10 minutes of compression.",
+                ),
+                guideline(
+                    "Næsetamponade: instruks",
+                    "# Indikation\n\nNæsetamponade anlægges ved næseblødning, der ikke standser ved kompression.",
+                ),
+                guideline(
+                    "Nasal packing versus transseptal suturing after septoplasty: a randomised trial",
+                    "# Methods\n\nNasal packing was removed on day two after septoplasty; pain and crusting were recorded.",
+                ),
+            ] {
+                ingest(&store, &rules, req, false).await.unwrap();
+            }
+            let library = StoreLibrary(store.clone());
+            let config = retrieval_config(&[]);
+            let r = retrieve(&library, &rules, &config, "Nasal packing for epistaxis", "")
+                .await
+                .unwrap();
+            let mut titles: Vec<&str> = r.sources.iter().map(|s| s.title.as_str()).collect();
+            titles.sort();
+            assert_eq!(
+                titles,
+                [
+                    "Anterior nasal packing: emergency department guideline",
+                    "Næsetamponade: instruks"
+                ]
+            );
+            let septo = r
+                .dropped
+                .iter()
+                .find(|d| d.title.contains("septoplasty"))
+                .unwrap_or_else(|| panic!("the septoplasty trial is explained: {:?}", r.dropped));
+            assert!(septo.reason.contains("never names"), "{}", septo.reason);
+            // Without the condition in the request, the trial is about the procedure.
+            let r = retrieve(&library, &rules, &config, "Nasal packing", "")
+                .await
+                .unwrap();
+            assert_eq!(r.sources.len(), 3, "{:?}", r.dropped);
+        });
+    }
 }

@@ -77,8 +77,10 @@ pub struct Concept {
     pub action: Option<Group>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub setting: Option<Group>,
-    /// The conditions the title names the procedure for ("ved atrieflimren"): a source titled
-    /// for another condition is about another indication. They rank too.
+    /// The conditions the title names the procedure for ("ved atrieflimren"), with their
+    /// broader terms: a source titled for another condition is about another indication, and
+    /// one that never names them where it discusses the procedure is not about this one when
+    /// sources that do exist. They rank too.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub indication: Vec<Group>,
     /// Terms that only rank: other lexicon hits of the title, and the context.
@@ -392,6 +394,69 @@ fn is_topic(c: Category) -> bool {
     matches!(c, Category::Procedure)
 }
 
+/// The population an age bound in a title names, and the words that say it: a lower bound of
+/// 65 years or more is older adults, of 16 or more adults ("over 75 years", "aged 16 years and
+/// over", "≥ 18 år", "75 år og derover"); an upper bound of 18 or less is children ("under 2
+/// år", "younger than 16 years"); a range within one family is that family ("aged 2–12 years").
+fn title_age(words: &[String]) -> Option<(&'static str, Vec<usize>)> {
+    let year = |w: &str| w.starts_with("year") || w == "år" || w == "aar" || w == "yrs";
+    let lower = |w: &str| {
+        matches!(
+            w,
+            "over" | "above" | "older" | "ældre" | "mindst" | "least" | "fra" | "from"
+        )
+    };
+    let upper = |w: &str| matches!(w, "under" | "below" | "younger" | "yngre" | "op" | "up");
+    let after_lower = |w: &str| matches!(w, "over" | "older" | "derover" | "opefter" | "above");
+    for (i, w) in words.iter().enumerate() {
+        let Ok(n) = w.parse::<u32>() else { continue };
+        // "2–12 years": the number before the dash is a word of its own.
+        let (from, to, unit) = match (words.get(i + 1), words.get(i + 2)) {
+            (Some(u), _) if year(u) => (n, n, i + 1),
+            (Some(m), Some(u)) if year(u) => match m.parse::<u32>() {
+                Ok(m) if m >= n => (n, m, i + 2),
+                _ => continue,
+            },
+            _ => continue,
+        };
+        let before: Vec<&str> = words[i.saturating_sub(2)..i]
+            .iter()
+            .map(String::as_str)
+            .collect();
+        let after: Vec<&str> = words[unit + 1..(unit + 3).min(words.len())]
+            .iter()
+            .map(String::as_str)
+            .collect();
+        let mut at: Vec<usize> = (i.saturating_sub(2)..=unit).collect();
+        let name = if before.iter().any(|w| lower(w)) || after.iter().any(|w| after_lower(w)) {
+            if after.iter().any(|w| after_lower(w)) {
+                at.extend(unit + 1..(unit + 3).min(words.len()));
+            }
+            match from {
+                65.. => "aeldre",
+                16.. => "voksne",
+                _ => continue,
+            }
+        } else if before.iter().any(|w| upper(w)) {
+            match to {
+                ..=18 => "boern",
+                _ => continue,
+            }
+        } else if from != to || before.contains(&"aged") || before.contains(&"alderen") {
+            match (from, to) {
+                (65.., _) => "aeldre",
+                (18.., _) => "voksne",
+                (_, ..=17) => "boern",
+                _ => continue,
+            }
+        } else {
+            continue;
+        };
+        return Some((name, at));
+    }
+    None
+}
+
 impl Concept {
     /// The concept of a title and its context. `generic` are words that say nothing about the
     /// topic ("behandling", "procedure") and never anchor.
@@ -429,6 +494,11 @@ impl Concept {
                 Category::Setting => setting = setting.or(Some(g)),
                 Category::Condition => {
                     if !indication.iter().any(|c| c.name == *name) {
+                        // A document may name the condition by its class ("atrial
+                        // arrhythmias" for atrial fibrillation): that names it too.
+                        let mut terms = terms.to_vec();
+                        terms.extend(lexicon.broader_terms(name).iter().cloned());
+                        let g = group(analyzer, name, &terms);
                         indication.push(g.clone());
                         rank.push(g);
                     }
@@ -437,6 +507,19 @@ impl Concept {
             }
             for i in at {
                 covered[*i] = true;
+            }
+        }
+        // "in patients over 75 years", "hos børn under 2 år": an age bound in the title names
+        // the population as plainly as a population word.
+        if population.is_none() {
+            if let Some((name, at)) = title_age(&words) {
+                let terms = lexicon.group_terms(Category::Population, name);
+                if !terms.is_empty() {
+                    population = Family::of(name).map(|f| (f, group(analyzer, name, terms)));
+                    for i in at {
+                        covered[i] = true;
+                    }
+                }
             }
         }
         let known_procedure = !anchor.is_empty();
@@ -693,6 +776,66 @@ mod tests {
         ));
         assert!(matches(&c, "Ved LP lejres patienten i sideleje."));
         assert!(!matches(&c, "Børn med feberkramper får buccal midazolam."));
+    }
+
+    #[test]
+    fn a_condition_in_the_title_is_named_by_its_class_too() {
+        let c = concept("Elektrisk kardiovertering ved atrieflimren");
+        assert_eq!(c.indication.len(), 1);
+        assert_eq!(c.indication[0].name, "atrieflimren");
+        let names = |text: &str| {
+            let t = analyzer().index_text(text);
+            c.indication[0].matcher.matches(&Tokens::new(&t))
+        };
+        assert!(names("Cardioversion of atrial fibrillation"));
+        assert!(names(
+            "Sedation for elective cardioversion of atrial arrhythmias"
+        ));
+        assert!(!names("Sedation for elective cardioversion"));
+        assert!(!names("Ventricular tachycardia with a pulse"));
+    }
+
+    #[test]
+    fn an_age_bound_in_the_title_names_the_population() {
+        let who = |t: &str| {
+            concept(t)
+                .population
+                .map(|(f, g)| (f, g.name))
+                .unwrap_or((Family::Adults, "none".into()))
+        };
+        let elderly = (Family::Adults, "aeldre".to_string());
+        let adults = (Family::Adults, "voksne".to_string());
+        let children = (Family::Children, "boern".to_string());
+        let none = (Family::Adults, "none".to_string());
+        assert_eq!(
+            who("Emergency tracheal intubation in patients over 75 years"),
+            elderly
+        );
+        assert_eq!(
+            who("Lumbalpunktur hos patienter på 65 år og derover"),
+            elderly
+        );
+        assert_eq!(
+            who("Chest drain insertion in patients aged 16 years and over"),
+            adults
+        );
+        assert_eq!(who("Lumbalpunktur hos patienter under 2 år"), children);
+        assert_eq!(who("Knee aspiration in patients aged 2-12 years"), children);
+        assert_eq!(
+            who("Anafylaksi hos børn over 6 år"),
+            children,
+            "the word decides"
+        );
+        // Not ages: a duration, a number of attempts, a year of publication.
+        assert_eq!(who("Pleuradræn de første 24 timer"), none);
+        assert_eq!(who("Chest drain insertion over 3 days"), none);
+        assert_eq!(who("Sepsis guideline 2024"), none);
+        // The age words are not the topic of a title without a known procedure.
+        let c = concept("Skulderreponering hos patienter over 75 år");
+        assert!(
+            c.anchor.iter().all(|g| g.name != "75" && g.name != "år"),
+            "{c:?}"
+        );
     }
 
     #[test]

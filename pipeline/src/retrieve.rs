@@ -260,10 +260,17 @@ pub async fn retrieve(
     // 2. Candidates: every passage with the procedure (enough anchor groups in its heading or
     // in its text), and documents titled for it.
     let query = concept.query();
-    let rank = (!concept.rank.is_empty()).then(|| {
+    // Passages on the procedure that also carry a rank term; when the request names a
+    // condition, only the condition's terms rank (step 3 asks which sources ever name it).
+    let rank_groups = if concept.indication.is_empty() {
+        &concept.rank
+    } else {
+        &concept.indication
+    };
+    let rank = (!rank_groups.is_empty()).then(|| {
         Match::All(vec![
             query.clone(),
-            Match::Any(concept.rank.iter().map(|g| g.matcher.clone()).collect()),
+            Match::Any(rank_groups.iter().map(|g| g.matcher.clone()).collect()),
         ])
     });
     let mut found = library
@@ -405,6 +412,8 @@ pub async fn retrieve(
         indicated: bool,
         /// Its title names conditions, none of them one the request names.
         other_indication: bool,
+        /// One of its passages on the procedure names a condition the request names.
+        names_indication: bool,
         reason: String,
     }
     let want_conditions: Vec<&str> = concept.indication.iter().map(|g| g.name.as_str()).collect();
@@ -526,6 +535,7 @@ pub async fn retrieve(
             family_ok,
             indicated,
             other_indication,
+            names_indication: !want_conditions.is_empty() && rank_hits > 0,
             reason: about,
         });
     }
@@ -625,6 +635,29 @@ pub async fn retrieve(
                 cands[j.cand].title_conditions.join(", "),
                 want_conditions.join(", ")
             ));
+        }
+    }
+    // A source that never names the condition the request is for, in its title or in any
+    // passage on the procedure, is about the procedure in general or for something else
+    // (nasal packing after septoplasty, for "… ved næseblødning"): used only when fewer than
+    // two sources name it.
+    if !want_conditions.is_empty() {
+        let names = |j: &Judged| j.indicated || j.names_indication;
+        if judged.iter().filter(|j| names(j)).count() >= 2 {
+            judged.retain(|j| {
+                if !names(j) {
+                    let c = &cands[j.cand];
+                    dropped.push(Dropped {
+                        id: c.doc.id.clone(),
+                        title: c.doc.title.clone(),
+                        reason: format!(
+                            "never names {} where it discusses the procedure (the request is for it; sources that do exist)",
+                            want_conditions.join(", ")
+                        ),
+                    });
+                }
+                names(j)
+            });
         }
     }
     judged.sort_by(|a, b| b.score.total_cmp(&a.score));

@@ -36,6 +36,8 @@ pub enum LexiconError {
     },
     #[error("lexicon [drug_classes] {class} names \"{member}\", which is not a group of [drugs]")]
     UnknownDrug { class: String, member: String },
+    #[error("lexicon [broader_conditions] {group} is not a group of [conditions]; name one or remove it")]
+    UnknownCondition { group: String },
 }
 
 /// The categories a term can belong to; each has its own table in the file.
@@ -105,6 +107,8 @@ struct File {
     #[serde(default)]
     conditions: BTreeMap<String, Vec<String>>,
     #[serde(default)]
+    broader_conditions: BTreeMap<String, Vec<String>>,
+    #[serde(default)]
     vocabulary: BTreeMap<String, Vec<String>>,
     #[serde(default)]
     compounds: BTreeMap<String, Vec<String>>,
@@ -161,6 +165,8 @@ pub struct Lexicon {
     parts: Vec<String>,
     /// `[vocabulary]` compiled on its own (its terms may repeat other tables' terms).
     vocabulary: Option<Box<Lexicon>>,
+    /// `[broader_conditions]`: a condition's broader terms, by condition group.
+    broader: BTreeMap<String, Vec<String>>,
 }
 
 fn words_of(term: &str) -> Vec<String> {
@@ -230,6 +236,7 @@ impl Lexicon {
             terms: BTreeMap::new(),
             parts: Vec::new(),
             vocabulary: None,
+            broader: BTreeMap::new(),
         }
     }
 
@@ -330,6 +337,25 @@ impl Lexicon {
             );
         }
         lex.procedures = file.procedures;
+        for (name, list) in &file.broader_conditions {
+            if !file.conditions.contains_key(name) {
+                return Err(LexiconError::UnknownCondition {
+                    group: name.clone(),
+                });
+            }
+            let terms: Vec<String> = list
+                .iter()
+                .map(|t| t.trim().to_lowercase())
+                .filter(|t| !t.trim_end_matches('*').is_empty())
+                .collect();
+            if terms.is_empty() {
+                return Err(LexiconError::EmptyGroup {
+                    table: "broader_conditions".into(),
+                    group: name.clone(),
+                });
+            }
+            lex.broader.insert(name.clone(), terms);
+        }
         for (name, list) in &file.compounds {
             for part in list {
                 let part = part.trim().to_lowercase();
@@ -562,6 +588,16 @@ impl Lexicon {
             .unwrap_or(&[])
     }
 
+    /// The broader terms of a `[conditions]` group (`[broader_conditions]`): what a document
+    /// may say instead when it speaks of the condition's whole class ("atrial arrhythmias" for
+    /// atrial fibrillation).
+    pub fn broader_terms(&self, condition: &str) -> &[String] {
+        self.broader
+            .get(condition)
+            .map(Vec::as_slice)
+            .unwrap_or(&[])
+    }
+
     /// The `[vocabulary]` hits in `words` (leftmost-longest), for retrieval.
     pub fn scan_vocabulary(&self, words: &[&str]) -> Vec<Hit> {
         self.vocabulary
@@ -746,6 +782,18 @@ mod tests {
             Err(LexiconError::EmptyTerm { .. })
         ));
         assert!(Lexicon::parse("[surprise]\nx = [\"y\"]\n").is_err());
+        assert!(matches!(
+            Lexicon::parse("[broader_conditions]\nx = [\"y\"]\n"),
+            Err(LexiconError::UnknownCondition { .. })
+        ));
+        assert!(matches!(
+            Lexicon::parse("[conditions]\nx = [\"x\"]\n[broader_conditions]\nx = [\"*\"]\n"),
+            Err(LexiconError::EmptyGroup { .. })
+        ));
+        let ok = Lexicon::parse("[conditions]\nx = [\"x\"]\n[broader_conditions]\nx = [\"Y*\"]\n")
+            .expect("valid");
+        assert_eq!(ok.broader_terms("x"), ["y*"]);
+        assert!(ok.broader_terms("z").is_empty());
     }
 
     #[test]
