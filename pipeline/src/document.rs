@@ -172,10 +172,24 @@ fn apparatus_heading(text: &str) -> bool {
     APPARATUS_HEADINGS.contains(&t.as_str())
 }
 
+/// A line that reads as an entry of a reference list: a year and the punctuation of a
+/// citation ("Jensen A. Pleuradræn hos voksne. Ugeskr Læger 2019;181:V03190", "Smith J, et al.
+/// Thorax 2010").
+pub fn citation_like(text: &str) -> bool {
+    let year = text
+        .split(|c: char| !c.is_ascii_digit())
+        .any(|d| d.len() == 4 && (d.starts_with("19") || d.starts_with("20")));
+    let lower = text.to_lowercase();
+    year && (text.contains(';')
+        || lower.contains("et al")
+        || lower.contains("doi")
+        || text.matches(". ").count() >= 2)
+}
+
 /// A line of a table of contents: an entry, a run of dot leaders (". . . .", "....", "…"), a
 /// page number ("4.3 Chest drain insertion ........ 23"). One leader run followed by a page
 /// number is enough; a lone ellipsis is not a leader run.
-fn contents_line(text: &str) -> bool {
+pub fn contents_line(text: &str) -> bool {
     let chars: Vec<char> = text.chars().collect();
     let mut i = 0;
     while i < chars.len() {
@@ -213,6 +227,8 @@ pub fn apparatus(blocks: &[Block]) -> Vec<bool> {
     for (i, b) in blocks.iter().enumerate() {
         let names = apparatus_heading(&b.text);
         match b.kind {
+            // An entry the extraction took for a numbered heading stays in its list.
+            BlockKind::Heading { .. } if inside && citation_like(&b.text) => {}
             BlockKind::Heading { .. } => inside = names,
             // A paragraph that is only "References" is a heading the extraction did not see.
             BlockKind::Paragraph if names => inside = true,
@@ -579,6 +595,9 @@ mod tests {
             h(2, "12. Referencer"),
             li("Smith J, et al. Ultrasound-guided chest drain insertion. Thorax 2010;65:1-9."),
             li("Jensen A. Thoraxdræn hos voksne. Ugeskr Læger 2019;181:V0319."),
+            // An entry a PDF's extraction took for a numbered heading.
+            h(2, "3. Larsen B, et al. Pleural drains. Thorax 2015"),
+            li("Olsen C. Chest drain audit. BMJ 2018;360:k1."),
             h(2, "13. Bilag"),
             p("Doseringsskema for lokalbedøvelse: lidocain 10 mg/ml, højst 3 mg/kg."),
             p("References"),
@@ -586,7 +605,13 @@ mod tests {
         ];
         let s = split(&blocks);
         let all: String = s.passages.iter().map(|p| p.text.as_str()).collect();
-        for gone in ["Smith J", "Jensen A", "Brown K", "Chest drain insertion"] {
+        for gone in [
+            "Smith J",
+            "Jensen A",
+            "Olsen C",
+            "Brown K",
+            "Chest drain insertion",
+        ] {
             assert!(
                 !all.contains(gone),
                 "{gone:?} is apparatus: {:#?}",

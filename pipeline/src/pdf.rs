@@ -529,7 +529,8 @@ fn edge_lines(lines: &[Line]) -> impl Iterator<Item = &Line> {
 }
 
 /// A numbered heading: "3", "3.2", "3.2.1" then a capitalised short title without a final
-/// period. Returns its depth.
+/// period, an inner full stop, dot leaders or a citation's year and punctuation. Returns its
+/// depth.
 fn numbered_heading(text: &str) -> Option<u8> {
     let (num, rest) = text.split_once(' ')?;
     let num = num.trim_end_matches('.');
@@ -539,10 +540,15 @@ fn numbered_heading(text: &str) -> Option<u8> {
         && parts
             .iter()
             .all(|p| !p.is_empty() && p.len() <= 2 && p.chars().all(|c| c.is_ascii_digit()));
+    // Not a line of the contents ("2. Anlæggelse ....... 3") or an entry of a numbered
+    // reference list ("2. Jensen A. Pleuradræn hos voksne. Ugeskr Læger 2019;181").
     let title_like = rest.chars().next().is_some_and(char::is_uppercase)
         && rest.chars().count() <= 80
         && !rest.ends_with('.')
         && !rest.contains(" mg")
+        && !rest.contains(". ")
+        && !crate::document::contents_line(text)
+        && !crate::document::citation_like(text)
         && rest.split_whitespace().count() <= 10;
     (numeric && title_like).then_some(parts.len() as u8)
 }
@@ -718,6 +724,42 @@ mod tests {
             ],
             "{t:#?}"
         );
+    }
+
+    #[test]
+    fn a_pdfs_contents_page_and_reference_list_become_no_passage() {
+        let pages = vec![
+            SamplePage {
+                two_columns: false,
+                items: vec![
+                    Item::Heading("Indholdsfortegnelse".into()),
+                    Item::Paragraph("1. Indledning .................................. 2".into()),
+                    Item::Paragraph("2. Anlæggelse af pleuradræn ................... 3".into()),
+                ],
+            },
+            SamplePage {
+                two_columns: false,
+                items: vec![
+                    Item::Heading("2. Anlæggelse af pleuradræn".into()),
+                    Item::Paragraph("Drænet anlægges i den sikre trekant efter ultralydsvejledning og lokalbedøvelse med lidokain.".into()),
+                    Item::Heading("3. Referencer".into()),
+                    Item::Paragraph("1. Havelock T, Teoh R, Laws D, Gleeson F. Pleural procedures and thoracic ultrasound. Thorax 2010;65:61-76.".into()),
+                    Item::Paragraph("2. Jensen A. Pleuradræn hos voksne: anlæggelse og komplikationer. Ugeskr Læger 2019;181:V03190.".into()),
+                ],
+            },
+        ];
+        let style = Style {
+            header: None,
+            ..Style::default()
+        };
+        let got = read(&build(&pages, &style)).unwrap();
+        let s = split(&got.blocks);
+        let passages: String = s.passages.iter().map(|p| p.text.as_str()).collect();
+        assert!(passages.contains("sikre trekant"), "{:#?}", s.passages);
+        for gone in ["Havelock", "Jensen A", "....", "Indledning"] {
+            assert!(!passages.contains(gone), "{gone:?} in {:#?}", s.passages);
+            assert!(s.text.contains(gone), "{gone:?} kept in the text");
+        }
     }
 
     #[test]
