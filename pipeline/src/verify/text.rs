@@ -127,7 +127,7 @@ pub fn tokenize(text: &str) -> Vec<Tok> {
 const NO_SPLIT: &[&str] = &[
     "f.eks", "ca", "bl.a", "evt", "e.g", "i.e", "etc", "vs", "dr", "nr", "jf", "dvs", "pga", "mht",
     "inkl", "ekskl", "iflg", "ift", "vha", "mv", "osv", "fig", "approx", "cf", "pkt", "ref", "mr",
-    "mrs", "prof", "kl", "resp", "sml",
+    "mrs", "prof", "kl", "resp", "sml", "maks", "max", "hhv", "vedr", "iht",
 ];
 
 /// Whether a valid or malformed citation bracket starts at `i` (`[S:`, `[SRC`, `(S:`, ...),
@@ -275,6 +275,9 @@ mod tests {
         assert_eq!(e, ["Give 0.5 mg.", "Repeat after 5 min. [S:SRC0001]"]);
         let c = split_sentences("Ca. 5 % får en bifasisk reaktion [S:SRC0003].");
         assert_eq!(c.len(), 1);
+        // "maks." before a dose is an abbreviation, not the end of the sentence.
+        let m = split_sentences("Adrenalin 0,01 mg/kg i.m., maks. 0,5 mg. [S:SRC0001]");
+        assert_eq!(m.len(), 1, "{m:?}");
     }
 
     #[test]
