@@ -106,9 +106,16 @@ pub fn words(text: &str) -> Vec<String> {
         .collect()
 }
 
-/// The sentences of a source that can serve as evidence.
+/// The sentences of a source that can serve as evidence, cut where the verifier cuts them
+/// ([`crate::verify::text::split_sentences`]): a sentence a writer copies is then one sentence
+/// to the verifier too, never two with one citation between them ("… a 5 Fr pigtail catheter.
+/// 240 mL was drained." is two).
 pub fn sentences(text: &str) -> Vec<String> {
-    text.unicode_sentences()
+    text.lines()
+        .flat_map(|line| {
+            let flat = line.split_whitespace().collect::<Vec<_>>().join(" ");
+            crate::verify::text::split_sentences(&flat)
+        })
         .map(|s| s.split_whitespace().collect::<Vec<_>>().join(" "))
         .filter(|s| s.chars().count() >= MIN_SENTENCE_CHARS)
         .filter(|s| {
