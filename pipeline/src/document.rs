@@ -517,6 +517,19 @@ mod tests {
         assert_eq!(join_lines(&["dosis 0,3 -", "0,5 mg"]), "dosis 0,3 - 0,5 mg");
     }
 
+    /// Every passage's offsets point at its text in the normalised text.
+    fn offsets_hold(s: &Split) {
+        for p in &s.passages {
+            let slice: String = s
+                .text
+                .chars()
+                .skip(p.char_start)
+                .take(p.char_end - p.char_start)
+                .collect();
+            assert_eq!(slice.replace("\n\n", "\n"), p.text, "offsets of {}", p.ord);
+        }
+    }
+
     #[test]
     fn passages_follow_headings_stay_bounded_and_know_their_pages_and_offsets() {
         let mut blocks = vec![Block::new(
@@ -555,14 +568,8 @@ mod tests {
                 "{}",
                 p.text.len()
             );
-            let slice: String = s
-                .text
-                .chars()
-                .skip(p.char_start)
-                .take(p.char_end - p.char_start)
-                .collect();
-            assert_eq!(slice.replace("\n\n", "\n"), p.text, "passage {i} offsets");
         }
+        offsets_hold(&s);
         let behandling: Vec<_> = s
             .passages
             .iter()
@@ -627,15 +634,7 @@ mod tests {
         ] {
             assert!(all.contains(kept), "{kept:?} is content: {:#?}", s.passages);
         }
-        for p in &s.passages {
-            let slice: String = s
-                .text
-                .chars()
-                .skip(p.char_start)
-                .take(p.char_end - p.char_start)
-                .collect();
-            assert_eq!(slice.replace("\n\n", "\n"), p.text, "offsets of {}", p.ord);
-        }
+        offsets_hold(&s);
         // A document that is nothing but a list of references is still a document.
         let only = split(&[
             h(1, "Referencer"),

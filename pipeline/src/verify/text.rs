@@ -171,7 +171,10 @@ pub fn split_sentences(text: &str) -> Vec<String> {
             // Closing emphasis too: "**Kontraindikationer.** Manglende samtykke …" is a
             // label and a sentence.
             while j < chars.len()
-                && matches!(chars[j], '.' | '!' | '?' | '"' | '”' | '»' | ')' | '*' | '_')
+                && matches!(
+                    chars[j],
+                    '.' | '!' | '?' | '"' | '”' | '»' | ')' | '*' | '_'
+                )
             {
                 j += 1;
             }
@@ -279,7 +282,13 @@ mod tests {
         let c = split_sentences("Ca. 5 % får en bifasisk reaktion [S:SRC0003].");
         assert_eq!(c.len(), 1);
         let b = split_sentences("**Kontraindikationer.** Manglende samtykke og infektion.");
-        assert_eq!(b, ["**Kontraindikationer.**", "Manglende samtykke og infektion."]);
+        assert_eq!(
+            b,
+            [
+                "**Kontraindikationer.**",
+                "Manglende samtykke og infektion."
+            ]
+        );
         // "maks." before a dose is an abbreviation, not the end of the sentence.
         let m = split_sentences("Adrenalin 0,01 mg/kg i.m., maks. 0,5 mg. [S:SRC0001]");
         assert_eq!(m.len(), 1, "{m:?}");
