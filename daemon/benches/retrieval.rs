@@ -3,7 +3,7 @@
 //! `benches/retrieval_data/` (see its README).
 //!
 //!     cargo bench -p procedurewriter --bench retrieval                      # all five sets
-//!     cargo bench -p procedurewriter --bench retrieval -- --set dev|heldout|heldout2|heldout3|heldout4 [--quick]
+//!     cargo bench -p procedurewriter --bench retrieval -- --set <set> [--quick]   (a set is a directory of benches/retrieval_data with a labels.toml)
 //!
 //! For each set it starts the daemon on a scratch data directory (the procedure pipeline with
 //! the offline writer, no demo library, no network), ingests every document with
@@ -107,20 +107,29 @@ fn main() {
         }
         i += 1;
     }
-    let sets: Vec<&str> = match set.as_deref() {
-        Some("both") => vec!["dev", "heldout"],
-        Some("dev") => vec!["dev"],
-        Some("heldout") => vec!["heldout"],
-        Some("heldout2") => vec!["heldout2"],
-        Some("heldout3") => vec!["heldout3"],
-        Some("heldout4") => vec!["heldout4"],
-        None | Some("all") => vec!["dev", "heldout", "heldout2", "heldout3", "heldout4"],
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/retrieval_data");
+    // Every directory with a labels.toml is a set; "all" (the default) runs them in name order.
+    let mut known: Vec<String> = std::fs::read_dir(&root)
+        .map(|d| {
+            d.filter_map(Result::ok)
+                .filter(|e| e.path().join("labels.toml").is_file())
+                .filter_map(|e| e.file_name().to_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default();
+    known.sort();
+    let sets: Vec<String> = match set.as_deref() {
+        Some("both") => vec!["dev".into(), "heldout".into()],
+        None | Some("all") => known.clone(),
+        Some(name) if known.iter().any(|k| k == name) => vec![name.to_string()],
         Some(other) => {
-            eprintln!("--set must be dev, heldout, heldout2, heldout3, heldout4, both (dev and heldout) or all, not {other:?}");
+            eprintln!(
+                "--set must be one of {}, both (dev and heldout) or all, not {other:?}",
+                known.join(", ")
+            );
             std::process::exit(2);
         }
     };
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/retrieval_data");
     println!("procedurewriter retrieval benchmark (issue 13): the real daemon, offline writer, labelled sets in daemon/benches/retrieval_data");
     println!(
         "reproduce: cargo bench -p procedurewriter --bench retrieval --{}{}\n",
@@ -130,7 +139,7 @@ fn main() {
         if quick { " --quick" } else { "" }
     );
     let mut unended = Vec::new();
-    for name in sets {
+    for name in &sets {
         unended.extend(measure(&root.join(name), name));
     }
     assert!(
