@@ -6,7 +6,9 @@
 //!
 //! The parts a compound may be split into are the lexicon's (`[compounds] parts` and every
 //! one-word term of its groups): a word is split only into known parts, optionally joined by
-//! the Danish linking letters `s` and `e` ("infektions|risiko", "børne|afdeling"). Stemming and
+//! the Danish linking letters `s` and `e` ("infektions|risiko", "børne|afdeling"); a part may
+//! also be the stem of a one-word prefix term followed by a short inflection, so a compound
+//! whose head is a lexicon stem splits ("tryk|pneumothorax" by "pneumothora*"). Stemming and
 //! splitting come from maintained crates (`rust-stemmers`, `decompound`).
 //!
 //! The index stores the analysed terms (space-separated) beside each passage; a change of the
@@ -19,10 +21,13 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{OnceLock, RwLock};
 
 /// Bumped when the analysis changes in a way the fingerprint of the parts cannot see.
-const VERSION: u32 = 1;
+const VERSION: u32 = 2;
 /// Shortest word tried as a compound, and shortest part.
 const MIN_COMPOUND_CHARS: usize = 7;
 const MIN_PART_CHARS: usize = 3;
+/// Shortest prefix-term stem a part may extend, and the most letters it may add.
+const MIN_HEAD_CHARS: usize = 5;
+const MAX_HEAD_INFLECTION: usize = 3;
 /// Most words whose split is remembered.
 const CACHE_LIMIT: usize = 200_000;
 
@@ -31,6 +36,8 @@ pub struct Analyzer {
     danish: Stemmer,
     english: Stemmer,
     parts: HashSet<String>,
+    /// Stems of one-word prefix terms (see the module's note).
+    heads: HashSet<String>,
     stop: HashSet<String>,
     fingerprint: String,
     splits: RwLock<HashMap<String, Option<Vec<String>>>>,
@@ -66,6 +73,7 @@ impl Analyzer {
             .into_iter()
             .filter(|p| p.chars().count() >= MIN_PART_CHARS)
             .collect();
+        let heads: HashSet<String> = lexicon.compound_heads(MIN_HEAD_CHARS).into_iter().collect();
         let stop: HashSet<String> = ["danish", "english"]
             .iter()
             .flat_map(|l| lexicon.language_words(l).iter().cloned())
@@ -77,6 +85,13 @@ impl Analyzer {
         let mut h = Sha256::new();
         h.update(format!("v{VERSION}\n").as_bytes());
         for p in sorted {
+            h.update(p.as_bytes());
+            h.update(b"\n");
+        }
+        h.update(b"--\n");
+        let mut sorted_heads: Vec<&String> = heads.iter().collect();
+        sorted_heads.sort();
+        for p in sorted_heads {
             h.update(p.as_bytes());
             h.update(b"\n");
         }
@@ -97,6 +112,7 @@ impl Analyzer {
             danish: Stemmer::create(Algorithm::Danish),
             english: Stemmer::create(Algorithm::English),
             parts,
+            heads,
             stop,
             fingerprint,
             splits: RwLock::new(HashMap::new()),
@@ -125,16 +141,31 @@ impl Analyzer {
     }
 
     fn known_part(&self, part: &str) -> bool {
-        if part.chars().count() < MIN_PART_CHARS {
-            return false;
+        self.part_form(part).is_some()
+    }
+
+    /// The word a compound's part stands for: itself when the lexicon knows it, without its
+    /// linking letter (infektion|s|risiko, børn|e|afdeling), or itself when it is a prefix
+    /// term's stem with a short inflection ("pneumothorax" by "pneumothora*").
+    fn part_form(&self, part: &str) -> Option<String> {
+        let n = part.chars().count();
+        if n < MIN_PART_CHARS {
+            return None;
         }
         if self.parts.contains(part) {
-            return true;
+            return Some(part.to_string());
         }
-        // Danish linking letters: infektion|s|risiko, børn|e|afdeling.
-        part.strip_suffix('s')
+        if let Some(p) = part
+            .strip_suffix('s')
             .or_else(|| part.strip_suffix('e'))
-            .is_some_and(|p| p.chars().count() >= MIN_PART_CHARS && self.parts.contains(p))
+            .filter(|p| p.chars().count() >= MIN_PART_CHARS && self.parts.contains(*p))
+        {
+            return Some(p.to_string());
+        }
+        let chars: Vec<char> = part.chars().collect();
+        (MIN_HEAD_CHARS.max(n.saturating_sub(MAX_HEAD_INFLECTION))..n)
+            .any(|k| self.heads.contains(&chars[..k].iter().collect::<String>()))
+            .then(|| part.to_string())
     }
 
     /// The parts of a compound word, when it splits entirely into known parts.
@@ -155,14 +186,7 @@ impl Analyzer {
                 .map(|parts| {
                     parts
                         .into_iter()
-                        .map(|p| {
-                            // The linking letter is not part of the word it follows.
-                            if self.parts.contains(&p) {
-                                p
-                            } else {
-                                p[..p.len() - 1].to_string()
-                            }
-                        })
+                        .map(|p| self.part_form(&p).unwrap_or(p))
                         .collect::<Vec<_>>()
                 });
         if let Ok(mut cache) = self.splits.write() {
@@ -239,6 +263,13 @@ mod tests {
             .expect("splits with a linking s");
         assert_eq!(parts, ["infektion", "risiko"]);
         assert_eq!(a().split("anafylaksi"), None, "a plain word stays whole");
+        // A head that is a prefix term's stem with an inflection ("pneumothora*").
+        let parts = a()
+            .split("trykpneumothorax")
+            .expect("splits on a prefix term's stem");
+        assert_eq!(parts, ["tryk", "pneumothorax"]);
+        let parts = a().split("spontanpneumothoraxen");
+        assert_eq!(parts, None, "an unknown first part keeps the word whole");
         // The compound keeps its own stem too, so a query for the whole word finds it.
         let t = a().terms("ascitespunktur");
         assert!(t.iter().any(|s| s.starts_with("ascitespunktur")), "{t:?}");
@@ -247,7 +278,7 @@ mod tests {
 
     #[test]
     fn the_fingerprint_names_the_version() {
-        assert!(a().fingerprint().starts_with("v1-"));
-        assert_eq!(a().fingerprint().len(), "v1-".len() + 16);
+        assert!(a().fingerprint().starts_with("v2-"));
+        assert_eq!(a().fingerprint().len(), "v2-".len() + 16);
     }
 }

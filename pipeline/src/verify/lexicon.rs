@@ -667,6 +667,38 @@ impl Lexicon {
         out
     }
 
+    /// The stems of the lexicon's one-word prefix terms ("pneumothora" of "pneumothora*"), at
+    /// least `min_chars` long: a compound part may be one of them followed by an inflection
+    /// ("tryk|pneumothorax", "børne|lumbalpunkturen").
+    pub fn compound_heads(&self, min_chars: usize) -> Vec<String> {
+        let vocabulary = self.vocabulary.as_ref().map(|v| &v.terms);
+        let mut out: Vec<String> = self
+            .terms
+            .iter()
+            .chain(vocabulary.into_iter().flatten())
+            .filter(|((category, _), _)| {
+                matches!(
+                    category,
+                    Category::Procedure
+                        | Category::Drug
+                        | Category::Population
+                        | Category::Concept
+                        | Category::Condition
+                        | Category::Action
+                        | Category::Setting
+                        | Category::Vocabulary
+                )
+            })
+            .flat_map(|(_, terms)| terms.iter())
+            .filter_map(|t| t.strip_suffix('*'))
+            .filter(|t| t.chars().count() >= min_chars && t.chars().all(char::is_alphabetic))
+            .map(str::to_string)
+            .collect();
+        out.sort();
+        out.dedup();
+        out
+    }
+
     /// The synonyms of a procedure title's words: every group one of whose terms occurs in
     /// `title`, with all that group's terms (prefix markers removed).
     pub fn procedure_synonyms(&self, title: &str) -> Vec<String> {
