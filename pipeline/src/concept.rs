@@ -261,27 +261,51 @@ fn group(analyzer: &Analyzer, name: &str, terms: &[String]) -> Group {
     }
 }
 
+/// Most letters a prefix term's match may add to its stem and still be the same word (an
+/// inflection: "kanyle*" → "kanylerne"), not a compound that begins with it.
+const MAX_PREFIX_INFLECTION: usize = 5;
+
 /// The lexicon hits of some words, with each compound's parts scanned too (so "børnelumbal-
-/// punktur" names lumbalpunktur and børn). Returns (category, group, word indices covered).
+/// punktur" names lumbalpunktur and børn). Returns (category, group, word indices covered,
+/// whether the hit covers its words whole): a compound is covered only when every part of it
+/// is, so "nålethorakocentese" stays a word of the title's topic though "nål" alone is a
+/// lexicon word.
 fn hits(
     lexicon: &Lexicon,
     analyzer: &Analyzer,
     words: &[String],
-) -> Vec<(Category, String, Vec<usize>)> {
+) -> Vec<(Category, String, Vec<usize>, bool)> {
     let refs: Vec<&str> = words.iter().map(String::as_str).collect();
-    let mut out: Vec<(Category, String, Vec<usize>)> = lexicon
+    let mut out: Vec<(Category, String, Vec<usize>, bool)> = lexicon
         .scan(&refs)
         .into_iter()
-        .map(|h| (h.category, h.group, (h.start..h.start + h.len).collect()))
+        .map(|h| {
+            (
+                h.category,
+                h.group,
+                (h.start..h.start + h.len).collect(),
+                true,
+            )
+        })
         .collect();
     for (i, w) in words.iter().enumerate() {
-        if out.iter().any(|(c, _, at)| at.contains(&i) && is_topic(*c)) {
+        if out
+            .iter()
+            .any(|(c, _, at, _)| at.contains(&i) && is_topic(*c))
+        {
             continue;
         }
         if let Some(parts) = analyzer.split(w) {
             let prefs: Vec<&str> = parts.iter().map(String::as_str).collect();
-            for h in lexicon.scan(&prefs) {
-                out.push((h.category, h.group, vec![i]));
+            let found = lexicon.scan(&prefs);
+            let whole = (0..parts.len()).all(|k| {
+                analyzer.is_stop(&parts[k])
+                    || found
+                        .iter()
+                        .any(|h| (h.start..h.start + h.len).contains(&k))
+            });
+            for h in found {
+                out.push((h.category, h.group, vec![i], whole));
             }
         }
     }
@@ -408,6 +432,13 @@ fn title_age(words: &[String]) -> Option<(&'static str, Vec<usize>)> {
     };
     let upper = |w: &str| matches!(w, "under" | "below" | "younger" | "yngre" | "op" | "up");
     let after_lower = |w: &str| matches!(w, "over" | "older" | "derover" | "opefter" | "above");
+    let person = |w: &str| {
+        w.starts_with("patient")
+            || matches!(
+                w,
+                "adults" | "voksne" | "people" | "personer" | "persons" | "individuals"
+            )
+    };
     for (i, w) in words.iter().enumerate() {
         let Ok(n) = w.parse::<u32>() else { continue };
         // "2–12 years": the number before the dash is a word of its own.
@@ -417,6 +448,9 @@ fn title_age(words: &[String]) -> Option<(&'static str, Vec<usize>)> {
                 Ok(m) if m >= n => (n, m, i + 2),
                 _ => continue,
             },
+            // "in patients over 65", "patienter over 75": a lower bound on people, the title's
+            // last words, is an age without its unit.
+            (None, _) if i >= 2 && lower(&words[i - 1]) && person(&words[i - 2]) => (n, n, i),
             _ => continue,
         };
         let before: Vec<&str> = words[i.saturating_sub(2)..i]
@@ -476,7 +510,7 @@ impl Concept {
         let mut indication: Vec<Group> = Vec::new();
         let mut rank: Vec<Group> = Vec::new();
         let mut covered = vec![false; words.len()];
-        for (category, name, at) in &found {
+        for (category, name, at, whole) in &found {
             let terms = lexicon.group_terms(*category, name);
             let g = group(analyzer, name, terms);
             match category {
@@ -503,10 +537,30 @@ impl Concept {
                         rank.push(g);
                     }
                 }
+                // A title's units, numbers, negations and time words ("Bier's" → "s",
+                // "in") say nothing about what a document is on.
+                Category::Unit | Category::Number | Category::Negation | Category::Timing => {}
                 _ => rank.push(g),
             }
-            for i in at {
-                covered[*i] = true;
+            // A prefix term far shorter than the word it matched ("nål*" in
+            // "nålethorakocentese") names a part of a compound, not the word.
+            let whole = *whole
+                && (at.len() != 1
+                    || matches!(category, Category::Procedure)
+                    || !terms.iter().any(|t| {
+                        t.strip_suffix('*').is_some_and(|stem| {
+                            words[at[0]].starts_with(stem)
+                                && words[at[0]].chars().count()
+                                    > stem.chars().count() + MAX_PREFIX_INFLECTION
+                        })
+                    })
+                    || terms
+                        .iter()
+                        .any(|t| t.trim_end_matches('*') == words[at[0]]));
+            if whole {
+                for i in at {
+                    covered[*i] = true;
+                }
             }
         }
         // "in patients over 75 years", "hos børn under 2 år": an age bound in the title names
@@ -531,12 +585,19 @@ impl Concept {
                     && !analyzer.is_stop(w)
                     && !generic.iter().any(|g| g == *w)
                     && w.chars().count() >= 2
+                    && !w.chars().all(|c| c.is_numeric())
             })
             .map(|(i, _)| i)
             .collect();
         let mut required = 1;
         if !known_procedure {
             anchor.extend(topic_groups(lexicon, analyzer, &words, &topic));
+            // A title read word by word ("Reponering af distal radiusfraktur") names its
+            // condition as part of what it is about: a document must name it too, or the
+            // words left ("reponering") would anchor on reductions of anything.
+            if !anchor.is_empty() {
+                anchor.extend(indication.iter().cloned());
+            }
             if anchor.is_empty() {
                 // Nothing but lexicon words that only rank (a drug, a finding): they anchor,
                 // and a condition among them is the topic, not a qualifier.
@@ -819,6 +880,13 @@ mod tests {
             who("Chest drain insertion in patients aged 16 years and over"),
             adults
         );
+        assert_eq!(who("Lumbar puncture in patients over 65"), elderly);
+        assert_eq!(who("Skulderreponering hos patienter over 75"), elderly);
+        assert_eq!(
+            who("Pleuradræn ved drænoutput over 500"),
+            none,
+            "not people"
+        );
         assert_eq!(who("Lumbalpunktur hos patienter under 2 år"), children);
         assert_eq!(who("Knee aspiration in patients aged 2-12 years"), children);
         assert_eq!(
@@ -835,6 +903,29 @@ mod tests {
         assert!(
             c.anchor.iter().all(|g| g.name != "75" && g.name != "år"),
             "{c:?}"
+        );
+    }
+
+    #[test]
+    fn a_titles_units_numbers_and_partly_known_compounds_are_read_for_what_they_are() {
+        // "Bier's" is not a second, "in" not a time, and a number not a topic word.
+        let c = concept("Skulderreponering in patients 65");
+        assert!(c.anchor.iter().all(|g| g.name != "65"), "{}", c.describe());
+        let c = concept("Bier's block for reduction of wrist fractures");
+        assert!(
+            c.rank
+                .iter()
+                .all(|g| g.name != "second" && g.name != "during"),
+            "{}",
+            c.describe()
+        );
+        // A compound one of whose parts is a lexicon word ("nål") and the other not stays a
+        // topic word: it is what the title is about.
+        let c = concept("Præhospital nålefrobnikation ved traume");
+        assert!(
+            c.anchor.iter().any(|g| g.name == "nålefrobnikation"),
+            "{}",
+            c.describe()
         );
     }
 
