@@ -869,4 +869,73 @@ mod tests {
             assert_eq!(r.sources.len(), 3, "{:?}", r.dropped);
         });
     }
+
+    #[test]
+    fn a_source_that_never_names_children_is_left_out_of_a_childrens_procedure_when_others_do() {
+        use procedurewriter_pipeline::retrieve::retrieve;
+        let (_dir, store, rules) = fresh();
+        block_on(async {
+            for req in [
+                guideline(
+                    "Reponering af distal radiusfraktur hos børn",
+                    "# Teknik\n\nHos børn reponeres den distale radiusfraktur i lattergas og hæmatomblokade.",
+                ),
+                guideline(
+                    "Closed reduction of distal forearm fractures in children: a cohort",
+                    "# Methods\n\nChildren aged 4-15 years had closed reduction of a distal radius fracture under intranasal analgesia.",
+                ),
+                guideline(
+                    "Reponering af distal radiusfraktur: lokal instruks",
+                    "# Teknik\n\nDen distale radiusfraktur reponeres med længdetræk efter hæmatomblokade; gips i 5 uger.",
+                ),
+            ] {
+                ingest(&store, &rules, req, false).await.unwrap();
+            }
+            let library = StoreLibrary(store.clone());
+            let config = retrieval_config(&[]);
+            let r = retrieve(
+                &library,
+                &rules,
+                &config,
+                "Reponering af håndledsfraktur hos børn",
+                "",
+            )
+            .await
+            .unwrap();
+            let mut titles: Vec<&str> = r.sources.iter().map(|s| s.title.as_str()).collect();
+            titles.sort();
+            assert_eq!(
+                titles,
+                [
+                    "Closed reduction of distal forearm fractures in children: a cohort",
+                    "Reponering af distal radiusfraktur hos børn",
+                ]
+            );
+            let general = r
+                .dropped
+                .iter()
+                .find(|d| d.title.contains("lokal instruks"))
+                .unwrap_or_else(|| panic!("the general instruction is explained: {:?}", r.dropped));
+            assert!(
+                general.reason.contains("never names children"),
+                "{}",
+                general.reason
+            );
+            // For adults, the same instruction is used: adults are seldom named.
+            let r = retrieve(
+                &library,
+                &rules,
+                &config,
+                "Reponering af distal radiusfraktur hos voksne",
+                "",
+            )
+            .await
+            .unwrap();
+            assert!(
+                r.sources.iter().any(|s| s.title.contains("lokal instruks")),
+                "{:?}",
+                r.dropped
+            );
+        });
+    }
 }

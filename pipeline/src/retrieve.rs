@@ -414,6 +414,8 @@ pub async fn retrieve(
         other_indication: bool,
         /// One of its passages on the procedure names a condition the request names.
         names_indication: bool,
+        /// It names children (title, a passage it matched, an age or a weight-based dose).
+        names_children: bool,
         reason: String,
     }
     let want_conditions: Vec<&str> = concept.indication.iter().map(|g| g.name.as_str()).collect();
@@ -536,6 +538,7 @@ pub async fn retrieve(
             indicated,
             other_indication,
             names_indication: !want_conditions.is_empty() && rank_hits > 0,
+            names_children: c.title_families.1 || c.children > 0 || c.child_words || c.child_age,
             reason: about,
         });
     }
@@ -573,6 +576,7 @@ pub async fn retrieve(
                     _ => None,
                 };
                 if let Some(f) = j.family {
+                    j.names_children |= f == Family::Children;
                     j.family_ok = f == w;
                     if j.family_ok {
                         j.score += 0.5;
@@ -608,6 +612,27 @@ pub async fn retrieve(
                 w.label()
             ));
         }
+    }
+    // A procedure for children is written from evidence that speaks of children: a source
+    // that never names them (an adult instruction that does not say "voksne", a general
+    // review) is left out when two that do exist. Not so for adults, whom most documents
+    // never name because they are the default.
+    if want_family == Some(Family::Children)
+        && judged.iter().filter(|j| j.names_children).count() >= 2
+    {
+        judged.retain(|j| {
+            if !j.names_children {
+                let c = &cands[j.cand];
+                dropped.push(Dropped {
+                    id: c.doc.id.clone(),
+                    title: c.doc.title.clone(),
+                    reason:
+                        "never names children (the request is about them; sources that do exist)"
+                            .into(),
+                });
+            }
+            j.names_children
+        });
     }
     // A source titled for another condition than the one the request names ("… for
     // ventricular tachycardia" for "… ved atrieflimren") is about another indication: used
