@@ -938,4 +938,69 @@ mod tests {
             );
         });
     }
+
+    #[test]
+    fn a_guideline_scoped_to_adults_by_age_is_not_a_childrens_source_though_it_names_children() {
+        use procedurewriter_pipeline::retrieve::retrieve;
+        let (_dir, store, rules) = fresh();
+        block_on(async {
+            for req in [
+                guideline(
+                    "Rapid sequence induction in the emergency department",
+                    "# Scope\n\nThis guideline covers rapid sequence induction in patients aged 16 years and over. Children are covered by the paediatric guideline.\n\n# Drugs\n\nRapid sequence induction uses ketamine 1-2 mg/kg and rocuronium 1.2 mg/kg.",
+                ),
+                guideline(
+                    "Rapid sequence induction in children",
+                    "# Drugs\n\nIn children, rapid sequence induction uses ketamine 2 mg/kg and rocuronium 1 mg/kg.",
+                ),
+                guideline(
+                    "RSI hos børn: instruks",
+                    "# Lægemidler\n\nHos børn gives ved rapid sequence induction ketamin 2 mg/kg.",
+                ),
+            ] {
+                ingest(&store, &rules, req, false).await.unwrap();
+            }
+            let library = StoreLibrary(store.clone());
+            let config = retrieval_config(&[]);
+            let r = retrieve(
+                &library,
+                &rules,
+                &config,
+                "Rapid sequence induction in children",
+                "",
+            )
+            .await
+            .unwrap();
+            assert!(
+                r.sources
+                    .iter()
+                    .all(|s| !s.title.contains("emergency department")),
+                "{:?}",
+                r.sources.iter().map(|s| &s.title).collect::<Vec<_>>()
+            );
+            let adult = r
+                .dropped
+                .iter()
+                .find(|d| d.title.contains("emergency department"))
+                .unwrap_or_else(|| panic!("the adult guideline is explained: {:?}", r.dropped));
+            assert!(adult.reason.contains("voksne"), "{}", adult.reason);
+            // Adolescents may be 16 or 17: the bound does not leave them out.
+            let r = retrieve(
+                &library,
+                &rules,
+                &config,
+                "Rapid sequence induction hos unge",
+                "",
+            )
+            .await
+            .unwrap();
+            assert!(
+                r.sources
+                    .iter()
+                    .any(|s| s.title.contains("emergency department")),
+                "{:?}",
+                r.dropped
+            );
+        });
+    }
 }

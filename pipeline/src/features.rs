@@ -33,7 +33,7 @@ pub fn index_terms(heading: &str, text: &str) -> IndexTerms {
 }
 
 /// Bumped when what the bits mean, or how they are computed, changes.
-const VERSION: u32 = 3;
+const VERSION: u32 = 4;
 
 const HEAD_ADULTS: u32 = 1 << 16;
 const HEAD_CHILDREN: u32 = 1 << 17;
@@ -42,6 +42,7 @@ const TEXT_CHILDREN: u32 = 1 << 19;
 const WEIGHT_BASED: u32 = 1 << 20;
 const ADULT_AGE: u32 = 1 << 21;
 const CHILD_AGE: u32 = 1 << 22;
+const ADULT_BOUND: u32 = 1 << 23;
 
 /// A passage's features: bit `i` for the `i`-th evidence section of the outline whose cue
 /// words its heading or text carries; then the population bits.
@@ -85,6 +86,9 @@ impl Features {
         }
         let (a, c) = ages(&text);
         bits |= if a { ADULT_AGE } else { 0 } | if c { CHILD_AGE } else { 0 };
+        if adult_bound(&text) {
+            bits |= ADULT_BOUND;
+        }
         Features(bits)
     }
 
@@ -116,6 +120,12 @@ impl Features {
     /// Whether its text gives an adult's and a child's age (see [`ages`]).
     pub fn ages(self) -> (bool, bool) {
         (self.0 & ADULT_AGE != 0, self.0 & CHILD_AGE != 0)
+    }
+
+    /// Whether its text bounds the patients' age from below at an adult age ("patients aged
+    /// 16 years and over", "patienter på 18 år og derover"): a scope that leaves children out.
+    pub fn adult_bound(self) -> bool {
+        self.0 & ADULT_BOUND != 0
     }
 
     /// Whom the passage is about as far as it says: its heading's families, else its text's;
@@ -226,7 +236,12 @@ pub fn ages(toks: &Tokens<'_>) -> (bool, bool) {
     // stem of many words, so "drainage within 90 days" would read as an age.
     let aged = |t: &str| matches!(t, "aged" | "alder" | "alderen");
     // "adults aged 16 years and over", "patienter på 65 år og derover": a lower bound.
-    let and_over = |t: &str| matches!(t, "over" | "older" | "above" | "derover" | "opefter");
+    let and_over = |t: &str| {
+        matches!(
+            t,
+            "over" | "older" | "above" | "derover" | "derov" | "opefter"
+        )
+    };
     for (i, t) in toks.iter().enumerate() {
         match *t {
             "woman" | "women" | "kvind" | "mænd" => adult = true,
@@ -265,6 +280,34 @@ pub fn ages(toks: &Tokens<'_>) -> (bool, bool) {
     (adult, child)
 }
 
+/// A lower age bound at the age of an adult ("aged 16 years and over", "18 år og derover",
+/// "16 years or older"): a number from 15 to 25, a year word, then "over"/"older"/"derover"
+/// within three terms. A document that says it is scoped so is about adults even where it
+/// names children ("children are covered by the paediatric guideline").
+pub fn adult_bound(toks: &Tokens<'_>) -> bool {
+    let toks = &toks.seq;
+    let and_over = |t: &str| {
+        matches!(
+            t,
+            "over" | "older" | "above" | "derover" | "derov" | "opefter"
+        )
+    };
+    toks.iter().enumerate().any(|(i, t)| {
+        t.parse::<u32>().is_ok_and(|n| (15..=25).contains(&n))
+            && toks
+                .iter()
+                .skip(i + 1)
+                .take(2)
+                .position(|u| u.starts_with("year") || *u == "år" || u.starts_with("års"))
+                .is_some_and(|k| {
+                    let at = i + 1 + k;
+                    toks[at + 1..(at + 4).min(toks.len())]
+                        .iter()
+                        .any(|w| and_over(w))
+                })
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -278,6 +321,23 @@ mod tests {
     fn features(heading: &str, text: &str) -> Features {
         let a = analyzer();
         Features::of(&a.index_text(heading), &a.index_text(text))
+    }
+
+    #[test]
+    fn an_adult_lower_age_bound_is_a_scope() {
+        let bound = |text: &str| adult_bound(&Tokens::new(&analyzer().index_text(text)));
+        assert!(bound("RSI in patients aged 16 years and over in the ED. Children are covered by the paediatric guideline."));
+        assert!(bound(
+            "Gælder patienter på 16 år og derover. Børn behandles efter egen instruks."
+        ));
+        assert!(bound("adults 18 years or older"));
+        assert!(!bound("children under 16 years"));
+        assert!(
+            !bound("patients over 65 years"),
+            "an older subgroup, not a scope"
+        );
+        assert!(!bound("followed for 2 years and over 3 months"));
+        assert!(features("Scope", "Patients aged 18 years and over.").adult_bound());
     }
 
     #[test]

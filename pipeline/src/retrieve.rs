@@ -150,6 +150,8 @@ struct Candidate {
     /// lexicon word (children: or gives a weight-based dose).
     adult_words: bool,
     child_words: bool,
+    /// Whether a passage it matched bounds the patients' age from below at an adult age.
+    adult_bound: bool,
     title_family: Option<Family>,
     /// The families its title names (adults, children); a title naming both has no family.
     title_families: (bool, bool),
@@ -351,6 +353,7 @@ pub async fn retrieve(
             child_age: false,
             adult_words: false,
             child_words: false,
+            adult_bound: false,
             title_family,
             title_families,
         });
@@ -375,6 +378,7 @@ pub async fn retrieve(
         let ((ha, hc), (ta, tc)) = (f.heading_families(), f.text_families());
         c.adult_words |= ha || ta;
         c.child_words |= hc || tc || f.weight_based();
+        c.adult_bound |= f.adult_bound();
         // Enough anchor groups in its text, or in its heading (one field carries them).
         let in_text = m.in_text.count_ones() >= required;
         let in_head = m.in_heading.count_ones() >= required;
@@ -397,6 +401,10 @@ pub async fn retrieve(
     }
 
     let want_family = concept.population.as_ref().map(|p| p.0);
+    let bound_excludes = concept
+        .population
+        .as_ref()
+        .is_none_or(|(_, g)| g.name != "unge");
     let want_action = concept.action.as_ref().map(|a| a.name.clone());
     // How strongly the document discusses the procedure, relative to the strongest: the
     // number of its passages on it (diminishing).
@@ -481,7 +489,13 @@ pub async fn retrieve(
                 continue;
             }
         }
-        let family = c.title_family.or_else(|| {
+        // A document scoped to adults by a lower age bound ("patients aged 16 years and
+        // over") is about adults, though it names children to send them elsewhere and doses
+        // by weight; a child's age in it says otherwise.
+        // Adolescents ("unge") may be 16 or 17: such a bound does not leave them out.
+        let scoped_adult = (bound_excludes && c.adult_bound && !c.child_age && !c.title_families.1)
+            .then_some(Family::Adults);
+        let family = c.title_family.or(scoped_adult).or_else(|| {
             // Passages on the procedure that name one family, outnumbering the other three
             // to one (a guideline for adults may point to the children's one in a line).
             let n = on.max(1);
@@ -562,6 +576,7 @@ pub async fn retrieve(
                     continue;
                 };
                 let (mut a, mut ch) = cands[j.cand].title_families;
+                let (mut bound, mut child_age) = (false, false);
                 for p in outline {
                     let f = Features(p.features.unwrap_or_default());
                     let ((ha, hc), (ta, tc), (aa, ca)) =
@@ -569,10 +584,20 @@ pub async fn retrieve(
                     a |= ha || ta || aa;
                     // Not a weight-based dose: an adult guideline doses heparin per kg.
                     ch |= hc || tc || ca;
+                    bound |= f.adult_bound();
+                    child_age |= ca;
                 }
                 j.family = match (a, ch) {
                     (true, false) => Some(Family::Adults),
                     (false, true) => Some(Family::Children),
+                    // Scoped to adults by a lower age bound (see above).
+                    _ if bound_excludes
+                        && bound
+                        && !child_age
+                        && !cands[j.cand].title_families.1 =>
+                    {
+                        Some(Family::Adults)
+                    }
                     _ => None,
                 };
                 if let Some(f) = j.family {
