@@ -466,6 +466,32 @@ mod tests {
     }
 
     /// Retrieval as the daemon configures it by default, with these generic words.
+    /// A library of these guidelines (title, text), and the retrieval of `title` from it.
+    async fn library_of(store: &Store, rules: &TierRules, docs: &[(&str, &str)]) {
+        for (title, text) in docs {
+            ingest(store, rules, guideline(title, text), false)
+                .await
+                .unwrap();
+        }
+    }
+
+    async fn ask(
+        store: &Store,
+        rules: &TierRules,
+        title: &str,
+    ) -> procedurewriter_pipeline::retrieve::Retrieved {
+        let library = StoreLibrary(store.clone());
+        procedurewriter_pipeline::retrieve::retrieve(
+            &library,
+            rules,
+            &retrieval_config(&[]),
+            title,
+            "",
+        )
+        .await
+        .unwrap()
+    }
+
     fn retrieval_config(generic: &[&str]) -> procedurewriter_pipeline::retrieve::RetrievalConfig {
         procedurewriter_pipeline::retrieve::RetrievalConfig {
             synonyms: Default::default(),
@@ -872,36 +898,28 @@ mod tests {
 
     #[test]
     fn a_source_that_never_names_children_is_left_out_of_a_childrens_procedure_when_others_do() {
-        use procedurewriter_pipeline::retrieve::retrieve;
         let (_dir, store, rules) = fresh();
         block_on(async {
-            for req in [
-                guideline(
-                    "Reponering af distal radiusfraktur hos børn",
-                    "# Teknik\n\nHos børn reponeres den distale radiusfraktur i lattergas og hæmatomblokade.",
-                ),
-                guideline(
-                    "Closed reduction of distal forearm fractures in children: a cohort",
-                    "# Methods\n\nChildren aged 4-15 years had closed reduction of a distal radius fracture under intranasal analgesia.",
-                ),
-                guideline(
-                    "Reponering af distal radiusfraktur: lokal instruks",
-                    "# Teknik\n\nDen distale radiusfraktur reponeres med længdetræk efter hæmatomblokade; gips i 5 uger.",
-                ),
-            ] {
-                ingest(&store, &rules, req, false).await.unwrap();
-            }
-            let library = StoreLibrary(store.clone());
-            let config = retrieval_config(&[]);
-            let r = retrieve(
-                &library,
+            library_of(
+                &store,
                 &rules,
-                &config,
-                "Reponering af håndledsfraktur hos børn",
-                "",
+                &[
+                    (
+                        "Reponering af distal radiusfraktur hos børn",
+                        "# Teknik\n\nHos børn reponeres den distale radiusfraktur i lattergas og hæmatomblokade.",
+                    ),
+                    (
+                        "Closed reduction of distal forearm fractures in children: a cohort",
+                        "# Methods\n\nChildren aged 4-15 years had closed reduction of a distal radius fracture under intranasal analgesia.",
+                    ),
+                    (
+                        "Reponering af distal radiusfraktur: lokal instruks",
+                        "# Teknik\n\nDen distale radiusfraktur reponeres med længdetræk efter hæmatomblokade; gips i 5 uger.",
+                    ),
+                ],
             )
-            .await
-            .unwrap();
+            .await;
+            let r = ask(&store, &rules, "Reponering af håndledsfraktur hos børn").await;
             let mut titles: Vec<&str> = r.sources.iter().map(|s| s.title.as_str()).collect();
             titles.sort();
             assert_eq!(
@@ -922,15 +940,12 @@ mod tests {
                 general.reason
             );
             // For adults, the same instruction is used: adults are seldom named.
-            let r = retrieve(
-                &library,
+            let r = ask(
+                &store,
                 &rules,
-                &config,
                 "Reponering af distal radiusfraktur hos voksne",
-                "",
             )
-            .await
-            .unwrap();
+            .await;
             assert!(
                 r.sources.iter().any(|s| s.title.contains("lokal instruks")),
                 "{:?}",
@@ -941,36 +956,28 @@ mod tests {
 
     #[test]
     fn a_guideline_scoped_to_adults_by_age_is_not_a_childrens_source_though_it_names_children() {
-        use procedurewriter_pipeline::retrieve::retrieve;
         let (_dir, store, rules) = fresh();
         block_on(async {
-            for req in [
-                guideline(
-                    "Rapid sequence induction in the emergency department",
-                    "# Scope\n\nThis guideline covers rapid sequence induction in patients aged 16 years and over. Children are covered by the paediatric guideline.\n\n# Drugs\n\nRapid sequence induction uses ketamine 1-2 mg/kg and rocuronium 1.2 mg/kg.",
-                ),
-                guideline(
-                    "Rapid sequence induction in children",
-                    "# Drugs\n\nIn children, rapid sequence induction uses ketamine 2 mg/kg and rocuronium 1 mg/kg.",
-                ),
-                guideline(
-                    "RSI hos børn: instruks",
-                    "# Lægemidler\n\nHos børn gives ved rapid sequence induction ketamin 2 mg/kg.",
-                ),
-            ] {
-                ingest(&store, &rules, req, false).await.unwrap();
-            }
-            let library = StoreLibrary(store.clone());
-            let config = retrieval_config(&[]);
-            let r = retrieve(
-                &library,
+            library_of(
+                &store,
                 &rules,
-                &config,
-                "Rapid sequence induction in children",
-                "",
+                &[
+                    (
+                        "Rapid sequence induction in the emergency department",
+                        "# Scope\n\nThis guideline covers rapid sequence induction in patients aged 16 years and over. Children are covered by the paediatric guideline.\n\n# Drugs\n\nRapid sequence induction uses ketamine 1-2 mg/kg and rocuronium 1.2 mg/kg.",
+                    ),
+                    (
+                        "Rapid sequence induction in children",
+                        "# Drugs\n\nIn children, rapid sequence induction uses ketamine 2 mg/kg and rocuronium 1 mg/kg.",
+                    ),
+                    (
+                        "RSI hos børn: instruks",
+                        "# Lægemidler\n\nHos børn gives ved rapid sequence induction ketamin 2 mg/kg.",
+                    ),
+                ],
             )
-            .await
-            .unwrap();
+            .await;
+            let r = ask(&store, &rules, "Rapid sequence induction in children").await;
             assert!(
                 r.sources
                     .iter()
@@ -985,15 +992,7 @@ mod tests {
                 .unwrap_or_else(|| panic!("the adult guideline is explained: {:?}", r.dropped));
             assert!(adult.reason.contains("voksne"), "{}", adult.reason);
             // Adolescents may be 16 or 17: the bound does not leave them out.
-            let r = retrieve(
-                &library,
-                &rules,
-                &config,
-                "Rapid sequence induction hos unge",
-                "",
-            )
-            .await
-            .unwrap();
+            let r = ask(&store, &rules, "Rapid sequence induction hos unge").await;
             assert!(
                 r.sources
                     .iter()

@@ -612,23 +612,42 @@ pub async fn retrieve(
             }
         }
     }
-    // A source about another population is used only when none about the requested one is.
-    if judged.iter().any(|j| j.family_ok) {
+    // Leaves out the judged sources `keep` refuses, each with the reason `why` gives.
+    fn leave_out(
+        judged: &mut Vec<Judged>,
+        cands: &[Candidate],
+        dropped: &mut Vec<Dropped>,
+        keep: impl Fn(&Judged) -> bool,
+        why: impl Fn(&Judged, &Candidate) -> String,
+    ) {
         judged.retain(|j| {
-            if !j.family_ok {
+            let kept = keep(j);
+            if !kept {
                 let c = &cands[j.cand];
                 dropped.push(Dropped {
                     id: c.doc.id.clone(),
                     title: c.doc.title.clone(),
-                    reason: format!(
-                        "about {} (the request is about {}; sources about them exist)",
-                        j.family.map(Family::label).unwrap_or("another population"),
-                        want_family.map(Family::label).unwrap_or("?")
-                    ),
+                    reason: why(j, c),
                 });
             }
-            j.family_ok
+            kept
         });
+    }
+    // A source about another population is used only when none about the requested one is.
+    if judged.iter().any(|j| j.family_ok) {
+        leave_out(
+            &mut judged,
+            &cands,
+            &mut dropped,
+            |j| j.family_ok,
+            |j, _| {
+                format!(
+                    "about {} (the request is about {}; sources about them exist)",
+                    j.family.map(Family::label).unwrap_or("another population"),
+                    want_family.map(Family::label).unwrap_or("?")
+                )
+            },
+        );
     } else if let Some(w) = want_family {
         for j in judged.iter_mut().filter(|j| !j.family_ok) {
             j.reason.push_str(&format!(
@@ -645,39 +664,31 @@ pub async fn retrieve(
     if want_family == Some(Family::Children)
         && judged.iter().filter(|j| j.names_children).count() >= 2
     {
-        judged.retain(|j| {
-            if !j.names_children {
-                let c = &cands[j.cand];
-                dropped.push(Dropped {
-                    id: c.doc.id.clone(),
-                    title: c.doc.title.clone(),
-                    reason:
-                        "never names children (the request is about them; sources that do exist)"
-                            .into(),
-                });
-            }
-            j.names_children
-        });
+        leave_out(
+            &mut judged,
+            &cands,
+            &mut dropped,
+            |j| j.names_children,
+            |_, _| "never names children (the request is about them; sources that do exist)".into(),
+        );
     }
     // A source titled for another condition than the one the request names ("… for
     // ventricular tachycardia" for "… ved atrieflimren") is about another indication: used
     // only when no source is titled for the named one.
     if judged.iter().any(|j| j.indicated) {
-        judged.retain(|j| {
-            if j.other_indication {
-                let c = &cands[j.cand];
-                dropped.push(Dropped {
-                    id: c.doc.id.clone(),
-                    title: c.doc.title.clone(),
-                    reason: format!(
-                        "titled for another condition ({}; the request is for {}; sources titled for it exist)",
-                        c.title_conditions.join(", "),
-                        want_conditions.join(", ")
-                    ),
-                });
-            }
-            !j.other_indication
-        });
+        leave_out(
+            &mut judged,
+            &cands,
+            &mut dropped,
+            |j| !j.other_indication,
+            |_, c| {
+                format!(
+                    "titled for another condition ({}; the request is for {}; sources titled for it exist)",
+                    c.title_conditions.join(", "),
+                    want_conditions.join(", ")
+                )
+            },
+        );
     } else {
         for j in judged.iter_mut().filter(|j| j.other_indication) {
             j.reason.push_str(&format!(
@@ -694,19 +705,11 @@ pub async fn retrieve(
     if !want_conditions.is_empty() {
         let names = |j: &Judged| j.indicated || j.names_indication;
         if judged.iter().filter(|j| names(j)).count() >= 2 {
-            judged.retain(|j| {
-                if !names(j) {
-                    let c = &cands[j.cand];
-                    dropped.push(Dropped {
-                        id: c.doc.id.clone(),
-                        title: c.doc.title.clone(),
-                        reason: format!(
-                            "never names {} where it discusses the procedure (the request is for it; sources that do exist)",
-                            want_conditions.join(", ")
-                        ),
-                    });
-                }
-                names(j)
+            leave_out(&mut judged, &cands, &mut dropped, names, |_, _| {
+                format!(
+                    "never names {} where it discusses the procedure (the request is for it; sources that do exist)",
+                    want_conditions.join(", ")
+                )
             });
         }
     }

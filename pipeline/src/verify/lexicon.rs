@@ -635,45 +635,11 @@ impl Lexicon {
             .unwrap_or(&[])
     }
 
-    /// The words a Danish compound may be split into: `[compounds]` and every one-word term
-    /// of the procedure, drug, population, concept, condition, action, setting and vocabulary
-    /// groups.
-    pub fn compound_parts(&self) -> Vec<String> {
-        let mut out = self.parts.clone();
+    /// The terms compounds are made of: every term of the procedure, drug, population,
+    /// concept, condition, action, setting and vocabulary groups.
+    fn compound_terms(&self) -> impl Iterator<Item = &String> {
         let vocabulary = self.vocabulary.as_ref().map(|v| &v.terms);
-        for ((category, _), terms) in self.terms.iter().chain(vocabulary.into_iter().flatten()) {
-            if !matches!(
-                category,
-                Category::Procedure
-                    | Category::Drug
-                    | Category::Population
-                    | Category::Concept
-                    | Category::Condition
-                    | Category::Action
-                    | Category::Setting
-                    | Category::Vocabulary
-            ) {
-                continue;
-            }
-            for t in terms {
-                let t = t.trim_end_matches('*');
-                if t.chars().all(char::is_alphabetic) {
-                    out.push(t.to_string());
-                }
-            }
-        }
-        out.sort();
-        out.dedup();
-        out
-    }
-
-    /// The stems of the lexicon's one-word prefix terms ("pneumothora" of "pneumothora*"), at
-    /// least `min_chars` long: a compound part may be one of them followed by an inflection
-    /// ("tryk|pneumothorax", "børne|lumbalpunkturen").
-    pub fn compound_heads(&self, min_chars: usize) -> Vec<String> {
-        let vocabulary = self.vocabulary.as_ref().map(|v| &v.terms);
-        let mut out: Vec<String> = self
-            .terms
+        self.terms
             .iter()
             .chain(vocabulary.into_iter().flatten())
             .filter(|((category, _), _)| {
@@ -690,6 +656,29 @@ impl Lexicon {
                 )
             })
             .flat_map(|(_, terms)| terms.iter())
+    }
+
+    /// The words a Danish compound may be split into: `[compounds]` and every one-word term
+    /// of [`Lexicon::compound_terms`] (a prefix term without its `*`).
+    pub fn compound_parts(&self) -> Vec<String> {
+        let mut out = self.parts.clone();
+        out.extend(
+            self.compound_terms()
+                .map(|t| t.trim_end_matches('*'))
+                .filter(|t| t.chars().all(char::is_alphabetic))
+                .map(str::to_string),
+        );
+        out.sort();
+        out.dedup();
+        out
+    }
+
+    /// The stems of the lexicon's one-word prefix terms ("pneumothora" of "pneumothora*"), at
+    /// least `min_chars` long: a compound part may be one of them followed by an inflection
+    /// ("tryk|pneumothorax", "børne|lumbalpunkturen").
+    pub fn compound_heads(&self, min_chars: usize) -> Vec<String> {
+        let mut out: Vec<String> = self
+            .compound_terms()
             .filter_map(|t| t.strip_suffix('*'))
             .filter(|t| t.chars().count() >= min_chars && t.chars().all(char::is_alphabetic))
             .map(str::to_string)
