@@ -1002,4 +1002,47 @@ mod tests {
             );
         });
     }
+
+    #[test]
+    fn a_technique_named_in_the_title_finds_the_guidelines_that_describe_it_in_a_passage() {
+        let (_dir, store, rules) = fresh();
+        block_on(async {
+            library_of(
+                &store,
+                &rules,
+                &[
+                    (
+                        "Positive-pressure techniques for nasal objects in young children: a review",
+                        "# The mother's kiss\n\nIn the mother's kiss the parent occludes the clear nostril and gives a sharp puff of air into the child's mouth.",
+                    ),
+                    (
+                        "ENT emergencies: a guideline",
+                        "# Epistaxis\n\nAnterior packing stops most anterior bleeds.\n\n# Ear wax\n\nMicrosuction removes impacted wax.\n\n# Tonsillitis\n\nPenicillin for ten days.\n\n# Nasal foreign bodies\n\nOffer the mother's kiss first for nasal foreign bodies in children; then a hook or suction.",
+                    ),
+                    (
+                        "Nasal foreign bodies: hook or forceps?",
+                        "# Methods\n\nNasal foreign bodies were removed with a hook or with alligator forceps under direct vision.",
+                    ),
+                ],
+            )
+            .await;
+            let r = ask(
+                &store,
+                &rules,
+                "Mother's kiss technique for nasal foreign bodies",
+            )
+            .await;
+            let mut titles: Vec<&str> = r.sources.iter().map(|s| s.title.as_str()).collect();
+            titles.sort();
+            assert_eq!(
+                titles,
+                [
+                    "ENT emergencies: a guideline",
+                    "Positive-pressure techniques for nasal objects in young children: a review"
+                ],
+                "{:?}",
+                r.dropped
+            );
+        });
+    }
 }

@@ -71,6 +71,10 @@ pub struct Concept {
     pub required: usize,
     /// Whether the anchor is a lexicon procedure (else the title's own words).
     pub known_procedure: bool,
+    /// Whether the anchor is a technique's name in the title ("Mother's kiss"): a document
+    /// titled for the title's condition that describes it in one passage is on it.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub named_technique: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub population: Option<(Family, Group)>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -418,6 +422,78 @@ fn is_topic(c: Category) -> bool {
     matches!(c, Category::Procedure)
 }
 
+/// A technique's name in a title read word by word, as indices into `words`: a possessive
+/// the lexicon does not know with the word it qualifies ("Mother's kiss", "Bier's block"), or
+/// capitalised words it does not know right before a technique word of the lexicon's
+/// `technique` cues ("Stimson technique", "FARES method"). `known[i]`: the lexicon or its
+/// vocabulary knows word `i`.
+fn technique_name(
+    lexicon: &Lexicon,
+    analyzer: &Analyzer,
+    title: &str,
+    words: &[String],
+    topic: &[usize],
+    known: &[bool],
+) -> Option<Vec<usize>> {
+    // The title's words as `raw_words` cuts them, with what follows each and whether it
+    // begins with a capital.
+    let mut spans: Vec<(bool, &str)> = Vec::new();
+    let mut rest = title;
+    while let Some(start) = rest.find(|c: char| c.is_alphanumeric()) {
+        let from = &rest[start..];
+        let end = from
+            .find(|c: char| !c.is_alphanumeric())
+            .unwrap_or(from.len());
+        let capital = from.chars().next().is_some_and(char::is_uppercase);
+        rest = &from[end..];
+        spans.push((capital, rest));
+    }
+    if spans.len() != words.len() {
+        return None;
+    }
+    let unknown = |i: usize| topic.contains(&i) && !known[i];
+    let apostrophe = |s: &str| s.starts_with('\'') || s.starts_with('\u{2019}');
+    for i in 0..words.len() {
+        let after = spans[i].1;
+        // "Mother's kiss": the word, an apostrophe and "s"; "Colles' fracture": a word ending
+        // in s, then an apostrophe and no letter.
+        let head = if apostrophe(after) && words.get(i + 1).is_some_and(|w| w == "s") {
+            i + 2
+        } else if apostrophe(after)
+            && words[i].ends_with('s')
+            && !after.chars().nth(1).is_some_and(char::is_alphanumeric)
+        {
+            i + 1
+        } else {
+            continue;
+        };
+        if !unknown(i) {
+            continue;
+        }
+        let mut name = vec![i];
+        if words
+            .get(head)
+            .is_some_and(|w| !analyzer.is_stop(w) && !lexicon.has_cue("technique", &[w]))
+        {
+            name.push(head);
+        }
+        return Some(name);
+    }
+    for (i, w) in words.iter().enumerate().skip(1) {
+        if !lexicon.has_cue("technique", &[w]) {
+            continue;
+        }
+        let mut from = i;
+        while from > 0 && unknown(from - 1) && spans[from - 1].0 && i - from < 2 {
+            from -= 1;
+        }
+        if from < i {
+            return Some((from..i).collect());
+        }
+    }
+    None
+}
+
 /// The population an age bound in a title names, and the words that say it: a lower bound of
 /// 65 years or more is older adults, of 16 or more adults ("over 75 years", "aged 16 years and
 /// over", "≥ 18 år", "75 år og derover"); an upper bound of 18 or less is children ("under 2
@@ -590,7 +666,57 @@ impl Concept {
             .map(|(i, _)| i)
             .collect();
         let mut required = 1;
-        if !known_procedure {
+        let named = if known_procedure {
+            None
+        } else {
+            let known: Vec<bool> = (0..words.len())
+                .map(|i| {
+                    found.iter().any(|(_, _, at, _)| at.contains(&i))
+                        || lexicon.vocabulary_word(&words[i]).is_some()
+                        || analyzer.split(&words[i]).is_some()
+                })
+                .collect();
+            technique_name(lexicon, analyzer, title, &words, &topic, &known)
+        };
+        let named_technique = named.is_some();
+        if let Some(name) = named {
+            // A named technique ("Mother's kiss technique for nasal foreign bodies") is what
+            // the title is about: its name alone anchors, for a document on it need not name
+            // the condition where it describes it ("nasal objects"); the title's other words
+            // rank, and its condition is still the indication.
+            let name_words: Vec<usize> = name.clone();
+            let rest: Vec<usize> = topic
+                .iter()
+                .copied()
+                .filter(|i| !name_words.contains(i))
+                .collect();
+            rank.extend(topic_groups(lexicon, analyzer, &words, &rest));
+            let label = name.iter().map(|&i| words[i].as_str()).collect::<Vec<_>>();
+            anchor.push(Group {
+                name: label.join(" "),
+                terms: label.iter().map(|w| w.to_string()).collect(),
+                matcher: Match::All(
+                    name.iter()
+                        .map(|&i| {
+                            let w = &words[i];
+                            match lexicon.vocabulary_word(w) {
+                                Some(g) => Match::Any(
+                                    std::iter::once(word_match(analyzer, w, false, false))
+                                        .chain(
+                                            lexicon
+                                                .vocabulary_terms(g)
+                                                .iter()
+                                                .filter_map(|t| term_match(analyzer, t)),
+                                        )
+                                        .collect(),
+                                ),
+                                None => word_match(analyzer, w, false, false),
+                            }
+                        })
+                        .collect(),
+                ),
+            });
+        } else if !known_procedure {
             anchor.extend(topic_groups(lexicon, analyzer, &words, &topic));
             // A title read word by word ("Reponering af distal radiusfraktur") names its
             // condition as part of what it is about: a document must name it too, or the
@@ -636,6 +762,7 @@ impl Concept {
             anchor,
             required,
             known_procedure,
+            named_technique,
             population,
             action,
             setting,
@@ -837,6 +964,35 @@ mod tests {
         ));
         assert!(matches(&c, "Ved LP lejres patienten i sideleje."));
         assert!(!matches(&c, "Børn med feberkramper får buccal midazolam."));
+    }
+
+    #[test]
+    fn a_technique_named_in_the_title_anchors_alone() {
+        // A possessive the lexicon does not know, with the word it qualifies.
+        let c = concept("Mother's kiss technique for nasal foreign bodies");
+        assert!(c.named_technique && !c.known_procedure);
+        assert_eq!(c.anchor.len(), 1);
+        assert_eq!(c.anchor[0].name, "mother kiss");
+        assert_eq!(c.required, 1);
+        assert!(c.rank.iter().any(|g| g.name == "fremmedlegeme"));
+        // A document on the technique need not say "foreign body" where it describes it.
+        assert!(matches(
+            &c,
+            "In the mother's kiss, the parent gives a sharp puff into the child's mouth."
+        ));
+        assert!(!matches(
+            &c,
+            "Nasal foreign bodies are removed with a hook."
+        ));
+        // "Colles' fracture": a possessive ending in s, known to the lexicon, is no name.
+        assert!(!concept("Closed reduction of Colles' fracture").named_technique);
+        // Capitalised unknown words before a technique word.
+        let c = concept("Stimson technique for shoulder dislocation");
+        assert!(c.named_technique);
+        assert_eq!(c.anchor[0].name, "stimson");
+        assert!(matches(&c, "The Stimson method needs 20 minutes prone."));
+        // A lower-case word the lexicon does not know before "technique" is not a name.
+        assert!(!concept("Sterile closed technique for suturing").named_technique);
     }
 
     #[test]

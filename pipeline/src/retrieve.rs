@@ -453,6 +453,13 @@ pub async fn retrieve(
             })
         } else if c.heading_match.is_some() {
             Some("a section of it is on the procedure".to_string())
+        } else if concept.named_technique && c.concept_passages.iter().any(|(_, r)| *r) {
+            // A technique is one way of doing a procedure: a document that describes it
+            // where it discusses what the rest of the title names (the condition, the
+            // site) is evidence for it, though only in a passage or two.
+            Some(format!(
+                "{on} of its passages describe the technique with the title's other words"
+            ))
         } else {
             let several = on >= 2 && share >= FOCUS_SHARE_SEVERAL;
             (share >= FOCUS_SHARE || several).then(|| {
