@@ -313,6 +313,26 @@ fn hits(
             }
         }
     }
+    // A Danish compound ends in its head ("hudabsces" is an "absces"), so a procedure phrase
+    // whose last word is a compound's head names that compound too: "drænage af hudabsces" is
+    // a "drænage af absces". The compound's other parts are left to rank (not covered).
+    for (i, w) in words.iter().enumerate().skip(1) {
+        let Some(head) = analyzer.split(w).and_then(|parts| parts.last().cloned()) else {
+            continue;
+        };
+        let mut refs: Vec<&str> = words.iter().map(String::as_str).collect();
+        refs[i] = &head;
+        for h in lexicon.scan(&refs) {
+            if h.len < 2
+                || h.start + h.len - 1 != i
+                || !is_topic(h.category)
+                || out.iter().any(|(_, g, _, _)| *g == h.group)
+            {
+                continue;
+            }
+            out.push((h.category, h.group, (h.start..=i).collect(), false));
+        }
+    }
     out
 }
 
@@ -653,6 +673,24 @@ impl Concept {
             }
         }
         let known_procedure = !anchor.is_empty();
+        // "Abscess tonsillectomy for peritonsillar abscess": a second procedure named after
+        // "for"/"ved" is what the first is done for (the lexicon may know a condition by its
+        // procedure's name), so a source must name both, not either.
+        let starts: Vec<usize> = anchor
+            .iter()
+            .filter_map(|a| {
+                found
+                    .iter()
+                    .filter(|(c, name, _, _)| matches!(c, Category::Procedure) && *name == a.name)
+                    .map(|(_, _, at, _)| at[0])
+                    .min()
+            })
+            .collect();
+        let done_for = starts.len() == 2 && {
+            let later = starts[0].max(starts[1]);
+            later > starts[0].min(starts[1])
+                && matches!(words[later - 1].as_str(), "for" | "ved" | "mod")
+        };
         let topic: Vec<usize> = words
             .iter()
             .enumerate()
@@ -737,6 +775,9 @@ impl Concept {
             let n = anchor.len();
             required = n.clamp(1, 3);
         } else {
+            if done_for {
+                required = 2;
+            }
             for w in topic.iter().map(|&i| &words[i]) {
                 rank.push(Group {
                     name: w.clone(),
@@ -964,6 +1005,48 @@ mod tests {
         ));
         assert!(matches(&c, "Ved LP lejres patienten i sideleje."));
         assert!(!matches(&c, "Børn med feberkramper får buccal midazolam."));
+    }
+
+    #[test]
+    fn a_procedure_phrase_ends_in_a_compounds_head_and_a_procedure_after_for_is_its_indication() {
+        // "hudabsces" is an "absces": "drænage af hudabsces" is a "drænage af absces*".
+        let c = concept("Ultralydsvejledt drænage af hudabsces");
+        assert!(c.known_procedure);
+        assert_eq!(c.anchor[0].name, "absces_incision");
+        assert_eq!(
+            c.indication
+                .iter()
+                .map(|g| g.name.as_str())
+                .collect::<Vec<_>>(),
+            ["hudabsces"]
+        );
+        // "drænage" is a compound too ("dræn|age"), but no phrase ends in it.
+        assert!(!concept("Drænage af pleuravæske")
+            .anchor
+            .iter()
+            .any(|g| g.name == "absces_incision"));
+        // Tonsillectomy for a peritonsillar abscess is not any tonsillectomy, nor any
+        // treatment of a peritonsillar abscess.
+        let c = concept("Abscess tonsillectomy for peritonsillar abscess");
+        assert_eq!(c.required, 2);
+        assert!(matches(
+            &c,
+            "Immediate tonsillectomy for peritonsillar abscess avoids a second admission."
+        ));
+        assert!(!matches(
+            &c,
+            "Elective tonsillectomy in children: day-case surgery."
+        ));
+        assert!(!matches(
+            &c,
+            "Needle aspiration of a peritonsillar abscess under local anaesthesia."
+        ));
+        // Without "for", either procedure is the topic.
+        assert_eq!(
+            concept("Peritonsillær absces hos børn: punktur, incision eller tonsillektomi")
+                .required,
+            1
+        );
     }
 
     #[test]
