@@ -514,6 +514,11 @@ fn technique_name(
     None
 }
 
+/// The population family an age bound in a title names ("… in patients over 65": adults).
+pub fn title_age_family(title: &str) -> Option<Family> {
+    title_age(&raw_words(title)).and_then(|(name, _)| Family::of(name))
+}
+
 /// The population an age bound in a title names, and the words that say it: a lower bound of
 /// 65 years or more is older adults, of 16 or more adults ("over 75 years", "aged 16 years and
 /// over", "≥ 18 år", "75 år og derover"); an upper bound of 18 or less is children ("under 2
@@ -544,9 +549,31 @@ fn title_age(words: &[String]) -> Option<(&'static str, Vec<usize>)> {
                 Ok(m) if m >= n => (n, m, i + 2),
                 _ => continue,
             },
-            // "in patients over 65", "patienter over 75": a lower bound on people, the title's
-            // last words, is an age without its unit.
-            (None, _) if i >= 2 && lower(&words[i - 1]) && person(&words[i - 2]) => (n, n, i),
+            // "in patients over 65", "patienter over 75": a lower bound on people, at the
+            // title's end or before a connecting word ("… over 65 with peripheral vascular
+            // disease"), is an age without its unit.
+            (next, _)
+                if i >= 2
+                    && lower(&words[i - 1])
+                    && person(&words[i - 2])
+                    && next.is_none_or(|w| {
+                        matches!(
+                            w.as_str(),
+                            "with"
+                                | "and"
+                                | "in"
+                                | "who"
+                                | "undergoing"
+                                | "med"
+                                | "og"
+                                | "i"
+                                | "der"
+                                | "som"
+                        )
+                    }) =>
+            {
+                (n, n, i)
+            }
             _ => continue,
         };
         let before: Vec<&str> = words[i.saturating_sub(2)..i]
@@ -1121,6 +1148,19 @@ mod tests {
         );
         assert_eq!(who("Lumbar puncture in patients over 65"), elderly);
         assert_eq!(who("Skulderreponering hos patienter over 75"), elderly);
+        assert_eq!(
+            who("Digital nerve block in patients over 65 with peripheral vascular disease"),
+            elderly
+        );
+        assert_eq!(
+            who("Pleural drainage in patients over 2 litres"),
+            none,
+            "a unit follows"
+        );
+        assert_eq!(
+            super::title_age_family("Digital block in patients over 65 with diabetes"),
+            Some(Family::Adults)
+        );
         assert_eq!(
             who("Pleuradræn ved drænoutput over 500"),
             none,

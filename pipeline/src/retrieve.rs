@@ -307,7 +307,13 @@ pub async fn retrieve(
             return i;
         }
         let t = tokens(&doc.title_terms);
-        let (a, c) = families(&concept, &t);
+        let (mut a, mut c) = families(&concept, &t);
+        // "… in patients over 65", "… in children under 12 years": an age bound in the title.
+        match crate::concept::title_age_family(&doc.title) {
+            Some(Family::Adults) => a = true,
+            Some(Family::Children) => c = true,
+            None => {}
+        }
         let title_families = (a, c);
         let title_family = match (a, c) {
             (true, false) => Some(Family::Adults),
