@@ -334,7 +334,15 @@ impl Settings {
     pub fn lexicon(&self) -> Result<procedurewriter_pipeline::verify::Lexicon, SettingsError> {
         use procedurewriter_pipeline::verify::Lexicon;
         if self.lexicon_file.as_os_str().is_empty() {
-            return Ok(Lexicon::embedded());
+            // The shipped lexicon is checked too: a build whose lexicon does not parse would
+            // otherwise run with an empty one and read every title word by word, silently.
+            return Lexicon::parse(procedurewriter_pipeline::verify::lexicon::EMBEDDED).map_err(
+                |e| {
+                    SettingsError(format!(
+                        "the shipped lexicon (etc/lexicon.toml) does not parse: {e}"
+                    ))
+                },
+            );
         }
         let text = std::fs::read_to_string(&self.lexicon_file).map_err(|e| {
             SettingsError(format!(
