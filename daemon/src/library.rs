@@ -1045,4 +1045,42 @@ mod tests {
             );
         });
     }
+
+    #[test]
+    fn a_long_guideline_that_discusses_the_procedure_in_four_passages_is_on_it() {
+        let (_dir, store, rules) = fresh();
+        block_on(async {
+            let mut long = String::new();
+            for i in 0..20 {
+                long.push_str(&format!(
+                    "# Topic {i}\n\nBites, burns and abrasions number {i} are cleaned and dressed.\n\n"
+                ));
+            }
+            for step in ["anaesthetise", "irrigate", "explore", "review"] {
+                long.push_str(&format!(
+                    "# Wounds: {step}\n\nBefore laceration repair, {step} the wound edges with care.\n\n"
+                ));
+            }
+            library_of(
+                &store,
+                &rules,
+                &[
+                    ("Emergency department wound care guideline", long.as_str()),
+                    (
+                        "Laceration repair in the emergency department",
+                        "# Technique\n\nLaceration repair with interrupted sutures.",
+                    ),
+                ],
+            )
+            .await;
+            let r = ask(&store, &rules, "Laceration repair").await;
+            assert!(
+                r.sources
+                    .iter()
+                    .any(|s| s.title == "Emergency department wound care guideline"),
+                "{:?}",
+                r.dropped
+            );
+        });
+    }
 }

@@ -7,7 +7,7 @@
 //!    analysed terms). Only the matching passages' source, order, stored [`features`] and
 //!    which anchor groups matched in which field are read, never their text.
 //! 3. Each candidate document is judged: is it *about* the procedure (its title names it, a
-//!    section is devoted to it, or a good share of its passages discuss it), or does it only
+//!    section is devoted to it, or a good share of its passages or at least four discuss it), or does it only
 //!    mention it in passing, or is it titled for another procedure? Is it about the requested
 //!    population (or another one, used only when nothing about the requested one exists), and
 //!    the requested action ("fjernelse af pleuradræn" is not "anlæggelse")?
@@ -49,6 +49,9 @@ const FOCUS_SHARE_OTHER: f64 = 0.5;
 /// A document not titled for anything else is also about the procedure when at least two of its
 /// passages, and this share of them, carry it (one passage is a mention in passing).
 const FOCUS_SHARE_SEVERAL: f64 = 0.2;
+/// ...or when this many of its passages carry it, whatever their share (a long guideline's
+/// chapter on it).
+const FOCUS_PASSAGES: usize = 4;
 
 /// The retrieval settings (from the daemon's configuration).
 #[derive(Debug, Clone, PartialEq)]
@@ -467,7 +470,7 @@ pub async fn retrieve(
                 "{on} of its passages describe the technique with the title's other words"
             ))
         } else {
-            let several = on >= 2 && share >= FOCUS_SHARE_SEVERAL;
+            let several = (on >= 2 && share >= FOCUS_SHARE_SEVERAL) || on >= FOCUS_PASSAGES;
             (share >= FOCUS_SHARE || several).then(|| {
                 format!(
                     "{:.0} % of its passages are on the procedure",
