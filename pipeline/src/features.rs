@@ -33,7 +33,7 @@ pub fn index_terms(heading: &str, text: &str) -> IndexTerms {
 }
 
 /// Bumped when what the bits mean, or how they are computed, changes.
-const VERSION: u32 = 4;
+const VERSION: u32 = 5;
 
 const HEAD_ADULTS: u32 = 1 << 16;
 const HEAD_CHILDREN: u32 = 1 << 17;
@@ -281,8 +281,8 @@ pub fn ages(toks: &Tokens<'_>) -> (bool, bool) {
 }
 
 /// A lower age bound at the age of an adult ("aged 16 years and over", "18 år og derover",
-/// "16 years or older"): a number from 15 to 25, a year word, then "over"/"older"/"derover"
-/// within three terms. A document that says it is scoped so is about adults even where it
+/// "16 years or older", "aged 16 and over"): a number from 15 to 25, a year word (or an age
+/// word before it), then "over"/"older"/"derover" within three terms. A document that says it is scoped so is about adults even where it
 /// names children ("children are covered by the paediatric guideline").
 pub fn adult_bound(toks: &Tokens<'_>) -> bool {
     let toks = &toks.seq;
@@ -292,8 +292,20 @@ pub fn adult_bound(toks: &Tokens<'_>) -> bool {
             "over" | "older" | "above" | "derover" | "derov" | "opefter"
         )
     };
-    toks.iter().enumerate().any(|(i, t)| {
-        t.parse::<u32>().is_ok_and(|n| (15..=25).contains(&n))
+    let adult_number = |t: &str| t.parse::<u32>().is_ok_and(|n| (15..=25).contains(&n));
+    // "Applies to patients aged 16 and over": an age word before the number says it is an
+    // age without a year word.
+    let aged = toks.iter().enumerate().any(|(i, t)| {
+        adult_number(t)
+            && toks[i.saturating_sub(2)..i]
+                .iter()
+                .any(|w| w.starts_with("aged") || w.starts_with("alder"))
+            && toks[i + 1..(i + 3).min(toks.len())]
+                .iter()
+                .any(|w| and_over(w))
+    });
+    aged || toks.iter().enumerate().any(|(i, t)| {
+        adult_number(t)
             && toks
                 .iter()
                 .skip(i + 1)
@@ -331,6 +343,11 @@ mod tests {
             "Gælder patienter på 16 år og derover. Børn behandles efter egen instruks."
         ));
         assert!(bound("adults 18 years or older"));
+        assert!(bound("Applies to patients aged 16 and over."));
+        assert!(bound("Gælder patienter i alderen 18 og derover."));
+        assert!(!bound(
+            "Patients aged 16 were excluded; 20 of over 100 were treated."
+        ));
         assert!(!bound("children under 16 years"));
         assert!(
             !bound("patients over 65 years"),
