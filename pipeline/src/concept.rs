@@ -72,7 +72,7 @@ pub struct Concept {
     /// Whether the anchor is a lexicon procedure (else the title's own words).
     pub known_procedure: bool,
     /// Whether the anchor is a technique's name in the title ("Mother's kiss"): a document
-    /// titled for the title's condition that describes it in one passage is on it.
+    /// that describes it in a passage with the title's other words is on it.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub named_technique: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -749,11 +749,10 @@ impl Concept {
             // the title is about: its name alone anchors, for a document on it need not name
             // the condition where it describes it ("nasal objects"); the title's other words
             // rank, and its condition is still the indication.
-            let name_words: Vec<usize> = name.clone();
             let rest: Vec<usize> = topic
                 .iter()
                 .copied()
-                .filter(|i| !name_words.contains(i))
+                .filter(|i| !name.contains(i))
                 .collect();
             rank.extend(topic_groups(lexicon, analyzer, &words, &rest));
             let label = name.iter().map(|&i| words[i].as_str()).collect::<Vec<_>>();
