@@ -346,13 +346,23 @@ impl Prepared {
                 let _ = http_stopped.await;
             }));
             reload::spawn_handler(Arc::clone(&state), config_path);
+            // The first poll of `shutdown` installs the SIGTERM/SIGINT handlers (see
+            // `cli::termination`). Until then a SIGTERM kills the process with the default
+            // action, so it happens before the daemon says it is ready, not after.
+            let mut shutdown = std::pin::pin!(shutdown);
+            let stop_requested = std::future::poll_fn(|cx| {
+                std::task::Poll::Ready(shutdown.as_mut().poll(cx).is_ready())
+            })
+            .await;
             tracing::info!(
                 addr = %addr, instance = %instance, startup_ms = started.elapsed().as_millis() as u64,
                 "procedurewriter daemon ready"
             );
             service::ready(&format!("serving on {addr}"));
 
-            shutdown.await;
+            if !stop_requested {
+                shutdown.await;
+            }
             tracing::info!(grace_s = grace.as_secs_f64(), "shutting down: refusing new work, draining running jobs");
             service::stopping();
             state.begin_shutdown();
