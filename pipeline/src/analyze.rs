@@ -21,7 +21,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{OnceLock, RwLock};
 
 /// Bumped when the analysis changes in a way the fingerprint of the parts cannot see.
-const VERSION: u32 = 2;
+const VERSION: u32 = 3;
 /// Shortest word tried as a compound, and shortest part.
 const MIN_COMPOUND_CHARS: usize = 7;
 const MIN_PART_CHARS: usize = 3;
@@ -58,12 +58,67 @@ pub fn analyzer() -> &'static Analyzer {
     ANALYZER.get_or_init(|| Analyzer::new(&crate::verify::lexicon::shared()))
 }
 
-/// The words of `text`: maximal runs of letters and digits, lower case.
+/// The words of `text`: maximal runs of letters and digits, lower case; an abbreviation of
+/// short letter runs joined by "&" ("I&D", "D&C", "A&E") is one word, its runs joined by
+/// "and" ("iandd"), so it neither falls apart into single letters nor matches them.
 pub fn raw_words(text: &str) -> Vec<String> {
-    text.split(|c: char| !c.is_alphanumeric())
-        .filter(|w| !w.is_empty())
-        .map(str::to_lowercase)
+    word_spans(text)
+        .into_iter()
+        .map(|(start, end)| word_of(&text[start..end]))
         .collect()
+}
+
+/// Longest letter run on either side of an "&" abbreviation.
+pub(crate) const MAX_AMPERSAND_RUN: usize = 3;
+
+/// Where `raw_words` finds its words in `text` (byte ranges), in order.
+pub fn word_spans(text: &str) -> Vec<(usize, usize)> {
+    let mut runs: Vec<(usize, usize)> = Vec::new();
+    let mut start = None;
+    for (i, c) in text.char_indices() {
+        match (c.is_alphanumeric(), start) {
+            (true, None) => start = Some(i),
+            (false, Some(s)) => {
+                runs.push((s, i));
+                start = None;
+            }
+            _ => {}
+        }
+    }
+    if let Some(s) = start {
+        runs.push((s, text.len()));
+    }
+    let short_letters = |(s, e): (usize, usize)| {
+        let run = &text[s..e];
+        run.chars().all(char::is_alphabetic) && run.chars().count() <= MAX_AMPERSAND_RUN
+    };
+    let mut out: Vec<(usize, usize)> = Vec::with_capacity(runs.len());
+    for run in runs {
+        if let Some(last) = out.last_mut() {
+            // The previous word (itself possibly joined) ends in a short run, then "&", then
+            // this short run: one abbreviation.
+            let last_run_start = text[last.0..last.1]
+                .rfind('&')
+                .map_or(last.0, |a| last.0 + a + 1);
+            if last.1 + 1 == run.0
+                && text.as_bytes()[last.1] == b'&'
+                && short_letters((last_run_start, last.1))
+                && short_letters(run)
+            {
+                last.1 = run.1;
+                continue;
+            }
+        }
+        out.push(run);
+    }
+    out
+}
+
+fn word_of(span: &str) -> String {
+    span.split('&')
+        .collect::<Vec<_>>()
+        .join("and")
+        .to_lowercase()
 }
 
 impl Analyzer {
@@ -243,6 +298,27 @@ mod tests {
     }
 
     #[test]
+    fn an_ampersand_abbreviation_is_one_word() {
+        assert_eq!(
+            raw_words("I&D of a skin abscess"),
+            ["iandd", "of", "a", "skin", "abscess"]
+        );
+        assert_eq!(
+            raw_words("after D&C, A&E (T&A)"),
+            ["after", "dandc", "aande", "tanda"]
+        );
+        // Spaced, long or numeric runs are not abbreviations.
+        assert_eq!(raw_words("I & D"), ["i", "d"]);
+        assert_eq!(raw_words("Smith&Nephew 2&3"), ["smith", "nephew", "2", "3"]);
+        assert_eq!(raw_words("&D I&"), ["d", "i"]);
+        // The joined word is not the single letters: "i" is a Danish word.
+        let t = a().terms("I&D i dag");
+        assert!(t.contains(&"iandd".to_string()), "{t:?}");
+        assert!(!t.contains(&"d".to_string()), "{t:?}");
+        assert_eq!(word_spans("x I&D y"), [(0, 1), (2, 5), (6, 7)]);
+    }
+
+    #[test]
     fn inflections_share_a_stem_in_both_languages() {
         let t = a().terms("Drænet anlægges. The drains were inserted");
         assert!(t.contains(&"dræn".to_string()), "{t:?}");
@@ -278,7 +354,7 @@ mod tests {
 
     #[test]
     fn the_fingerprint_names_the_version() {
-        assert!(a().fingerprint().starts_with("v2-"));
-        assert_eq!(a().fingerprint().len(), "v2-".len() + 16);
+        assert!(a().fingerprint().starts_with("v3-"));
+        assert_eq!(a().fingerprint().len(), "v3-".len() + 16);
     }
 }

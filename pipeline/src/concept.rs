@@ -16,7 +16,7 @@
 //! Terms are matched on the analysed text of [`crate::analyze`]: [`Match`] is both the query
 //! the library's full-text index runs and what retrieval checks passages against in memory.
 
-use crate::analyze::{raw_words, Analyzer};
+use crate::analyze::{raw_words, word_spans, Analyzer};
 use crate::ports::{Match, Term};
 use crate::verify::lexicon::Category;
 use crate::verify::Lexicon;
@@ -457,17 +457,16 @@ fn technique_name(
 ) -> Option<Vec<usize>> {
     // The title's words as `raw_words` cuts them, with what follows each and whether it
     // begins with a capital.
-    let mut spans: Vec<(bool, &str)> = Vec::new();
-    let mut rest = title;
-    while let Some(start) = rest.find(|c: char| c.is_alphanumeric()) {
-        let from = &rest[start..];
-        let end = from
-            .find(|c: char| !c.is_alphanumeric())
-            .unwrap_or(from.len());
-        let capital = from.chars().next().is_some_and(char::is_uppercase);
-        rest = &from[end..];
-        spans.push((capital, rest));
-    }
+    let spans: Vec<(bool, &str)> = word_spans(title)
+        .into_iter()
+        .map(|(start, end)| {
+            let capital = title[start..]
+                .chars()
+                .next()
+                .is_some_and(char::is_uppercase);
+            (capital, &title[end..])
+        })
+        .collect();
     if spans.len() != words.len() {
         return None;
     }
