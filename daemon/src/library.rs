@@ -1047,6 +1047,78 @@ mod tests {
     }
 
     #[test]
+    fn an_abbreviation_the_lexicon_does_not_know_is_read_as_the_library_defines_it() {
+        let (_dir, store, rules) = fresh();
+        block_on(async {
+            library_of(
+                &store,
+                &rules,
+                &[
+                    (
+                        "Transcutaneous pacing for symptomatic bradycardia: a review",
+                        "# Background\n\nWe assessed the safety of transcutaneous pacing (TCP) in adults with unstable bradycardia.",
+                    ),
+                    (
+                        "TCP in the emergency department",
+                        "# What is TCP?\n\nTCP buys time until a transvenous wire is placed. Start TCP at 70 mA and raise the current until capture.",
+                    ),
+                    (
+                        "Bone graft substitutes in orthopaedic surgery",
+                        "# Ceramics\n\nTricalcium phosphate (TCP) granules fill metaphyseal defects; TCP resorbs within a year.",
+                    ),
+                    (
+                        "Atropine for bradycardia",
+                        "# Dosing\n\nAtropine 0.5 mg IV, repeated to 3 mg, for symptomatic bradycardia.",
+                    ),
+                ],
+            )
+            .await;
+            let r = ask(&store, &rules, "TCP for bradycardia").await;
+            let mut titles: Vec<&str> = r.sources.iter().map(|s| s.title.as_str()).collect();
+            titles.sort();
+            assert_eq!(
+                titles,
+                [
+                    "TCP in the emergency department",
+                    "Transcutaneous pacing for symptomatic bradycardia: a review"
+                ],
+                "{:?}",
+                r.dropped
+            );
+            let a = &r.concept.abbreviations;
+            assert_eq!(a.len(), 1, "{a:?}");
+            assert_eq!(
+                (a[0].long.as_str(), a[0].group.as_str(), a[0].documents),
+                ("transcutaneous pacing", "ekstern_pacing", 1)
+            );
+            assert!(
+                r.query.contains("TCP read as \"transcutaneous pacing\""),
+                "{}",
+                r.query
+            );
+
+            // A library whose documents define it only as something the lexicon does not
+            // name leaves the title as written.
+            let (_dir, store, rules) = fresh();
+            library_of(
+                &store,
+                &rules,
+                &[(
+                    "Bone graft substitutes in orthopaedic surgery",
+                    "# Ceramics\n\nTricalcium phosphate (TCP) granules fill metaphyseal defects.",
+                )],
+            )
+            .await;
+            let r = ask(&store, &rules, "TCP for bradycardia").await;
+            assert!(
+                r.concept.abbreviations.is_empty(),
+                "{:?}",
+                r.concept.abbreviations
+            );
+        });
+    }
+
+    #[test]
     fn a_long_guideline_that_discusses_the_procedure_in_four_passages_is_on_it() {
         let (_dir, store, rules) = fresh();
         block_on(async {

@@ -89,6 +89,11 @@ pub struct Concept {
     pub indication: Vec<Group>,
     /// Terms that only rank: other lexicon hits of the title, and the context.
     pub rank: Vec<Group>,
+    /// The title's abbreviations the lexicon does not know, read as the library defines them
+    /// ("TCP" → "transcutaneous pacing"): the title is read with the long form, and the
+    /// abbreviation joins that group's terms.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub abbreviations: Vec<Abbreviation>,
     /// The lexicon's procedures (a source titled for another one is about it), populations (to
     /// tell what a source is about) and actions, compiled once per lexicon.
     #[serde(skip)]
@@ -531,6 +536,7 @@ fn title_age(words: &[String]) -> Option<(&'static str, Vec<usize>)> {
         )
     };
     let upper = |w: &str| matches!(w, "under" | "below" | "younger" | "yngre" | "op" | "up");
+    let age_word = |w: &str| matches!(w, "aged" | "age" | "ages" | "alder" | "alderen");
     let after_lower = |w: &str| matches!(w, "over" | "older" | "derover" | "opefter" | "above");
     let person = |w: &str| {
         w.starts_with("patient")
@@ -551,6 +557,16 @@ fn title_age(words: &[String]) -> Option<(&'static str, Vec<usize>)> {
             // "in patients over 65", "patienter over 75": a lower bound on people, at the
             // title's end or before a connecting word ("… over 65 with peripheral vascular
             // disease"), is an age without its unit.
+            // "patients aged 65 and over", "aged 16 or older": an age word before the number
+            // and a bound after it.
+            (Some(c), Some(b))
+                if i >= 1
+                    && age_word(&words[i - 1])
+                    && matches!(c.as_str(), "and" | "or" | "og" | "eller")
+                    && after_lower(b) =>
+            {
+                (n, n, i)
+            }
             (next, _)
                 if i >= 2
                     && lower(&words[i - 1])
@@ -611,6 +627,98 @@ fn title_age(words: &[String]) -> Option<(&'static str, Vec<usize>)> {
         return Some((name, at));
     }
     None
+}
+
+/// A title's abbreviation as the library defines it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Abbreviation {
+    /// As the title writes it ("TCP").
+    pub short: String,
+    /// The long form most of the library's definitions give ("transcutaneous pacing").
+    pub long: String,
+    /// The lexicon group the long form names.
+    pub group: String,
+    /// How many definitions in the library name that group, and in how many documents.
+    pub definitions: usize,
+    pub documents: usize,
+    /// Documents that define it as something else ("tricalcium phosphate (TCP)"), with that
+    /// long form: their uses of it are not this reading, so they are left out.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub otherwise: Vec<(String, String)>,
+}
+
+/// Longest abbreviation a title may have (letters and "&").
+const MAX_ABBREVIATION: usize = 8;
+
+/// The title's abbreviations the lexicon does not know, as written: words of two or more
+/// capital letters (digits and "&" allowed, "TCP", "PTA", "I&D"), at most
+/// [`MAX_ABBREVIATION`] characters, that no lexicon table or vocabulary names.
+pub fn unknown_abbreviations(lexicon: &Lexicon, title: &str) -> Vec<String> {
+    // Words a lexicon term covers where they stand ("IO" in "IO-adgang", "EZ-IO").
+    let words = raw_words(title);
+    let refs: Vec<&str> = words.iter().map(String::as_str).collect();
+    let covered: Vec<usize> = lexicon
+        .scan(&refs)
+        .into_iter()
+        .chain(lexicon.scan_vocabulary(&refs))
+        .flat_map(|h| h.start..h.start + h.len)
+        .collect();
+    let mut out: Vec<String> = Vec::new();
+    for (i, (start, end)) in word_spans(title).into_iter().enumerate() {
+        if covered.contains(&i) {
+            continue;
+        }
+        let w = &title[start..end];
+        let letters = w.chars().filter(|c| c.is_alphabetic()).count();
+        if letters < 2
+            || w.chars().count() > MAX_ABBREVIATION
+            || w.chars().any(|c| c.is_lowercase())
+        {
+            continue;
+        }
+        let lower = raw_words(w).concat();
+        let known = !lexicon.scan(&[lower.as_str()]).is_empty()
+            || lexicon.vocabulary_word(&lower).is_some();
+        if !known && !out.iter().any(|o| o == w) {
+            out.push(w.to_string());
+        }
+    }
+    out
+}
+
+/// The procedure or condition group a phrase names entirely ("transcutaneous pacing" →
+/// `ekstern_pacing`): one lexicon hit covering every word that is not a function word.
+pub fn group_named_by(lexicon: &Lexicon, analyzer: &Analyzer, phrase: &str) -> Option<String> {
+    let words = raw_words(phrase);
+    let content: Vec<usize> = (0..words.len())
+        .filter(|&i| !analyzer.is_stop(&words[i]))
+        .collect();
+    if content.is_empty() {
+        return None;
+    }
+    hits(lexicon, analyzer, &words)
+        .into_iter()
+        .find(|(c, _, at, whole)| {
+            *whole
+                && matches!(c, Category::Procedure | Category::Condition)
+                && content.iter().all(|i| at.contains(i))
+        })
+        .map(|(_, g, _, _)| g)
+}
+
+/// `title` with the word `short` (as `word_spans` cuts it) replaced by `long`.
+pub fn replace_word(title: &str, short: &str, long: &str) -> String {
+    let mut out = String::with_capacity(title.len() + long.len());
+    let mut last = 0;
+    for (start, end) in word_spans(title) {
+        if &title[start..end] == short {
+            out.push_str(&title[last..start]);
+            out.push_str(long);
+            last = end;
+        }
+    }
+    out.push_str(&title[last..]);
+    out
 }
 
 impl Concept {
@@ -834,8 +942,27 @@ impl Concept {
             setting,
             indication,
             rank,
+            abbreviations: Vec::new(),
             lexicon_groups: lexicon_groups(lexicon, analyzer),
         }
+    }
+
+    /// Adds `abbreviation` as a term of the group `group` (of the anchor, the indication or
+    /// the rank terms) and records why.
+    pub fn define(&mut self, analyzer: &Analyzer, abbreviation: Abbreviation) {
+        let word = raw_words(&abbreviation.short).concat();
+        for g in self
+            .anchor
+            .iter_mut()
+            .chain(self.indication.iter_mut())
+            .chain(self.rank.iter_mut())
+            .filter(|g| g.name == abbreviation.group)
+        {
+            g.terms.push(abbreviation.short.clone());
+            let old = std::mem::replace(&mut g.matcher, Match::Any(Vec::new()));
+            g.matcher = Match::Any(vec![old, word_match(analyzer, &word, false, false)]);
+        }
+        self.abbreviations.push(abbreviation);
     }
 
     /// The anchor groups that `tokens` match.
@@ -913,6 +1040,18 @@ impl Concept {
                 let names: Vec<&str> = groups.iter().map(|g| g.name.as_str()).collect();
                 s.push_str(&format!("; {label}: {}", names.join(", ")));
             }
+        }
+        for a in &self.abbreviations {
+            s.push_str(&format!(
+                "; {} read as \"{}\" ({}), as {} definition{} in {} document{} of the library give it",
+                a.short,
+                a.long,
+                a.group,
+                a.definitions,
+                if a.definitions == 1 { "" } else { "s" },
+                a.documents,
+                if a.documents == 1 { "" } else { "s" },
+            ));
         }
         s
     }
@@ -1121,6 +1260,35 @@ mod tests {
     }
 
     #[test]
+    fn only_abbreviations_the_lexicon_does_not_know_where_they_stand_are_looked_up() {
+        let l = lexicon();
+        let unknown = |t: &str| unknown_abbreviations(&l, t);
+        // "ED" is looked up too; only a procedure or condition reading would count.
+        assert_eq!(unknown("TCP for bradycardia in the ED"), ["TCP", "ED"]);
+        assert_eq!(unknown("PTA needle aspiration"), ["PTA"]);
+        // Known alone, or as part of a lexicon term where it stands.
+        assert!(unknown("Akut intubation (RSI) hos voksne").is_empty());
+        assert!(unknown("IO-adgang").is_empty());
+        assert!(unknown("Knoglemarvskanyle (EZ-IO)").is_empty());
+        // Not abbreviations: one letter, lower case, too long.
+        assert!(unknown("Type B dissection; Tcp; ABCDEFGHIJ").is_empty());
+        assert_eq!(
+            replace_word("TCP (TCPs) for TCP", "TCP", "transcutaneous pacing"),
+            "transcutaneous pacing (TCPs) for transcutaneous pacing"
+        );
+        assert_eq!(
+            group_named_by(&l, analyzer(), "transcutaneous pacing").as_deref(),
+            Some("ekstern_pacing")
+        );
+        assert_eq!(group_named_by(&l, analyzer(), "tricalcium phosphate"), None);
+        // A procedure named with other words is not named entirely.
+        assert_eq!(
+            group_named_by(&l, analyzer(), "pacing of the heart in the ward"),
+            None
+        );
+    }
+
+    #[test]
     fn an_age_bound_in_the_title_names_the_population() {
         let who = |t: &str| {
             concept(t)
@@ -1145,6 +1313,18 @@ mod tests {
             adults
         );
         assert_eq!(who("Lumbar puncture in patients over 65"), elderly);
+        assert_eq!(
+            who("Transcutaneous pacing for bradycardia in patients aged 65 and over"),
+            elderly
+        );
+        assert_eq!(
+            who("Chest drain insertion in patients aged 16 or older"),
+            adults
+        );
+        assert_eq!(
+            who("Chest drain insertion in patients aged 16 and 17"),
+            none
+        );
         assert_eq!(who("Skulderreponering hos patienter over 75"), elderly);
         assert_eq!(
             who("Digital nerve block in patients over 65 with peripheral vascular disease"),

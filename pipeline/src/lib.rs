@@ -7,6 +7,7 @@
 //! events and cancellation. It does not depend on the actor runtime or the store at all (the
 //! crate has no such dependency), so it cannot know a lease, a queue or SQL.
 
+pub mod abbrev;
 pub mod analyze;
 pub mod blocking;
 pub mod concept;

@@ -239,6 +239,108 @@ async fn complete_features(
     Ok(())
 }
 
+/// Passages read for an abbreviation's definitions.
+const DEFINITION_PASSAGES: usize = 64;
+
+/// What the library's documents say `short` stands for, when the long forms they give
+/// mostly name one lexicon procedure or condition (see [`crate::abbrev`]); `None` when no
+/// document defines it so, or two readings tie.
+async fn library_definition(
+    library: &dyn Library,
+    lexicon: &crate::verify::Lexicon,
+    short: &str,
+) -> PortResult<Option<crate::concept::Abbreviation>> {
+    let analyzer = analyzer();
+    let word = crate::analyze::raw_words(short).concat();
+    let found = library
+        .matches(MatchQuery {
+            groups: vec![word_match(analyzer, &word, false, false)],
+            rank: None,
+            titles: None,
+            limit: DEFINITION_PASSAGES,
+        })
+        .await?;
+    let mut wanted: Vec<(String, Vec<u32>)> = Vec::new();
+    for m in found.passages.iter().take(DEFINITION_PASSAGES) {
+        let id = &found.documents[m.document].id;
+        match wanted.last_mut() {
+            Some((d, ords)) if d == id => ords.push(m.ord),
+            _ => wanted.push((id.clone(), vec![m.ord])),
+        }
+    }
+    if wanted.is_empty() {
+        return Ok(None);
+    }
+    /// One definition: the document, the long form (lower case), the group it names.
+    struct Reading {
+        doc: String,
+        long: String,
+        group: Option<String>,
+    }
+    let mut readings: Vec<Reading> = Vec::new();
+    for (doc, p) in library.passages_at(wanted, false).await? {
+        for long in crate::abbrev::definitions(&p.text, short) {
+            readings.push(Reading {
+                group: crate::concept::group_named_by(lexicon, analyzer, &long),
+                long: long.to_lowercase(),
+                doc: doc.clone(),
+            });
+        }
+    }
+    // Definitions per group they name, most first; a tie reads nothing.
+    let mut votes: BTreeMap<&str, usize> = BTreeMap::new();
+    for r in &readings {
+        if let Some(g) = &r.group {
+            *votes.entry(g.as_str()).or_default() += 1;
+        }
+    }
+    let mut ranked: Vec<(&str, usize)> = votes.into_iter().collect();
+    ranked.sort_by_key(|(_, n)| std::cmp::Reverse(*n));
+    let Some(&(group, definitions)) = ranked.first() else {
+        return Ok(None);
+    };
+    if ranked.get(1).is_some_and(|(_, n)| *n == definitions) {
+        return Ok(None);
+    }
+    let this = |r: &Reading| r.group.as_deref() == Some(group);
+    let mut documents: Vec<&str> = readings
+        .iter()
+        .filter(|r| this(r))
+        .map(|r| r.doc.as_str())
+        .collect();
+    documents.dedup();
+    // The long form most of its definitions give, as first written on a tie.
+    let mut longs: Vec<(&str, usize)> = Vec::new();
+    for r in readings.iter().filter(|r| this(r)) {
+        match longs.iter_mut().find(|(l, _)| *l == r.long) {
+            Some((_, n)) => *n += 1,
+            None => longs.push((&r.long, 1)),
+        }
+    }
+    let long = longs
+        .iter()
+        .rev()
+        .max_by_key(|(_, n)| *n)
+        .map(|(l, _)| l.to_string())
+        .unwrap_or_default();
+    // Documents that define it only otherwise.
+    let mut otherwise: Vec<(String, String)> = Vec::new();
+    for r in &readings {
+        let defines_this = readings.iter().any(|o| o.doc == r.doc && this(o));
+        if !defines_this && !otherwise.iter().any(|(d, _)| *d == r.doc) {
+            otherwise.push((r.doc.clone(), r.long.clone()));
+        }
+    }
+    Ok(Some(crate::concept::Abbreviation {
+        short: short.to_string(),
+        long,
+        group: group.to_string(),
+        definitions,
+        documents: documents.len(),
+        otherwise,
+    }))
+}
+
 /// Retrieves the sources for a run (see the module documentation).
 pub async fn retrieve(
     library: &dyn Library,
@@ -249,7 +351,25 @@ pub async fn retrieve(
 ) -> PortResult<Retrieved> {
     let lexicon = crate::verify::lexicon::shared();
     let analyzer = analyzer();
-    let mut concept = Concept::of(&lexicon, analyzer, title, context, &config.generic_words);
+    // 1. The title's abbreviations the lexicon does not know, read as the library defines them.
+    let mut read_title = title.to_string();
+    let mut defined = Vec::new();
+    for short in crate::concept::unknown_abbreviations(&lexicon, title) {
+        if let Some(a) = library_definition(library, &lexicon, &short).await? {
+            read_title = crate::concept::replace_word(&read_title, &a.short, &a.long);
+            defined.push(a);
+        }
+    }
+    let mut concept = Concept::of(
+        &lexicon,
+        analyzer,
+        &read_title,
+        context,
+        &config.generic_words,
+    );
+    for a in defined {
+        concept.define(analyzer, a);
+    }
     // The department's configured synonyms rank, never select.
     for w in crate::analyze::raw_words(&format!("{title} {context}")) {
         if let Some(extra) = config.synonyms.get(&w) {
@@ -451,6 +571,18 @@ pub async fn retrieve(
                 reason,
             })
         };
+        if let Some((a, other)) = concept.abbreviations.iter().find_map(|a| {
+            a.otherwise
+                .iter()
+                .find(|(d, _)| *d == c.doc.id)
+                .map(|(_, other)| (a, other))
+        }) {
+            drop(
+                format!("it defines {} as \"{other}\", not \"{}\"", a.short, a.long),
+                &mut dropped,
+            );
+            continue;
+        }
         let about = if titled_for {
             Some("its title names the procedure".to_string())
         } else if let Some(other) = &c.other_title {
