@@ -14,6 +14,7 @@
 //! The index stores the analysed terms (space-separated) beside each passage; a change of the
 //! analysis changes [`Analyzer::fingerprint`], and the daemon re-indexes the library at start.
 
+use crate::verify::text::MAX_AMPERSAND_RUN;
 use crate::verify::Lexicon;
 use rust_stemmers::{Algorithm, Stemmer};
 use sha2::{Digest, Sha256};
@@ -67,9 +68,6 @@ pub fn raw_words(text: &str) -> Vec<String> {
         .map(|(start, end)| word_of(&text[start..end]))
         .collect()
 }
-
-/// Longest letter run on either side of an "&" abbreviation.
-pub(crate) const MAX_AMPERSAND_RUN: usize = 3;
 
 /// Where `raw_words` finds its words in `text` (byte ranges), in order.
 pub fn word_spans(text: &str) -> Vec<(usize, usize)> {
@@ -316,6 +314,24 @@ mod tests {
         assert!(t.contains(&"iandd".to_string()), "{t:?}");
         assert!(!t.contains(&"d".to_string()), "{t:?}");
         assert_eq!(word_spans("x I&D y"), [(0, 1), (2, 5), (6, 7)]);
+    }
+
+    #[test]
+    fn an_ampersand_abbreviation_is_one_word_as_the_index_reads_it() {
+        for text in [
+            "I&D af absces, D&C & Smith&Nephew; I & D",
+            "x&y&z 2&3 &a b&",
+        ] {
+            let keys: Vec<String> = crate::verify::text::tokenize(text)
+                .iter()
+                .filter(|t| !matches!(t, crate::verify::text::Tok::Sym(_)))
+                .map(crate::verify::text::Tok::key)
+                .collect();
+            assert_eq!(keys, raw_words(text), "{text}");
+        }
+        assert!(
+            matches!(&crate::verify::text::tokenize("I&D")[0], crate::verify::text::Tok::Word { raw, .. } if raw == "I&D")
+        );
     }
 
     #[test]
