@@ -388,6 +388,33 @@ fn topic_groups(
             },
         ));
     }
+    // A possessive name whose owner the vocabulary knows ("Nursemaid's elbow" by
+    // "nursemaid*"): the word it qualifies is part of the name when the group's own terms use
+    // that word ("pulled elbow"), so the name anchors as one group, not as "elbow" beside it.
+    for &i in topic {
+        let Some(g) = lexicon.vocabulary_word(&words[i]) else {
+            continue;
+        };
+        let head = i + 2;
+        if done[i]
+            || words.get(i + 1).is_none_or(|w| w != "s")
+            || !topic.contains(&head)
+            || done[head]
+        {
+            continue;
+        }
+        let head_stems = analyzer.stems(&words[head]);
+        let names_head = lexicon.vocabulary_terms(g).iter().any(|t| {
+            let ws = raw_words(t.trim_end_matches('*'));
+            ws.len() >= 2
+                && ws
+                    .iter()
+                    .any(|x| analyzer.stems(x).iter().any(|s| head_stems.contains(s)))
+        });
+        if names_head {
+            done[head] = true;
+        }
+    }
     for &i in topic {
         if done[i] {
             continue;
@@ -1455,6 +1482,25 @@ mod tests {
         assert!(c.known_procedure);
         assert!(matches(&c, "Incision and drainage of a skin abscess"));
         assert!(!matches(&c, "An abscess is treated with antibiotics"));
+    }
+
+    #[test]
+    fn a_possessive_name_the_vocabulary_knows_anchors_as_one_group() {
+        // "nursemaid*" and "pulled elbow*" are one vocabulary group: "elbow" is part of the
+        // name, so a document that says only "pronatio dolorosa" is on it.
+        let c = concept("Nursemaid's elbow");
+        assert_eq!(c.anchor.len(), 1, "{:?}", c.anchor);
+        assert!(matches(
+            &c,
+            "Pronatio dolorosa reponeres ved hyperpronation."
+        ));
+        assert!(!matches(
+            &c,
+            "Elbow dislocation in adults is reduced under sedation."
+        ));
+        // A possessive whose owner the vocabulary does not know keeps its words.
+        let c = concept("Mother's kiss for nasal foreign bodies");
+        assert!(c.named_technique);
     }
 
     #[test]
