@@ -848,6 +848,56 @@ mod tests {
     /// procedure is about something else (nasal packing after septoplasty, for a title about
     /// epistaxis): left out, with the reason, when two sources that name it exist.
     #[test]
+    fn a_passage_is_on_what_its_documents_title_names_without_saying_it_again() {
+        use procedurewriter_pipeline::retrieve::retrieve;
+        let (_dir, store, rules) = fresh();
+        block_on(async {
+            for req in [
+                guideline(
+                    "Reponering af pronatio dolorosa i skadestuen",
+                    "# Reponering\n\nPronatio dolorosa reponeres ved hyperpronation af underarmen.",
+                ),
+                // Titled for the condition; its treatment passages speak of the reduction
+                // without naming the condition again.
+                guideline(
+                    "Pronatio dolorosa hos småbørn",
+                    "# Behandling\n\nReponering ved hyperpronation lykkes oftest i første forsøg.\n\n# Efter reponering\n\nBarnet bruger armen igen inden for 15 minutter efter reponering.",
+                ),
+                // Titled for the reduction of another joint: a passage naming the pulled
+                // elbow as a differential diagnosis does not make it about reducing one.
+                guideline(
+                    "Reponering af skulderluksation",
+                    "# Indikation\n\nForreste skulderluksation bekræftet ved røntgen.\n\n# Teknik\n\nSkulderen reponeres med Kocher-teknik eller FARES.\n\n# Efter reponering\n\nRøntgen efter reponering og slynge i tre uger.\n\n# Differentialdiagnoser\n\nHos småbørn med smertefuld arm: pronatio dolorosa.",
+                ),
+            ] {
+                ingest(&store, &rules, req, false).await.unwrap();
+            }
+            let library = StoreLibrary(store.clone());
+            let config = retrieval_config(&[]);
+            let r = retrieve(
+                &library,
+                &rules,
+                &config,
+                "Reponering af pronatio dolorosa",
+                "",
+            )
+            .await
+            .unwrap();
+            let mut titles: Vec<&str> = r.sources.iter().map(|s| s.title.as_str()).collect();
+            titles.sort();
+            assert_eq!(
+                titles,
+                [
+                    "Pronatio dolorosa hos småbørn",
+                    "Reponering af pronatio dolorosa i skadestuen"
+                ],
+                "{:?}",
+                r.dropped
+            );
+        });
+    }
+
+    #[test]
     fn a_source_that_never_names_the_requested_condition_is_left_out_when_others_do() {
         use procedurewriter_pipeline::retrieve::retrieve;
         let (_dir, store, rules) = fresh();

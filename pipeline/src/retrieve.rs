@@ -136,6 +136,10 @@ impl Retrieved {
 struct Candidate {
     doc: LibraryDocument,
     title_match: Vec<String>,
+    /// The anchor groups (bits) its title carries when it does not carry the procedure: what
+    /// each of its passages is about without saying so ("Pronatio dolorosa – vejledning":
+    /// its treatment section speaks of the manipulation, not of pronatio dolorosa again).
+    title_groups: u32,
     /// The first passage whose heading carries the procedure.
     heading_match: Option<u32>,
     /// Its passages that carry the procedure, and whether each also carries a rank term.
@@ -471,6 +475,17 @@ pub async fn retrieve(
                 Vec::new()
             },
             title_match: if title_ok { title_match } else { Vec::new() },
+            title_groups: if title_ok {
+                0
+            } else {
+                concept
+                    .anchor
+                    .iter()
+                    .take(16)
+                    .enumerate()
+                    .filter(|(_, g)| g.matcher.matches(&t))
+                    .fold(0, |bits, (i, _)| bits | (1 << i))
+            },
             doc: doc.clone(),
             heading_match: None,
             concept_passages: Vec::new(),
@@ -508,8 +523,16 @@ pub async fn retrieve(
         c.adult_words |= ha || ta;
         c.child_words |= hc || tc || f.weight_based();
         c.adult_bound |= f.adult_bound();
-        // Enough anchor groups in its text, or in its heading (one field carries them).
-        let in_text = m.in_text.count_ones() >= required;
+        // Enough anchor groups in its text, or in its heading (one field carries them). A
+        // passage that carries what its document's title leaves out (the action of "Reduction
+        // of pulled elbow" in a document titled for the pulled elbow) has the title's groups
+        // too.
+        let inherit = c.other_title.is_none()
+            && c.title_groups.count_ones() as usize + 1 == concept.anchor.len().min(16);
+        let title_groups = if inherit { c.title_groups } else { 0 };
+        let own = m.in_text & !title_groups;
+        let in_text = m.in_text.count_ones() >= required
+            || (own != 0 && (m.in_text | title_groups).count_ones() >= required);
         let in_head = m.in_heading.count_ones() >= required;
         if !(in_text || in_head) {
             continue;
