@@ -18,6 +18,13 @@ use crate::document::{clean_text, join_lines, Block, BlockKind};
 use pdf_extract::{MediaBox, OutputDev, OutputError, Transform};
 use std::collections::HashMap;
 
+/// How much of the page's width a line on each side of a gutter must span to be a column's
+/// line (a table's cells are narrower).
+const COLUMN_LINE: f64 = 0.2;
+
+/// At most this many full-width lines per row with two columns' lines on a two-column page.
+const FULL_WIDTH_PER_COLUMN_ROW: usize = 4;
+
 /// Most pages read from one PDF.
 pub const MAX_PAGES: usize = 3_000;
 
@@ -390,8 +397,10 @@ fn line_of(segments: &[(f64, f64, f64, String)], column: u8, y: f64) -> Option<L
     })
 }
 
-/// A vertical band between 30 % and 70 % of the page's width that most rows leave empty while
-/// having text on both sides: the gutter between two columns.
+/// A vertical band between 30 % and 70 % of the page's width that many rows leave empty while
+/// having a column's line of text on both sides: the gutter between two columns. Rows that
+/// cross it are full-width lines (a title, an abstract above the columns); a table's rows
+/// (short cells) are not columns.
 fn find_gutter(rows: &[Vec<&Glyph>], width: f64) -> Option<f64> {
     let spans: Vec<Vec<(f64, f64)>> = rows
         .iter()
@@ -405,12 +414,23 @@ fn find_gutter(rows: &[Vec<&Glyph>], width: f64) -> Option<f64> {
         for s in &spans {
             if s.iter().any(|(a, b)| *a < x && *b > x) {
                 crossing += 1;
-            } else if s.iter().any(|(_, b)| *b <= x) && s.iter().any(|(a, _)| *a >= x) {
+                continue;
+            }
+            // A column's line is one run of text filling much of its column (a fifth of the
+            // page) on each side; a table row's cells are several, or short.
+            let line = |part: Vec<&(f64, f64)>| matches!(part.as_slice(), [(a, b)] if b - a >= width * COLUMN_LINE);
+            if line(s.iter().filter(|(_, b)| *b <= x).collect())
+                && line(s.iter().filter(|(a, _)| *a >= x).collect())
+            {
                 both_sides += 1;
             }
         }
-        // Two columns: many rows have text on both sides of the band and few cross it.
-        if both_sides >= 4 && both_sides >= 3 * crossing && best.is_none_or(|(_, n)| both_sides > n)
+        // Two columns: several rows have a column's line on both sides of the band; the rows
+        // that cross it are full-width lines between the columns (a title, an abstract), not
+        // many times more than the column rows (a page of prose with a short two-cell table).
+        if both_sides >= 4
+            && both_sides * FULL_WIDTH_PER_COLUMN_ROW >= crossing
+            && best.is_none_or(|(_, n)| both_sides > n)
         {
             best = Some((x, both_sides));
         }
@@ -457,12 +477,17 @@ fn is_page_number(text: &str) -> bool {
         .split(|c: char| c.is_whitespace() || c == '/')
         .filter(|w| !w.is_empty())
         .collect();
+    let number = |w: &str| w.chars().all(|c| c.is_ascii_digit());
+    let numbers = words.iter().filter(|w| number(w)).count();
+    // "12", "Side 12", "12/60", "Page 3 of 60"; never a row of numbers ("10 150 600", a dose
+    // table's).
+    let of = t.contains('/') || words.iter().any(|w| ["af", "of"].contains(w));
     !words.is_empty()
         && words.len() <= 4
-        && words.iter().any(|w| w.chars().all(|c| c.is_ascii_digit()))
-        && words.iter().all(|w| {
-            w.chars().all(|c| c.is_ascii_digit()) || ["side", "page", "af", "of", "s."].contains(w)
-        })
+        && (numbers == 1 || (numbers == 2 && of))
+        && words
+            .iter()
+            .all(|w| number(w) || ["side", "page", "af", "of", "s."].contains(w))
 }
 
 /// The size most characters are set in.
@@ -506,7 +531,11 @@ fn drop_running_lines(mut pages: Vec<Vec<Line>>) -> Vec<Vec<Line>> {
             let edge = j < 2 || j + 2 >= len;
             let text = l.text();
             let small = l.size < body * 1.15;
-            if (small && is_page_number(&text))
+            // A page number stands alone as the first or last line of the page; a number
+            // inside the page, or in a table's row, is the document's (a recurring page
+            // number elsewhere in the margin is a running line).
+            let outermost = j == 0 || j + 1 == len;
+            if (outermost && small && l.cells.len() == 1 && is_page_number(&text))
                 || (edge && small && running.contains(&shape(&text)))
             {
                 continue;
@@ -544,8 +573,9 @@ fn numbered_heading(text: &str) -> Option<u8> {
     // reference list ("2. Jensen A. Pleuradræn hos voksne. Ugeskr Læger 2019;181").
     let title_like = rest.chars().next().is_some_and(char::is_uppercase)
         && rest.chars().count() <= 80
-        && !rest.ends_with('.')
+        && !rest.ends_with(['.', ',', ';', '-'])
         && !rest.contains(" mg")
+        && !rest.contains(" ml")
         && !rest.contains(". ")
         && !crate::document::contents_line(text)
         && !crate::document::citation_like(text)
@@ -577,6 +607,7 @@ fn blocks(pages: &[Vec<Line>]) -> Vec<Block> {
     let mut out: Vec<Block> = Vec::new();
     let mut para: Vec<String> = Vec::new();
     let mut para_page: Option<u32> = None;
+    let mut para_numbered = false;
     let mut last: Option<&Line> = None;
     let flush = |para: &mut Vec<String>, page: &mut Option<u32>, out: &mut Vec<Block>| {
         if !para.is_empty() {
@@ -586,9 +617,19 @@ fn blocks(pages: &[Vec<Line>]) -> Vec<Block> {
             *page = None;
         }
     };
-    for l in pages.iter().flatten() {
+    let all: Vec<&Line> = pages.iter().flatten().collect();
+    for (at, &l) in all.iter().enumerate() {
         let text = l.text();
         let page = Some(l.page);
+        // The next line of the same column continues this one in lower case: a sentence set
+        // over two lines ("5. Overvej antihistamin" / "som tillægsbehandling"), not a heading.
+        let wraps_on = all.get(at + 1).is_some_and(|n| {
+            n.page == l.page
+                && n.column == l.column
+                && (n.size - l.size).abs() < 0.6
+                && (n.y - l.y).abs() <= l.size * 1.9
+                && n.text().chars().next().is_some_and(char::is_lowercase)
+        });
         if let Some(level) = level_of_size(l.size).filter(|_| text.chars().count() <= 150) {
             flush(&mut para, &mut para_page, &mut out);
             // A heading set over two lines is one heading.
@@ -604,7 +645,7 @@ fn blocks(pages: &[Vec<Line>]) -> Vec<Block> {
             last = Some(l);
             continue;
         }
-        if let Some(level) = numbered_heading(&text) {
+        if let Some(level) = numbered_heading(&text).filter(|_| !wraps_on) {
             flush(&mut para, &mut para_page, &mut out);
             out.push(Block::new(
                 BlockKind::Heading {
@@ -633,6 +674,14 @@ fn blocks(pages: &[Vec<Line>]) -> Vec<Block> {
             last = Some(l);
             continue;
         }
+        // "2. Giv adrenalin …": a numbered step starts its own paragraph.
+        let numbered = text.split_once(' ').is_some_and(|(n, rest)| {
+            (2..=3).contains(&n.len())
+                && n.ends_with(['.', ')'])
+                && n[..n.len() - 1].chars().all(|c| c.is_ascii_digit())
+                && rest.chars().next().is_some_and(char::is_uppercase)
+        });
+        let hanging = para.len() == 1 && para_numbered;
         // A new paragraph after a gap wider than a line and a half, a change of page, column
         // or size, or a line that starts further right (an indent).
         let continues = last.is_some_and(|p| {
@@ -640,17 +689,19 @@ fn blocks(pages: &[Vec<Line>]) -> Vec<Block> {
                 && p.column == l.column
                 && (p.size - l.size).abs() < 0.6
                 && (l.y - p.y).abs() <= l.size * 1.9
-                && l.x <= p.x + l.size * 1.5
+                // (a numbered step's lines hang under its text, right of its number)
+                && l.x <= p.x + l.size * if hanging { 4.0 } else { 1.5 }
                 && p.cells.len() == 1
         }) || (last.is_some_and(|p| p.page + 1 == l.page || p.column != l.column)
             && para
                 .last()
                 .is_some_and(|t| !t.ends_with('.') && !t.ends_with(':')));
-        if !continues {
+        if !continues || numbered {
             flush(&mut para, &mut para_page, &mut out);
         }
         if para.is_empty() {
             para_page = page;
+            para_numbered = numbered;
         }
         para.push(text);
         last = Some(l);
@@ -698,6 +749,10 @@ mod tests {
                     Item::Heading("4. Dosering".into()),
                     Item::Row(vec!["Alder".into(), "Dosis".into(), "Vej".into()]),
                     Item::Row(vec!["Voksne".into(), "0,5 mg".into(), "i.m.".into()]),
+                    // Rows of numbers only (weight, mg, mg per day) are the table's, even as
+                    // the page's last lines.
+                    Item::Row(vec!["10".into(), "150".into(), "600".into()]),
+                    Item::Row(vec!["50".into(), "750".into(), "3000".into()]),
                 ],
             },
         ];
@@ -721,9 +776,60 @@ mod tests {
                 h(1, "4. Dosering", 3),
                 (BlockKind::TableRow, "Alder | Dosis | Vej".into(), Some(3)),
                 (BlockKind::TableRow, "Voksne | 0,5 mg | i.m.".into(), Some(3)),
+                (BlockKind::TableRow, "10 | 150 | 600".into(), Some(3)),
+                (BlockKind::TableRow, "50 | 750 | 3000".into(), Some(3)),
             ],
             "{t:#?}"
         );
+    }
+
+    #[test]
+    fn a_numbered_step_set_over_two_lines_is_not_a_heading() {
+        assert_eq!(numbered_heading("2. Behandling"), Some(1));
+        assert_eq!(numbered_heading("4.2 Førstelinjebehandling"), Some(2));
+        // A step's first line in a narrow column: it ends mid-word, mid-sentence or in a dose.
+        for step in [
+            "1. Tilkald hjælp (hjertestopteam eller akut-",
+            "3. Giv ilt 15 l/min på maske med reservoir,",
+            "4. Giv isotonisk natriumklorid 500–1000 ml",
+        ] {
+            assert_eq!(numbered_heading(step), None, "{step}");
+        }
+    }
+
+    #[test]
+    fn columns_under_a_full_width_block_are_read_one_after_the_other() {
+        // A journal page: an abstract across the page, then two columns. Read line by line
+        // across the page, the columns' sentences would interleave.
+        let abstract_ = "Baggrund: Pleuradræn anlægges hyppigt i akutmodtagelsen, men komplikationsraten varierer mellem afdelinger og operatører. Metode: Vi gennemgik alle anlæggelser over fem år i tre regioner og registrerede komplikationer inden for 48 timer. Resultater: Blandt 1.204 anlæggelser var fejlplacering den hyppigste komplikation, efterfulgt af blødning og infektion.";
+        // Enough paragraphs to fill the left column and run on into the right one.
+        let text: Vec<String> = (1..=14)
+            .map(|n| format!("Afsnit {n} beskriver ultralydsvejledning, lokalbedøvelse med lidokain og stump dissektion over ribbens overkant."))
+            .collect();
+        // A long abstract: more full-width lines than a third of the column lines.
+        let abstract_ = format!("{abstract_} {abstract_} {abstract_}");
+        let mut items = vec![Item::FullWidth(abstract_.clone())];
+        items.extend(text.iter().map(|p| Item::Paragraph(p.clone())));
+        let pages = vec![SamplePage {
+            two_columns: true,
+            items,
+        }];
+        let style = Style {
+            header: None,
+            page_numbers: false,
+            ..Style::default()
+        };
+        let got = read(&build(&pages, &style)).unwrap();
+        let paragraphs: Vec<String> = got
+            .blocks
+            .iter()
+            .filter(|b| b.kind == BlockKind::Paragraph)
+            .map(|b| b.text.clone())
+            .collect();
+        // The abstract, then every paragraph whole and in order (left column, then right).
+        let mut want = vec![abstract_];
+        want.extend(text);
+        assert_eq!(paragraphs, want);
     }
 
     #[test]

@@ -15,6 +15,8 @@ pub enum Item {
     Paragraph(String),
     /// A table row: cells set apart on one line.
     Row(Vec<String>),
+    /// A paragraph across the whole page above a two-column page's columns (an abstract).
+    FullWidth(String),
 }
 
 /// A page: one or two columns of items.
@@ -164,11 +166,20 @@ fn page_ops(page: &SamplePage, no: usize, of: usize, style: &Style) -> Vec<Opera
     } else {
         vec![(60.0, 92)]
     };
-    let top = PAGE_H - 80.0;
+    let mut top = PAGE_H - 80.0;
     let bottom = 60.0;
     let mut col = 0;
     let mut y = top;
     for item in &page.items {
+        if let Item::FullWidth(p) = item {
+            for line in wrap(p, 92) {
+                text_op(&mut ops, "F1", BODY, 60.0, y, &line);
+                y -= LEADING;
+            }
+            y -= 8.0;
+            top = y;
+            continue;
+        }
         let (x, width) = columns[col];
         let lines: Vec<(String, &str, f64)> = match item {
             Item::Heading(h) => vec![(h.clone(), "F2", HEAD)],
@@ -176,7 +187,7 @@ fn page_ops(page: &SamplePage, no: usize, of: usize, style: &Style) -> Vec<Opera
                 .into_iter()
                 .map(|l| (l, "F1", BODY))
                 .collect(),
-            Item::Row(_) => vec![(String::new(), "F1", BODY)],
+            Item::Row(_) | Item::FullWidth(_) => vec![(String::new(), "F1", BODY)],
         };
         let needed = lines.len() as f64 * LEADING + 8.0;
         if y - needed < bottom && col + 1 < columns.len() {
