@@ -714,11 +714,17 @@ pub fn unknown_abbreviations(lexicon: &Lexicon, title: &str) -> Vec<String> {
 }
 
 /// The procedure or condition group a phrase names entirely ("transcutaneous pacing" →
-/// `ekstern_pacing`): one lexicon hit covering every word that is not a function word.
-pub fn group_named_by(lexicon: &Lexicon, analyzer: &Analyzer, phrase: &str) -> Option<String> {
+/// `ekstern_pacing`): one lexicon hit covering every word that is not a function word or a
+/// `generic` word ("canalith repositioning procedure" → `epley`).
+pub fn group_named_by(
+    lexicon: &Lexicon,
+    analyzer: &Analyzer,
+    phrase: &str,
+    generic: &[String],
+) -> Option<String> {
     let words = raw_words(phrase);
     let content: Vec<usize> = (0..words.len())
-        .filter(|&i| !analyzer.is_stop(&words[i]))
+        .filter(|&i| !analyzer.is_stop(&words[i]) && !generic.contains(&words[i]))
         .collect();
     if content.is_empty() {
         return None;
@@ -1304,13 +1310,31 @@ mod tests {
             "transcutaneous pacing (TCPs) for transcutaneous pacing"
         );
         assert_eq!(
-            group_named_by(&l, analyzer(), "transcutaneous pacing").as_deref(),
+            group_named_by(&l, analyzer(), "transcutaneous pacing", &[]).as_deref(),
             Some("ekstern_pacing")
         );
-        assert_eq!(group_named_by(&l, analyzer(), "tricalcium phosphate"), None);
-        // A procedure named with other words is not named entirely.
         assert_eq!(
-            group_named_by(&l, analyzer(), "pacing of the heart in the ward"),
+            group_named_by(&l, analyzer(), "tricalcium phosphate", &[]),
+            None
+        );
+        // A procedure named with other words is not named entirely; a generic word
+        // ("procedure") says nothing more.
+        assert_eq!(
+            group_named_by(&l, analyzer(), "pacing of the heart in the ward", &[]),
+            None
+        );
+        assert_eq!(
+            group_named_by(
+                &l,
+                analyzer(),
+                "canalith repositioning procedure",
+                &["procedure".to_string()]
+            )
+            .as_deref(),
+            Some("epley")
+        );
+        assert_eq!(
+            group_named_by(&l, analyzer(), "canalith repositioning procedure", &[]),
             None
         );
     }

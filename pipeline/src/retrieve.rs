@@ -253,6 +253,7 @@ async fn library_definition(
     library: &dyn Library,
     lexicon: &crate::verify::Lexicon,
     short: &str,
+    generic: &[String],
 ) -> PortResult<Option<crate::concept::Abbreviation>> {
     let analyzer = analyzer();
     let word = crate::analyze::raw_words(short).concat();
@@ -285,7 +286,7 @@ async fn library_definition(
     for (doc, p) in library.passages_at(wanted, false).await? {
         for long in crate::abbrev::definitions(&p.text, short) {
             readings.push(Reading {
-                group: crate::concept::group_named_by(lexicon, analyzer, &long),
+                group: crate::concept::group_named_by(lexicon, analyzer, &long, generic),
                 long: long.to_lowercase(),
                 doc: doc.clone(),
             });
@@ -359,7 +360,9 @@ pub async fn retrieve(
     let mut read_title = title.to_string();
     let mut defined = Vec::new();
     for short in crate::concept::unknown_abbreviations(&lexicon, title) {
-        if let Some(a) = library_definition(library, &lexicon, &short).await? {
+        if let Some(a) =
+            library_definition(library, &lexicon, &short, &config.generic_words).await?
+        {
             read_title = crate::concept::replace_word(&read_title, &a.short, &a.long);
             defined.push(a);
         }
