@@ -1509,6 +1509,35 @@ mod tests {
     }
 
     #[test]
+    fn care_in_a_setting_is_not_the_care_action() {
+        let c = concept("CVK anlæggelse");
+        let actions = |text: &str| -> Vec<String> {
+            let t = analyzer().index_text(text);
+            c.actions_in(&Tokens::new(&t))
+                .into_iter()
+                .map(str::to_string)
+                .collect()
+        };
+        for setting in [
+            "Umbilical venous catheter tip position in the neonatal intensive care unit",
+            "Punch biopsy of the skin: technique for primary care",
+            "Nursemaid's elbow: urgent care centre protocol",
+        ] {
+            assert!(
+                actions(setting).is_empty(),
+                "{setting}: {:?}",
+                actions(setting)
+            );
+        }
+        for care in [
+            "CVK-pleje på sengeafsnit",
+            "Central line care bundle in the ICU",
+        ] {
+            assert_eq!(actions(care), ["pleje"], "{care}");
+        }
+    }
+
+    #[test]
     fn a_possessive_name_the_vocabulary_knows_anchors_as_one_group() {
         // "nursemaid*" and "pulled elbow*" are one vocabulary group: "elbow" is part of the
         // name, so a document that says only "pronatio dolorosa" is on it.
