@@ -626,11 +626,27 @@ fn join(set: impl IntoIterator<Item = String>) -> String {
     }
 }
 
+/// Whether a source sentence says no more about whom a weight-based dose is for than a draft
+/// that names no one: it doses by weight too and names no one, in a passage that names no one
+/// (anaesthesia doses adults by weight too) or only children, infants or newborns (a newborn
+/// guideline's "adrenaline 20 micrograms/kg IV": the children the weight implies are those).
+/// A population named with the dose or in the source sentence must still be said.
+fn source_doses_the_same_children(sc: &Claim, passage_pops: &BTreeSet<String>) -> bool {
+    let children = |p: &String| {
+        matches!(
+            p.split('@').next().unwrap_or(""),
+            "boern" | "spaedboern" | "nyfoedte"
+        )
+    };
+    sc.implied_child && sc.population_labels.is_empty() && passage_pops.iter().all(children)
+}
+
 /// The population check of one dose found in the source: the draft's populations for it
 /// (named, or children when the dose is weight-based and none is named) must be among the
 /// source's for the same dose (named with it, else in the sentence, else in the passage); a
 /// dose the source gives for a named population must say so. A weight-based dose that neither
-/// side gives a population for passes.
+/// side gives a population for passes, and so does one whose source sentence names none in a
+/// passage only about children, infants or newborns.
 fn dose_population(
     d: &Claim,
     q: &Quantity,
@@ -655,7 +671,11 @@ fn dose_population(
     };
     // A source that names no population anywhere and gives the same weight-based dose says
     // no more than the draft does (anaesthesia doses adults by weight too): nothing to compare.
-    if mine == ["boern"] && q.population.is_empty() && theirs.is_empty() && sc.implied_child {
+    if mine == ["boern"]
+        && q.population.is_empty()
+        && sq.population.is_empty()
+        && source_doses_the_same_children(sc, passage_pops)
+    {
         return None;
     }
     let show = |v: &[String]| {
@@ -907,9 +927,10 @@ fn compare(
         sc.population_labels.clone()
     };
     let mut mine = d.population_labels.clone();
-    // The implied children of a weight-based dose, unless the source names no population and
-    // doses by weight as well (see `dose_population`).
-    if d.implied_child && !(pops.is_empty() && sc.implied_child) {
+    // The implied children of a weight-based dose, unless the source sentence doses by weight
+    // as well and names no one, in a passage that names no one or only children (see
+    // `dose_population`).
+    if d.implied_child && !source_doses_the_same_children(sc, passage_pops) {
         mine.insert("boern".to_string());
     }
     let base = |p: &str| p.split('@').next().unwrap_or("").to_string();

@@ -368,6 +368,47 @@ fn a_heading_in_a_passage_is_not_read_as_the_start_of_the_sentence_under_it() {
 }
 
 #[test]
+fn a_weight_based_dose_copied_from_a_newborn_passage_passes_and_a_dropped_population_blocks() {
+    // A newborn resuscitation table: the passage is about newborns, the row names no one.
+    let p = vec![CitedText {
+        source_id: "SRC0001".into(),
+        page: None,
+        text: "Nyfødte med hjertefrekvens under 60 trods ventilation. 7 | Giv adrenalin 20 mikrogram/kg intravenøst; gentag hvert 3.-5. minut.".into(),
+    }];
+    let check = |sentence: &str| {
+        let md = format!(
+            "# Test\n\n> Notice.\n\n## Procedure (trin-for-trin)\n\n1. {sentence} [S:SRC0001]\n"
+        );
+        blocking_kinds(&verify(
+            &md,
+            &Evidence { passages: &p },
+            &Lexicon::embedded(),
+        ))
+    };
+    assert_eq!(
+        check("Giv adrenalin 20 mikrogram/kg intravenøst; gentag hvert 3.-5. minut."),
+        vec![]
+    );
+    // Another population named in the draft, or another dose, still blocks.
+    assert!(check("Voksne får adrenalin 20 mikrogram/kg intravenøst.")
+        .contains(&FindingKind::Population));
+    assert!(!check("Giv adrenalin 200 mikrogram/kg intravenøst.").is_empty());
+    // A dose the source names a population for must say so.
+    let p = vec![CitedText {
+        source_id: "SRC0001".into(),
+        page: None,
+        text: "Adrenalin 20 mikrogram/kg intravenøst til nyfødte; 10 mikrogram/kg intravenøst til børn.".into(),
+    }];
+    let md = "# Test\n\n> Notice.\n\n## Procedure (trin-for-trin)\n\n1. Giv adrenalin 20 mikrogram/kg intravenøst. [S:SRC0001]\n";
+    assert!(blocking_kinds(&verify(
+        md,
+        &Evidence { passages: &p },
+        &Lexicon::embedded()
+    ))
+    .contains(&FindingKind::Population));
+}
+
+#[test]
 fn a_weight_based_dose_neither_side_gives_a_population_for_passes() {
     // Anaesthesia doses adults by weight: a trial's unqualified "rocuronium 1 mg/kg" copied
     // faithfully is not a children's dose the source does not give.
