@@ -898,6 +898,55 @@ mod tests {
     }
 
     #[test]
+    fn a_chapter_of_a_guideline_titled_for_another_procedure_is_on_this_one() {
+        use procedurewriter_pipeline::retrieve::retrieve;
+        let (_dir, store, rules) = fresh();
+        block_on(async {
+            for req in [
+                guideline(
+                    "Navlevenekateter: anlæggelse på neonatalafsnit",
+                    "# Anlæggelse\n\nNavlevenekateteret anlægges sterilt og føres 4-5 cm ind.",
+                ),
+                // A long guideline: three of its seven passages, under headings of their own,
+                // are on the umbilical venous catheter.
+                guideline(
+                    "Genoplivning af nyfødte",
+                    "# Ventilation\n\nMaskeventilation med luft i 30 sekunder.\n\n# Hjertekompression\n\nTo tommelfingre, tre kompressioner til hver ventilation.\n\n# Navlevenekateter\n\nNavlevenekateteret anlægges, når hjertefrekvensen forbliver under 60.\n\n# Navlevenekateter: teknik\n\nNavlevenekateteret føres 4-5 cm ind, til blod kan aspireres.\n\n# Navlevenekateter: fiksering\n\nNavlevenekateteret fikseres med en tape-bro.\n\n# Temperatur\n\nBarnet tørres og lægges under varmelampe.\n\n# Forældre\n\nForældrene informeres løbende.",
+                ),
+                // A short instruction with one line on it among five passages.
+                guideline(
+                    "Genoplivning af nyfødte på fødegangen – kort instruks",
+                    "# Ventilation\n\nMaskeventilation med luft.\n\n# Hjertekompression\n\nTre kompressioner til hver ventilation.\n\n# Navlevenekateter\n\nOvervej navlevenekateter.\n\n# Temperatur\n\nBarnet holdes varmt.\n\n# Dokumentation\n\nForløbet journalføres.",
+                ),
+            ] {
+                ingest(&store, &rules, req, false).await.unwrap();
+            }
+            let library = StoreLibrary(store.clone());
+            let config = retrieval_config(&[]);
+            let r = retrieve(
+                &library,
+                &rules,
+                &config,
+                "Anlæggelse af navlevenekateter",
+                "",
+            )
+            .await
+            .unwrap();
+            let mut titles: Vec<&str> = r.sources.iter().map(|s| s.title.as_str()).collect();
+            titles.sort();
+            assert_eq!(
+                titles,
+                [
+                    "Genoplivning af nyfødte",
+                    "Navlevenekateter: anlæggelse på neonatalafsnit"
+                ],
+                "{:?}",
+                r.dropped
+            );
+        });
+    }
+
+    #[test]
     fn a_source_that_never_names_the_requested_condition_is_left_out_when_others_do() {
         use procedurewriter_pipeline::retrieve::retrieve;
         let (_dir, store, rules) = fresh();

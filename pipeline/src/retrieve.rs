@@ -612,12 +612,20 @@ pub async fn retrieve(
         let about = if titled_for {
             Some("its title names the procedure".to_string())
         } else if let Some(other) = &c.other_title {
-            (share >= FOCUS_SHARE_OTHER).then(|| {
-                format!(
-                    "titled for {other}, but {:.0} % of its passages are on the procedure",
-                    share * 100.0
-                )
-            })
+            // Most of its passages, or a section of it with a third of its passages (a
+            // chapter of a long guideline on another procedure).
+            (share >= FOCUS_SHARE_OTHER || (c.heading_match.is_some() && share >= FOCUS_SHARE))
+                .then(|| {
+                    format!(
+                        "titled for {other}, but {:.0} % of its passages are on the procedure{}",
+                        share * 100.0,
+                        if share < FOCUS_SHARE_OTHER {
+                            ", under a heading of their own"
+                        } else {
+                            ""
+                        }
+                    )
+                })
         } else if c.heading_match.is_some() {
             Some("a section of it is on the procedure".to_string())
         } else if concept.named_technique && c.concept_passages.iter().any(|(_, r)| *r) {
