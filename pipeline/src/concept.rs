@@ -1509,6 +1509,26 @@ mod tests {
     }
 
     #[test]
+    fn how_a_procedure_is_done_qualifies_and_never_anchors() {
+        // "Manual" says how the reduction is done: a Danish instruction that only says
+        // "reponering af parafimose" is on it.
+        let c = concept("Manual reduction of paraphimosis in adults");
+        assert!(
+            !c.anchor.iter().any(|g| g.name == "manual"),
+            "{:?}",
+            c.anchor.iter().map(|g| &g.name).collect::<Vec<_>>()
+        );
+        assert_eq!(
+            c.action.as_ref().map(|a| a.name.as_str()),
+            Some("manuel_metode")
+        );
+        assert!(matches(
+            &c,
+            "Reponering af parafimose foretages efter lokalbedøvelse."
+        ));
+    }
+
+    #[test]
     fn care_in_a_setting_is_not_the_care_action() {
         let c = concept("CVK anlæggelse");
         let actions = |text: &str| -> Vec<String> {
