@@ -79,6 +79,7 @@ fn read_inner(bytes: &[u8]) -> Result<PdfText, PdfError> {
     }
     let title = info_title(&doc);
     blank_images(&mut doc);
+    repair_to_unicode(&mut doc);
     // Page by page, each page's parse caught on its own: one page the extractor cannot
     // read (a malformed operator panics inside it) costs that page, not the document.
     let mut dev = Collector::default();
@@ -118,6 +119,94 @@ fn read_inner(bytes: &[u8]) -> Result<PdfText, PdfError> {
         title,
         skipped_pages: skipped,
     })
+}
+
+/// Repairs the character maps (`ToUnicode` CMaps) the extractor would fail on. Ghostscript
+/// writes a ligature's letters as UTF-16 little-endian ("ti" as `<74006900>`), which reads as
+/// Chinese or, with a low surrogate (`<7400dd00>`), is no UTF-16 at all and fails every page
+/// set in that font ("damaged or cut short"). Such a mapping is turned around; one that is
+/// still not UTF-16 maps to U+FFFD instead of failing the document.
+fn repair_to_unicode(doc: &mut pdf_extract::Document) {
+    for obj in doc.objects.values_mut() {
+        let pdf_extract::Object::Stream(stream) = obj else {
+            continue;
+        };
+        let Ok(content) = stream
+            .decompressed_content()
+            .or_else(|_| Ok::<_, ()>(stream.content.clone()))
+        else {
+            continue;
+        };
+        let is_cmap = |k: &[u8]| content.windows(k.len()).any(|w| w == k);
+        if !is_cmap(b"begincmap") || !(is_cmap(b"beginbfchar") || is_cmap(b"beginbfrange")) {
+            continue;
+        }
+        if let Some(repaired) = repair_cmap(&content) {
+            stream.dict.remove(b"Filter");
+            stream.dict.remove(b"DecodeParms");
+            stream.set_content(repaired);
+        }
+    }
+}
+
+/// A CMap's text with every multi-unit hex string (a mapping's target: sources are at most
+/// four bytes) that is UTF-16 little-endian ASCII turned to big-endian, and every other one
+/// that is not UTF-16 replaced by U+FFFD; `None` when nothing needed repair.
+fn repair_cmap(content: &[u8]) -> Option<Vec<u8>> {
+    let mut out = Vec::with_capacity(content.len());
+    let mut changed = false;
+    let mut i = 0;
+    while i < content.len() {
+        if content[i] != b'<' || content.get(i + 1) == Some(&b'<') {
+            out.push(content[i]);
+            i += 1;
+            continue;
+        }
+        let Some(len) = content[i + 1..].iter().position(|&b| b == b'>') else {
+            out.extend_from_slice(&content[i..]);
+            break;
+        };
+        let hex = &content[i + 1..i + 1 + len];
+        let units: Option<Vec<u16>> = (hex.len() >= 8 && hex.len().is_multiple_of(4))
+            .then(|| {
+                hex.chunks(4)
+                    .map(|c| {
+                        std::str::from_utf8(c)
+                            .ok()
+                            .and_then(|t| u16::from_str_radix(t, 16).ok())
+                    })
+                    .collect()
+            })
+            .flatten();
+        let fixed = units.and_then(|units| {
+            let le_ascii = units
+                .iter()
+                .all(|u| u & 0xff == 0 && (0x20..=0x7e).contains(&(u >> 8)));
+            if le_ascii {
+                Some(
+                    units
+                        .iter()
+                        .map(|u| format!("{:04x}", u >> 8))
+                        .collect::<String>(),
+                )
+            } else if String::from_utf16(&units).is_err() {
+                Some("fffd".to_string())
+            } else {
+                None
+            }
+        });
+        match fixed {
+            Some(f) => {
+                changed = true;
+                out.push(b'<');
+                out.extend_from_slice(f.as_bytes());
+                out.push(b'>');
+            }
+            None => out.extend_from_slice(&content[i..i + 2 + len]),
+        }
+        i += 2 + len;
+    }
+    changed.then_some(out)
 }
 
 /// Empties every image stream. The extractor runs each XObject a page draws as a content
@@ -781,6 +870,21 @@ mod tests {
             ],
             "{t:#?}"
         );
+    }
+
+    #[test]
+    fn a_character_map_with_little_endian_ligatures_is_repaired() {
+        let cmap = b"/CIDInit /ProcSet findresource begin\nbegincmap\n3 beginbfrange\n<01><01><0052>\n<26><26><74006900>\n<4e><4e><7400dd00>\nendbfrange\n1 beginbfchar\n<50> <fb01>\nendbfchar\nendcmap";
+        let fixed = String::from_utf8(repair_cmap(cmap).unwrap()).unwrap();
+        // "ti" and "t" + a stray surrogate byte pair: the letters, big-endian.
+        assert!(fixed.contains("<26><26><00740069>"), "{fixed}");
+        assert!(fixed.contains("<4e><4e><fffd>"), "{fixed}");
+        // Sources and well-formed targets are left alone.
+        assert!(
+            fixed.contains("<01><01><0052>") && fixed.contains("<50> <fb01>"),
+            "{fixed}"
+        );
+        assert_eq!(repair_cmap(b"begincmap <01> <0052> endcmap"), None);
     }
 
     #[test]
