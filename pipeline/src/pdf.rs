@@ -35,6 +35,8 @@ pub enum PdfError {
     Encrypted,
     #[error("the PDF has no text layer (it is a scan or images only): run OCR on it first, then send the searchable PDF")]
     NoTextLayer,
+    #[error("the PDF's text layer is not letters (its fonts map characters to symbols): print it to a new PDF from a viewer that shows the text, or run OCR on it, then send it again")]
+    NoLetters,
     #[error("the PDF cannot be read ({0}): it may be damaged or cut short; export it again from the original")]
     Damaged(String),
     #[error("the PDF has {0} pages; at most {MAX_PAGES} are read: split it")]
@@ -110,6 +112,22 @@ fn read_inner(bytes: &[u8]) -> Result<PdfText, PdfError> {
     let pages_lines: Vec<Vec<Line>> = dev.pages.iter().map(layout_page).collect();
     if pages_lines.iter().all(Vec::is_empty) {
         return Err(PdfError::NoTextLayer);
+    }
+    // A text layer of symbols ("!\"## $ %!&''"): fonts whose codes map to nothing readable.
+    // Evidence must be words; most of any document's visible characters are letters or digits.
+    let (mut visible, mut words) = (0usize, 0usize);
+    for c in pages_lines
+        .iter()
+        .flatten()
+        .flat_map(|l| l.cells.iter())
+        .flat_map(|t| t.chars())
+        .filter(|c| !c.is_whitespace())
+    {
+        visible += 1;
+        words += usize::from(c.is_alphanumeric());
+    }
+    if words * 2 < visible {
+        return Err(PdfError::NoLetters);
     }
     let pages_lines = drop_running_lines(pages_lines);
     let blocks = blocks(&pages_lines);
@@ -1085,5 +1103,22 @@ mod tests {
         assert!(PdfError::NoTextLayer
             .to_string()
             .contains("run OCR on it first"));
+        // A text layer of symbols is no evidence either.
+        let junk = vec![SamplePage {
+            two_columns: false,
+            items: vec![
+                Item::Heading("!\"## $ %!&''".into()),
+                Item::Paragraph(
+                    "!\"# $%& '()* +,-./ !\"#$ %&'( )*+, -./! \"#$% &'() *+,- ./!\" #$%& '()*"
+                        .into(),
+                ),
+            ],
+        }];
+        let style = Style {
+            header: None,
+            page_numbers: false,
+            ..Style::default()
+        };
+        assert_eq!(read(&build(&junk, &style)), Err(PdfError::NoLetters));
     }
 }
