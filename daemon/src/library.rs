@@ -492,6 +492,21 @@ mod tests {
         .unwrap()
     }
 
+    /// The titles of the sources retrieved for `title` (sorted), and what was left out.
+    async fn kept(
+        store: &Store,
+        rules: &TierRules,
+        title: &str,
+    ) -> (
+        Vec<String>,
+        Vec<procedurewriter_pipeline::retrieve::Dropped>,
+    ) {
+        let r = ask(store, rules, title).await;
+        let mut titles: Vec<String> = r.sources.iter().map(|s| s.title.clone()).collect();
+        titles.sort();
+        (titles, r.dropped)
+    }
+
     fn retrieval_config(generic: &[&str]) -> procedurewriter_pipeline::retrieve::RetrievalConfig {
         procedurewriter_pipeline::retrieve::RetrievalConfig {
             synonyms: Default::default(),
@@ -849,99 +864,79 @@ mod tests {
     /// epistaxis): left out, with the reason, when two sources that name it exist.
     #[test]
     fn a_passage_is_on_what_its_documents_title_names_without_saying_it_again() {
-        use procedurewriter_pipeline::retrieve::retrieve;
         let (_dir, store, rules) = fresh();
         block_on(async {
-            for req in [
-                guideline(
-                    "Reponering af pronatio dolorosa i skadestuen",
-                    "# Reponering\n\nPronatio dolorosa reponeres ved hyperpronation af underarmen.",
-                ),
-                // Titled for the condition; its treatment passages speak of the reduction
-                // without naming the condition again.
-                guideline(
-                    "Pronatio dolorosa hos småbørn",
-                    "# Behandling\n\nReponering ved hyperpronation lykkes oftest i første forsøg.\n\n# Efter reponering\n\nBarnet bruger armen igen inden for 15 minutter efter reponering.",
-                ),
-                // Titled for the reduction of another joint: a passage naming the pulled
-                // elbow as a differential diagnosis does not make it about reducing one.
-                guideline(
-                    "Reponering af skulderluksation",
-                    "# Indikation\n\nForreste skulderluksation bekræftet ved røntgen.\n\n# Teknik\n\nSkulderen reponeres med Kocher-teknik eller FARES.\n\n# Efter reponering\n\nRøntgen efter reponering og slynge i tre uger.\n\n# Differentialdiagnoser\n\nHos småbørn med smertefuld arm: pronatio dolorosa.",
-                ),
-            ] {
-                ingest(&store, &rules, req, false).await.unwrap();
-            }
-            let library = StoreLibrary(store.clone());
-            let config = retrieval_config(&[]);
-            let r = retrieve(
-                &library,
+            library_of(
+                &store,
                 &rules,
-                &config,
-                "Reponering af pronatio dolorosa",
-                "",
+                &[
+                    (
+                        "Reponering af pronatio dolorosa i skadestuen",
+                        "# Reponering\n\nPronatio dolorosa reponeres ved hyperpronation af underarmen.",
+                    ),
+                    // Titled for the condition; its treatment passages speak of the reduction
+                    // without naming the condition again.
+                    (
+                        "Pronatio dolorosa hos småbørn",
+                        "# Behandling\n\nReponering ved hyperpronation lykkes oftest i første forsøg.\n\n# Efter reponering\n\nBarnet bruger armen igen inden for 15 minutter efter reponering.",
+                    ),
+                    // Titled for the reduction of another joint: a passage naming the pulled
+                    // elbow as a differential diagnosis does not make it about reducing one.
+                    (
+                        "Reponering af skulderluksation",
+                        "# Indikation\n\nForreste skulderluksation bekræftet ved røntgen.\n\n# Teknik\n\nSkulderen reponeres med Kocher-teknik eller FARES.\n\n# Efter reponering\n\nRøntgen efter reponering og slynge i tre uger.\n\n# Differentialdiagnoser\n\nHos småbørn med smertefuld arm: pronatio dolorosa.",
+                    ),
+                ],
             )
-            .await
-            .unwrap();
-            let mut titles: Vec<&str> = r.sources.iter().map(|s| s.title.as_str()).collect();
-            titles.sort();
+            .await;
+            let r = kept(&store, &rules, "Reponering af pronatio dolorosa").await;
             assert_eq!(
-                titles,
+                r.0,
                 [
                     "Pronatio dolorosa hos småbørn",
                     "Reponering af pronatio dolorosa i skadestuen"
                 ],
                 "{:?}",
-                r.dropped
+                r.1
             );
         });
     }
 
     #[test]
     fn a_chapter_of_a_guideline_titled_for_another_procedure_is_on_this_one() {
-        use procedurewriter_pipeline::retrieve::retrieve;
         let (_dir, store, rules) = fresh();
         block_on(async {
-            for req in [
-                guideline(
-                    "Navlevenekateter: anlæggelse på neonatalafsnit",
-                    "# Anlæggelse\n\nNavlevenekateteret anlægges sterilt og føres 4-5 cm ind.",
-                ),
-                // A long guideline: three of its seven passages, under headings of their own,
-                // are on the umbilical venous catheter.
-                guideline(
-                    "Genoplivning af nyfødte",
-                    "# Ventilation\n\nMaskeventilation med luft i 30 sekunder.\n\n# Hjertekompression\n\nTo tommelfingre, tre kompressioner til hver ventilation.\n\n# Navlevenekateter\n\nNavlevenekateteret anlægges, når hjertefrekvensen forbliver under 60.\n\n# Navlevenekateter: teknik\n\nNavlevenekateteret føres 4-5 cm ind, til blod kan aspireres.\n\n# Navlevenekateter: fiksering\n\nNavlevenekateteret fikseres med en tape-bro.\n\n# Temperatur\n\nBarnet tørres og lægges under varmelampe.\n\n# Forældre\n\nForældrene informeres løbende.",
-                ),
-                // A short instruction with one line on it among five passages.
-                guideline(
-                    "Genoplivning af nyfødte på fødegangen – kort instruks",
-                    "# Ventilation\n\nMaskeventilation med luft.\n\n# Hjertekompression\n\nTre kompressioner til hver ventilation.\n\n# Navlevenekateter\n\nOvervej navlevenekateter.\n\n# Temperatur\n\nBarnet holdes varmt.\n\n# Dokumentation\n\nForløbet journalføres.",
-                ),
-            ] {
-                ingest(&store, &rules, req, false).await.unwrap();
-            }
-            let library = StoreLibrary(store.clone());
-            let config = retrieval_config(&[]);
-            let r = retrieve(
-                &library,
+            library_of(
+                &store,
                 &rules,
-                &config,
-                "Anlæggelse af navlevenekateter",
-                "",
+                &[
+                    (
+                        "Navlevenekateter: anlæggelse på neonatalafsnit",
+                        "# Anlæggelse\n\nNavlevenekateteret anlægges sterilt og føres 4-5 cm ind.",
+                    ),
+                    // A long guideline: three of its seven passages, under headings of their own,
+                    // are on the umbilical venous catheter.
+                    (
+                        "Genoplivning af nyfødte",
+                        "# Ventilation\n\nMaskeventilation med luft i 30 sekunder.\n\n# Hjertekompression\n\nTo tommelfingre, tre kompressioner til hver ventilation.\n\n# Navlevenekateter\n\nNavlevenekateteret anlægges, når hjertefrekvensen forbliver under 60.\n\n# Navlevenekateter: teknik\n\nNavlevenekateteret føres 4-5 cm ind, til blod kan aspireres.\n\n# Navlevenekateter: fiksering\n\nNavlevenekateteret fikseres med en tape-bro.\n\n# Temperatur\n\nBarnet tørres og lægges under varmelampe.\n\n# Forældre\n\nForældrene informeres løbende.",
+                    ),
+                    // A short instruction with one line on it among five passages.
+                    (
+                        "Genoplivning af nyfødte på fødegangen – kort instruks",
+                        "# Ventilation\n\nMaskeventilation med luft.\n\n# Hjertekompression\n\nTre kompressioner til hver ventilation.\n\n# Navlevenekateter\n\nOvervej navlevenekateter.\n\n# Temperatur\n\nBarnet holdes varmt.\n\n# Dokumentation\n\nForløbet journalføres.",
+                    ),
+                ],
             )
-            .await
-            .unwrap();
-            let mut titles: Vec<&str> = r.sources.iter().map(|s| s.title.as_str()).collect();
-            titles.sort();
+            .await;
+            let r = kept(&store, &rules, "Anlæggelse af navlevenekateter").await;
             assert_eq!(
-                titles,
+                r.0,
                 [
                     "Genoplivning af nyfødte",
                     "Navlevenekateter: anlæggelse på neonatalafsnit"
                 ],
                 "{:?}",
-                r.dropped
+                r.1
             );
         });
     }

@@ -367,6 +367,14 @@ fn a_heading_in_a_passage_is_not_read_as_the_start_of_the_sentence_under_it() {
     );
 }
 
+/// The blocking findings of `sentence` as step 1 of a procedure, citing SRC0001.
+fn step_blocking(passages: &[CitedText], sentence: &str) -> Vec<FindingKind> {
+    let md = format!(
+        "# Test\n\n> Notice.\n\n## Procedure (trin-for-trin)\n\n1. {sentence} [S:SRC0001]\n"
+    );
+    blocking_kinds(&verify(&md, &Evidence { passages }, &Lexicon::embedded()))
+}
+
 #[test]
 fn a_weight_based_dose_copied_from_a_newborn_passage_passes_and_a_dropped_population_blocks() {
     // A newborn resuscitation table: the passage is about newborns, the row names no one.
@@ -375,16 +383,7 @@ fn a_weight_based_dose_copied_from_a_newborn_passage_passes_and_a_dropped_popula
         page: None,
         text: "Nyfødte med hjertefrekvens under 60 trods ventilation. 7 | Giv adrenalin 20 mikrogram/kg intravenøst; gentag hvert 3.-5. minut.".into(),
     }];
-    let check = |sentence: &str| {
-        let md = format!(
-            "# Test\n\n> Notice.\n\n## Procedure (trin-for-trin)\n\n1. {sentence} [S:SRC0001]\n"
-        );
-        blocking_kinds(&verify(
-            &md,
-            &Evidence { passages: &p },
-            &Lexicon::embedded(),
-        ))
-    };
+    let check = |sentence: &str| step_blocking(&p, sentence);
     assert_eq!(
         check("Giv adrenalin 20 mikrogram/kg intravenøst; gentag hvert 3.-5. minut."),
         vec![]
@@ -399,13 +398,10 @@ fn a_weight_based_dose_copied_from_a_newborn_passage_passes_and_a_dropped_popula
         page: None,
         text: "Adrenalin 20 mikrogram/kg intravenøst til nyfødte; 10 mikrogram/kg intravenøst til børn.".into(),
     }];
-    let md = "# Test\n\n> Notice.\n\n## Procedure (trin-for-trin)\n\n1. Giv adrenalin 20 mikrogram/kg intravenøst. [S:SRC0001]\n";
-    assert!(blocking_kinds(&verify(
-        md,
-        &Evidence { passages: &p },
-        &Lexicon::embedded()
-    ))
-    .contains(&FindingKind::Population));
+    assert!(
+        step_blocking(&p, "Giv adrenalin 20 mikrogram/kg intravenøst.")
+            .contains(&FindingKind::Population)
+    );
 }
 
 #[test]
@@ -417,16 +413,7 @@ fn a_weight_based_dose_neither_side_gives_a_population_for_passes() {
         page: None,
         text: "Rocuronium 1,2 mg/kg gives intravenøst ved hurtig sekvens-induktion.".into(),
     }];
-    let check = |sentence: &str| {
-        let md = format!(
-            "# Test\n\n> Notice.\n\n## Procedure (trin-for-trin)\n\n1. {sentence} [S:SRC0001]\n"
-        );
-        blocking_kinds(&verify(
-            &md,
-            &Evidence { passages: &p },
-            &Lexicon::embedded(),
-        ))
-    };
+    let check = |sentence: &str| step_blocking(&p, sentence);
     assert_eq!(
         check("Rocuronium 1,2 mg/kg gives intravenøst ved hurtig sekvens-induktion."),
         vec![]
