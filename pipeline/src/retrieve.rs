@@ -450,11 +450,18 @@ pub async fn retrieve(
             (false, true) => Some(Family::Children),
             _ => None,
         };
-        let title_match: Vec<String> = concept
-            .anchor_matches(&t)
-            .into_iter()
-            .map(str::to_string)
-            .collect();
+        // The anchor groups its title carries, matched once: by name, and as bits (of the
+        // first 16, as the index reports a passage's).
+        let (title_match, title_bits) = concept.anchor.iter().enumerate().fold(
+            (Vec::new(), 0u32),
+            |(mut names, bits), (i, g)| {
+                if !g.matcher.matches(&t) {
+                    return (names, bits);
+                }
+                names.push(g.name.clone());
+                (names, if i < 16 { bits | (1 << i) } else { bits })
+            },
+        );
         let title_ok = !title_match.is_empty() && title_match.len() >= concept.required;
         cands.push(Candidate {
             other_title: if title_ok {
@@ -478,17 +485,7 @@ pub async fn retrieve(
                 Vec::new()
             },
             title_match: if title_ok { title_match } else { Vec::new() },
-            title_groups: if title_ok {
-                0
-            } else {
-                concept
-                    .anchor
-                    .iter()
-                    .take(16)
-                    .enumerate()
-                    .filter(|(_, g)| g.matcher.matches(&t))
-                    .fold(0, |bits, (i, _)| bits | (1 << i))
-            },
+            title_groups: if title_ok { 0 } else { title_bits },
             doc: doc.clone(),
             heading_match: None,
             concept_passages: Vec::new(),
