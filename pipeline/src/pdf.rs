@@ -145,20 +145,24 @@ fn read_inner(bytes: &[u8]) -> Result<PdfText, PdfError> {
 /// set in that font ("damaged or cut short"). Such a mapping is turned around; one that is
 /// still not UTF-16 maps to U+FFFD instead of failing the document.
 fn repair_to_unicode(doc: &mut pdf_extract::Document) {
-    for obj in doc.objects.values_mut() {
-        let pdf_extract::Object::Stream(stream) = obj else {
+    // The streams fonts name as their `ToUnicode` (font dictionaries are objects of their
+    // own); no other stream is decompressed here.
+    let maps: std::collections::BTreeSet<pdf_extract::ObjectId> = doc
+        .objects
+        .values()
+        .filter_map(|obj| match obj {
+            pdf_extract::Object::Dictionary(d) => d.get(b"ToUnicode").ok(),
+            _ => None,
+        })
+        .filter_map(|v| v.as_reference().ok())
+        .collect();
+    for id in maps {
+        let Some(pdf_extract::Object::Stream(stream)) = doc.objects.get_mut(&id) else {
             continue;
         };
-        let Ok(content) = stream
-            .decompressed_content()
-            .or_else(|_| Ok::<_, ()>(stream.content.clone()))
-        else {
+        let Ok(content) = stream.decompressed_content() else {
             continue;
         };
-        let is_cmap = |k: &[u8]| content.windows(k.len()).any(|w| w == k);
-        if !is_cmap(b"begincmap") || !(is_cmap(b"beginbfchar") || is_cmap(b"beginbfrange")) {
-            continue;
-        }
         if let Some(repaired) = repair_cmap(&content) {
             stream.dict.remove(b"Filter");
             stream.dict.remove(b"DecodeParms");
