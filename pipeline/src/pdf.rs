@@ -7,8 +7,8 @@
 //! full-width lines); a line whose cells stand apart is a table row; lines close together
 //! make a paragraph (a word hyphenated at a line end is rejoined); a line in a larger size
 //! than the body text, or a short numbered line ("3.2 Behandling"), is a heading; lines that
-//! repeat at the top or bottom of most pages (running headers and footers, page numbers) are
-//! dropped.
+//! recur at the same place at the top or bottom of many pages (running headers and footers,
+//! a guideline's banner, page labels and numbers) are dropped.
 //!
 //! Failures say what to do: a password-protected file, one with no text layer (a scan), a
 //! damaged or truncated one. A panic inside the parsing crates is caught and reported as a
@@ -614,57 +614,217 @@ fn body_size(pages: &[Vec<Line>]) -> f64 {
         .unwrap_or(10.0)
 }
 
-/// Drops running headers and footers (the first or last two lines of a page, set no larger
-/// than the body text, whose shape recurs on at least half the pages) and bare page numbers.
-/// A heading that opens every page in the same pattern ("Kapitel 3") is larger than the body:
-/// it stays.
+/// How many lines at the top and at the bottom of a page may be its running lines (a
+/// "Printed by" stamp, the guideline's name, a "Table of Contents" link).
+const MARGIN_LINES: usize = 3;
+
+/// The key under which a margin line recurs from page to page. A line set smaller than the
+/// text (a header's or footer's type) recurs as its shape, and a long one (a copyright notice,
+/// a disclaimer) as its letters with a `#` where numbers stand, so that the variants one
+/// producer writes ("(NCCN®)", "(NCCN )", with or without a date) are one line. A line in the
+/// text's size recurs as its shape ("Chapter 4 · 12", "MS-21") unless it states a quantity: rows
+/// of a dose table differ only in their numbers, and a dose is never a running line.
+fn margin_key(l: &Line, body: f64) -> String {
+    let text = l.text();
+    let letters = text.chars().filter(|c| c.is_alphabetic()).count();
+    if l.size < body * 0.95 && l.cells.len() == 1 && letters >= 20 {
+        let mut key = String::new();
+        for c in text.chars().flat_map(char::to_lowercase) {
+            if c.is_alphabetic() {
+                key.push(c);
+            } else if c.is_ascii_digit() && !key.ends_with('#') {
+                key.push('#');
+            }
+        }
+        return key;
+    }
+    if l.size >= body * 0.95 && states_quantity(&text) {
+        return text.to_lowercase();
+    }
+    shape(&text)
+}
+
+/// Whether a text has a number with a unit of measure ("0,5 mg", "10 kg", "5 %", "2 x daily").
+fn states_quantity(text: &str) -> bool {
+    const UNITS: &[&str] = &[
+        "mg", "g", "kg", "µg", "μg", "mcg", "ug", "mikrog", "ng", "ml", "l", "dl", "mmol", "mol",
+        "ie", "iu", "e", "%", "mm", "cm", "min", "t", "h", "x", "timer", "hours", "døgn", "dage",
+        "days", "tabl", "tablets", "dråber", "drops", "fr", "ch", "g/l",
+    ];
+    let lower = text.to_lowercase();
+    let words: Vec<&str> = lower
+        .split(|c: char| c.is_whitespace() || c == '|')
+        .filter(|w| !w.is_empty())
+        .collect();
+    words.iter().enumerate().any(|(i, w)| {
+        let digits_end = w.find(|c: char| !(c.is_ascii_digit() || c == ',' || c == '.'));
+        let starts_with_number = w.starts_with(|c: char| c.is_ascii_digit());
+        let unit_of = |u: &str| {
+            let u = u.trim_end_matches(['.', ',', ';', ':', ')']);
+            UNITS.contains(&u)
+                || u.split('/')
+                    .next()
+                    .is_some_and(|h| UNITS.contains(&h) && u.contains('/'))
+        };
+        starts_with_number
+            && match digits_end {
+                Some(at) => unit_of(&w[at..]),
+                None => words.get(i + 1).is_some_and(|n| unit_of(n)),
+            }
+    })
+}
+
+/// A large margin line is running only as the same words on every page it is on: a chapter
+/// heading that opens pages in one pattern ("Kapitel 3", "Kapitel 4") stays.
+fn large_key(l: &Line) -> String {
+    l.text()
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+        .to_lowercase()
+}
+
+/// The usual distance between the baselines of two lines of one paragraph of the text.
+fn body_leading(pages: &[Vec<Line>], body: f64) -> f64 {
+    let mut gaps: Vec<f64> = pages
+        .iter()
+        .flat_map(|lines| lines.windows(2))
+        .filter(|w| {
+            w[0].column == w[1].column && in_text_size(&w[0], body) && in_text_size(&w[1], body)
+        })
+        .map(|w| w[1].y - w[0].y)
+        .filter(|g| *g > body * 0.8 && *g < body * 2.5)
+        .collect();
+    if gaps.is_empty() {
+        return body * 1.2;
+    }
+    gaps.sort_by(f64::total_cmp);
+    gaps[gaps.len() / 2]
+}
+
+/// Whether a line is set in the text's own size.
+fn in_text_size(l: &Line, body: f64) -> bool {
+    (l.size - body).abs() < body * 0.05
+}
+
+/// Drops running headers and footers and bare page numbers. A running line is one of the
+/// first or last [`MARGIN_LINES`] of a page that recurs at the same height on at least half
+/// the pages, or on at least three and a third of them (a long guideline's sections carry
+/// headers of their own): set no larger than the text by its [`margin_key`], or larger (a
+/// guideline's name set as a banner) as the same words. One set in the text's own size must
+/// also stand apart from the text by more than a paragraph's spacing: a sentence that a
+/// templated document repeats on its pages runs on from the lines next to it. A page number is
+/// the outermost line left at the top or bottom.
 fn drop_running_lines(mut pages: Vec<Vec<Line>>) -> Vec<Vec<Line>> {
     let n = pages.len();
     let body = body_size(&pages);
+    let apart = body_leading(&pages, body) * 1.6;
+    let small = |l: &Line| l.size < body * 1.15;
+    // Where on the page it stands is part of it: a header or footer is set at the same height
+    // on every page; a sentence the text repeats lands wherever the text flows.
+    let key = |l: &Line| {
+        let y = l.y.round() as i64;
+        if small(l) {
+            format!("{y} {}", margin_key(l, body))
+        } else {
+            format!("{y} \u{1}{}", large_key(l))
+        }
+    };
     let mut counts: HashMap<String, usize> = HashMap::new();
     for lines in &pages {
         let mut seen = std::collections::HashSet::new();
-        for l in edge_lines(lines).filter(|l| l.size < body * 1.15) {
-            if seen.insert(shape(&l.text())) {
-                *counts.entry(shape(&l.text())).or_default() += 1;
+        for l in margin_lines(lines) {
+            if seen.insert(key(l)) {
+                *counts.entry(key(l)).or_default() += 1;
             }
         }
     }
     let running: std::collections::HashSet<String> = counts
         .into_iter()
-        .filter(|(_, c)| n >= 3 && *c * 2 >= n)
+        .filter(|(_, c)| n >= 3 && (*c * 2 >= n || (*c >= 3 && *c * 3 >= n)))
         .map(|(s, _)| s)
         .collect();
     for (i, lines) in pages.iter_mut().enumerate() {
         let len = lines.len();
-        let mut keep = Vec::with_capacity(len);
-        for (j, mut l) in lines.drain(..).enumerate() {
-            let edge = j < 2 || j + 2 >= len;
-            let text = l.text();
-            let small = l.size < body * 1.15;
-            // A page number stands alone as the first or last line of the page; a number
-            // inside the page, or in a table's row, is the document's (a recurring page
-            // number elsewhere in the margin is a running line).
-            let outermost = j == 0 || j + 1 == len;
-            if (outermost && small && l.cells.len() == 1 && is_page_number(&text))
-                || (edge && small && running.contains(&shape(&text)))
-            {
-                continue;
+        let margin = |j: usize| j < MARGIN_LINES || j + MARGIN_LINES >= len;
+        let mut drop: Vec<bool> = lines
+            .iter()
+            .enumerate()
+            .map(|(j, l)| margin(j) && running.contains(&key(l)))
+            .collect();
+        // From the text outwards: a text-size line next to the text is the text's.
+        let mut order: Vec<usize> = (0..len)
+            .filter(|&j| drop[j] && in_text_size(&lines[j], body))
+            .collect();
+        order.sort_by(|&a, &b| {
+            let inward = |j: usize| if j * 2 < len { -lines[j].y } else { lines[j].y };
+            inward(a).total_cmp(&inward(b))
+        });
+        for j in order {
+            let y = lines[j].y;
+            let below = j * 2 < len;
+            // The nearest line left on the text's side, unless on the same row (a page label
+            // a little higher or lower beside it).
+            let next = (0..len)
+                .filter(|&k| !drop[k])
+                .map(|k| {
+                    (
+                        k,
+                        if below {
+                            lines[k].y - y
+                        } else {
+                            y - lines[k].y
+                        },
+                    )
+                })
+                .filter(|(_, g)| *g > body * 0.5)
+                .min_by(|a, b| a.1.total_cmp(&b.1));
+            // Close to a line of the text, it runs on from it; a heading starts afresh.
+            let runs_on = next.is_some_and(|(k, gap)| gap < apart && in_text_size(&lines[k], body));
+            if runs_on {
+                drop[j] = false;
             }
-            l.page = i as u32 + 1;
-            keep.push(l);
         }
-        *lines = keep;
+        let mut keep: Vec<(usize, Line)> = lines
+            .drain(..)
+            .enumerate()
+            .filter(|(j, _)| !drop[*j])
+            .collect();
+        // A page number stands alone as the page's first or last line, or, labelled ("Side
+        // 3", "3/60"), as the first or last line left in the margin; a number inside the page,
+        // or in a table's row, is the document's.
+        let page_number = |(j, l): &(usize, Line)| {
+            let text = l.text();
+            let outermost = *j == 0 || j + 1 == len;
+            margin(*j)
+                && small(l)
+                && l.cells.len() == 1
+                && is_page_number(&text)
+                && (outermost || text.contains(|c: char| c.is_alphabetic() || c == '/'))
+        };
+        if keep.last().is_some_and(page_number) {
+            keep.pop();
+        }
+        if keep.first().is_some_and(page_number) {
+            keep.remove(0);
+        }
+        *lines = keep
+            .into_iter()
+            .map(|(_, mut l)| {
+                l.page = i as u32 + 1;
+                l
+            })
+            .collect();
     }
     pages
 }
 
-fn edge_lines(lines: &[Line]) -> impl Iterator<Item = &Line> {
+fn margin_lines(lines: &[Line]) -> impl Iterator<Item = &Line> {
     let len = lines.len();
     lines
         .iter()
         .enumerate()
-        .filter(move |(j, _)| *j < 2 || j + 2 >= len)
+        .filter(move |(j, _)| *j < MARGIN_LINES || j + MARGIN_LINES >= len)
         .map(|(_, l)| l)
 }
 
@@ -892,6 +1052,83 @@ mod tests {
             ],
             "{t:#?}"
         );
+    }
+
+    #[test]
+    fn a_long_guidelines_section_banners_and_notices_are_not_its_text() {
+        // Ten pages: the guideline's name set large under the header on its four
+        // recommendation pages (a section's own running banner, under half the pages), a
+        // "Contents" link under it, and a copyright notice the producer writes in two ways
+        // ("Region H®" with a date, "Region H " without). Chapter headings that open pages in
+        // one pattern, a dose table's rows at one height, a number that opens a page and a
+        // sentence the text repeats at varying heights all stay.
+        let notice = |i: usize| {
+            if i.is_multiple_of(2) {
+                "© 2024 Region H®, alle rettigheder forbeholdes. Version 2.1, 07/15/24".to_string()
+            } else {
+                "© 2024 Region H , alle rettigheder forbeholdes. Version 2.1".to_string()
+            }
+        };
+        let pages: Vec<SamplePage> = (1..=10)
+            .map(|i| {
+                let mut items = Vec::new();
+                if (4..=7).contains(&i) {
+                    items.push(Item::Top("Anafylaksi · Anbefalinger".into(), 18.0));
+                    items.push(Item::Top("Indholdsfortegnelse".into(), 10.0));
+                }
+                items.push(Item::Foot(notice(i)));
+                if i == 5 {
+                    items.push(Item::Paragraph("4".into()));
+                }
+                items.push(Item::Heading(format!("Kapitel {i}")));
+                // A dose table's row at the same height on most pages.
+                items.push(Item::Row(vec![format!("{} kg", 10 * i), format!("0,{i} ml")]));
+                items.push(Item::Paragraph(format!(
+                    "Afsnit {i}: adrenalin 0,5 mg gives intramuskulært i låret ved anafylaksi hos voksne. {}",
+                    "Gentag efter fem minutter ved manglende effekt. ".repeat(i % 5 * 3)
+                )));
+                items.push(Item::Paragraph(
+                    "Kontakt bagvagten ved tvivl om behandlingen.".into(),
+                ));
+                SamplePage {
+                    two_columns: false,
+                    items,
+                }
+            })
+            .collect();
+        let got = read(&build(&pages, &Style::default())).unwrap();
+        let all = texts(&got.blocks);
+        let text: String = all.iter().map(|(_, t, _)| format!("{t}\n")).collect();
+        for gone in [
+            "Anbefalinger",
+            "Indholdsfortegnelse",
+            "rettigheder",
+            "Sundhedsstyrelsen",
+            "Side ",
+        ] {
+            assert!(!text.contains(gone), "{gone:?} is a margin line:\n{text}");
+        }
+        for i in 1..=10 {
+            assert!(
+                all.iter().any(|(k, t, p)| *k != BlockKind::Paragraph
+                    && t == &format!("Kapitel {i}")
+                    && *p == Some(i as u32)),
+                "chapter heading {i} kept on its page:\n{text}"
+            );
+        }
+        assert!(
+            all.iter().any(|(_, t, p)| t == "4" && *p == Some(5)),
+            "a number opening a page's text is the text's:\n{text}"
+        );
+        assert_eq!(text.matches("Kontakt bagvagten").count(), 10, "{text}");
+        for i in 1..=10 {
+            let row = format!("{} kg | 0,{i} ml", 10 * i);
+            assert!(
+                all.iter()
+                    .any(|(k, t, _)| *k == BlockKind::TableRow && t == &row),
+                "dose row {row:?} kept:\n{text}"
+            );
+        }
     }
 
     #[test]

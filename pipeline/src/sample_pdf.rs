@@ -17,6 +17,11 @@ pub enum Item {
     Row(Vec<String>),
     /// A paragraph across the whole page above a two-column page's columns (an abstract).
     FullWidth(String),
+    /// A line in the top margin under the running header, in this size (a guideline's name
+    /// set as a banner, a "Table of Contents" link); the page's text starts below.
+    Top(String, f64),
+    /// A small line in the bottom margin above the page number (a copyright notice).
+    Foot(String),
 }
 
 /// A page: one or two columns of items.
@@ -167,10 +172,29 @@ fn page_ops(page: &SamplePage, no: usize, of: usize, style: &Style) -> Vec<Opera
         vec![(60.0, 92)]
     };
     let mut top = PAGE_H - 80.0;
-    let bottom = 60.0;
+    let (mut top_y, mut foot_y) = (PAGE_H - 60.0, 46.0);
+    for item in &page.items {
+        match item {
+            Item::Top(t, size) => {
+                let font = if *size > BODY { "F2" } else { "F1" };
+                text_op(&mut ops, font, *size, 60.0, top_y, t);
+                top = top.min(top_y - size - 12.0);
+                top_y -= size + 6.0;
+            }
+            Item::Foot(t) => {
+                text_op(&mut ops, "F1", 7.0, 60.0, foot_y, t);
+                foot_y += 10.0;
+            }
+            _ => {}
+        }
+    }
+    let bottom = 60.0_f64.max(foot_y + 8.0);
     let mut col = 0;
     let mut y = top;
     for item in &page.items {
+        if let Item::Top(..) | Item::Foot(_) = item {
+            continue;
+        }
         if let Item::FullWidth(p) = item {
             for line in wrap(p, 92) {
                 text_op(&mut ops, "F1", BODY, 60.0, y, &line);
@@ -187,7 +211,9 @@ fn page_ops(page: &SamplePage, no: usize, of: usize, style: &Style) -> Vec<Opera
                 .into_iter()
                 .map(|l| (l, "F1", BODY))
                 .collect(),
-            Item::Row(_) | Item::FullWidth(_) => vec![(String::new(), "F1", BODY)],
+            Item::Row(_) | Item::FullWidth(_) | Item::Top(..) | Item::Foot(_) => {
+                vec![(String::new(), "F1", BODY)]
+            }
         };
         let needed = lines.len() as f64 * LEADING + 8.0;
         if y - needed < bottom && col + 1 < columns.len() {
