@@ -443,10 +443,17 @@ fn layout_page(page: &Page) -> Vec<Line> {
     for row in &mut rows {
         row.sort_by(|a, b| a.x.total_cmp(&b.x));
     }
+    let rows = attach_superscripts(rows);
+    let rows: Vec<Vec<&Glyph>> = rows.iter().map(|r| r.iter().collect()).collect();
     let gutter = find_gutter(&rows, page.width);
     let mut lines = Vec::new();
     for row in rows {
-        let y = row[0].y;
+        // The row's baseline is its text's, not a superscript's beside it.
+        let size = row.iter().map(|g| g.size).fold(0.0, f64::max);
+        let y = row
+            .iter()
+            .find(|g| g.size >= size * 0.9)
+            .map_or(row[0].y, |g| g.y);
         let segments = segments(&row);
         match gutter {
             Some(gx) if !segments.iter().any(|s| s.0 < gx && s.1 > gx) => {
@@ -467,6 +474,98 @@ fn layout_page(page: &Page) -> Vec<Line> {
     reading_order(lines)
 }
 
+/// Superscript digits and signs, for digits set small and raised: "10⁹/L", "mg/m²", a
+/// citation's "⁸⁴,¹¹⁰". Read as plain digits they would change a number ("10⁹" is not "109").
+fn superscript(c: char) -> char {
+    match c {
+        '0' => '⁰',
+        '1' => '¹',
+        '2' => '²',
+        '3' => '³',
+        '4' => '⁴',
+        '5' => '⁵',
+        '6' => '⁶',
+        '7' => '⁷',
+        '8' => '⁸',
+        '9' => '⁹',
+        '+' => '⁺',
+        '-' | '−' | '–' => '⁻',
+        c => c,
+    }
+}
+
+fn is_superscript_digit(c: char) -> bool {
+    "⁰¹²³⁴⁵⁶⁷⁸⁹".contains(c)
+}
+
+/// Superscripts into the line they belong to. A row of glyphs set smaller than the row just
+/// below and raised above its baseline by at most about half its size, each run of it touching
+/// a word of that row (a citation after a word, an exponent after a unit, an ordinal's "th",
+/// an isotope's mass number), is that row's: read on its own it would become a line of stray
+/// numbers between two lines of the text ("…intramuskulært ⁸⁴ / 0,5 mg …"). Its digits become
+/// superscript digits. A smaller cell of a table that only sits a little higher touches no word
+/// and stays its own row.
+fn attach_superscripts(rows: Vec<Vec<&Glyph>>) -> Vec<Vec<Glyph>> {
+    let mut rows: Vec<Option<Vec<Glyph>>> = rows
+        .into_iter()
+        .map(|r| Some(r.into_iter().cloned().collect()))
+        .collect();
+    for i in 0..rows.len() {
+        let Some(small) = rows[i].as_ref() else {
+            continue;
+        };
+        let size = small.iter().map(|g| g.size).fold(0.0, f64::max);
+        let y = small[0].y;
+        // Runs: glyphs closer than half their size.
+        let mut runs: Vec<(f64, f64, usize)> = Vec::new();
+        for g in small {
+            match runs.last_mut() {
+                Some(run) if g.x - run.1 <= size * 0.5 => {
+                    run.1 = run.1.max(g.end);
+                    run.2 += 1;
+                }
+                _ => runs.push((g.x, g.end, 1)),
+            }
+        }
+        let target = (i + 1..rows.len())
+            .take_while(|&j| rows[j].as_ref().is_none_or(|r| r[0].y - y <= size * 1.5))
+            .find(|&j| {
+                let Some(line) = rows[j].as_ref() else {
+                    return false;
+                };
+                let line_size = line.iter().map(|g| g.size).fold(0.0, f64::max);
+                let rise = line
+                    .iter()
+                    .find(|g| g.size >= line_size * 0.9)
+                    .map_or(0.0, |g| g.y)
+                    - y;
+                size <= line_size * 0.8
+                    && rise > 0.0
+                    && rise <= line_size * 0.6
+                    && runs.iter().all(|&(start, end, n)| {
+                        n <= 12
+                            && line.iter().any(|g| {
+                                let touch = line_size * 0.3;
+                                (start - g.end).abs() <= touch || (g.x - end).abs() <= touch
+                            })
+                    })
+            });
+        let Some(j) = target else {
+            continue;
+        };
+        let mut glyphs = rows[i].take().unwrap_or_default();
+        for g in &mut glyphs {
+            g.text = g.text.chars().map(superscript).collect();
+            g.y = rows[j].as_ref().map_or(g.y, |r| r[0].y);
+        }
+        if let Some(line) = rows[j].as_mut() {
+            line.extend(glyphs);
+            line.sort_by(|a, b| a.x.total_cmp(&b.x));
+        }
+    }
+    rows.into_iter().flatten().collect()
+}
+
 /// Runs of glyphs on one row: (start, end, size, text), split where the gap between two glyphs
 /// is wider than two of their characters (a table cell, or the other column).
 fn segments(row: &[&Glyph]) -> Vec<(f64, f64, f64, String)> {
@@ -475,7 +574,19 @@ fn segments(row: &[&Glyph]) -> Vec<(f64, f64, f64, String)> {
         let gap_limit = g.size * 1.8;
         match out.last_mut() {
             Some(seg) if g.x - seg.1 <= gap_limit => {
-                if g.x - seg.1 > g.size * 0.12 && !seg.3.ends_with(' ') && g.text != " " {
+                // A citation's superscript after a word is set apart from it ("genes ⁸⁴"); an
+                // exponent after a number or a unit's letter stays on it ("10⁹", "m²").
+                let word_before = seg
+                    .3
+                    .chars()
+                    .rev()
+                    .take_while(|c| c.is_alphabetic())
+                    .count();
+                let citation = g.text.starts_with(is_superscript_digit) && word_before > 2;
+                if (citation || g.x - seg.1 > g.size * 0.12)
+                    && !seg.3.ends_with(' ')
+                    && g.text != " "
+                {
                     seg.3.push(' ');
                 }
                 seg.3.push_str(&g.text);
@@ -1129,6 +1240,41 @@ mod tests {
                 "dose row {row:?} kept:\n{text}"
             );
         }
+    }
+
+    #[test]
+    fn superscripts_stay_on_their_line_and_keep_their_meaning() {
+        // Citation numbers, an exponent and an ordinal, set small and raised, in a paragraph
+        // and in a table row; read as a row of their own they became stray numbers between
+        // the lines ("intramuskulært 12 / Adrenalin 0,5 mg").
+        let pages = vec![SamplePage {
+            two_columns: false,
+            items: vec![
+                Item::Heading("Behandling".into()),
+                Item::Paragraph(
+                    "Adrenalin er førstevalg ved anafylaksi og gives intramuskulært i låret^{12,14} uden forsinkelse. Dosis til voksne er 0,5 mg, og trombocyttal under 50 x 10^{9}/L kræver forsigtighed.".into(),
+                ),
+                Item::Paragraph(
+                    "Carboplatin doseres efter areal, 400 mg/m^{2}, fra 8^{th} cyklus efter aftale.".into(),
+                ),
+                Item::Row(vec!["Voksne".into(), "0,5 mg^{3}".into(), "i.m.".into()]),
+            ],
+        }];
+        let got = read(&build(&pages, &Style::default())).unwrap();
+        let text: String = texts(&got.blocks)
+            .iter()
+            .map(|(_, t, _)| format!("{t}\n"))
+            .collect();
+        for want in [
+            "låret ¹²,¹⁴ uden",
+            "10⁹/L",
+            "400 mg/m²,",
+            "8th cyklus",
+            "0,5 mg³",
+        ] {
+            assert!(text.contains(want), "{want:?} in:\n{text}");
+        }
+        assert!(!text.contains("109/L") && !text.contains(" 12 "), "{text}");
     }
 
     #[test]

@@ -123,14 +123,42 @@ fn wrap(text: &str, width: usize) -> Vec<String> {
     lines
 }
 
+/// One line of text; `^{…}` in it is set as a superscript (smaller, raised with `Ts`), as a
+/// citation number, an exponent or an ordinal's letters are.
 fn text_op(ops: &mut Vec<Operation>, font: &str, size: f64, x: f64, y: f64, text: &str) {
     ops.push(Operation::new("BT", vec![]));
     ops.push(Operation::new("Tf", vec![font.into(), size.into()]));
     ops.push(Operation::new("Td", vec![x.into(), y.into()]));
-    ops.push(Operation::new(
-        "Tj",
-        vec![Object::String(win_ansi(text), StringFormat::Literal)],
-    ));
+    let mut rest = text;
+    while !rest.is_empty() {
+        let (plain, sup, after) = match rest.split_once("^{") {
+            Some((plain, tail)) => match tail.split_once('}') {
+                Some((sup, after)) => (plain, sup, after),
+                None => (rest, "", ""),
+            },
+            None => (rest, "", ""),
+        };
+        if !plain.is_empty() {
+            ops.push(Operation::new(
+                "Tj",
+                vec![Object::String(win_ansi(plain), StringFormat::Literal)],
+            ));
+        }
+        if !sup.is_empty() {
+            ops.push(Operation::new(
+                "Tf",
+                vec![font.into(), (size * 0.65).into()],
+            ));
+            ops.push(Operation::new("Ts", vec![(size * 0.4).into()]));
+            ops.push(Operation::new(
+                "Tj",
+                vec![Object::String(win_ansi(sup), StringFormat::Literal)],
+            ));
+            ops.push(Operation::new("Tf", vec![font.into(), size.into()]));
+            ops.push(Operation::new("Ts", vec![0.into()]));
+        }
+        rest = after;
+    }
     ops.push(Operation::new("ET", vec![]));
 }
 

@@ -427,3 +427,23 @@ fn a_weight_based_dose_neither_side_gives_a_population_for_passes() {
         !check("Rocuronium 0,6 mg/kg gives intravenøst ved hurtig sekvens-induktion.").is_empty()
     );
 }
+
+#[test]
+fn a_citation_superscript_in_a_pdfs_text_is_no_quantity() {
+    // PDF text keeps a citation's superscript digits ("låret ¹²,¹⁴"); a draft that leaves
+    // them out states the same dose, and one that reads an exponent as digits does not.
+    let p = vec![CitedText {
+        source_id: "SRC0001".into(),
+        page: Some(3),
+        text: "Voksne: giv adrenalin 0,5 mg intramuskulært i låret ¹²,¹⁴ uden forsinkelse. Ved trombocyttal under 50 x 10⁹/L gives ingen intramuskulær injektion.".into(),
+    }];
+    let check = |sentence: &str| step_blocking(&p, sentence);
+    assert_eq!(
+        check("Voksne: giv adrenalin 0,5 mg intramuskulært i låret uden forsinkelse."),
+        vec![]
+    );
+    assert!(!check("Voksne: giv adrenalin 12 mg intramuskulært i låret.").is_empty());
+    assert!(
+        !check("Ved trombocyttal under 50 x 109/L gives ingen intramuskulær injektion.").is_empty()
+    );
+}
