@@ -34,8 +34,10 @@ pub enum BlockKind {
 pub struct Block {
     pub kind: BlockKind,
     pub text: String,
-    /// 1-based page number, for paged formats.
+    /// 1-based page number, for paged formats: where the block starts.
     pub page: Option<u32>,
+    /// Where it ends: a paragraph can run on over a page break.
+    pub page_end: Option<u32>,
 }
 
 impl Block {
@@ -44,6 +46,15 @@ impl Block {
             kind,
             text: text.into(),
             page,
+            page_end: page,
+        }
+    }
+
+    /// The same block, ending on `page_end`.
+    pub fn ending_on(self, page_end: Option<u32>) -> Block {
+        Block {
+            page_end: page_end.or(self.page),
+            ..self
         }
     }
 }
@@ -300,7 +311,7 @@ pub fn split(blocks: &[Block]) -> Split {
                     p.text.push_str(&piece);
                     p.char_end = text_chars;
                     p.page_start = p.page_start.or(block.page);
-                    p.page_end = block.page.or(p.page_end);
+                    p.page_end = block.page_end.or(block.page).or(p.page_end);
                 }
                 None => {
                     current = Some(Passage {
@@ -311,7 +322,7 @@ pub fn split(blocks: &[Block]) -> Split {
                             .collect::<Vec<_>>()
                             .join(" > "),
                         page_start: block.page,
-                        page_end: block.page,
+                        page_end: block.page_end.or(block.page),
                         char_start: start,
                         char_end: text_chars,
                         text: piece,

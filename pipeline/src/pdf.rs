@@ -991,10 +991,15 @@ fn blocks(pages: &[Vec<Line>]) -> Vec<Block> {
     let mut para_page: Option<u32> = None;
     let mut para_numbered = false;
     let mut last: Option<&Line> = None;
-    let flush = |para: &mut Vec<String>, page: &mut Option<u32>, out: &mut Vec<Block>| {
+    // A paragraph ends on the page of its last line.
+    let flush = |para: &mut Vec<String>,
+                 page: &mut Option<u32>,
+                 last: Option<&Line>,
+                 out: &mut Vec<Block>| {
         if !para.is_empty() {
             let refs: Vec<&str> = para.iter().map(String::as_str).collect();
-            out.push(Block::new(BlockKind::Paragraph, join_lines(&refs), *page));
+            let end = last.map(|l| l.page);
+            out.push(Block::new(BlockKind::Paragraph, join_lines(&refs), *page).ending_on(end));
             para.clear();
             *page = None;
         }
@@ -1013,7 +1018,7 @@ fn blocks(pages: &[Vec<Line>]) -> Vec<Block> {
                 && n.text().chars().next().is_some_and(char::is_lowercase)
         });
         if let Some(level) = level_of_size(l.size).filter(|_| text.chars().count() <= 150) {
-            flush(&mut para, &mut para_page, &mut out);
+            flush(&mut para, &mut para_page, last, &mut out);
             // A heading set over two lines is one heading.
             match out.last_mut() {
                 Some(b)
@@ -1028,7 +1033,7 @@ fn blocks(pages: &[Vec<Line>]) -> Vec<Block> {
             continue;
         }
         if let Some(level) = numbered_heading(&text).filter(|_| !wraps_on) {
-            flush(&mut para, &mut para_page, &mut out);
+            flush(&mut para, &mut para_page, last, &mut out);
             out.push(Block::new(
                 BlockKind::Heading {
                     level: level.min(6),
@@ -1040,7 +1045,7 @@ fn blocks(pages: &[Vec<Line>]) -> Vec<Block> {
             continue;
         }
         if l.cells.len() >= 2 {
-            flush(&mut para, &mut para_page, &mut out);
+            flush(&mut para, &mut para_page, last, &mut out);
             out.push(Block::new(BlockKind::TableRow, l.cells.join(" | "), page));
             last = Some(l);
             continue;
@@ -1051,7 +1056,7 @@ fn blocks(pages: &[Vec<Line>]) -> Vec<Block> {
             .or_else(|| text.strip_prefix("– "))
             .or_else(|| text.strip_prefix("- "))
         {
-            flush(&mut para, &mut para_page, &mut out);
+            flush(&mut para, &mut para_page, last, &mut out);
             out.push(Block::new(BlockKind::ListItem, item.trim(), page));
             last = Some(l);
             continue;
@@ -1079,7 +1084,7 @@ fn blocks(pages: &[Vec<Line>]) -> Vec<Block> {
                 .last()
                 .is_some_and(|t| !t.ends_with('.') && !t.ends_with(':')));
         if !continues || numbered {
-            flush(&mut para, &mut para_page, &mut out);
+            flush(&mut para, &mut para_page, last, &mut out);
         }
         if para.is_empty() {
             para_page = page;
@@ -1088,7 +1093,7 @@ fn blocks(pages: &[Vec<Line>]) -> Vec<Block> {
         para.push(text);
         last = Some(l);
     }
-    flush(&mut para, &mut para_page, &mut out);
+    flush(&mut para, &mut para_page, last, &mut out);
     crate::document::clean_blocks(out)
 }
 
@@ -1275,6 +1280,61 @@ mod tests {
             assert!(text.contains(want), "{want:?} in:\n{text}");
         }
         assert!(!text.contains("109/L") && !text.contains(" 12 "), "{text}");
+    }
+
+    #[test]
+    fn a_paragraph_that_runs_over_a_page_break_is_located_on_both_pages() {
+        // A sentence wraps from the foot of page 1 to the top of page 2: the passage holding
+        // it must say pages 1–2, or the clinician looks for its end on the wrong page.
+        let long = "Mistænk anafylaksi ved akut debut af symptomer fra hud eller slimhinder kombineret med respirationsbesvær eller blodtryksfald. ".repeat(3);
+        let pages = vec![
+            SamplePage {
+                two_columns: false,
+                items: vec![
+                    Item::Heading("4.1 Genkendelse".into()),
+                    Item::Paragraph(format!("{long}Hudsymptomer mangler hos op til")),
+                ],
+            },
+            SamplePage {
+                two_columns: false,
+                items: vec![
+                    Item::Paragraph(
+                        "20 procent, og fraværet af urticaria udelukker ikke diagnosen.".into(),
+                    ),
+                    Item::Heading("4.2 Behandling".into()),
+                    Item::Paragraph("Giv adrenalin 0,5 mg intramuskulært i låret.".into()),
+                ],
+            },
+            SamplePage {
+                two_columns: false,
+                items: vec![
+                    Item::Heading("5. Observation".into()),
+                    Item::Paragraph("Observer patienten i mindst seks timer.".into()),
+                ],
+            },
+        ];
+        let got = read(&build(&pages, &Style::default())).unwrap();
+        let s = split(&got.blocks);
+        let p = s
+            .passages
+            .iter()
+            .find(|p| p.text.contains("urticaria udelukker"))
+            .unwrap();
+        assert!(
+            p.text.contains("mangler hos op til 20 procent"),
+            "{}",
+            p.text
+        );
+        assert_eq!((p.page_start, p.page_end), (Some(1), Some(2)));
+        let treatment = s
+            .passages
+            .iter()
+            .find(|p| p.text.contains("0,5 mg"))
+            .unwrap();
+        assert_eq!(
+            (treatment.page_start, treatment.page_end),
+            (Some(2), Some(2))
+        );
     }
 
     #[test]
