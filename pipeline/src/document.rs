@@ -471,12 +471,26 @@ pub fn join_lines(lines: &[&str]) -> String {
             continue;
         }
         if out.ends_with('-') && !out.ends_with(" -") && !out.ends_with("--") {
-            let before = out[..out.len() - 1].chars().last();
+            let head = &out[..out.len() - 1];
+            let word = head.rsplit(char::is_whitespace).next().unwrap_or("");
+            let letters = word
+                .rsplit(|c: char| !c.is_alphanumeric())
+                .next()
+                .unwrap_or("");
             let next = line.chars().next();
-            if before.is_some_and(char::is_alphabetic) && next.is_some_and(char::is_lowercase) {
+            // A word hyphenated at the line end is one word again ("intramusku-" / "lært"); a
+            // hyphen that is part of the word stays: after an abbreviation or a number
+            // ("ACE-hæmmere", "5-HT3"), and in a compound already hyphenated
+            // ("Øre-næse-halskirurgisk").
+            let real = (letters.chars().filter(|c| c.is_alphabetic()).count() >= 2
+                && letters.chars().all(|c| !c.is_lowercase()))
+                || letters.chars().any(|c| c.is_ascii_digit())
+                || word.contains('-');
+            if !real
+                && letters.chars().last().is_some_and(char::is_alphabetic)
+                && next.is_some_and(char::is_lowercase)
+            {
                 out.pop();
-                out.push_str(line);
-                continue;
             }
             out.push_str(line);
             continue;
@@ -526,6 +540,28 @@ mod tests {
             "Region-Hovedstaden"
         );
         assert_eq!(join_lines(&["dosis 0,3 -", "0,5 mg"]), "dosis 0,3 - 0,5 mg");
+        // A hyphen that belongs to the word stays at a line end: after an abbreviation or a
+        // number, and in a compound already hyphenated.
+        assert_eq!(
+            join_lines(&["pause med ACE-", "hæmmere før"]),
+            "pause med ACE-hæmmere før"
+        );
+        assert_eq!(
+            join_lines(&["en 5-", "HT3-antagonist"]),
+            "en 5-HT3-antagonist"
+        );
+        assert_eq!(
+            join_lines(&["givet i.v. 5-", "minutters"]),
+            "givet i.v. 5-minutters"
+        );
+        assert_eq!(
+            join_lines(&["Øre-næse-", "halskirurgisk afdeling"]),
+            "Øre-næse-halskirurgisk afdeling"
+        );
+        assert_eq!(
+            join_lines(&["(stridor, hvæsen-", "de vejrtrækning)"]),
+            "(stridor, hvæsende vejrtrækning)"
+        );
     }
 
     /// Every passage's offsets point at its text in the normalised text.
