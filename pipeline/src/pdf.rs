@@ -602,9 +602,28 @@ fn segments(row: &[&Glyph]) -> Vec<(f64, f64, f64, String)> {
         }
     }
     out.into_iter()
-        .map(|(a, b, s, t)| (a, b, s, clean_text(&t)))
+        .map(|(a, b, s, t)| (a, b, s, close_decimal_gaps(&clean_text(&t))))
         .filter(|s| !s.3.is_empty())
         .collect()
+}
+
+/// A number whose decimal separator was set apart from its digits (a table's figures aligned
+/// on the decimal point: "11,062 .6", "0 ,5") is one number again: a space before a separator
+/// that digits follow is never the text's, and read as two numbers it changes the value.
+fn close_decimal_gaps(s: &str) -> String {
+    let chars: Vec<char> = s.chars().collect();
+    let mut out = String::with_capacity(s.len());
+    for (i, &c) in chars.iter().enumerate() {
+        let gap = c == ' '
+            && i > 0
+            && chars[i - 1].is_ascii_digit()
+            && chars.get(i + 1).is_some_and(|s| *s == '.' || *s == ',')
+            && chars.get(i + 2).is_some_and(char::is_ascii_digit);
+        if !gap {
+            out.push(c);
+        }
+    }
+    out
 }
 
 fn line_of(segments: &[(f64, f64, f64, String)], column: u8, y: f64) -> Option<Line> {
@@ -1335,6 +1354,21 @@ mod tests {
             (treatment.page_start, treatment.page_end),
             (Some(2), Some(2))
         );
+    }
+
+    #[test]
+    fn a_decimal_separator_set_apart_stays_in_its_number() {
+        assert_eq!(
+            close_decimal_gaps("Total 11,062 .6 1,540 .0"),
+            "Total 11,062.6 1,540.0"
+        );
+        assert_eq!(close_decimal_gaps("adrenalin 0 ,5 mg"), "adrenalin 0,5 mg");
+        // A list, a range and a sentence's end are left as they are.
+        assert_eq!(
+            close_decimal_gaps("trin 1, 2 og 3. 4 ml"),
+            "trin 1, 2 og 3. 4 ml"
+        );
+        assert_eq!(close_decimal_gaps("0,3 - 0,5 mg"), "0,3 - 0,5 mg");
     }
 
     #[test]
