@@ -103,10 +103,72 @@ pub struct Concept {
 /// A lexicon's procedure, population and action groups compiled for matching.
 #[derive(Debug)]
 pub(crate) struct LexiconGroups {
-    procedures: Vec<Group>,
+    procedures: Indexed,
     populations: Vec<(Family, Group)>,
-    actions: Vec<Group>,
-    conditions: Vec<Group>,
+    actions: Indexed,
+    conditions: Indexed,
+}
+
+/// Groups with an index of their terms' first letters: a title is matched against the few
+/// groups whose terms begin like one of its words, not against every group of the lexicon
+/// (hundreds, for each of the hundreds of documents a retrieval judges).
+#[derive(Debug)]
+struct Indexed {
+    groups: Vec<Group>,
+    by_start: std::collections::HashMap<String, Vec<usize>>,
+}
+
+/// How many first letters of a term the index keys it by.
+const START_CHARS: usize = 3;
+
+impl Indexed {
+    fn new(groups: Vec<Group>) -> Indexed {
+        let mut by_start: std::collections::HashMap<String, Vec<usize>> = Default::default();
+        for (i, g) in groups.iter().enumerate() {
+            let mut terms = Vec::new();
+            leaves(&g.matcher, &mut terms);
+            for t in terms {
+                let at = by_start
+                    .entry(t.text.chars().take(START_CHARS).collect())
+                    .or_default();
+                if at.last() != Some(&i) {
+                    at.push(i);
+                }
+            }
+        }
+        Indexed { groups, by_start }
+    }
+
+    /// The groups that match `tokens`, in their order. Any match needs one of a group's terms
+    /// to equal or begin a token, so the token's first letters find it.
+    fn matching<'a>(&'a self, tokens: &Tokens<'_>) -> Vec<&'a Group> {
+        let mut at: Vec<usize> = Vec::new();
+        for w in &tokens.sorted {
+            for (n, (end, _)) in w.char_indices().skip(1).chain([(w.len(), ' ')]).enumerate() {
+                if n >= START_CHARS {
+                    break;
+                }
+                if let Some(found) = self.by_start.get(&w[..end]) {
+                    at.extend(found);
+                }
+            }
+        }
+        at.sort_unstable();
+        at.dedup();
+        at.into_iter()
+            .map(|i| &self.groups[i])
+            .filter(|g| g.matcher.matches(tokens))
+            .collect()
+    }
+}
+
+/// The terms a match is made of.
+fn leaves<'a>(m: &'a Match, out: &mut Vec<&'a Term>) {
+    match m {
+        Match::Term(t) => out.push(t),
+        Match::Near(ts) => out.extend(ts),
+        Match::Any(ms) | Match::All(ms) => ms.iter().for_each(|m| leaves(m, out)),
+    }
 }
 
 impl LexiconGroups {
@@ -148,22 +210,28 @@ fn lexicon_groups(lexicon: &Lexicon, analyzer: &Analyzer) -> Arc<LexiconGroups> 
         }
     }
     let groups = Arc::new(LexiconGroups {
-        procedures: lexicon
-            .groups_of(Category::Procedure)
-            .map(|(name, terms)| group(analyzer, name, terms))
-            .collect(),
+        procedures: Indexed::new(
+            lexicon
+                .groups_of(Category::Procedure)
+                .map(|(name, terms)| group(analyzer, name, terms))
+                .collect(),
+        ),
         populations: lexicon
             .groups_of(Category::Population)
             .filter_map(|(name, terms)| Family::of(name).map(|f| (f, group(analyzer, name, terms))))
             .collect(),
-        actions: lexicon
-            .groups_of(Category::Action)
-            .map(|(name, terms)| group(analyzer, name, terms))
-            .collect(),
-        conditions: lexicon
-            .groups_of(Category::Condition)
-            .map(|(name, terms)| group(analyzer, name, terms))
-            .collect(),
+        actions: Indexed::new(
+            lexicon
+                .groups_of(Category::Action)
+                .map(|(name, terms)| group(analyzer, name, terms))
+                .collect(),
+        ),
+        conditions: Indexed::new(
+            lexicon
+                .groups_of(Category::Condition)
+                .map(|(name, terms)| group(analyzer, name, terms))
+                .collect(),
+        ),
     });
     *last = Some((key, groups.clone()));
     groups
@@ -1038,9 +1106,9 @@ impl Concept {
     pub fn other_procedure<'a>(&'a self, tokens: &Tokens<'_>) -> Option<&'a str> {
         self.lexicon_groups
             .procedures
-            .iter()
-            .filter(|g| !self.anchor.iter().any(|a| a.name == g.name))
-            .find(|g| g.matcher.matches(tokens))
+            .matching(tokens)
+            .into_iter()
+            .find(|g| !self.anchor.iter().any(|a| a.name == g.name))
             .map(|g| g.name.as_str())
     }
 
@@ -1091,10 +1159,10 @@ impl Concept {
 }
 
 /// The names of the groups `tokens` match.
-fn names_matching<'a>(groups: &'a [Group], tokens: &Tokens<'_>) -> Vec<&'a str> {
+fn names_matching<'a>(groups: &'a Indexed, tokens: &Tokens<'_>) -> Vec<&'a str> {
     groups
-        .iter()
-        .filter(|g| g.matcher.matches(tokens))
+        .matching(tokens)
+        .into_iter()
         .map(|g| g.name.as_str())
         .collect()
 }
@@ -1644,5 +1712,52 @@ mod tests {
         // "skulderblad" is another word (the shoulder blade), not an inflection of skulder.
         assert_ne!(l.vocabulary_word("skulderbladet"), Some("skulder"));
         assert_eq!(l.vocabulary_word("ukendtord"), None);
+    }
+}
+
+#[cfg(test)]
+mod index_tests {
+    use super::*;
+    use crate::analyze::analyzer;
+    use crate::verify::lexicon::shared as lexicon;
+
+    #[test]
+    fn the_first_letters_index_finds_what_trying_every_group_finds() {
+        let groups = lexicon_groups(&lexicon(), analyzer());
+        let texts = [
+            "DC-konvertering af atrieflimren hos voksne",
+            "Emergency tracheal intubation in patients over 75 years",
+            "Suturering af flænger og skin closure after caesarean section",
+            "Anlæggelse af navlevenekateter (UVC) hos præmature",
+            "Reponering af parafimose (spansk krave) hos børn",
+            "I&D of a skin abscess in the emergency department",
+            "Pleuradræn ved pneumothorax: pleje og fjernelse",
+            "Epley manoeuvre for BPPV; Lempert barbecue roll",
+            "Næseblødning: anterior tamponade hos patienter i AK-behandling",
+            "x",
+        ];
+        for text in texts {
+            let terms = analyzer().index_text(text);
+            let tokens = Tokens::new(&terms);
+            for list in [&groups.procedures, &groups.actions, &groups.conditions] {
+                let every: Vec<&str> = list
+                    .groups
+                    .iter()
+                    .filter(|g| g.matcher.matches(&tokens))
+                    .map(|g| g.name.as_str())
+                    .collect();
+                let indexed: Vec<&str> = list
+                    .matching(&tokens)
+                    .iter()
+                    .map(|g| g.name.as_str())
+                    .collect();
+                assert_eq!(indexed, every, "{text}");
+            }
+        }
+        // It is not vacuous: the texts name procedures, actions and conditions.
+        let terms = analyzer().index_text(texts[0]);
+        let tokens = Tokens::new(&terms);
+        assert!(!groups.procedures.matching(&tokens).is_empty());
+        assert!(!groups.conditions.matching(&tokens).is_empty());
     }
 }
