@@ -33,7 +33,7 @@ pub fn index_terms(heading: &str, text: &str) -> IndexTerms {
 }
 
 /// Bumped when what the bits mean, or how they are computed, changes.
-const VERSION: u32 = 5;
+const VERSION: u32 = 6;
 
 const HEAD_ADULTS: u32 = 1 << 16;
 const HEAD_CHILDREN: u32 = 1 << 17;
@@ -85,8 +85,12 @@ impl Features {
             bits |= WEIGHT_BASED;
         }
         let (a, c) = ages(&text);
-        bits |= if a { ADULT_AGE } else { 0 } | if c { CHILD_AGE } else { 0 };
-        if adult_bound(&text) {
+        // A scope that bounds the age from below names the children it leaves out ("Men aged
+        // 18 and over. Boys are managed by the paediatric team"): their ages or words there
+        // are not whom the text is about.
+        let bound = adult_bound(&text);
+        bits |= if a { ADULT_AGE } else { 0 } | if c && !bound { CHILD_AGE } else { 0 };
+        if bound {
             bits |= ADULT_BOUND;
         }
         Features(bits)
@@ -355,6 +359,17 @@ mod tests {
         );
         assert!(!bound("followed for 2 years and over 3 months"));
         assert!(features("Scope", "Patients aged 18 years and over.").adult_bound());
+        // The children a scope leaves out are not a child's age of the document.
+        let scope = features(
+            "Scope",
+            "Men aged 18 and over. Boys are managed by the paediatric surgical team.",
+        );
+        assert!(scope.adult_bound() && !scope.ages().1);
+        assert!(
+            features("Case", "A 9-year-old boy presented with paraphimosis.")
+                .ages()
+                .1
+        );
     }
 
     #[test]
