@@ -114,6 +114,7 @@ pub fn sentences(text: &str) -> Vec<String> {
     text.lines()
         .flat_map(|line| {
             let flat = line.split_whitespace().collect::<Vec<_>>().join(" ");
+            let flat = crate::verify::text::without_citation_marks(&flat);
             crate::verify::text::split_sentences(&flat)
         })
         .map(|s| s.split_whitespace().collect::<Vec<_>>().join(" "))

@@ -286,6 +286,7 @@ impl<'a> Corpus<'a> {
             // the start of the sentence under it.
             for para in text.lines() {
                 let flat = para.split_whitespace().collect::<Vec<_>>().join(" ");
+                let flat = text::without_citation_marks(&flat);
                 for s in text::split_sentences(&flat) {
                     let claim = extract(&s, lex);
                     pops.extend(claim.population_labels.iter().cloned());

@@ -270,6 +270,54 @@ pub fn split_sentences(text: &str) -> Vec<String> {
     out
 }
 
+/// A text without its citation marks: superscript numbers after a word or a sentence's end
+/// ("i låret ¹²,¹⁴ uden", "…in 2017.⁹,¹⁷¹ Molecular") as a PDF's text keeps them. A sentence
+/// quoted or compared is the statement, not its reference numbers; an exponent stays ("10⁹/L",
+/// "mg/m²", after a number or a unit's letter), and so does a mass number before its symbol
+/// ("¹³¹I").
+pub fn without_citation_marks(text: &str) -> String {
+    const SUPERSCRIPT: &str = "⁰¹²³⁴⁵⁶⁷⁸⁹";
+    let chars: Vec<char> = text.chars().collect();
+    let mut out = String::with_capacity(text.len());
+    let mut i = 0;
+    while i < chars.len() {
+        if !SUPERSCRIPT.contains(chars[i]) {
+            out.push(chars[i]);
+            i += 1;
+            continue;
+        }
+        // The run: superscript digits, and separators between them ("¹²,¹⁴", "⁹³⁻⁹⁶").
+        let mut end = i;
+        while end < chars.len()
+            && (SUPERSCRIPT.contains(chars[end])
+                || (matches!(chars[end], ',' | '-' | '–' | '⁻')
+                    && chars.get(end + 1).is_some_and(|c| SUPERSCRIPT.contains(*c))))
+        {
+            end += 1;
+        }
+        let word_before = out.chars().rev().take_while(|c| c.is_alphabetic()).count();
+        let before = out.chars().last();
+        let after = chars.get(end);
+        let mark = after.is_none_or(|c| !c.is_alphanumeric())
+            && match before {
+                None => false,
+                Some(c) if c.is_whitespace() => true,
+                Some(c) if c.is_alphabetic() => word_before > 2,
+                Some(c) => matches!(c, '.' | ',' | ';' | ':' | ')' | ']' | '"' | '”'),
+            };
+        if mark {
+            // "låret ¹²,¹⁴ uden": one space stays between the words.
+            if before.is_some_and(char::is_whitespace) && after.is_some_and(|c| c.is_whitespace()) {
+                end += 1;
+            }
+        } else {
+            out.extend(&chars[i..end]);
+        }
+        i = end;
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -287,6 +335,30 @@ mod tests {
         );
         assert!(matches!(t[0], Tok::Num { value, .. } if (value - 0.5).abs() < 1e-12));
         assert!(matches!(tokenize("mg.Dosis")[0], Tok::Word { ref lower, .. } if lower == "mg"));
+    }
+
+    #[test]
+    fn citation_marks_go_and_exponents_stay() {
+        assert_eq!(
+            without_citation_marks("Giv adrenalin i låret ¹²,¹⁴ uden forsinkelse."),
+            "Giv adrenalin i låret uden forsinkelse."
+        );
+        assert_eq!(
+            without_citation_marks("as a separate entity in 2017.⁹,¹⁷¹ Molecular studies"),
+            "as a separate entity in 2017. Molecular studies"
+        );
+        assert_eq!(
+            without_citation_marks("recurrence.³,¹⁵²⁻¹⁵⁵ The CAP"),
+            "recurrence. The CAP"
+        );
+        for kept in [
+            "under 50 x 10⁹/L",
+            "400 mg/m², i.v.",
+            "diagnostic ¹³¹I imaging",
+            "3 cm².",
+        ] {
+            assert_eq!(without_citation_marks(kept), kept);
+        }
     }
 
     #[test]
