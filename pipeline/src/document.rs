@@ -110,6 +110,32 @@ pub fn clean_blocks(blocks: Vec<Block>) -> Vec<Block> {
         .collect()
 }
 
+/// Whether superscript characters `run` right after `before` are an exponent or a charge
+/// ("10⁹", "m²", "cm³", "s⁻¹", "Ca²⁺") rather than a citation mark ("i låret¹²", "40³
+/// patients", "2 g⁸"): powers in clinical text are of ten and of lengths, signed ones are
+/// charges or inverse units.
+pub fn superscript_is_exponent(before: &str, run: &str) -> bool {
+    // A charge ("Ca²⁺") or an inverse unit ("s⁻¹"); a minus between digits is a citation's
+    // range ("¹⁵²⁻¹⁵⁵").
+    if run.ends_with(['⁺', '⁻']) || run.starts_with('⁻') {
+        return true;
+    }
+    let digits: Vec<char> = before
+        .chars()
+        .rev()
+        .take_while(char::is_ascii_digit)
+        .collect();
+    if !digits.is_empty() {
+        return digits == ['0', '1'];
+    }
+    let letters: Vec<char> = before
+        .chars()
+        .rev()
+        .take_while(|c| c.is_alphabetic())
+        .collect();
+    (1..=2).contains(&letters.len()) && letters[0] == 'm'
+}
+
 /// One line of clean text: ligatures spelt out, soft hyphens and zero-width characters gone,
 /// every run of white space (non-breaking and odd spaces included) one space.
 pub fn clean_text(s: &str) -> String {

@@ -498,6 +498,44 @@ fn is_superscript_digit(c: char) -> bool {
     "⁰¹²³⁴⁵⁶⁷⁸⁹".contains(c)
 }
 
+/// A citation's superscript set on a word or a number is set apart from it ("genes ⁸⁴",
+/// "40 ³ patients", "2 g ⁸"), so that it is read as a mark, not as part of the word or as an
+/// exponent; an exponent or a charge stays on its base ("10⁹", "m²", "s⁻¹", "Ca²⁺").
+fn space_citation_marks(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 8);
+    let chars: Vec<char> = s.chars().collect();
+    let mut i = 0;
+    while i < chars.len() {
+        let c = chars[i];
+        let starts_run =
+            is_superscript_digit(c) && out.chars().last().is_some_and(char::is_alphanumeric);
+        if !starts_run {
+            out.push(c);
+            i += 1;
+            continue;
+        }
+        let mut end = i;
+        while end < chars.len()
+            && (is_superscript_digit(chars[end])
+                || ([',', '⁻'].contains(&chars[end])
+                    && chars.get(end + 1).is_some_and(|d| is_superscript_digit(*d))))
+        {
+            end += 1;
+        }
+        // A charge's sign after it ("Ca²⁺").
+        if chars.get(end).is_some_and(|c| "⁺⁻".contains(*c)) {
+            end += 1;
+        }
+        let run: String = chars[i..end].iter().collect();
+        if !crate::document::superscript_is_exponent(&out, &run) {
+            out.push(' ');
+        }
+        out.push_str(&run);
+        i = end;
+    }
+    out
+}
+
 /// Superscripts into the line they belong to. A row of glyphs set smaller than the row just
 /// below and raised above its baseline by at most about half its size, each run of it touching
 /// a word of that row (a citation after a word, an exponent after a unit, an ordinal's "th",
@@ -574,19 +612,7 @@ fn segments(row: &[&Glyph]) -> Vec<(f64, f64, f64, String)> {
         let gap_limit = g.size * 1.8;
         match out.last_mut() {
             Some(seg) if g.x - seg.1 <= gap_limit => {
-                // A citation's superscript after a word is set apart from it ("genes ⁸⁴"); an
-                // exponent after a number or a unit's letter stays on it ("10⁹", "m²").
-                let word_before = seg
-                    .3
-                    .chars()
-                    .rev()
-                    .take_while(|c| c.is_alphabetic())
-                    .count();
-                let citation = g.text.starts_with(is_superscript_digit) && word_before > 2;
-                if (citation || g.x - seg.1 > g.size * 0.12)
-                    && !seg.3.ends_with(' ')
-                    && g.text != " "
-                {
+                if g.x - seg.1 > g.size * 0.12 && !seg.3.ends_with(' ') && g.text != " " {
                     seg.3.push(' ');
                 }
                 seg.3.push_str(&g.text);
@@ -602,7 +628,14 @@ fn segments(row: &[&Glyph]) -> Vec<(f64, f64, f64, String)> {
         }
     }
     out.into_iter()
-        .map(|(a, b, s, t)| (a, b, s, close_decimal_gaps(&clean_text(&t))))
+        .map(|(a, b, s, t)| {
+            (
+                a,
+                b,
+                s,
+                space_citation_marks(&close_decimal_gaps(&clean_text(&t))),
+            )
+        })
         .filter(|s| !s.3.is_empty())
         .collect()
 }
@@ -1279,7 +1312,7 @@ mod tests {
                     "Adrenalin er førstevalg ved anafylaksi og gives intramuskulært i låret^{12,14} uden forsinkelse. Dosis til voksne er 0,5 mg, og trombocyttal under 50 x 10^{9}/L kræver forsigtighed.".into(),
                 ),
                 Item::Paragraph(
-                    "Carboplatin doseres efter areal, 400 mg/m^{2}, fra 8^{th} cyklus efter aftale.".into(),
+                    "Carboplatin doseres efter areal, 400 mg/m^{2}, fra 8^{th} cyklus efter aftale; i 40^{3} forløb steg Ca^{2+}.".into(),
                 ),
                 Item::Row(vec!["Voksne".into(), "0,5 mg^{3}".into(), "i.m.".into()]),
             ],
@@ -1294,7 +1327,10 @@ mod tests {
             "10⁹/L",
             "400 mg/m²,",
             "8th cyklus",
-            "0,5 mg³",
+            // A mark after a unit or a number is set apart; a charge stays on its ion.
+            "0,5 mg ³",
+            "i 40 ³ forløb",
+            "Ca²⁺",
         ] {
             assert!(text.contains(want), "{want:?} in:\n{text}");
         }

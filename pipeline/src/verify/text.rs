@@ -295,14 +295,20 @@ pub fn without_citation_marks(text: &str) -> String {
         {
             end += 1;
         }
-        let word_before = out.chars().rev().take_while(|c| c.is_alphabetic()).count();
+        // A charge's sign after it ("Ca²⁺").
+        if chars.get(end).is_some_and(|c| "⁺⁻".contains(*c)) {
+            end += 1;
+        }
+        let run: String = chars[i..end].iter().collect();
         let before = out.chars().last();
         let after = chars.get(end);
         let mark = after.is_none_or(|c| !c.is_alphanumeric())
             && match before {
                 None => false,
                 Some(c) if c.is_whitespace() => true,
-                Some(c) if c.is_alphabetic() => word_before > 2,
+                Some(c) if c.is_alphanumeric() => {
+                    !crate::document::superscript_is_exponent(&out, &run)
+                }
                 Some(c) => matches!(c, '.' | ',' | ';' | ':' | ')' | ']' | '"' | '”'),
             };
         if mark {
@@ -351,10 +357,15 @@ mod tests {
             without_citation_marks("recurrence.³,¹⁵²⁻¹⁵⁵ The CAP"),
             "recurrence. The CAP"
         );
+        assert_eq!(
+            without_citation_marks("In 40³ patients, 2 g⁸ IV and 10 mmol⁹ over 6 hours."),
+            "In 40 patients, 2 g IV and 10 mmol over 6 hours."
+        );
         for kept in [
             "under 50 x 10⁹/L",
             "400 mg/m², i.v.",
             "diagnostic ¹³¹I imaging",
+            "Ca²⁺ and K⁺ and 0.5 s⁻¹",
             "3 cm².",
         ] {
             assert_eq!(without_citation_marks(kept), kept);
