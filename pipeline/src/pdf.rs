@@ -507,8 +507,12 @@ fn space_citation_marks(s: &str) -> String {
     let mut i = 0;
     while i < chars.len() {
         let c = chars[i];
-        let starts_run =
-            is_superscript_digit(c) && out.chars().last().is_some_and(char::is_alphanumeric);
+        // Set on a word or a number (not inside a run already: "¹³¹I", ".³⁷").
+        let starts_run = is_superscript_digit(c)
+            && out
+                .chars()
+                .last()
+                .is_some_and(|b| b.is_alphanumeric() && !is_superscript_digit(b));
         if !starts_run {
             out.push(c);
             i += 1;
@@ -737,10 +741,18 @@ fn reading_order(lines: Vec<Line>) -> Vec<Line> {
 /// A line's text with its digits as `#`: a running header or footer is the same text on most
 /// pages with only its page number changing.
 fn shape(text: &str) -> String {
-    text.chars()
-        .map(|c| if c.is_ascii_digit() { '#' } else { c })
-        .collect::<String>()
-        .to_lowercase()
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars().flat_map(char::to_lowercase) {
+        // "Side 9 af 47" and "Side 10 af 47" are one footer.
+        if c.is_ascii_digit() {
+            if !out.ends_with('#') {
+                out.push('#');
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// Whether a line is only a page number ("12", "- 12 -", "Side 12", "Page 3 of 60", "12/60").
@@ -807,12 +819,18 @@ fn margin_key(l: &Line, body: f64) -> String {
     shape(&text)
 }
 
+/// Whether a line reads as a sentence: four words or more and a full stop at its end.
+fn sentence_like(text: &str) -> bool {
+    let t = text.trim_end_matches(|c: char| is_superscript_digit(c) || c == ',');
+    t.ends_with(['.', '!', '?']) && t.split_whitespace().count() >= 4
+}
+
 /// Whether a text has a number with a unit of measure ("0,5 mg", "10 kg", "5 %", "2 x daily").
 fn states_quantity(text: &str) -> bool {
     const UNITS: &[&str] = &[
         "mg", "g", "kg", "µg", "μg", "mcg", "ug", "mikrog", "ng", "ml", "l", "dl", "mmol", "mol",
         "ie", "iu", "e", "%", "mm", "cm", "min", "t", "h", "x", "timer", "hours", "døgn", "dage",
-        "days", "tabl", "tablets", "dråber", "drops", "fr", "ch", "g/l",
+        "days", "tabl", "tablets", "dråber", "drops", "fr", "ch", "g/l", "j",
     ];
     let lower = text.to_lowercase();
     let words: Vec<&str> = lower
@@ -823,7 +841,7 @@ fn states_quantity(text: &str) -> bool {
         let digits_end = w.find(|c: char| !(c.is_ascii_digit() || c == ',' || c == '.'));
         let starts_with_number = w.starts_with(|c: char| c.is_ascii_digit());
         let unit_of = |u: &str| {
-            let u = u.trim_end_matches(['.', ',', ';', ':', ')']);
+            let u = u.trim_end_matches(|c: char| ".,;:)".contains(c) || is_superscript_digit(c));
             UNITS.contains(&u)
                 || u.split('/')
                     .next()
@@ -907,13 +925,16 @@ fn drop_running_lines(mut pages: Vec<Vec<Line>>) -> Vec<Vec<Line>> {
         .filter(|(_, c)| n >= 3 && (*c * 2 >= n || (*c >= 3 && *c * 3 >= n)))
         .map(|(s, _)| s)
         .collect();
+    let mut once = std::collections::HashSet::new();
     for (i, lines) in pages.iter_mut().enumerate() {
         let len = lines.len();
         let margin = |j: usize| j < MARGIN_LINES || j + MARGIN_LINES >= len;
+        // A line stating a quantity is never dropped: a template's "Maksimal
+        // infusionshastighed: 10 ml/min." on every page is a dose, not a footer.
         let mut drop: Vec<bool> = lines
             .iter()
             .enumerate()
-            .map(|(j, l)| margin(j) && running.contains(&key(l)))
+            .map(|(j, l)| margin(j) && running.contains(&key(l)) && !states_quantity(&l.text()))
             .collect();
         // From the text outwards: a text-size line next to the text is the text's.
         let mut order: Vec<usize> = (0..len)
@@ -945,6 +966,15 @@ fn drop_running_lines(mut pages: Vec<Vec<Line>>) -> Vec<Vec<Line>> {
             // Close to a line of the text, it runs on from it; a heading starts afresh.
             let runs_on = next.is_some_and(|(k, gap)| gap < apart && in_text_size(&lines[k], body));
             if runs_on {
+                drop[j] = false;
+            }
+        }
+        // A sentence in the text's size that a templated document repeats at one place on
+        // every page ("Kontrollér altid patientens identitet …") is kept where it first
+        // stands: set apart from the text it reads like a footer, but it may be the text's.
+        for j in 0..len {
+            let l = &lines[j];
+            if drop[j] && in_text_size(l, body) && sentence_like(&l.text()) && once.insert(key(l)) {
                 drop[j] = false;
             }
         }
@@ -1005,9 +1035,12 @@ fn numbered_heading(text: &str) -> Option<u8> {
             .all(|p| !p.is_empty() && p.len() <= 2 && p.chars().all(|c| c.is_ascii_digit()));
     // Not a line of the contents ("2. Anlæggelse ....... 3") or an entry of a numbered
     // reference list ("2. Jensen A. Pleuradræn hos voksne. Ugeskr Læger 2019;181").
+    // (A citation mark after its last word does not make a sentence a title: "4 J/kg.³".)
+    let plain = rest.trim_end_matches(|c: char| is_superscript_digit(c) || c == ',' || c == ' ');
     let title_like = rest.chars().next().is_some_and(char::is_uppercase)
         && rest.chars().count() <= 80
-        && !rest.ends_with(['.', ',', ';', '-'])
+        && !plain.ends_with(['.', ',', ';', '-'])
+        && !states_quantity(text)
         && !rest.contains(" mg")
         && !rest.contains(" ml")
         && !rest.contains(". ")
@@ -1314,6 +1347,7 @@ mod tests {
                 Item::Paragraph(
                     "Carboplatin doseres efter areal, 400 mg/m^{2}, fra 8^{th} cyklus efter aftale; i 40^{3} forløb steg Ca^{2+}.".into(),
                 ),
+                Item::Paragraph("Kontrol efter ^{131}I-behandling.^{37} Herefter årlig kontrol.".into()),
                 Item::Row(vec!["Voksne".into(), "0,5 mg^{3}".into(), "i.m.".into()]),
             ],
         }];
@@ -1323,6 +1357,7 @@ mod tests {
             .map(|(_, t, _)| format!("{t}\n"))
             .collect();
         for want in [
+            "efter ¹³¹I-behandling.³⁷ Herefter",
             "låret ¹²,¹⁴ uden",
             "10⁹/L",
             "400 mg/m²,",
@@ -1408,6 +1443,44 @@ mod tests {
     }
 
     #[test]
+    fn a_templates_dose_and_sentence_on_every_page_are_the_text() {
+        // Ten drug pages from one template: the same dose line and the same reminder at the
+        // same place on every page, set apart like a footer, and a page label in the text's
+        // size whose number grows from one digit to two.
+        let pages: Vec<SamplePage> = (1..=10)
+            .map(|i| SamplePage {
+                two_columns: false,
+                items: vec![
+                    Item::Top(format!("Vejledning om antibiotika · side {i}"), 10.0),
+                    Item::Heading(format!("Lægemiddel {i}")),
+                    Item::Paragraph(
+                        "Dosis justeres ved nedsat nyrefunktion efter gældende nyretabel.".into(),
+                    ),
+                    Item::Paragraph("Maksimal infusionshastighed: 10 ml/min.".into()),
+                    Item::Paragraph(
+                        "Kontrollér altid patientens identitet og allergistatus før ordination."
+                            .into(),
+                    ),
+                ],
+            })
+            .collect();
+        let got = read(&build(&pages, &Style::default())).unwrap();
+        let text: String = texts(&got.blocks)
+            .iter()
+            .map(|(_, t, _)| format!("{t}\n"))
+            .collect();
+        assert_eq!(text.matches("10 ml/min").count(), 10, "{text}");
+        assert!(
+            text.contains("Kontrollér altid patientens identitet"),
+            "{text}"
+        );
+        assert!(
+            !text.to_lowercase().contains("antibiotika · side"),
+            "{text}"
+        );
+    }
+
+    #[test]
     fn a_character_map_with_little_endian_ligatures_is_repaired() {
         let cmap = b"/CIDInit /ProcSet findresource begin\nbegincmap\n3 beginbfrange\n<01><01><0052>\n<26><26><74006900>\n<4e><4e><7400dd00>\nendbfrange\n1 beginbfchar\n<50> <fb01>\nendbfchar\nendcmap";
         let fixed = String::from_utf8(repair_cmap(cmap).unwrap()).unwrap();
@@ -1424,6 +1497,12 @@ mod tests {
 
     #[test]
     fn a_numbered_step_set_over_two_lines_is_not_a_heading() {
+        // A wrapped sentence's last line that starts with its dose is no numbered heading,
+        // with or without a citation mark after its full stop.
+        assert_eq!(numbered_heading("4 J/kg.³"), None);
+        assert_eq!(numbered_heading("4 J/kg."), None);
+        assert_eq!(numbered_heading("2 Giv 0,5 mg i.m."), None);
+        assert_eq!(numbered_heading("3.2 Behandling"), Some(2));
         assert_eq!(numbered_heading("2. Behandling"), Some(1));
         assert_eq!(numbered_heading("4.2 Førstelinjebehandling"), Some(2));
         // A step's first line in a narrow column: it ends mid-word, mid-sentence or in a dose.
