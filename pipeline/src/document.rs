@@ -8,6 +8,7 @@
 //! (`crate::pdf`) and DOCX (`crate::docx_read`) produce [`Block`]s; [`split`] makes passages.
 
 use serde::Serialize;
+use std::collections::HashSet;
 
 /// A passage aims at this many characters (a few paragraphs: enough context for a claim,
 /// small enough that retrieval points at a place, not at a chapter).
@@ -490,32 +491,97 @@ fn list_item(t: &str) -> Option<&str> {
 /// ("anafy-" + "laksi" → "anafylaksi"; "adrenalin-" + "og" keeps its hyphen only when the next
 /// line starts with a capital or a digit, as in "Region-" + "Hovedstaden" → "Region-Hovedstaden").
 pub fn join_lines(lines: &[&str]) -> String {
+    join_lines_in(lines, None)
+}
+
+/// The words of a document as they stand inside its lines, for telling a word broken at a line
+/// end from one with a hyphen of its own ([`join_lines_in`]).
+pub fn vocabulary<'a>(lines: impl IntoIterator<Item = &'a str>) -> HashSet<String> {
+    let mut words = HashSet::new();
+    for line in lines {
+        let tokens: Vec<&str> = line.split_whitespace().collect();
+        // Not a line's last word: it may be the broken one.
+        for t in tokens.iter().take(tokens.len().saturating_sub(1)) {
+            let w = t.trim_matches(|c: char| !c.is_alphanumeric());
+            if w.chars().count() >= 4 {
+                words.insert(w.to_lowercase());
+            }
+        }
+    }
+    words
+}
+
+/// [`join_lines`], deciding a line-end hyphen by how the document writes the word elsewhere
+/// when it does ("ACE-hæm-" + "mere" → "ACE-hæmmere"; "Hjerte-" + "lunge-redning" →
+/// "Hjerte-lunge-redning"; LibreOffice's spaced "vir -" + "ker" → "virker").
+pub fn join_lines_in(lines: &[&str], words: Option<&HashSet<String>>) -> String {
     let mut out = String::new();
     for line in lines {
         let line = line.trim();
         if line.is_empty() {
             continue;
         }
-        if out.ends_with('-') && !out.ends_with(" -") && !out.ends_with("--") {
-            let head = &out[..out.len() - 1];
+        if out.ends_with('-') && !out.ends_with("--") {
+            let spaced = out.ends_with(" -");
+            let head = out[..out.len() - 1].trim_end();
             let word = head.rsplit(char::is_whitespace).next().unwrap_or("");
+            let next_word = line.split_whitespace().next().unwrap_or("");
+            let bare = |w: &str| {
+                w.trim_matches(|c: char| !c.is_alphanumeric())
+                    .to_lowercase()
+            };
+            let (whole, hyphened) = (
+                bare(&format!("{word}{next_word}")),
+                bare(&format!("{word}-{next_word}")),
+            );
+            let seen = |w: &String| words.is_some_and(|ws| ws.contains(w));
+            let join = match (seen(&whole), seen(&hyphened)) {
+                (true, false) => Some(true),
+                (false, true) => Some(false),
+                _ => None,
+            };
+            if spaced {
+                // "vir -" + "ker": LibreOffice sets a justified line's break hyphen apart. A
+                // word in lower case before it and after it is one word broken; a number or a
+                // capital is a dash ("0,3 -" + "0,5 mg").
+                let lower_word = |w: &str| {
+                    !w.is_empty() && w.chars().all(|c| c.is_alphabetic() && c.is_lowercase())
+                };
+                let broken = join.unwrap_or(
+                    lower_word(word)
+                        && next_word
+                            .chars()
+                            .next()
+                            .is_some_and(|c| c.is_alphabetic() && c.is_lowercase()),
+                );
+                if broken {
+                    out.truncate(head.len());
+                    out.push_str(line);
+                } else {
+                    out.push(' ');
+                    out.push_str(line);
+                }
+                continue;
+            }
             let letters = word
                 .rsplit(|c: char| !c.is_alphanumeric())
                 .next()
                 .unwrap_or("");
             let next = line.chars().next();
             // A word hyphenated at the line end is one word again ("intramusku-" / "lært"); a
-            // hyphen that is part of the word stays: after an abbreviation or a number
-            // ("ACE-hæmmere", "5-HT3"), and in a compound already hyphenated
-            // ("Øre-næse-halskirurgisk").
-            let real = (letters.chars().filter(|c| c.is_alphabetic()).count() >= 2
+            // hyphen that is part of the word stays: after an abbreviation, a letter or a
+            // number ("ACE-hæmmere", "B-vitamin", "5-HT3"), and in a compound already
+            // hyphenated ("Øre-næse-halskirurgisk").
+            let real = (letters.chars().any(char::is_alphabetic)
                 && letters.chars().all(|c| !c.is_lowercase()))
                 || letters.chars().any(|c| c.is_ascii_digit())
                 || word.contains('-');
-            if !real
-                && letters.chars().last().is_some_and(char::is_alphabetic)
-                && next.is_some_and(char::is_lowercase)
-            {
+            let broken = join.unwrap_or(
+                !real
+                    && letters.chars().last().is_some_and(char::is_alphabetic)
+                    && next.is_some_and(char::is_lowercase),
+            );
+            if broken {
                 out.pop();
             }
             out.push_str(line);
@@ -588,6 +654,35 @@ mod tests {
             join_lines(&["(stridor, hvæsen-", "de vejrtrækning)"]),
             "(stridor, hvæsende vejrtrækning)"
         );
+        assert_eq!(
+            join_lines(&["mangel på B-", "vitamin"]),
+            "mangel på B-vitamin"
+        );
+        assert_eq!(
+            join_lines(&["fastlæg base -", "lineværdi"]),
+            "fastlæg baselineværdi"
+        );
+        assert_eq!(join_lines(&["dosis 0,3 -", "0,5 mg"]), "dosis 0,3 - 0,5 mg");
+        // How the document writes the word elsewhere decides.
+        let words = vocabulary([
+            "ACE-hæmmere pauseres før indgrebet",
+            "hjerte-lunge-redning startes straks",
+            "virker den ikke gentages dosis",
+        ]);
+        let join = |a: &str, b: &str| join_lines_in(&[a, b], Some(&words));
+        assert_eq!(
+            join("pause med ACE-hæm-", "mere før"),
+            "pause med ACE-hæmmere før"
+        );
+        assert_eq!(
+            join("start Hjerte-", "lunge-redning nu"),
+            "start Hjerte-lunge-redning nu"
+        );
+        assert_eq!(
+            join("adrenalin vir -", "ker hurtigt"),
+            "adrenalin virker hurtigt"
+        );
+        assert_eq!(join("ved anafy-", "laksi gives"), "ved anafylaksi gives");
     }
 
     /// Every passage's offsets point at its text in the normalised text.

@@ -14,7 +14,7 @@
 //! damaged or truncated one. A panic inside the parsing crates is caught and reported as a
 //! damaged file.
 
-use crate::document::{clean_text, join_lines, Block, BlockKind};
+use crate::document::{clean_text, join_lines, join_lines_in, vocabulary, Block, BlockKind};
 use pdf_extract::{MediaBox, OutputDev, OutputError, Transform};
 use std::collections::HashMap;
 
@@ -1076,6 +1076,9 @@ fn blocks(pages: &[Vec<Line>]) -> Vec<Block> {
     let mut para_page: Option<u32> = None;
     let mut para_numbered = false;
     let mut last: Option<&Line> = None;
+    // How the document writes its words inside lines, for its line-end hyphens.
+    let texts: Vec<String> = pages.iter().flatten().map(Line::text).collect();
+    let words = vocabulary(texts.iter().map(String::as_str));
     // A paragraph ends on the page of its last line.
     let flush = |para: &mut Vec<String>,
                  page: &mut Option<u32>,
@@ -1084,7 +1087,14 @@ fn blocks(pages: &[Vec<Line>]) -> Vec<Block> {
         if !para.is_empty() {
             let refs: Vec<&str> = para.iter().map(String::as_str).collect();
             let end = last.map(|l| l.page);
-            out.push(Block::new(BlockKind::Paragraph, join_lines(&refs), *page).ending_on(end));
+            out.push(
+                Block::new(
+                    BlockKind::Paragraph,
+                    join_lines_in(&refs, Some(&words)),
+                    *page,
+                )
+                .ending_on(end),
+            );
             para.clear();
             *page = None;
         }
