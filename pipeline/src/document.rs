@@ -547,8 +547,12 @@ pub fn join_lines_in(lines: &[&str], words: Option<&HashSet<String>>) -> String 
                 let lower_word = |w: &str| {
                     !w.is_empty() && w.chars().all(|c| c.is_alphabetic() && c.is_lowercase())
                 };
+                // Two words the document uses on their own are two words and a dash
+                // ("username -" + "otherwise").
+                let two_words = seen(&bare(word)) && seen(&bare(next_word));
                 let broken = join.unwrap_or(
-                    lower_word(word)
+                    !two_words
+                        && lower_word(word)
                         && next_word
                             .chars()
                             .next()
@@ -683,6 +687,14 @@ mod tests {
             "adrenalin virker hurtigt"
         );
         assert_eq!(join("ved anafy-", "laksi gives"), "ved anafylaksi gives");
+        let words = vocabulary(["the username is checked", "otherwise it fails"]);
+        assert_eq!(
+            join_lines_in(
+                &["differ from the username -", "otherwise login"],
+                Some(&words)
+            ),
+            "differ from the username - otherwise login"
+        );
     }
 
     /// Every passage's offsets point at its text in the normalised text.

@@ -890,7 +890,7 @@ fn in_text_size(l: &Line, body: f64) -> bool {
 
 /// Drops running headers and footers and bare page numbers. A running line is one of the
 /// first or last [`MARGIN_LINES`] of a page that recurs at the same height on at least half
-/// the pages, or on at least three and a third of them (a long guideline's sections carry
+/// the pages (both of two), or on at least three and a third of them (a long guideline's sections carry
 /// headers of their own): set no larger than the text by its [`margin_key`], or larger (a
 /// guideline's name set as a banner) as the same words. One set in the text's own size must
 /// also stand apart from the text by more than a paragraph's spacing: a sentence that a
@@ -922,7 +922,10 @@ fn drop_running_lines(mut pages: Vec<Vec<Line>>) -> Vec<Vec<Line>> {
     }
     let running: std::collections::HashSet<String> = counts
         .into_iter()
-        .filter(|(_, c)| n >= 3 && (*c * 2 >= n || (*c >= 3 && *c * 3 >= n)))
+        // (Both pages of a two-page instruction.)
+        .filter(|(_, c)| {
+            (n == 2 && *c == 2) || (n >= 3 && (*c * 2 >= n || (*c >= 3 && *c * 3 >= n)))
+        })
         .map(|(s, _)| s)
         .collect();
     let mut once = std::collections::HashSet::new();
@@ -1486,6 +1489,31 @@ mod tests {
         );
         assert!(
             !text.to_lowercase().contains("antibiotika · side"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn a_two_page_instructions_header_is_no_text() {
+        let pages: Vec<SamplePage> = (1..=2)
+            .map(|i| SamplePage {
+                two_columns: false,
+                items: vec![
+                    Item::Heading(format!("{i}. Afsnit")),
+                    Item::Paragraph(format!(
+                        "Trin {i}: giv adrenalin 0,5 mg intramuskulært i låret."
+                    )),
+                ],
+            })
+            .collect();
+        let got = read(&build(&pages, &Style::default())).unwrap();
+        let text: String = texts(&got.blocks)
+            .iter()
+            .map(|(_, t, _)| format!("{t}\n"))
+            .collect();
+        assert!(!text.contains("Sundhedsstyrelsen"), "{text}");
+        assert!(
+            text.contains("Trin 1: giv adrenalin 0,5 mg") && text.contains("Trin 2:"),
             "{text}"
         );
     }
