@@ -1201,6 +1201,11 @@ mod tests {
     use crate::document::split;
     use crate::sample_pdf::{build, guideline, Item, SamplePage, Style};
 
+    /// The blocks' texts, one per line.
+    fn text_of(blocks: &[Block]) -> String {
+        blocks.iter().map(|b| format!("{}\n", b.text)).collect()
+    }
+
     fn texts(blocks: &[Block]) -> Vec<(BlockKind, String, Option<u32>)> {
         blocks
             .iter()
@@ -1365,10 +1370,7 @@ mod tests {
             ],
         }];
         let got = read(&build(&pages, &Style::default())).unwrap();
-        let text: String = texts(&got.blocks)
-            .iter()
-            .map(|(_, t, _)| format!("{t}\n"))
-            .collect();
+        let text = text_of(&got.blocks);
         for want in [
             "efter ¹³¹I-behandling.³⁷ Herefter",
             "låret ¹²,¹⁴ uden",
@@ -1478,10 +1480,7 @@ mod tests {
             })
             .collect();
         let got = read(&build(&pages, &Style::default())).unwrap();
-        let text: String = texts(&got.blocks)
-            .iter()
-            .map(|(_, t, _)| format!("{t}\n"))
-            .collect();
+        let text = text_of(&got.blocks);
         assert_eq!(text.matches("10 ml/min").count(), 10, "{text}");
         assert!(
             text.contains("Kontrollér altid patientens identitet"),
@@ -1507,10 +1506,7 @@ mod tests {
             })
             .collect();
         let got = read(&build(&pages, &Style::default())).unwrap();
-        let text: String = texts(&got.blocks)
-            .iter()
-            .map(|(_, t, _)| format!("{t}\n"))
-            .collect();
+        let text = text_of(&got.blocks);
         assert!(!text.contains("Sundhedsstyrelsen"), "{text}");
         assert!(
             text.contains("Trin 1: giv adrenalin 0,5 mg") && text.contains("Trin 2:"),
