@@ -507,9 +507,11 @@ fn space_citation_marks(s: &str) -> String {
     let mut i = 0;
     while i < chars.len() {
         let c = chars[i];
-        // Set on a word or a number (not inside a run already: "¹³¹I", ".³⁷").
+        // Set on a word or a number (not inside a run already: "¹³¹I", ".³⁷"), or a space
+        // after one (a justified line's "10 ⁹/L").
+        let base = out.strip_suffix(' ').unwrap_or(&out);
         let starts_run = is_superscript_digit(c)
-            && out
+            && base
                 .chars()
                 .last()
                 .is_some_and(|b| b.is_alphanumeric() && !is_superscript_digit(b));
@@ -531,7 +533,11 @@ fn space_citation_marks(s: &str) -> String {
             end += 1;
         }
         let run: String = chars[i..end].iter().collect();
-        if !crate::document::superscript_is_exponent(&out, &run) {
+        let exponent = crate::document::superscript_is_exponent(base, &run);
+        if exponent {
+            // On its base: "10⁹/L", "1.73 m²".
+            out.truncate(base.len());
+        } else if !out.ends_with(' ') {
             out.push(' ');
         }
         out.push_str(&run);
@@ -1363,7 +1369,7 @@ mod tests {
                     "Adrenalin er førstevalg ved anafylaksi og gives intramuskulært i låret^{12,14} uden forsinkelse. Dosis til voksne er 0,5 mg, og trombocyttal under 50 x 10^{9}/L kræver forsigtighed.".into(),
                 ),
                 Item::Paragraph(
-                    "Carboplatin doseres efter areal, 400 mg/m^{2}, fra 8^{th} cyklus efter aftale; i 40^{3} forløb steg Ca^{2+}.".into(),
+                    "Carboplatin doseres efter areal, 400 mg/m^{2}, fra 8^{th} cyklus efter aftale; i 40^{3} forløb steg Ca^{2+}. Ved neutrofile under 1,5 x 10 ^{9}/L udsættes behandlingen.".into(),
                 ),
                 Item::Paragraph("Kontrol efter ^{131}I-behandling.^{37} Herefter årlig kontrol.".into()),
                 Item::Row(vec!["Voksne".into(), "0,5 mg^{3}".into(), "i.m.".into()]),
@@ -1381,6 +1387,8 @@ mod tests {
             "0,5 mg ³",
             "i 40 ³ forløb",
             "Ca²⁺",
+            // A space a justified line puts before an exponent is not kept.
+            "1,5 x 10⁹/L udsættes",
         ] {
             assert!(text.contains(want), "{want:?} in:\n{text}");
         }

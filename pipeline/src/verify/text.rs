@@ -305,7 +305,10 @@ pub fn without_citation_marks(text: &str) -> String {
         let mark = after.is_none_or(|c| !c.is_alphanumeric())
             && match before {
                 None => false,
-                Some(c) if c.is_whitespace() => true,
+                // "10 ⁹/L", a justified line's space before an exponent, is still one.
+                Some(c) if c.is_whitespace() => {
+                    !crate::document::superscript_is_exponent(out.trim_end(), &run)
+                }
                 Some(c) if c.is_alphanumeric() => {
                     !crate::document::superscript_is_exponent(&out, &run)
                 }
@@ -360,6 +363,11 @@ mod tests {
         assert_eq!(
             without_citation_marks("In 40³ patients, 2 g⁸ IV and 10 mmol⁹ over 6 hours."),
             "In 40 patients, 2 g IV and 10 mmol over 6 hours."
+        );
+        // A space before an exponent does not make it a mark.
+        assert_eq!(
+            without_citation_marks("above 0.5 × 10 ⁹/L and 1.73 m ²."),
+            "above 0.5 × 10 ⁹/L and 1.73 m ²."
         );
         for kept in [
             "under 50 x 10⁹/L",
