@@ -111,6 +111,28 @@ pub fn clean_blocks(blocks: Vec<Block>) -> Vec<Block> {
         .collect()
 }
 
+/// A superscript digit ("¹²", "10⁹").
+pub fn is_superscript_digit(c: char) -> bool {
+    "⁰¹²³⁴⁵⁶⁷⁸⁹".contains(c)
+}
+
+/// Where the run of superscripts starting at `i` ends: superscript digits, the separators
+/// between them ("¹²,¹⁴", "⁹³⁻⁹⁶") and a charge's sign after them ("Ca²⁺").
+pub fn superscript_run_end(chars: &[char], i: usize) -> usize {
+    let mut end = i;
+    while end < chars.len()
+        && (is_superscript_digit(chars[end])
+            || (matches!(chars[end], ',' | '-' | '–' | '⁻')
+                && chars.get(end + 1).is_some_and(|c| is_superscript_digit(*c))))
+    {
+        end += 1;
+    }
+    if chars.get(end).is_some_and(|c| "⁺⁻".contains(*c)) {
+        end += 1;
+    }
+    end
+}
+
 /// Whether superscript characters `run` right after `before` are an exponent or a charge
 /// ("10⁹", "m²", "cm³", "s⁻¹", "Ca²⁺") rather than a citation mark ("i låret¹²", "40³
 /// patients", "2 g⁸"): powers in clinical text are of ten and of lengths, signed ones are

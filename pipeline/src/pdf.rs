@@ -14,7 +14,10 @@
 //! damaged or truncated one. A panic inside the parsing crates is caught and reported as a
 //! damaged file.
 
-use crate::document::{clean_text, join_lines, join_lines_in, vocabulary, Block, BlockKind};
+use crate::document::{
+    clean_text, is_superscript_digit, join_lines, join_lines_in, superscript_run_end, vocabulary,
+    Block, BlockKind,
+};
 use pdf_extract::{MediaBox, OutputDev, OutputError, Transform};
 use std::collections::HashMap;
 
@@ -494,10 +497,6 @@ fn superscript(c: char) -> char {
     }
 }
 
-fn is_superscript_digit(c: char) -> bool {
-    "⁰¹²³⁴⁵⁶⁷⁸⁹".contains(c)
-}
-
 /// A citation's superscript set on a word or a number is set apart from it ("genes ⁸⁴",
 /// "40 ³ patients", "2 g ⁸"), so that it is read as a mark, not as part of the word or as an
 /// exponent; an exponent or a charge stays on its base ("10⁹", "m²", "s⁻¹", "Ca²⁺").
@@ -520,18 +519,7 @@ fn space_citation_marks(s: &str) -> String {
             i += 1;
             continue;
         }
-        let mut end = i;
-        while end < chars.len()
-            && (is_superscript_digit(chars[end])
-                || ([',', '⁻'].contains(&chars[end])
-                    && chars.get(end + 1).is_some_and(|d| is_superscript_digit(*d))))
-        {
-            end += 1;
-        }
-        // A charge's sign after it ("Ca²⁺").
-        if chars.get(end).is_some_and(|c| "⁺⁻".contains(*c)) {
-            end += 1;
-        }
+        let end = superscript_run_end(&chars, i);
         let run: String = chars[i..end].iter().collect();
         let exponent = crate::document::superscript_is_exponent(base, &run);
         if exponent {

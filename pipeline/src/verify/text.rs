@@ -276,29 +276,17 @@ pub fn split_sentences(text: &str) -> Vec<String> {
 /// "mg/m²", after a number or a unit's letter), and so does a mass number before its symbol
 /// ("¹³¹I").
 pub fn without_citation_marks(text: &str) -> String {
-    const SUPERSCRIPT: &str = "⁰¹²³⁴⁵⁶⁷⁸⁹";
+    use crate::document::{is_superscript_digit, superscript_run_end};
     let chars: Vec<char> = text.chars().collect();
     let mut out = String::with_capacity(text.len());
     let mut i = 0;
     while i < chars.len() {
-        if !SUPERSCRIPT.contains(chars[i]) {
+        if !is_superscript_digit(chars[i]) {
             out.push(chars[i]);
             i += 1;
             continue;
         }
-        // The run: superscript digits, and separators between them ("¹²,¹⁴", "⁹³⁻⁹⁶").
-        let mut end = i;
-        while end < chars.len()
-            && (SUPERSCRIPT.contains(chars[end])
-                || (matches!(chars[end], ',' | '-' | '–' | '⁻')
-                    && chars.get(end + 1).is_some_and(|c| SUPERSCRIPT.contains(*c))))
-        {
-            end += 1;
-        }
-        // A charge's sign after it ("Ca²⁺").
-        if chars.get(end).is_some_and(|c| "⁺⁻".contains(*c)) {
-            end += 1;
-        }
+        let mut end = superscript_run_end(&chars, i);
         let run: String = chars[i..end].iter().collect();
         let before = out.chars().last();
         let after = chars.get(end);
