@@ -28,6 +28,9 @@ pub enum BlockKind {
     ListItem,
     /// One row of a table, its cells separated by " | ".
     TableRow,
+    /// A note at the foot of a page ("³ Persistent fever at 72 hours: …"): the page's text,
+    /// wherever it stands, even under a reference list that begins on its page.
+    Footnote,
 }
 
 /// One block of a document, as extraction found it.
@@ -114,6 +117,100 @@ pub fn clean_blocks(blocks: Vec<Block>) -> Vec<Block> {
 /// A superscript digit ("¹²", "10⁹").
 pub fn is_superscript_digit(c: char) -> bool {
     "⁰¹²³⁴⁵⁶⁷⁸⁹".contains(c)
+}
+
+/// Letters and the modifier letters a PDF's superscript letters are read as: a footnote's
+/// marker ("Adrenalineᵃ", "50ᶜ") or an ordinal's ending ("3ʳᵈ"). Letters without a modifier
+/// letter (q, C, F, S, …) stay plain.
+const SUPERSCRIPT_LETTERS: &[(char, char)] = &[
+    ('a', 'ᵃ'),
+    ('b', 'ᵇ'),
+    ('c', 'ᶜ'),
+    ('d', 'ᵈ'),
+    ('e', 'ᵉ'),
+    ('f', 'ᶠ'),
+    ('g', 'ᵍ'),
+    ('h', 'ʰ'),
+    ('i', 'ⁱ'),
+    ('j', 'ʲ'),
+    ('k', 'ᵏ'),
+    ('l', 'ˡ'),
+    ('m', 'ᵐ'),
+    ('n', 'ⁿ'),
+    ('o', 'ᵒ'),
+    ('p', 'ᵖ'),
+    ('r', 'ʳ'),
+    ('s', 'ˢ'),
+    ('t', 'ᵗ'),
+    ('u', 'ᵘ'),
+    ('v', 'ᵛ'),
+    ('w', 'ʷ'),
+    ('x', 'ˣ'),
+    ('y', 'ʸ'),
+    ('z', 'ᶻ'),
+    ('A', 'ᴬ'),
+    ('B', 'ᴮ'),
+    ('D', 'ᴰ'),
+    ('E', 'ᴱ'),
+    ('G', 'ᴳ'),
+    ('H', 'ᴴ'),
+    ('I', 'ᴵ'),
+    ('J', 'ᴶ'),
+    ('K', 'ᴷ'),
+    ('L', 'ᴸ'),
+    ('M', 'ᴹ'),
+    ('N', 'ᴺ'),
+    ('O', 'ᴼ'),
+    ('P', 'ᴾ'),
+    ('R', 'ᴿ'),
+    ('T', 'ᵀ'),
+    ('U', 'ᵁ'),
+    ('V', 'ⱽ'),
+    ('W', 'ᵂ'),
+];
+
+/// The modifier letter a superscript `c` is written as, or `c` when it has none.
+pub fn superscript_letter(c: char) -> char {
+    SUPERSCRIPT_LETTERS
+        .iter()
+        .find(|(plain, _)| *plain == c)
+        .map_or(c, |(_, sup)| *sup)
+}
+
+/// The plain letter of a superscript letter ("ᵃ" → 'a').
+pub fn plain_letter(c: char) -> Option<char> {
+    SUPERSCRIPT_LETTERS
+        .iter()
+        .find(|(_, sup)| *sup == c)
+        .map(|(plain, _)| *plain)
+}
+
+/// A superscript letter ("ᵃ"), as [`superscript_letter`] writes one.
+pub fn is_superscript_letter(c: char) -> bool {
+    plain_letter(c).is_some()
+}
+
+/// Where the run of superscript letters starting at `i` ends: a footnote's marker or markers
+/// ("ᵃ", "ᵃ,ᵇ") or an ordinal's ending.
+pub fn superscript_letters_end(chars: &[char], i: usize) -> usize {
+    let mut end = i;
+    while end < chars.len()
+        && (is_superscript_letter(chars[end])
+            || (chars[end] == ','
+                && end > i
+                && chars
+                    .get(end + 1)
+                    .is_some_and(|c| is_superscript_letter(*c))))
+    {
+        end += 1;
+    }
+    end
+}
+
+/// Whether the superscript letters `run` after a number end it as an ordinal ("3ʳᵈ", "8ᵗʰ").
+pub fn is_ordinal_ending(run: &str) -> bool {
+    let plain: String = run.chars().filter_map(plain_letter).collect();
+    matches!(plain.as_str(), "st" | "nd" | "rd" | "th")
 }
 
 /// Where the run of superscripts starting at `i` ends: superscript digits, the separators
@@ -292,6 +389,8 @@ pub fn apparatus(blocks: &[Block]) -> Vec<bool> {
             BlockKind::Heading { .. } => inside = names,
             // A paragraph that is only "References" is a heading the extraction did not see.
             BlockKind::Paragraph if names => inside = true,
+            // A page's footnote below the first entries of the list is the text's.
+            BlockKind::Footnote => continue,
             _ => {}
         }
         out[i] = inside || contents_line(&b.text);

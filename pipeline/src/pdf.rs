@@ -15,11 +15,12 @@
 //! damaged file.
 
 use crate::document::{
-    clean_text, is_superscript_digit, join_lines, join_lines_in, superscript_run_end, vocabulary,
-    Block, BlockKind,
+    clean_text, is_ordinal_ending, is_superscript_digit, is_superscript_letter, join_lines,
+    join_lines_in, plain_letter, superscript_letters_end, superscript_run_end, vocabulary, Block,
+    BlockKind,
 };
 use pdf_extract::{MediaBox, OutputDev, OutputError, Transform};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 /// How much of the page's width a line on each side of a gutter must span to be a column's
 /// line (a table's cells are narrower).
@@ -493,7 +494,7 @@ fn superscript(c: char) -> char {
         '9' => '⁹',
         '+' => '⁺',
         '-' | '−' | '–' => '⁻',
-        c => c,
+        c => crate::document::superscript_letter(c),
     }
 }
 
@@ -509,6 +510,32 @@ fn space_citation_marks(s: &str) -> String {
         // Set on a word or a number (not inside a run already: "¹³¹I", ".³⁷"), or a space
         // after one (a justified line's "10 ⁹/L").
         let base = out.strip_suffix(' ').unwrap_or(&out);
+        // Superscript letters ending a word or a number: an ordinal's ending is the number's
+        // ("3rd"); any other is a footnote's marker, set apart ("Adrenaline ᵃ", "50 ᶜ").
+        if is_superscript_letter(c)
+            && base
+                .chars()
+                .last()
+                .is_some_and(|b| b.is_alphanumeric() && !is_superscript_letter(b))
+        {
+            let end = superscript_letters_end(&chars, i);
+            let run: String = chars[i..end].iter().collect();
+            let inside_word = chars.get(end).is_some_and(|c| c.is_alphanumeric());
+            if inside_word {
+                // Raised letters inside a word (an accent's letter, a logo) are the word's.
+                out.extend(run.chars().filter_map(plain_letter));
+            } else if base.ends_with(|b: char| b.is_ascii_digit()) && is_ordinal_ending(&run) {
+                out.truncate(base.len());
+                out.extend(run.chars().filter_map(plain_letter));
+            } else {
+                if !out.ends_with(' ') {
+                    out.push(' ');
+                }
+                out.push_str(&run);
+            }
+            i = end;
+            continue;
+        }
         let starts_run = is_superscript_digit(c)
             && base
                 .chars()
@@ -1018,6 +1045,109 @@ fn margin_lines(lines: &[Line]) -> impl Iterator<Item = &Line> {
         .map(|(_, l)| l)
 }
 
+/// Whether a line opens a footnote: a note's number or mark, then its text ("3 Persistent
+/// fever …", "¹ Children …", "ᵃ Maximum …", "* Off label").
+fn opens_footnote(text: &str) -> bool {
+    let Some((label, rest)) = text.split_once(' ') else {
+        return false;
+    };
+    let numbered = (1..=3).contains(&label.chars().count())
+        && label
+            .chars()
+            .all(|c| c.is_ascii_digit() || is_superscript_digit(c));
+    let marked = label.chars().count() <= 2
+        && label
+            .chars()
+            .all(|c| is_superscript_letter(c) || "*†‡§".contains(c));
+    (numbered || marked) && rest.chars().next().is_some_and(char::is_alphabetic)
+}
+
+/// The marks a line's superscripts set ("¹²,¹⁴" → "12", "14"; "ᵃ" → "a"), in plain digits
+/// and letters.
+fn superscript_marks(text: &str) -> Vec<String> {
+    let plain = |c: char| -> Option<char> {
+        "⁰¹²³⁴⁵⁶⁷⁸⁹"
+            .chars()
+            .position(|d| d == c)
+            .and_then(|d| char::from_digit(d as u32, 10))
+            .or_else(|| plain_letter(c))
+    };
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    for c in text.chars() {
+        match plain(c) {
+            Some(p) => cur.push(p),
+            None if !cur.is_empty() => out.push(std::mem::take(&mut cur)),
+            None => {}
+        }
+    }
+    if !cur.is_empty() {
+        out.push(cur);
+    }
+    out
+}
+
+/// Which of a page's lines are its footnotes: lines at its foot, below all of the text, the
+/// first of them opening a note. Set smaller than the text, that is enough; set in the text's
+/// size, the notes must stand apart from the text by more than a paragraph's spacing and each
+/// note's mark must be one the page's text sets as a superscript (a numbered heading or step
+/// at the foot of a page is not a note). A table's rows there are the table's, and small print
+/// that opens with no note's mark is the text's.
+fn footnote_lines(lines: &[Line], body: f64, leading: f64) -> Vec<bool> {
+    let mut out = vec![false; lines.len()];
+    let mut order: Vec<usize> = (0..lines.len()).collect();
+    order.sort_by(|&a, &b| lines[b].y.total_cmp(&lines[a].y));
+    // From the foot up, lines of one cell no larger than the text.
+    let foot: Vec<usize> = order
+        .iter()
+        .copied()
+        .take_while(|&i| lines[i].size < body * 1.05 && lines[i].cells.len() == 1)
+        .collect();
+    // The topmost line that opens a note starts the notes; there must be text above it.
+    let Some(top) = foot.iter().rposition(|&i| opens_footnote(&lines[i].text())) else {
+        return out;
+    };
+    let Some(&above) = order.get(top + 1) else {
+        return out;
+    };
+    let notes = &foot[..=top];
+    if order[top + 1..]
+        .iter()
+        .all(|&i| lines[i].size < body * 0.93)
+    {
+        // A page of small print only has no text for notes to stand under.
+        return out;
+    }
+    let small = notes.iter().all(|&i| lines[i].size < body * 0.93);
+    if !small {
+        let apart = lines[notes[top]].y - lines[above].y > leading * 1.4;
+        let marks: HashSet<String> = order[top + 1..]
+            .iter()
+            .flat_map(|&i| superscript_marks(&lines[i].text()))
+            .collect();
+        let marked = notes.iter().all(|&i| {
+            let text = lines[i].text();
+            !opens_footnote(&text)
+                || text.split(' ').next().is_some_and(|label| {
+                    let plain: String = superscript_marks(label).concat();
+                    let label = if plain.is_empty() {
+                        label.to_string()
+                    } else {
+                        plain
+                    };
+                    marks.contains(&label)
+                })
+        });
+        if !(apart && marked) {
+            return out;
+        }
+    }
+    for &i in notes {
+        out[i] = true;
+    }
+    out
+}
+
 /// A numbered heading: "3", "3.2", "3.2.1" then a capitalised short title without a final
 /// period, an inner full stop, dot leaders or a citation's year and punctuation. Returns its
 /// depth.
@@ -1097,9 +1227,34 @@ fn blocks(pages: &[Vec<Line>]) -> Vec<Block> {
         }
     };
     let all: Vec<&Line> = pages.iter().flatten().collect();
+    let leading = body_leading(pages, body);
+    let foot: Vec<bool> = pages
+        .iter()
+        .flat_map(|lines| footnote_lines(lines, body, leading))
+        .collect();
+    let mut para_foot = false;
     for (at, &l) in all.iter().enumerate() {
         let text = l.text();
         let page = Some(l.page);
+        // A page's footnotes: one block each, whatever stands above them.
+        if foot[at] || para_foot {
+            if !foot[at] || opens_footnote(&text) || !para_foot {
+                flush(&mut para, &mut para_page, last, &mut out);
+                if let (true, Some(b)) = (para_foot, out.last_mut()) {
+                    b.kind = BlockKind::Footnote;
+                }
+                para_foot = false;
+            }
+            if foot[at] {
+                if para.is_empty() {
+                    para_page = page;
+                    para_foot = true;
+                }
+                para.push(text);
+                last = Some(l);
+                continue;
+            }
+        }
         // The next line of the same column continues this one in lower case: a sentence set
         // over two lines ("5. Overvej antihistamin" / "som tillægsbehandling"), not a heading.
         let wraps_on = all.get(at + 1).is_some_and(|n| {
@@ -1186,6 +1341,9 @@ fn blocks(pages: &[Vec<Line>]) -> Vec<Block> {
         last = Some(l);
     }
     flush(&mut para, &mut para_page, last, &mut out);
+    if let (true, Some(b)) = (para_foot, out.last_mut()) {
+        b.kind = BlockKind::Footnote;
+    }
     crate::document::clean_blocks(out)
 }
 
@@ -1361,11 +1519,18 @@ mod tests {
                 ),
                 Item::Paragraph("Kontrol efter ^{131}I-behandling.^{37} Herefter årlig kontrol.".into()),
                 Item::Row(vec!["Voksne".into(), "0,5 mg^{3}".into(), "i.m.".into()]),
+                // A footnote's letter on a column's drug and on a dose.
+                Item::Row(vec!["Vægt (kg)".into(), "Adrenalin^{a}".into(), "Amiodaron^{b}".into()]),
+                Item::Row(vec!["10".into(), "100".into(), "50^{c}".into()]),
             ],
         }];
         let got = read(&build(&pages, &Style::default())).unwrap();
         let text = text_of(&got.blocks);
         for want in [
+            // A footnote's letter is set apart from its word and its number, so that the drug
+            // is read as the drug and the dose as 50.
+            "Adrenalin ᵃ | Amiodaron ᵇ",
+            "10 | 100 | 50 ᶜ",
             "efter ¹³¹I-behandling.³⁷ Herefter",
             "låret ¹²,¹⁴ uden",
             "10⁹/L",
@@ -1381,6 +1546,68 @@ mod tests {
             assert!(text.contains(want), "{want:?} in:\n{text}");
         }
         assert!(!text.contains("109/L") && !text.contains(" 12 "), "{text}");
+    }
+
+    #[test]
+    fn footnotes_are_the_pages_text_even_under_a_reference_list() {
+        // Notes at the foot of the page where the reference list begins: they were taken
+        // into the list and made into no passage, doses and all.
+        let refs = |from: u32, to: u32| -> Vec<Item> {
+            (from..=to)
+                .map(|n| Item::Paragraph(format!("{n}. Jensen A, Hansen B. Studie nummer {n} om neutropen feber. Ugeskr Læger. 20{n:02};{n}:101-111.")))
+                .collect()
+        };
+        let mut first = vec![
+            Item::Heading("5. Videre forløb".into()),
+            Item::Paragraph("Vurder patienten dagligt og gennemgå dyrkningssvar efter 48 timer.^{3} Ved vedvarende feber efter 72 timer drøftes behandlingen med mikrobiolog.^{4}".into()),
+            Item::Heading("6. Referencer".into()),
+        ];
+        first.extend(refs(1, 4));
+        first.push(Item::Foot(
+            "^{4} Ved vedvarende feber: overvej CT af thorax og beta-D-glucan.".into(),
+        ));
+        first.push(Item::Foot(
+            "^{3} Vancomycin 25 mg/kg i.v. som startdosis, højst 2 g.".into(),
+        ));
+        let pages = vec![
+            SamplePage {
+                two_columns: false,
+                items: first,
+            },
+            SamplePage {
+                two_columns: false,
+                items: refs(5, 9),
+            },
+        ];
+        let got = read(&build(&pages, &Style::default())).unwrap();
+        let notes: Vec<&Block> = got
+            .blocks
+            .iter()
+            .filter(|b| b.kind == BlockKind::Footnote)
+            .collect();
+        let texts: Vec<&str> = notes.iter().map(|b| b.text.as_str()).collect();
+        assert_eq!(
+            texts,
+            [
+                "³ Vancomycin 25 mg/kg i.v. som startdosis, højst 2 g.",
+                "⁴ Ved vedvarende feber: overvej CT af thorax og beta-D-glucan.",
+            ],
+            "{}",
+            text_of(&got.blocks)
+        );
+        assert!(notes.iter().all(|b| b.page == Some(1)));
+        // The notes are passages; the list's entries are not.
+        let split = split(&got.blocks);
+        let passages: String = split
+            .passages
+            .iter()
+            .map(|p| format!("{}\n", p.text))
+            .collect();
+        assert!(
+            passages.contains("Vancomycin 25 mg/kg i.v.") && passages.contains("beta-D-glucan"),
+            "{passages}"
+        );
+        assert!(!passages.contains("Studie nummer"), "{passages}");
     }
 
     #[test]

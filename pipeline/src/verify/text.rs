@@ -276,11 +276,31 @@ pub fn split_sentences(text: &str) -> Vec<String> {
 /// "mg/m²", after a number or a unit's letter), and so does a mass number before its symbol
 /// ("¹³¹I").
 pub fn without_citation_marks(text: &str) -> String {
-    use crate::document::{is_superscript_digit, superscript_run_end};
+    use crate::document::{
+        is_ordinal_ending, is_superscript_digit, is_superscript_letter, plain_letter,
+        superscript_letters_end, superscript_run_end,
+    };
     let chars: Vec<char> = text.chars().collect();
     let mut out = String::with_capacity(text.len());
     let mut i = 0;
     while i < chars.len() {
+        // A footnote's letter ("Adrenaline ᵃ", "50 ᶜ", "dose.ᵃ"), unless it ends an ordinal
+        // ("3ʳᵈ", which reads "3rd").
+        if is_superscript_letter(chars[i]) {
+            let mut end = superscript_letters_end(&chars, i);
+            if chars.get(end).is_none_or(|c| !c.is_alphanumeric()) {
+                let run: String = chars[i..end].iter().collect();
+                if out.ends_with(|c: char| c.is_ascii_digit()) && is_ordinal_ending(&run) {
+                    out.extend(run.chars().filter_map(plain_letter));
+                } else if out.ends_with(char::is_whitespace)
+                    && chars.get(end).is_some_and(|c| c.is_whitespace())
+                {
+                    end += 1;
+                }
+                i = end;
+                continue;
+            }
+        }
         if !is_superscript_digit(chars[i]) {
             out.push(chars[i]);
             i += 1;
@@ -351,6 +371,11 @@ mod tests {
         assert_eq!(
             without_citation_marks("In 40³ patients, 2 g⁸ IV and 10 mmol⁹ over 6 hours."),
             "In 40 patients, 2 g IV and 10 mmol over 6 hours."
+        );
+        // A footnote's letter goes too; an ordinal's ending stays.
+        assert_eq!(
+            without_citation_marks("Adrenalin ᵃ 10 mikrogram/kg, højst 50 ᶜ mg efter 3ʳᵈ stød.ᵃ,ᵇ"),
+            "Adrenalin 10 mikrogram/kg, højst 50 mg efter 3rd stød."
         );
         // A space before an exponent does not make it a mark.
         assert_eq!(
