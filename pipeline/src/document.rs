@@ -712,7 +712,26 @@ pub fn join_lines_in(lines: &[&str], words: Option<&HashSet<String>>) -> String 
             out.push_str(line);
             continue;
         }
-        if !out.is_empty() {
+        // A range's dash or a unit's slash that ends a line joins what it joined on the page
+        // ("0,4–" / "0,8 mg/time", "4 g/" / "døgn"); one set apart is set apart ("bolus –" /
+        // "gentag"), and so is a path's or an address's last slash ("/usr/share/" / "and").
+        let last_word = out.rsplit(char::is_whitespace).next().unwrap_or("");
+        let dash = last_word.chars().count() >= 2 && last_word.ends_with(['–', '—']);
+        let unit = last_word.ends_with('/')
+            && (2..=6).contains(&last_word.chars().count())
+            && last_word[..last_word.len() - 1]
+                .chars()
+                .all(char::is_alphabetic);
+        // (a unit: "døgn", "kg", "L"; not a sentence's first word, "conf/" / "Add")
+        let next_word = line
+            .split_whitespace()
+            .next()
+            .unwrap_or("")
+            .trim_end_matches(|c: char| !c.is_alphanumeric());
+        let unit =
+            unit && (next_word.starts_with(char::is_lowercase) || next_word.chars().count() <= 2);
+        let closed = (dash || unit) && line.starts_with(char::is_alphanumeric);
+        if !out.is_empty() && !closed {
             out.push(' ');
         }
         out.push_str(line);
@@ -757,6 +776,26 @@ mod tests {
             "Region-Hovedstaden"
         );
         assert_eq!(join_lines(&["dosis 0,3 -", "0,5 mg"]), "dosis 0,3 - 0,5 mg");
+        // A range's dash and a unit's slash at a line end join as they do on the page; a dash
+        // set apart stays apart.
+        assert_eq!(
+            join_lines(&["nalokson 0,4–", "0,8 mg/time, aldrig over 4 g/", "døgn"]),
+            "nalokson 0,4–0,8 mg/time, aldrig over 4 g/døgn"
+        );
+        assert_eq!(join_lines(&["bolus –", "gentag"]), "bolus – gentag");
+        assert_eq!(
+            join_lines(&[
+                "see /etc/network/interfaces.d/",
+                "and https://www.debian.org/",
+                "devel"
+            ]),
+            "see /etc/network/interfaces.d/ and https://www.debian.org/ devel"
+        );
+        assert_eq!(join_lines(&["under 7 mmol/", "L."]), "under 7 mmol/L.");
+        assert_eq!(
+            join_lines(&["ltsp.conf/", "Add items"]),
+            "ltsp.conf/ Add items"
+        );
         // A hyphen that belongs to the word stays at a line end: after an abbreviation or a
         // number, and in a compound already hyphenated.
         assert_eq!(

@@ -633,11 +633,16 @@ fn attach_superscripts(rows: Vec<Vec<&Glyph>>) -> Vec<Vec<Glyph>> {
 /// is wider than two of their characters (a table cell, or the other column).
 fn segments(row: &[&Glyph]) -> Vec<(f64, f64, f64, String)> {
     let mut out: Vec<(f64, f64, f64, String)> = Vec::new();
+    let mut last_size = 0.0_f64;
     for g in row {
         let gap_limit = g.size * 1.8;
+        // A subscript or superscript is measured against the letter it follows: its own
+        // small size would take a justified line's loose setting for a space ("SpO 2").
+        let space = g.size.max(last_size) * 0.12;
+        last_size = g.size;
         match out.last_mut() {
             Some(seg) if g.x - seg.1 <= gap_limit => {
-                if g.x - seg.1 > g.size * 0.12 && !seg.3.ends_with(' ') && g.text != " " {
+                if g.x - seg.1 > space && !seg.3.ends_with(' ') && g.text != " " {
                     seg.3.push(' ');
                 }
                 seg.3.push_str(&g.text);
@@ -1518,6 +1523,7 @@ mod tests {
                     "Carboplatin doseres efter areal, 400 mg/m^{2}, fra 8^{th} cyklus efter aftale; i 40^{3} forløb steg Ca^{2+}. Ved neutrofile under 1,5 x 10 ^{9}/L udsættes behandlingen.".into(),
                 ),
                 Item::Paragraph("Kontrol efter ^{131}I-behandling.^{37} Herefter årlig kontrol.".into()),
+                Item::Paragraph("Mål SpO_{2} og HbA_{1c} ved indlæggelse.".into()),
                 Item::Row(vec!["Voksne".into(), "0,5 mg^{3}".into(), "i.m.".into()]),
                 // A footnote's letter on a column's drug and on a dose.
                 Item::Row(vec!["Vægt (kg)".into(), "Adrenalin^{a}".into(), "Amiodaron^{b}".into()]),
@@ -1531,6 +1537,8 @@ mod tests {
             // is read as the drug and the dose as 50.
             "Adrenalin ᵃ | Amiodaron ᵇ",
             "10 | 100 | 50 ᶜ",
+            // A subscript set a little apart on a justified line is its word's.
+            "Mål SpO2 og HbA1c ved",
             "efter ¹³¹I-behandling.³⁷ Herefter",
             "låret ¹²,¹⁴ uden",
             "10⁹/L",

@@ -124,19 +124,22 @@ fn wrap(text: &str, width: usize) -> Vec<String> {
 }
 
 /// One line of text; `^{…}` in it is set as a superscript (smaller, raised with `Ts`), as a
-/// citation number, an exponent or an ordinal's letters are.
+/// citation number, an exponent or an ordinal's letters are; `_{…}` as a subscript (smaller,
+/// lowered), set a little apart as a justified line sets it ("SpO₂").
 fn text_op(ops: &mut Vec<Operation>, font: &str, size: f64, x: f64, y: f64, text: &str) {
     ops.push(Operation::new("BT", vec![]));
     ops.push(Operation::new("Tf", vec![font.into(), size.into()]));
     ops.push(Operation::new("Td", vec![x.into(), y.into()]));
     let mut rest = text;
     while !rest.is_empty() {
-        let (plain, sup, after) = match rest.split_once("^{") {
-            Some((plain, tail)) => match tail.split_once('}') {
-                Some((sup, after)) => (plain, sup, after),
-                None => (rest, "", ""),
+        let marks = [rest.find("^{"), rest.find("_{")];
+        let at = marks.iter().flatten().min().copied();
+        let (plain, small, after, raised) = match at {
+            Some(at) => match rest[at + 2..].split_once('}') {
+                Some((small, after)) => (&rest[..at], small, after, &rest[at..at + 1] == "^"),
+                None => (rest, "", "", true),
             },
-            None => (rest, "", ""),
+            None => (rest, "", "", true),
         };
         if !plain.is_empty() {
             ops.push(Operation::new(
@@ -144,15 +147,23 @@ fn text_op(ops: &mut Vec<Operation>, font: &str, size: f64, x: f64, y: f64, text
                 vec![Object::String(win_ansi(plain), StringFormat::Literal)],
             ));
         }
-        if !sup.is_empty() {
+        if !small.is_empty() {
             ops.push(Operation::new(
                 "Tf",
                 vec![font.into(), (size * 0.65).into()],
             ));
-            ops.push(Operation::new("Ts", vec![(size * 0.4).into()]));
+            let (rise, gap) = if raised {
+                (size * 0.4, 0)
+            } else {
+                (-size * 0.15, -150)
+            };
+            ops.push(Operation::new("Ts", vec![rise.into()]));
             ops.push(Operation::new(
-                "Tj",
-                vec![Object::String(win_ansi(sup), StringFormat::Literal)],
+                "TJ",
+                vec![Object::Array(vec![
+                    gap.into(),
+                    Object::String(win_ansi(small), StringFormat::Literal),
+                ])],
             ));
             ops.push(Operation::new("Tf", vec![font.into(), size.into()]));
             ops.push(Operation::new("Ts", vec![0.into()]));
