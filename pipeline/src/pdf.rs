@@ -422,6 +422,8 @@ struct Line {
     size: f64,
     /// Text of each cell, left to right.
     cells: Vec<String>,
+    /// Where each cell starts and ends across the page.
+    spans: Vec<(f64, f64)>,
     /// Which column the line is in: 0 full width (or single column), 1 left, 2 right.
     column: u8,
 }
@@ -697,6 +699,7 @@ fn line_of(segments: &[(f64, f64, f64, String)], column: u8, y: f64) -> Option<L
         y,
         size: segments.iter().map(|s| s.2).fold(0.0, f64::max),
         cells: segments.iter().map(|s| s.3.clone()).collect(),
+        spans: segments.iter().map(|s| (s.0, s.1)).collect(),
         column,
     })
 }
@@ -1050,6 +1053,66 @@ fn margin_lines(lines: &[Line]) -> impl Iterator<Item = &Line> {
         .map(|(_, l)| l)
 }
 
+/// A table row's cells: where each stands across the page, and its text.
+type RowCells = Vec<((f64, f64), String)>;
+
+/// A table row's cells with the next line's text added, when that line holds the wrapped
+/// rest of some of them: right under the row's last line, in the same size, each of its
+/// pieces under one of the row's cells and inside its column, fewer than half of them, each
+/// opening as a rest does (in lower case, a number, a bracket or a sign; not in a capital, as
+/// a group's label for the rows below does, nor as a note under the table) and no number
+/// joining a cell that states one (a row whose first cell spans two rows, "Voksne | 0,5 mg"
+/// then "| 1 mg", is another row), none much wider than its cell's first line.
+/// "Calcium gluconate | 10 mL" / "10%" is "Calcium gluconate 10% | 10 mL".
+fn wrapped_cells(cells: &RowCells, first: &Line, above: &Line, l: &Line) -> Option<RowCells> {
+    let close = l.page == above.page
+        && l.column == above.column
+        && (l.size - above.size).abs() < 0.6
+        && l.y > above.y
+        && l.y - above.y <= l.size * 1.6;
+    if !close || l.cells.len() * 2 > cells.len() {
+        return None;
+    }
+    let mut out = cells.to_vec();
+    let mut used = vec![false; cells.len()];
+    for (&(start, end), text) in l.spans.iter().zip(&l.cells) {
+        let under: Vec<usize> = (0..cells.len())
+            .filter(|&i| {
+                let (a, b) = cells[i].0;
+                start < b && end > a
+            })
+            .collect();
+        let [i] = under[..] else {
+            return None;
+        };
+        // It stays in its cell's column: short of the next cell and past the one before.
+        let inside = cells.get(i + 1).is_none_or(|next| end <= next.0 .0)
+            && (i == 0 || start >= cells[i - 1].0 .1);
+        let has_digit = |t: &str| t.chars().any(|c| c.is_ascii_digit());
+        let opens_as_rest = text
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_lowercase() || c.is_ascii_digit() || "([%/±≤≥<>+-–".contains(c));
+        // No wider than the cell's first line, which was full when it wrapped (prose whose
+        // wide gaps made a "row" runs on much wider).
+        let fits = text.chars().count()
+            <= first.cells.get(i).map_or(0, |c| c.chars().count()) * 13 / 10 + 4;
+        if used[i]
+            || !inside
+            || !fits
+            || !opens_as_rest
+            || opens_footnote(text)
+            || (has_digit(text) && has_digit(&cells[i].1))
+        {
+            return None;
+        }
+        used[i] = true;
+        let (a, b) = cells[i].0;
+        out[i] = ((a.min(start), b.max(end)), join_lines(&[&cells[i].1, text]));
+    }
+    Some(out)
+}
+
 /// Whether a line opens a footnote: a note's number or mark, then its text ("3 Persistent
 /// fever …", "¹ Children …", "ᵃ Maximum …", "* Off label").
 fn opens_footnote(text: &str) -> bool {
@@ -1238,6 +1301,9 @@ fn blocks(pages: &[Vec<Line>]) -> Vec<Block> {
         .flat_map(|lines| footnote_lines(lines, body, leading))
         .collect();
     let mut para_foot = false;
+    // The table row just read: its block and its cells where they stand, for the lines of
+    // its cells that wrap.
+    let mut row: Option<(usize, RowCells, &Line, &Line)> = None;
     for (at, &l) in all.iter().enumerate() {
         let text = l.text();
         let page = Some(l.page);
@@ -1259,6 +1325,41 @@ fn blocks(pages: &[Vec<Line>]) -> Vec<Block> {
                 last = Some(l);
                 continue;
             }
+        }
+        // The wrapped rest of the cells of the row just read.
+        if let Some((at, cells, first, below)) = row.as_mut() {
+            if let Some(joined) = wrapped_cells(cells, first, below, l) {
+                *cells = joined;
+                *below = l;
+                out[*at].text = cells
+                    .iter()
+                    .map(|(_, t)| t.as_str())
+                    .collect::<Vec<_>>()
+                    .join(" | ");
+                last = Some(l);
+                continue;
+            }
+        }
+        // A lone short piece right under a later cell of the row, where that cell starts (a
+        // cell of a row whose first cell spans two), is no paragraph's first line: "0,3 mg"
+        // and a label below it are two.
+        let under_a_cell = row.as_ref().is_some_and(|(_, cells, _, below)| {
+            let (start, end) = l.spans.first().copied().unwrap_or_default();
+            l.cells.len() == 1
+                && l.page == below.page
+                && l.y - below.y <= l.size * 1.6
+                && text.chars().count() <= 40
+                && (1..cells.len()).any(|i| {
+                    (start - cells[i].0 .0).abs() <= l.size * 0.5
+                        && cells.get(i + 1).is_none_or(|next| end <= next.0 .0)
+                })
+        });
+        row = None;
+        if under_a_cell {
+            flush(&mut para, &mut para_page, last, &mut out);
+            out.push(Block::new(BlockKind::TableRow, text, page));
+            last = Some(l);
+            continue;
         }
         // The next line of the same column continues this one in lower case: a sentence set
         // over two lines ("5. Overvej antihistamin" / "som tillægsbehandling"), not a heading.
@@ -1299,6 +1400,16 @@ fn blocks(pages: &[Vec<Line>]) -> Vec<Block> {
         if l.cells.len() >= 2 {
             flush(&mut para, &mut para_page, last, &mut out);
             out.push(Block::new(BlockKind::TableRow, l.cells.join(" | "), page));
+            row = Some((
+                out.len() - 1,
+                l.spans
+                    .iter()
+                    .copied()
+                    .zip(l.cells.iter().cloned())
+                    .collect(),
+                l,
+                l,
+            ));
             last = Some(l);
             continue;
         }
@@ -1554,6 +1665,50 @@ mod tests {
             assert!(text.contains(want), "{want:?} in:\n{text}");
         }
         assert!(!text.contains("109/L") && !text.contains(" 12 "), "{text}");
+    }
+
+    #[test]
+    fn a_table_cell_set_over_two_lines_stays_in_its_row() {
+        // A drug's strength and a remark wrapped in their cells were rows of their own: "10%"
+        // stood alone above the next drug's row.
+        let row = |cells: [&str; 4]| Item::Row(cells.iter().map(|c| c.to_string()).collect());
+        let pages = vec![SamplePage {
+            two_columns: false,
+            items: vec![
+                Item::Heading("Dosering".into()),
+                row(["Lægemiddel", "Dosis", "Vej", "Bemærkning"]),
+                row(["Calciumgluconat", "10 ml", "i.v.", "over 10 min"]),
+                row(["10%", "", "", ""]),
+                row(["Adrenalin", "0,5 mg", "i.m.", "Kan gentages efter 5"]),
+                row(["", "", "", "min"]),
+                // A cell spanning two rows: the second row's dose is its own, never joined
+                // to the first's.
+                row(["Børn", "0,01 mg/kg", "i.m.", "højst 0,5 mg"]),
+                row(["", "0,3 mg", "", ""]),
+                // A group's label for the rows below.
+                row(["Gravide", "", "", ""]),
+                row(["Oxytocin", "5 IE", "i.v.", "langsomt"]),
+            ],
+        }];
+        let style = Style {
+            header: None,
+            ..Style::default()
+        };
+        let got = read(&build(&pages, &style)).unwrap();
+        let rows: Vec<&str> = got.blocks.iter().map(|b| b.text.as_str()).collect();
+        assert_eq!(
+            rows,
+            [
+                "Dosering",
+                "Lægemiddel | Dosis | Vej | Bemærkning",
+                "Calciumgluconat 10% | 10 ml | i.v. | over 10 min",
+                "Adrenalin | 0,5 mg | i.m. | Kan gentages efter 5 min",
+                "Børn | 0,01 mg/kg | i.m. | højst 0,5 mg",
+                "0,3 mg",
+                "Gravide",
+                "Oxytocin | 5 IE | i.v. | langsomt",
+            ]
+        );
     }
 
     #[test]
