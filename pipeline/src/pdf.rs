@@ -957,28 +957,67 @@ fn drop_running_lines(mut pages: Vec<Vec<Line>>) -> Vec<Vec<Line>> {
         })
         .map(|(s, _)| s)
         .collect();
+    // A header whose words change with the chapter ("Kapitel 3 · Opioidforgiftning") still
+    // stands where the others stand: the page's top line, set smaller than the text and apart
+    // from it, at the same height and size on as many pages as a running line.
+    let top_line = |lines: &[Line]| -> Option<usize> {
+        let top = (0..lines.len()).min_by(|&a, &b| lines[a].y.total_cmp(&lines[b].y))?;
+        let l = &lines[top];
+        let next = lines
+            .iter()
+            .filter(|m| m.y > l.y + body * 0.5)
+            .map(|m| m.y)
+            .min_by(f64::total_cmp);
+        let apart_below = next.is_none_or(|y| y - l.y >= apart);
+        (l.size < body * 0.95 && apart_below).then_some(top)
+    };
+    let slot = |l: &Line| (l.y.round() as i64, (l.size * 10.0).round() as i64);
+    let mut slots: HashMap<(i64, i64), usize> = HashMap::new();
+    for lines in &pages {
+        if let Some(t) = top_line(lines) {
+            *slots.entry(slot(&lines[t])).or_default() += 1;
+        }
+    }
+    let header_slot = |l: &Line| {
+        slots
+            .get(&slot(l))
+            .is_some_and(|&c| (n == 2 && c == 2) || (n >= 3 && c * 2 >= n))
+    };
     let mut once = std::collections::HashSet::new();
     for (i, lines) in pages.iter_mut().enumerate() {
+        let header = top_line(lines).filter(|&t| header_slot(&lines[t]));
         let len = lines.len();
-        let margin = |j: usize| j < MARGIN_LINES || j + MARGIN_LINES >= len;
+        // By height, not reading order: a two-column page reads its footer between the
+        // columns.
+        let rank = y_ranks(lines);
+        let margin = |j: usize| rank[j] < MARGIN_LINES || rank[j] + MARGIN_LINES >= len;
         // A line stating a quantity is never dropped: a template's "Maksimal
         // infusionshastighed: 10 ml/min." on every page is a dose, not a footer.
         let mut drop: Vec<bool> = lines
             .iter()
             .enumerate()
-            .map(|(j, l)| margin(j) && running.contains(&key(l)) && !states_quantity(&l.text()))
+            .map(|(j, l)| {
+                (margin(j) && running.contains(&key(l)) || header == Some(j))
+                    && !states_quantity(&l.text())
+            })
             .collect();
         // From the text outwards: a text-size line next to the text is the text's.
         let mut order: Vec<usize> = (0..len)
             .filter(|&j| drop[j] && in_text_size(&lines[j], body))
             .collect();
         order.sort_by(|&a, &b| {
-            let inward = |j: usize| if j * 2 < len { -lines[j].y } else { lines[j].y };
+            let inward = |j: usize| {
+                if rank[j] * 2 < len {
+                    -lines[j].y
+                } else {
+                    lines[j].y
+                }
+            };
             inward(a).total_cmp(&inward(b))
         });
         for j in order {
             let y = lines[j].y;
-            let below = j * 2 < len;
+            let below = rank[j] * 2 < len;
             // The nearest line left on the text's side, unless on the same row (a page label
             // a little higher or lower beside it).
             let next = (0..len)
@@ -1020,18 +1059,25 @@ fn drop_running_lines(mut pages: Vec<Vec<Line>>) -> Vec<Vec<Line>> {
         // or in a table's row, is the document's.
         let page_number = |(j, l): &(usize, Line)| {
             let text = l.text();
-            let outermost = *j == 0 || j + 1 == len;
+            let outermost = rank[*j] == 0 || rank[*j] + 1 == len;
             margin(*j)
                 && small(l)
                 && l.cells.len() == 1
                 && is_page_number(&text)
                 && (outermost || text.contains(|c: char| c.is_alphabetic() || c == '/'))
         };
-        if keep.last().is_some_and(page_number) {
-            keep.pop();
-        }
-        if keep.first().is_some_and(page_number) {
-            keep.remove(0);
+        for lowest in [true, false] {
+            let at = (0..keep.len()).max_by_key(|&k| {
+                let r = rank[keep[k].0];
+                if lowest {
+                    r
+                } else {
+                    len - r
+                }
+            });
+            if let Some(at) = at.filter(|&at| page_number(&keep[at])) {
+                keep.remove(at);
+            }
         }
         *lines = keep
             .into_iter()
@@ -1044,12 +1090,26 @@ fn drop_running_lines(mut pages: Vec<Vec<Line>>) -> Vec<Vec<Line>> {
     pages
 }
 
+/// Each line's place from the top of its page (0 the highest; lines of one row in reading
+/// order).
+fn y_ranks(lines: &[Line]) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..lines.len()).collect();
+    order.sort_by(|&a, &b| lines[a].y.total_cmp(&lines[b].y).then(a.cmp(&b)));
+    let mut rank = vec![0; lines.len()];
+    for (r, j) in order.into_iter().enumerate() {
+        rank[j] = r;
+    }
+    rank
+}
+
+/// A page's first and last [`MARGIN_LINES`] lines by height.
 fn margin_lines(lines: &[Line]) -> impl Iterator<Item = &Line> {
     let len = lines.len();
+    let rank = y_ranks(lines);
     lines
         .iter()
         .enumerate()
-        .filter(move |(j, _)| *j < MARGIN_LINES || j + MARGIN_LINES >= len)
+        .filter(move |(j, _)| rank[*j] < MARGIN_LINES || rank[*j] + MARGIN_LINES >= len)
         .map(|(_, l)| l)
 }
 
@@ -1665,6 +1725,51 @@ mod tests {
             assert!(text.contains(want), "{want:?} in:\n{text}");
         }
         assert!(!text.contains("109/L") && !text.contains(" 12 "), "{text}");
+    }
+
+    #[test]
+    fn a_header_that_names_each_chapter_is_no_text() {
+        // The header changes with the chapter, one to three pages each: no two pages share
+        // its words, so it stood in the middle of the text ("… 1,8 mg intranasalt. / Kapitel
+        // 3 · Opioidforgiftning | Akut forgiftning hos voksne / Naloksons …").
+        let chapters = [
+            "Kapitel 1 · Generelle principper",
+            "Kapitel 2 · Paracetamolforgiftning",
+            "Kapitel 2 · Paracetamolforgiftning",
+            "Kapitel 3 · Opioidforgiftning",
+            "Kapitel 3 · Opioidforgiftning",
+            "Kapitel 3 · Opioidforgiftning",
+            "Kapitel 4 · Tricykliske antidepressiva",
+        ];
+        let pages: Vec<SamplePage> = chapters
+            .iter()
+            .enumerate()
+            .map(|(i, c)| SamplePage {
+                two_columns: false,
+                items: vec![
+                    Item::Header(format!("{c}  Akut forgiftning hos voksne")),
+                    Item::Paragraph(format!("Nalokson 0,4 mg i.v. gentages efter behov, side {}. Patienten observeres i mindst seks timer efter sidste dosis.", i + 1)),
+                ],
+            })
+            .collect();
+        let style = Style {
+            header: None,
+            ..Style::default()
+        };
+        let got = read(&build(&pages, &style)).unwrap();
+        let text = text_of(&got.blocks);
+        assert!(
+            !text.contains("Kapitel") && !text.contains("Akut forgiftning"),
+            "{text}"
+        );
+        for i in 1..=7 {
+            assert!(text.contains(&format!("behov, side {i}.")), "{text}");
+        }
+        // A header that states a dose is the text's, as any running line that states one.
+        let mut dosed = pages.clone();
+        dosed[3].items[0] = Item::Header("Kapitel 3 · Nalokson 0,4 mg i.v.".into());
+        let text = text_of(&read(&build(&dosed, &style)).unwrap().blocks);
+        assert!(text.contains("Nalokson 0,4 mg i.v.\n"), "{text}");
     }
 
     #[test]

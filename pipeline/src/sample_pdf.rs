@@ -22,6 +22,8 @@ pub enum Item {
     Top(String, f64),
     /// A small line in the bottom margin above the page number (a copyright notice).
     Foot(String),
+    /// This page's own running header, where the style's header stands (a chapter's name).
+    Header(String),
 }
 
 /// A page: one or two columns of items.
@@ -224,6 +226,7 @@ fn page_ops(page: &SamplePage, no: usize, of: usize, style: &Style) -> Vec<Opera
                 text_op(&mut ops, "F1", 7.0, 60.0, foot_y, t);
                 foot_y += 10.0;
             }
+            Item::Header(t) => text_op(&mut ops, "F1", 8.0, 60.0, PAGE_H - 40.0, t),
             _ => {}
         }
     }
@@ -231,7 +234,7 @@ fn page_ops(page: &SamplePage, no: usize, of: usize, style: &Style) -> Vec<Opera
     let mut col = 0;
     let mut y = top;
     for item in &page.items {
-        if let Item::Top(..) | Item::Foot(_) = item {
+        if let Item::Top(..) | Item::Foot(_) | Item::Header(_) = item {
             continue;
         }
         if let Item::FullWidth(p) = item {
@@ -250,7 +253,7 @@ fn page_ops(page: &SamplePage, no: usize, of: usize, style: &Style) -> Vec<Opera
                 .into_iter()
                 .map(|l| (l, "F1", BODY))
                 .collect(),
-            Item::Row(_) | Item::FullWidth(_) | Item::Top(..) | Item::Foot(_) => {
+            Item::Row(_) | Item::FullWidth(_) | Item::Top(..) | Item::Foot(_) | Item::Header(_) => {
                 vec![(String::new(), "F1", BODY)]
             }
         };
