@@ -33,7 +33,7 @@ pub fn index_terms(heading: &str, text: &str) -> IndexTerms {
 }
 
 /// Bumped when what the bits mean, or how they are computed, changes.
-const VERSION: u32 = 6;
+const VERSION: u32 = 7;
 
 const HEAD_ADULTS: u32 = 1 << 16;
 const HEAD_CHILDREN: u32 = 1 << 17;
@@ -43,6 +43,7 @@ const WEIGHT_BASED: u32 = 1 << 20;
 const ADULT_AGE: u32 = 1 << 21;
 const CHILD_AGE: u32 = 1 << 22;
 const ADULT_BOUND: u32 = 1 << 23;
+const TERM_BOUND: u32 = 1 << 24;
 
 /// A passage's features: bit `i` for the `i`-th evidence section of the outline whose cue
 /// words its heading or text carries; then the population bits.
@@ -93,6 +94,9 @@ impl Features {
         if bound {
             bits |= ADULT_BOUND;
         }
+        if term_bound(&text) {
+            bits |= TERM_BOUND;
+        }
         Features(bits)
     }
 
@@ -130,6 +134,11 @@ impl Features {
     /// 16 years and over", "patienter på 18 år og derover"): a scope that leaves children out.
     pub fn adult_bound(self) -> bool {
         self.0 & ADULT_BOUND != 0
+    }
+
+    /// Whether its text scopes the newborns to those born at term (see [`term_bound`]).
+    pub fn term_bound(self) -> bool {
+        self.0 & TERM_BOUND != 0
     }
 
     /// Whom the passage is about as far as it says: its heading's families, else its text's;
@@ -324,6 +333,52 @@ pub fn adult_bound(toks: &Tokens<'_>) -> bool {
     })
 }
 
+/// A text that scopes its newborns to those born at term: a gestational age from 37 weeks
+/// up ("newborns of 37 weeks' gestation or more", "37 uger eller mere", "at least 37 weeks")
+/// or term newborns by name ("term infants", "born at term", "full-term", "terminsfødte",
+/// "fuldbårne"; not "pre-term", "near-term" or "long-term"). A study or an instruction so
+/// scoped is not about preterm newborns, whatever it says of them ("the bays for preterm
+/// infants had no cameras").
+pub fn term_bound(toks: &Tokens<'_>) -> bool {
+    let toks = &toks.seq;
+    let week = |t: &str| t.starts_with("week") || t.starts_with("uge");
+    let and_over = |t: &str| {
+        matches!(
+            t,
+            "more" | "mere" | "over" | "older" | "above" | "derover" | "later" | "senere"
+        )
+    };
+    let bound = toks.iter().enumerate().any(|(i, t)| {
+        if !t.parse::<u32>().is_ok_and(|n| (37..=42).contains(&n)) {
+            return false;
+        }
+        let Some(k) = toks.iter().skip(i + 1).take(3).position(|u| week(u)) else {
+            return false;
+        };
+        let at = i + 1 + k;
+        let after = toks[at + 1..(at + 5).min(toks.len())]
+            .iter()
+            .any(|u| and_over(u));
+        let least = toks[i.saturating_sub(2)..i]
+            .iter()
+            .any(|u| matches!(*u, "least" | "mindst"));
+        after || least
+    });
+    let named = toks.iter().enumerate().any(|(i, t)| {
+        let before = i.checked_sub(1).map(|b| toks[b]);
+        let next = toks.get(i + 1).copied().unwrap_or("");
+        t.starts_with("terminsfød")
+            || t.starts_with("fuldbår")
+            || (*t == "term"
+                && !matches!(before, Some("pre" | "near" | "long" | "short" | "post"))
+                && (matches!(before, Some("born" | "full" | "født"))
+                    || ["newborn", "infant", "neonat", "baby", "babies"]
+                        .iter()
+                        .any(|w| next.starts_with(w))))
+    });
+    bound || named
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -337,6 +392,30 @@ mod tests {
     fn features(heading: &str, text: &str) -> Features {
         let a = analyzer();
         Features::of(&a.index_text(heading), &a.index_text(text))
+    }
+
+    #[test]
+    fn a_gestational_age_from_term_up_is_a_scope() {
+        let term = |text: &str| features("", text).term_bound();
+        for scoped in [
+            "Newborns of 37 weeks' gestation or more who received chest compressions were included.",
+            "Inclusion limited to newborns of 37 weeks or more because the bays for preterm infants had no cameras.",
+            "Gælder nyfødte født efter 37 uger eller mere.",
+            "Term newborns needing resuscitation in the delivery room.",
+            "Only infants born at term were studied.",
+            "Instruksen gælder terminsfødte børn.",
+        ] {
+            assert!(term(scoped), "{scoped}");
+        }
+        for not in [
+            "Preterm infants born before 32 weeks were randomised.",
+            "Pre-term infants and near-term infants were included.",
+            "Long-term outcomes at 2 years.",
+            "Median gestation 39+2 weeks, birth weight 3,320 g.",
+            "Infants of 24 to 31 weeks' gestation or more.",
+        ] {
+            assert!(!term(not), "{not}");
+        }
     }
 
     #[test]

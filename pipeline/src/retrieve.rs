@@ -169,6 +169,26 @@ struct Candidate {
     matched: Vec<String>,
 }
 
+/// Whether a title is about preterm newborns ("… in preterm infants", "… hos ekstremt for
+/// tidligt fødte", "premature", "very low birth weight").
+fn names_preterm(title: &str) -> bool {
+    let t = title.to_lowercase();
+    [
+        "preterm",
+        "pre-term",
+        "prematur",
+        "præmatur",
+        "for tidligt født",
+        "for tidlig født",
+        "very low birth weight",
+        "extremely low birth weight",
+        "vlbw",
+        "elbw",
+    ]
+    .iter()
+    .any(|w| t.contains(w))
+}
+
 fn tokens(s: &str) -> Tokens<'_> {
     Tokens::new(s)
 }
@@ -850,6 +870,43 @@ pub async fn retrieve(
             |j| j.names_children,
             |_, _| "never names children (the request is about them; sources that do exist)".into(),
         );
+    }
+    // A procedure for preterm newborns is not written from a source scoped to newborns born
+    // at term ("newborns of 37 weeks' gestation or more"), when sources not so scoped exist:
+    // their doses, sizes and landmarks are a term newborn's.
+    if names_preterm(title) && judged.len() >= 2 {
+        let unread: Vec<String> = judged
+            .iter()
+            .map(|j| cands[j.cand].doc.id.clone())
+            .filter(|id| !outlines_read.contains_key(id))
+            .collect();
+        if !unread.is_empty() {
+            outlines_read.extend(read_outlines(library, unread).await?);
+        }
+        let term_only = |j: &Judged| {
+            let c = &cands[j.cand];
+            !names_preterm(&c.doc.title)
+                && outlines_read.get(&c.doc.id).is_some_and(|o| {
+                    o.iter()
+                        .any(|p| Features(p.features.unwrap_or_default()).term_bound())
+                })
+        };
+        let scoped: std::collections::HashSet<usize> = judged
+            .iter()
+            .filter(|j| term_only(j))
+            .map(|j| j.cand)
+            .collect();
+        if scoped.len() < judged.len() {
+            leave_out(
+                &mut judged,
+                &cands,
+                &mut dropped,
+                |j| !scoped.contains(&j.cand),
+                |_, _| {
+                    "about newborns born at term (the request is about preterm newborns; sources not scoped to term exist)".into()
+                },
+            );
+        }
     }
     // A source titled for another condition than the one the request names ("… for
     // ventricular tachycardia" for "… ved atrieflimren") is about another indication: used
