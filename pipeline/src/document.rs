@@ -213,6 +213,89 @@ pub fn is_ordinal_ending(run: &str) -> bool {
     matches!(plain.as_str(), "st" | "nd" | "rd" | "th")
 }
 
+/// Superscript digits and signs, for digits set small and raised: "10⁹/L", "mg/m²", a
+/// citation's "⁸⁴,¹¹⁰". Read as plain digits they would change a number ("10⁹" is not "109").
+pub fn superscript_char(c: char) -> char {
+    match c {
+        '0' => '⁰',
+        '1' => '¹',
+        '2' => '²',
+        '3' => '³',
+        '4' => '⁴',
+        '5' => '⁵',
+        '6' => '⁶',
+        '7' => '⁷',
+        '8' => '⁸',
+        '9' => '⁹',
+        '+' => '⁺',
+        '-' | '−' | '–' => '⁻',
+        c => superscript_letter(c),
+    }
+}
+
+/// A citation's superscript set on a word or a number is set apart from it ("genes ⁸⁴",
+/// "40 ³ patients", "2 g ⁸"), so that it is read as a mark, not as part of the word or as an
+/// exponent; an exponent or a charge stays on its base ("10⁹", "m²", "s⁻¹", "Ca²⁺").
+pub fn space_citation_marks(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 8);
+    let chars: Vec<char> = s.chars().collect();
+    let mut i = 0;
+    while i < chars.len() {
+        let c = chars[i];
+        // Set on a word or a number (not inside a run already: "¹³¹I", ".³⁷"), or a space
+        // after one (a justified line's "10 ⁹/L").
+        let base = out.strip_suffix(' ').unwrap_or(&out);
+        // Superscript letters ending a word or a number: an ordinal's ending is the number's
+        // ("3rd"); any other is a footnote's marker, set apart ("Adrenaline ᵃ", "50 ᶜ").
+        if is_superscript_letter(c)
+            && base
+                .chars()
+                .last()
+                .is_some_and(|b| b.is_alphanumeric() && !is_superscript_letter(b))
+        {
+            let end = superscript_letters_end(&chars, i);
+            let run: String = chars[i..end].iter().collect();
+            let inside_word = chars.get(end).is_some_and(|c| c.is_alphanumeric());
+            if inside_word {
+                // Raised letters inside a word (an accent's letter, a logo) are the word's.
+                out.extend(run.chars().filter_map(plain_letter));
+            } else if base.ends_with(|b: char| b.is_ascii_digit()) && is_ordinal_ending(&run) {
+                out.truncate(base.len());
+                out.extend(run.chars().filter_map(plain_letter));
+            } else {
+                if !out.ends_with(' ') {
+                    out.push(' ');
+                }
+                out.push_str(&run);
+            }
+            i = end;
+            continue;
+        }
+        let starts_run = is_superscript_digit(c)
+            && base
+                .chars()
+                .last()
+                .is_some_and(|b| b.is_alphanumeric() && !is_superscript_digit(b));
+        if !starts_run {
+            out.push(c);
+            i += 1;
+            continue;
+        }
+        let end = superscript_run_end(&chars, i);
+        let run: String = chars[i..end].iter().collect();
+        let exponent = superscript_is_exponent(base, &run);
+        if exponent {
+            // On its base: "10⁹/L", "1.73 m²".
+            out.truncate(base.len());
+        } else if !out.ends_with(' ') {
+            out.push(' ');
+        }
+        out.push_str(&run);
+        i = end;
+    }
+    out
+}
+
 /// Where the run of superscripts starting at `i` ends: superscript digits, the separators
 /// between them ("¹²,¹⁴", "⁹³⁻⁹⁶") and a charge's sign after them ("Ca²⁺").
 pub fn superscript_run_end(chars: &[char], i: usize) -> usize {

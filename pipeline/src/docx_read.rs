@@ -1,14 +1,15 @@
 //! Word (DOCX) in: paragraphs with their styles, read with `docx-rs`. A paragraph whose style is
 //! a heading ("heading 1".., "Title"; the style's name, which Word keeps in English whatever the
 //! interface language) becomes a heading; numbered or bulleted paragraphs list items; each
-//! table row one row with its cells.
+//! table row one row with its cells. Superscript runs keep superscript digits ("10⁹/L"), and
+//! footnotes, which docx-rs does not read, follow the paragraph that refers to them.
 //!
 //! Before parsing, the archive is checked without unpacking it: a file that expands beyond
 //! [`MAX_UNPACKED_BYTES`] or by more than [`MAX_RATIO`] times (a zip bomb), or whose document
 //! nests elements absurdly deep, is refused. A DOCX has no pages: passages are located by
 //! heading.
 
-use crate::document::{clean_blocks, Block, BlockKind};
+use crate::document::{clean_blocks, space_citation_marks, superscript_char, Block, BlockKind};
 use docx_rs::{
     DocumentChild, Paragraph, ParagraphChild, TableCellContent, TableChild, TableRowChild,
 };
@@ -75,11 +76,234 @@ pub fn read(bytes: &[u8]) -> Result<Vec<Block>, DocxError> {
             _ => {}
         }
     }
-    let blocks = clean_blocks(blocks);
+    let blocks = with_footnotes(clean_blocks(blocks), &footnotes(bytes)?);
     if blocks.is_empty() {
         return Err(DocxError::Empty);
     }
     Ok(blocks)
+}
+
+/// A footnote as the document refers to it: the text of the paragraph that refers to it,
+/// and its number (the order of first reference, as Word shows it) and text.
+#[derive(Debug, Clone, PartialEq)]
+struct Note {
+    /// Which referring paragraph (in order) refers to it first.
+    occurrence: usize,
+    paragraph: String,
+    number: usize,
+    text: String,
+}
+
+/// The document's footnotes (`word/footnotes.xml`, which docx-rs does not read), each with the
+/// paragraph that refers to it. A note may state a dose ("¹ Over 65 years: 5 mg"), so it is
+/// the document's text as much as its paragraphs are.
+fn footnotes(bytes: &[u8]) -> Result<Vec<Note>, DocxError> {
+    let mut zip = zip::ZipArchive::new(std::io::Cursor::new(bytes))
+        .map_err(|e| DocxError::Damaged(e.to_string()))?;
+    let mut part = |name: &str| -> Result<Option<Vec<u8>>, DocxError> {
+        let Ok(f) = zip.by_name(name) else {
+            return Ok(None);
+        };
+        let mut xml = Vec::new();
+        f.take(MAX_UNPACKED_BYTES)
+            .read_to_end(&mut xml)
+            .map_err(|e| DocxError::Damaged(e.to_string()))?;
+        Ok(Some(xml))
+    };
+    let Some(notes_xml) = part("word/footnotes.xml")? else {
+        return Ok(Vec::new());
+    };
+    let depth = xml_depth(&notes_xml);
+    if depth > MAX_XML_DEPTH {
+        return Err(DocxError::TooDeep(depth));
+    }
+    let document_xml = part("word/document.xml")?.unwrap_or_default();
+    let texts = note_texts(&notes_xml)?;
+    let mut numbers: HashMap<String, usize> = HashMap::new();
+    let mut out = Vec::new();
+    for (occurrence, (paragraph, ids)) in
+        referring_paragraphs(&document_xml)?.into_iter().enumerate()
+    {
+        for id in ids {
+            let Some(text) = texts.get(&id) else {
+                continue;
+            };
+            if numbers.contains_key(&id) {
+                continue;
+            }
+            let number = numbers.len() + 1;
+            numbers.insert(id, number);
+            out.push(Note {
+                occurrence,
+                paragraph: paragraph.clone(),
+                number,
+                text: text.clone(),
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// Walks a WordprocessingML part: `on` gets each element's start (name, its `w:id` and
+/// `w:type`), end and text.
+enum Xml<'a> {
+    Start(&'a [u8], Option<String>, Option<String>),
+    Empty(&'a [u8], Option<String>),
+    End(&'a [u8]),
+    Text(String),
+}
+
+fn walk(xml: &[u8], mut on: impl FnMut(Xml<'_>)) -> Result<(), DocxError> {
+    use quick_xml::events::Event;
+    let damaged = |e: &dyn std::fmt::Display| DocxError::Damaged(e.to_string());
+    let mut reader = quick_xml::Reader::from_reader(xml);
+    let mut buf = Vec::new();
+    let attr = |e: &quick_xml::events::BytesStart<'_>, key: &[u8]| -> Option<String> {
+        e.try_get_attribute(key)
+            .ok()
+            .flatten()
+            .and_then(|a| String::from_utf8(a.value.into_owned()).ok())
+    };
+    loop {
+        match reader.read_event_into(&mut buf).map_err(|e| damaged(&e))? {
+            Event::Start(e) => on(Xml::Start(
+                e.name().as_ref(),
+                attr(&e, b"w:id"),
+                attr(&e, b"w:type"),
+            )),
+            Event::Empty(e) => on(Xml::Empty(e.name().as_ref(), attr(&e, b"w:id"))),
+            Event::End(e) => on(Xml::End(e.name().as_ref())),
+            Event::Text(t) => on(Xml::Text(t.decode().map_err(|e| damaged(&e))?.into_owned())),
+            Event::GeneralRef(r) => {
+                let c = match r.resolve_char_ref() {
+                    Ok(Some(c)) => Some(c),
+                    _ => match r.decode().map_err(|e| damaged(&e))?.as_ref() {
+                        "amp" => Some('&'),
+                        "lt" => Some('<'),
+                        "gt" => Some('>'),
+                        "quot" => Some('"'),
+                        "apos" => Some('\''),
+                        _ => None,
+                    },
+                };
+                if let Some(c) = c {
+                    on(Xml::Text(c.to_string()));
+                }
+            }
+            Event::Eof => return Ok(()),
+            _ => {}
+        }
+        buf.clear();
+    }
+}
+
+/// Each footnote's text by its id; Word's separators (a `w:type`) are no notes.
+fn note_texts(xml: &[u8]) -> Result<HashMap<String, String>, DocxError> {
+    let mut notes = HashMap::new();
+    let mut current: Option<(String, String)> = None;
+    let mut in_text = false;
+    walk(xml, |x| match x {
+        Xml::Start(b"w:footnote", id, kind) => {
+            current = id.filter(|_| kind.is_none()).map(|id| (id, String::new()));
+        }
+        Xml::End(b"w:footnote") => {
+            if let Some((id, text)) = current.take() {
+                let text = crate::document::clean_text(&text);
+                if !text.is_empty() {
+                    notes.insert(id, text);
+                }
+            }
+        }
+        Xml::Start(b"w:t", ..) => in_text = true,
+        Xml::End(b"w:t") => in_text = false,
+        Xml::End(b"w:p") | Xml::Empty(b"w:tab" | b"w:br", _) => {
+            if let Some((_, text)) = current.as_mut() {
+                text.push(' ');
+            }
+        }
+        Xml::Text(t) if in_text => {
+            if let Some((_, text)) = current.as_mut() {
+                text.push_str(&t);
+            }
+        }
+        _ => {}
+    })?;
+    Ok(notes)
+}
+
+/// The paragraphs of the document's body that refer to footnotes: their text and the ids
+/// they refer to, in order.
+fn referring_paragraphs(xml: &[u8]) -> Result<Vec<(String, Vec<String>)>, DocxError> {
+    let mut out = Vec::new();
+    let (mut text, mut ids, mut in_text) = (String::new(), Vec::new(), false);
+    walk(xml, |x| match x {
+        Xml::Start(b"w:p", ..) => {
+            text.clear();
+            ids.clear();
+        }
+        Xml::End(b"w:p") if !ids.is_empty() => {
+            out.push((crate::document::clean_text(&text), std::mem::take(&mut ids)));
+        }
+        Xml::Start(b"w:t", ..) => in_text = true,
+        Xml::End(b"w:t") => in_text = false,
+        Xml::Text(t) if in_text => text.push_str(&t),
+        Xml::Empty(b"w:footnoteReference", Some(id))
+        | Xml::Start(b"w:footnoteReference", Some(id), _) => ids.push(id),
+        _ => {}
+    })?;
+    Ok(out)
+}
+
+/// The blocks with each footnote after the block that refers to it ("¹ Over 65 years: 5 mg"),
+/// or at the end when that block is not found.
+fn with_footnotes(blocks: Vec<Block>, notes: &[Note]) -> Vec<Block> {
+    if notes.is_empty() {
+        return blocks;
+    }
+    let mut after: Vec<Vec<&Note>> = vec![Vec::new(); blocks.len()];
+    let mut unplaced = Vec::new();
+    // One paragraph may repeat another's words: each referring paragraph is looked for after
+    // the last one found.
+    let mut cursor = 0;
+    let mut placed: Option<(usize, usize)> = None;
+    // Blocks and paragraphs are compared by their letters: a block's superscripts are read as
+    // such and its citation marks set apart, the paragraph's are not.
+    let letters = |s: &str| -> String {
+        s.chars()
+            .map(|c| crate::document::plain_letter(c).unwrap_or(c))
+            .filter(|c| c.is_alphabetic())
+            .flat_map(char::to_lowercase)
+            .collect()
+    };
+    let keys: Vec<String> = blocks.iter().map(|b| letters(&b.text)).collect();
+    for note in notes {
+        let found = match placed {
+            Some((occurrence, i)) if occurrence == note.occurrence => Some(i),
+            _ => {
+                let wanted = letters(&note.paragraph);
+                (cursor..blocks.len()).find(|&i| !wanted.is_empty() && keys[i].contains(&wanted))
+            }
+        };
+        match found {
+            Some(i) => {
+                after[i].push(note);
+                cursor = i + 1;
+                placed = Some((note.occurrence, i));
+            }
+            None => unplaced.push(note),
+        }
+    }
+    let label = |n: &Note| {
+        let mark: String = n.number.to_string().chars().map(superscript_char).collect();
+        Block::new(BlockKind::Footnote, format!("{mark} {}", n.text), None)
+    };
+    let mut out = Vec::with_capacity(blocks.len() + notes.len());
+    for (block, notes) in blocks.into_iter().zip(after) {
+        out.push(block);
+        out.extend(notes.into_iter().map(label));
+    }
+    out.extend(unplaced.into_iter().map(label));
+    out
 }
 
 /// The archive's sizes from its central directory, and the document's nesting, before any
@@ -136,19 +360,32 @@ pub fn xml_depth(xml: &[u8]) -> usize {
     deepest
 }
 
-/// A paragraph's text, hyperlinks included.
+/// A paragraph's text, hyperlinks included. A run set as a superscript keeps superscript
+/// digits and letters, and a citation's mark is set apart from its word or number, as the PDF
+/// reader does ("10⁹/L", "mg/m²", "40 ³ patients"): read as plain digits, "20⁶ mmol" would be
+/// "206 mmol".
 fn paragraph_text(p: &Paragraph) -> String {
+    let raised = docx_rs::VertAlign::new(docx_rs::VertAlignType::SuperScript);
     let mut out = String::new();
     for c in &p.children {
         let children = match c {
             ParagraphChild::Hyperlink(h) => h.children.clone(),
             other => vec![other.clone()],
         };
-        let mut part = Paragraph::new();
-        part.children = children;
-        out.push_str(&part.raw_text());
+        for child in children {
+            let superscript = matches!(&child, ParagraphChild::Run(r)
+                if r.run_property.vert_align.as_ref() == Some(&raised));
+            let mut part = Paragraph::new();
+            part.children = vec![child];
+            let text = part.raw_text();
+            if superscript {
+                out.extend(text.chars().map(superscript_char));
+            } else {
+                out.push_str(&text);
+            }
+        }
     }
-    out
+    space_citation_marks(&out)
 }
 
 fn paragraph_block(p: &Paragraph, levels: &HashMap<String, u8>) -> Block {
@@ -243,6 +480,85 @@ mod tests {
                 Block::new(BlockKind::Heading { level: 3 }, "Dosering", None),
                 Block::new(BlockKind::ListItem, "Gentag efter 5 minutter", None),
                 Block::new(BlockKind::TableRow, "Voksne | 0,5 mg", None),
+            ]
+        );
+    }
+
+    #[test]
+    fn superscripts_keep_their_meaning() {
+        // docx-rs gives a superscript run's text as plain digits: "Give 20⁶ mmol" (a citation
+        // after a dose) read "Give 206 mmol", and "10⁹/L" "109/L".
+        let sup = |t: &str| {
+            let mut run = Run::new().add_text(t);
+            run.run_property = run
+                .run_property
+                .vert_align(docx_rs::VertAlignType::SuperScript);
+            run
+        };
+        let doc = Docx::new().add_paragraph(
+            Paragraph::new()
+                .add_run(Run::new().add_text("Give 20"))
+                .add_run(sup("6"))
+                .add_run(Run::new().add_text(" mmol if platelets are below 50 × 10"))
+                .add_run(sup("9"))
+                .add_run(Run::new().add_text("/L, from the 3"))
+                .add_run(sup("rd"))
+                .add_run(Run::new().add_text(" dose; see Adrenaline"))
+                .add_run(sup("a"))
+                .add_run(Run::new().add_text(".")),
+        );
+        let blocks = read(&docx_bytes(doc)).unwrap();
+        assert_eq!(
+            blocks[0].text,
+            "Give 20 ⁶ mmol if platelets are below 50 × 10⁹/L, from the 3rd dose; see Adrenaline ᵃ."
+        );
+    }
+
+    #[test]
+    fn footnotes_are_read_after_the_paragraph_that_refers_to_them() {
+        // docx-rs reads no footnotes: a dose in one was lost with the whole note.
+        let note = |text: &str| {
+            docx_rs::Footnote::new()
+                .add_content(Paragraph::new().add_run(Run::new().add_text(text)))
+        };
+        let doc = Docx::new()
+            .add_paragraph(
+                Paragraph::new()
+                    .add_run(Run::new().add_text("Giv nalokson i.v. ved respirationsdepression."))
+                    .add_run(Run::new().add_footnote_reference(note(
+                        "Over 65 år eller under 50 kg: nalokson 0,2 mg i.v.",
+                    ))),
+            )
+            .add_paragraph(
+                Paragraph::new().add_run(Run::new().add_text("Observer i mindst seks timer.")),
+            )
+            .add_paragraph(
+                Paragraph::new()
+                    .add_run(Run::new().add_text("Ved metadon: kontinuerlig infusion."))
+                    .add_run(Run::new().add_footnote_reference(note(
+                        "Infusion: to tredjedele af den effektive bolusdosis pr. time.",
+                    ))),
+            );
+        let blocks = read(&docx_bytes(doc)).unwrap();
+        let got: Vec<(BlockKind, &str)> =
+            blocks.iter().map(|b| (b.kind, b.text.as_str())).collect();
+        assert_eq!(
+            got,
+            vec![
+                (
+                    BlockKind::Paragraph,
+                    "Giv nalokson i.v. ved respirationsdepression."
+                ),
+                (
+                    BlockKind::Footnote,
+                    "¹ Over 65 år eller under 50 kg: nalokson 0,2 mg i.v."
+                ),
+                (BlockKind::Paragraph, "Observer i mindst seks timer."),
+                (BlockKind::Paragraph, "Ved metadon: kontinuerlig infusion."),
+                (
+                    BlockKind::Footnote,
+                    "² Infusion: to tredjedele af den effektive bolusdosis pr. time."
+                ),
             ]
         );
     }

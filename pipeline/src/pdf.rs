@@ -15,9 +15,8 @@
 //! damaged file.
 
 use crate::document::{
-    clean_text, is_ordinal_ending, is_superscript_digit, is_superscript_letter, join_lines,
-    join_lines_in, plain_letter, superscript_letters_end, superscript_run_end, vocabulary, Block,
-    BlockKind,
+    clean_text, is_superscript_digit, is_superscript_letter, join_lines, join_lines_in,
+    plain_letter, space_citation_marks, superscript_char, vocabulary, Block, BlockKind,
 };
 use pdf_extract::{MediaBox, OutputDev, OutputError, Transform};
 use std::collections::{HashMap, HashSet};
@@ -480,89 +479,6 @@ fn layout_page(page: &Page) -> Vec<Line> {
     reading_order(lines)
 }
 
-/// Superscript digits and signs, for digits set small and raised: "10⁹/L", "mg/m²", a
-/// citation's "⁸⁴,¹¹⁰". Read as plain digits they would change a number ("10⁹" is not "109").
-fn superscript(c: char) -> char {
-    match c {
-        '0' => '⁰',
-        '1' => '¹',
-        '2' => '²',
-        '3' => '³',
-        '4' => '⁴',
-        '5' => '⁵',
-        '6' => '⁶',
-        '7' => '⁷',
-        '8' => '⁸',
-        '9' => '⁹',
-        '+' => '⁺',
-        '-' | '−' | '–' => '⁻',
-        c => crate::document::superscript_letter(c),
-    }
-}
-
-/// A citation's superscript set on a word or a number is set apart from it ("genes ⁸⁴",
-/// "40 ³ patients", "2 g ⁸"), so that it is read as a mark, not as part of the word or as an
-/// exponent; an exponent or a charge stays on its base ("10⁹", "m²", "s⁻¹", "Ca²⁺").
-fn space_citation_marks(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 8);
-    let chars: Vec<char> = s.chars().collect();
-    let mut i = 0;
-    while i < chars.len() {
-        let c = chars[i];
-        // Set on a word or a number (not inside a run already: "¹³¹I", ".³⁷"), or a space
-        // after one (a justified line's "10 ⁹/L").
-        let base = out.strip_suffix(' ').unwrap_or(&out);
-        // Superscript letters ending a word or a number: an ordinal's ending is the number's
-        // ("3rd"); any other is a footnote's marker, set apart ("Adrenaline ᵃ", "50 ᶜ").
-        if is_superscript_letter(c)
-            && base
-                .chars()
-                .last()
-                .is_some_and(|b| b.is_alphanumeric() && !is_superscript_letter(b))
-        {
-            let end = superscript_letters_end(&chars, i);
-            let run: String = chars[i..end].iter().collect();
-            let inside_word = chars.get(end).is_some_and(|c| c.is_alphanumeric());
-            if inside_word {
-                // Raised letters inside a word (an accent's letter, a logo) are the word's.
-                out.extend(run.chars().filter_map(plain_letter));
-            } else if base.ends_with(|b: char| b.is_ascii_digit()) && is_ordinal_ending(&run) {
-                out.truncate(base.len());
-                out.extend(run.chars().filter_map(plain_letter));
-            } else {
-                if !out.ends_with(' ') {
-                    out.push(' ');
-                }
-                out.push_str(&run);
-            }
-            i = end;
-            continue;
-        }
-        let starts_run = is_superscript_digit(c)
-            && base
-                .chars()
-                .last()
-                .is_some_and(|b| b.is_alphanumeric() && !is_superscript_digit(b));
-        if !starts_run {
-            out.push(c);
-            i += 1;
-            continue;
-        }
-        let end = superscript_run_end(&chars, i);
-        let run: String = chars[i..end].iter().collect();
-        let exponent = crate::document::superscript_is_exponent(base, &run);
-        if exponent {
-            // On its base: "10⁹/L", "1.73 m²".
-            out.truncate(base.len());
-        } else if !out.ends_with(' ') {
-            out.push(' ');
-        }
-        out.push_str(&run);
-        i = end;
-    }
-    out
-}
-
 /// Superscripts into the line they belong to. A row of glyphs set smaller than the row just
 /// below and raised above its baseline by at most about half its size, each run of it touching
 /// a word of that row (a citation after a word, an exponent after a unit, an ordinal's "th",
@@ -620,7 +536,7 @@ fn attach_superscripts(rows: Vec<Vec<&Glyph>>) -> Vec<Vec<Glyph>> {
         };
         let mut glyphs = rows[i].take().unwrap_or_default();
         for g in &mut glyphs {
-            g.text = g.text.chars().map(superscript).collect();
+            g.text = g.text.chars().map(superscript_char).collect();
             g.y = rows[j].as_ref().map_or(g.y, |r| r[0].y);
         }
         if let Some(line) = rows[j].as_mut() {
