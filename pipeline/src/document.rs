@@ -472,8 +472,12 @@ pub fn apparatus(blocks: &[Block]) -> Vec<bool> {
             BlockKind::Heading { .. } => inside = names,
             // A paragraph that is only "References" is a heading the extraction did not see.
             BlockKind::Paragraph if names => inside = true,
-            // A page's footnote below the first entries of the list is the text's.
-            BlockKind::Footnote => continue,
+            // A page's footnote below the first entries of the list is the text's, unless it
+            // only cites ("³ Jensen A. Ugeskr Læger 2019;181:V0319").
+            BlockKind::Footnote => {
+                out[i] = citation_like(&b.text);
+                continue;
+            }
             _ => {}
         }
         out[i] = inside || contents_line(&b.text);
@@ -1028,6 +1032,17 @@ mod tests {
             // An entry a PDF's extraction took for a numbered heading.
             h(2, "3. Larsen B, et al. Pleural drains. Thorax 2015"),
             li("Olsen C. Chest drain audit. BMJ 2018;360:k1."),
+            // A page's notes under the list: one states a dose, one only cites.
+            Block::new(
+                BlockKind::Footnote,
+                "¹ Over 65 år: lidocain højst 2 mg/kg.",
+                Some(1),
+            ),
+            Block::new(
+                BlockKind::Footnote,
+                "² Hansen D, et al. Thorax 2012;67:5-9.",
+                Some(1),
+            ),
             h(2, "13. Bilag"),
             p("Doseringsskema for lokalbedøvelse: lidocain 10 mg/ml, højst 3 mg/kg."),
             p("References"),
@@ -1040,6 +1055,7 @@ mod tests {
             "Jensen A",
             "Olsen C",
             "Brown K",
+            "Hansen D",
             "Chest drain insertion",
         ] {
             assert!(
@@ -1054,6 +1070,7 @@ mod tests {
             "manglende ultralyd … 5 tilfælde",
             "pH below 7.2",
             "lidocain 10 mg/ml",
+            "Over 65 år: lidocain højst 2 mg/kg.",
         ] {
             assert!(all.contains(kept), "{kept:?} is content: {:#?}", s.passages);
         }
