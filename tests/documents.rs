@@ -155,7 +155,24 @@ fn word_files_become_passages_and_bad_documents_are_refused_with_what_to_do() {
         )
         .add_paragraph(Paragraph::new().add_run(
             Run::new().add_text("Drænet anlægges i den sikre trekant under ultralydsvejledning."),
-        ));
+        ))
+        // A citation's superscript after a dose, and a footnote that states a dose: Word keeps
+        // the one as a run property and the other in a part of its own.
+        .add_paragraph({
+            let mut mark = Run::new().add_text("3");
+            mark.run_property = mark
+                .run_property
+                .vert_align(docx_rs::VertAlignType::SuperScript);
+            Paragraph::new()
+                .add_run(Run::new().add_text("Lokalbedøvelse: lidocain 10 mg/ml, højst 20"))
+                .add_run(mark)
+                .add_run(Run::new().add_text(" ml."))
+                .add_run(Run::new().add_footnote_reference(
+                    docx_rs::Footnote::new().add_content(Paragraph::new().add_run(
+                        Run::new().add_text("Over 65 år eller under 50 kg: højst 10 ml."),
+                    )),
+                ))
+        });
     let mut bytes = std::io::Cursor::new(Vec::new());
     doc.build().pack(&mut bytes).unwrap();
     let r = upload(&h, MEDIA_DOCX, &bytes.into_inner(), "tier=danish_guideline");
@@ -164,10 +181,13 @@ fn word_files_become_passages_and_bad_documents_are_refused_with_what_to_do() {
     let id = r.body["source"]["id"].as_str().unwrap();
     let src = h.get(&format!("/api/sources/{id}")).body;
     assert_eq!(src["passages"][0]["heading"], "Pleuradræn – lokal instruks");
-    assert!(src["passages"][0]["text"]
-        .as_str()
-        .unwrap()
-        .contains("sikre trekant"));
+    let text = src["passages"][0]["text"].as_str().unwrap();
+    assert!(text.contains("sikre trekant"), "{text}");
+    // The mark is set apart from the dose (not "203 ml"), and the note follows its paragraph.
+    assert!(
+        text.contains("højst 20 ³ ml.\n¹ Over 65 år eller under 50 kg: højst 10 ml."),
+        "{text}"
+    );
 
     // Each refusal says what to do, and stores nothing.
     let pages = guideline(2, MARKER, 1);
