@@ -11,7 +11,8 @@
 
 use crate::document::{clean_blocks, space_citation_marks, superscript_char, Block, BlockKind};
 use docx_rs::{
-    DocumentChild, Paragraph, ParagraphChild, TableCellContent, TableChild, TableRowChild,
+    DocumentChild, Paragraph, ParagraphChild, StructuredDataTagChild, TableCellContent, TableChild,
+    TableRowChild,
 };
 use std::collections::HashMap;
 use std::io::Read;
@@ -73,6 +74,9 @@ pub fn read(bytes: &[u8]) -> Result<Vec<Block>, DocxError> {
         match child {
             DocumentChild::Paragraph(p) => blocks.push(paragraph_block(p, &levels)),
             DocumentChild::Table(t) => table_blocks(t, &mut blocks),
+            // A content control around paragraphs and tables: a template's fields ("Formål",
+            // "Dosering") are the text they hold.
+            DocumentChild::StructuredDataTag(sdt) => control_blocks(sdt, &levels, &mut blocks),
             _ => {}
         }
     }
@@ -365,27 +369,52 @@ pub fn xml_depth(xml: &[u8]) -> usize {
 /// reader does ("10⁹/L", "mg/m²", "40 ³ patients"): read as plain digits, "20⁶ mmol" would be
 /// "206 mmol".
 fn paragraph_text(p: &Paragraph) -> String {
-    let raised = docx_rs::VertAlign::new(docx_rs::VertAlignType::SuperScript);
     let mut out = String::new();
-    for c in &p.children {
-        let children = match c {
-            ParagraphChild::Hyperlink(h) => h.children.clone(),
-            other => vec![other.clone()],
-        };
-        for child in children {
-            let superscript = matches!(&child, ParagraphChild::Run(r)
-                if r.run_property.vert_align.as_ref() == Some(&raised));
-            let mut part = Paragraph::new();
-            part.children = vec![child];
-            let text = part.raw_text();
-            if superscript {
-                out.extend(text.chars().map(superscript_char));
-            } else {
-                out.push_str(&text);
-            }
+    children_text(&p.children, &mut out);
+    space_citation_marks(&out)
+}
+
+/// The text of a paragraph's children into `out`: runs, insertions and hyperlinks. (docx-rs's
+/// reader reads an inline content control's runs as the paragraph's own.)
+fn children_text(children: &[ParagraphChild], out: &mut String) {
+    let raised = docx_rs::VertAlign::new(docx_rs::VertAlignType::SuperScript);
+    for child in children {
+        if let ParagraphChild::Hyperlink(h) = child {
+            children_text(&h.children, out);
+            continue;
+        }
+        let superscript = matches!(child, ParagraphChild::Run(r)
+            if r.run_property.vert_align.as_ref() == Some(&raised));
+        let mut part = Paragraph::new();
+        part.children = vec![child.clone()];
+        let text = part.raw_text();
+        if superscript {
+            out.extend(text.chars().map(superscript_char));
+        } else {
+            out.push_str(&text);
         }
     }
-    space_citation_marks(&out)
+}
+
+/// The blocks a block-level content control holds: paragraphs, tables, controls inside it.
+fn control_blocks(
+    sdt: &docx_rs::StructuredDataTag,
+    levels: &HashMap<String, u8>,
+    out: &mut Vec<Block>,
+) {
+    let mut runs = Paragraph::new();
+    for c in &sdt.children {
+        match c {
+            StructuredDataTagChild::Paragraph(p) => out.push(paragraph_block(p, levels)),
+            StructuredDataTagChild::Table(t) => table_blocks(t, out),
+            StructuredDataTagChild::StructuredDataTag(inner) => control_blocks(inner, levels, out),
+            StructuredDataTagChild::Run(r) => runs.children.push(ParagraphChild::Run(r.clone())),
+            _ => {}
+        }
+    }
+    if !runs.children.is_empty() {
+        out.push(paragraph_block(&runs, levels));
+    }
 }
 
 fn paragraph_block(p: &Paragraph, levels: &HashMap<String, u8>) -> Block {
@@ -408,6 +437,11 @@ fn table_blocks(t: &docx_rs::Table, out: &mut Vec<Block>) {
                 match c {
                     TableCellContent::Paragraph(p) => text.push(paragraph_text(p)),
                     TableCellContent::Table(inner) => table_blocks(inner, out),
+                    TableCellContent::StructuredDataTag(sdt) => {
+                        let mut held = Vec::new();
+                        control_blocks(sdt, &HashMap::new(), &mut held);
+                        text.extend(held.into_iter().map(|b| b.text));
+                    }
                     _ => {}
                 }
             }
@@ -511,6 +545,43 @@ mod tests {
         assert_eq!(
             blocks[0].text,
             "Give 20 ⁶ mmol if platelets are below 50 × 10⁹/L, from the 3rd dose; see Adrenaline ᵃ."
+        );
+    }
+
+    #[test]
+    fn content_controls_hold_the_text_of_a_template() {
+        // A template's fields are content controls: one around a paragraph or in a table's
+        // cell was left out by this reader, dose and all. (One inside a paragraph docx-rs
+        // reads as the paragraph's runs.)
+        let doc = Docx::new()
+            .add_structured_data_tag(docx_rs::StructuredDataTag::new().add_paragraph(
+                Paragraph::new().add_run(Run::new().add_text("Dosis til voksne: 0,5 mg i.m.")),
+            ))
+            .add_paragraph(
+                Paragraph::new()
+                    .add_run(Run::new().add_text("Maksimal dosis: "))
+                    .add_structured_data_tag(
+                        docx_rs::StructuredDataTag::new().add_run(Run::new().add_text("1 mg")),
+                    )
+                    .add_run(Run::new().add_text(" pr. døgn.")),
+            )
+            .add_table(Table::new(vec![TableRow::new(vec![
+                TableCell::new()
+                    .add_paragraph(Paragraph::new().add_run(Run::new().add_text("Børn"))),
+                TableCell::new()
+                    .add_structured_data_tag(docx_rs::StructuredDataTag::new().add_paragraph(
+                        Paragraph::new().add_run(Run::new().add_text("0,01 mg/kg")),
+                    )),
+            ])]));
+        let blocks = read(&docx_bytes(doc)).unwrap();
+        let texts: Vec<&str> = blocks.iter().map(|b| b.text.as_str()).collect();
+        assert_eq!(
+            texts,
+            [
+                "Dosis til voksne: 0,5 mg i.m.",
+                "Maksimal dosis: 1 mg pr. døgn.",
+                "Børn | 0,01 mg/kg"
+            ]
         );
     }
 
