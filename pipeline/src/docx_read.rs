@@ -2,7 +2,8 @@
 //! a heading ("heading 1".., "Title"; the style's name, which Word keeps in English whatever the
 //! interface language) becomes a heading; numbered or bulleted paragraphs list items; each
 //! table row one row with its cells. Superscript runs keep superscript digits ("10⁹/L"), and
-//! footnotes, which docx-rs does not read, follow the paragraph that refers to them.
+//! footnotes and text boxes, which docx-rs does not read, follow the paragraph that refers
+//! to or anchors them.
 //!
 //! Before parsing, the archive is checked without unpacking it: a file that expands beyond
 //! [`MAX_UNPACKED_BYTES`] or by more than [`MAX_RATIO`] times (a zip bomb), or whose document
@@ -80,28 +81,30 @@ pub fn read(bytes: &[u8]) -> Result<Vec<Block>, DocxError> {
             _ => {}
         }
     }
-    let blocks = with_footnotes(clean_blocks(blocks), &footnotes(bytes)?);
+    let blocks = with_placed(clean_blocks(blocks), &left_out(bytes)?);
     if blocks.is_empty() {
         return Err(DocxError::Empty);
     }
     Ok(blocks)
 }
 
-/// A footnote as the document refers to it: the text of the paragraph that refers to it,
-/// and its number (the order of first reference, as Word shows it) and text.
+/// Text that docx-rs leaves out of the paragraphs it reads, with the paragraph it belongs
+/// after: a footnote ("¹ Over 65 years: 5 mg"), or a paragraph of a text box anchored in it (a
+/// boxed warning: "OBS: må aldrig gives i.v.").
 #[derive(Debug, Clone, PartialEq)]
-struct Note {
-    /// Which referring paragraph (in order) refers to it first.
+struct Placed {
+    /// Which of the body's paragraphs it belongs after (in order).
     occurrence: usize,
+    /// That paragraph's text (or, for an empty anchor, the last text before it).
     paragraph: String,
-    number: usize,
-    text: String,
+    block: Block,
 }
 
-/// The document's footnotes (`word/footnotes.xml`, which docx-rs does not read), each with the
-/// paragraph that refers to it. A note may state a dose ("¹ Over 65 years: 5 mg"), so it is
-/// the document's text as much as its paragraphs are.
-fn footnotes(bytes: &[u8]) -> Result<Vec<Note>, DocxError> {
+/// What the document holds beyond docx-rs's paragraphs: its footnotes (`word/footnotes.xml`,
+/// numbered as Word shows them) and its text boxes (in `word/document.xml`), each placed after
+/// the paragraph that refers to or anchors it. Either may state a dose, so it is the
+/// document's text as much as its paragraphs are.
+fn left_out(bytes: &[u8]) -> Result<Vec<Placed>, DocxError> {
     let mut zip = zip::ZipArchive::new(std::io::Cursor::new(bytes))
         .map_err(|e| DocxError::Damaged(e.to_string()))?;
     let mut part = |name: &str| -> Result<Option<Vec<u8>>, DocxError> {
@@ -112,37 +115,43 @@ fn footnotes(bytes: &[u8]) -> Result<Vec<Note>, DocxError> {
         f.take(MAX_UNPACKED_BYTES)
             .read_to_end(&mut xml)
             .map_err(|e| DocxError::Damaged(e.to_string()))?;
+        let depth = xml_depth(&xml);
+        if depth > MAX_XML_DEPTH {
+            return Err(DocxError::TooDeep(depth));
+        }
         Ok(Some(xml))
     };
-    let Some(notes_xml) = part("word/footnotes.xml")? else {
-        return Ok(Vec::new());
+    let texts = match part("word/footnotes.xml")? {
+        Some(xml) => note_texts(&xml)?,
+        None => HashMap::new(),
     };
-    let depth = xml_depth(&notes_xml);
-    if depth > MAX_XML_DEPTH {
-        return Err(DocxError::TooDeep(depth));
-    }
     let document_xml = part("word/document.xml")?.unwrap_or_default();
-    let texts = note_texts(&notes_xml)?;
     let mut numbers: HashMap<String, usize> = HashMap::new();
     let mut out = Vec::new();
-    for (occurrence, (paragraph, ids)) in
-        referring_paragraphs(&document_xml)?.into_iter().enumerate()
-    {
-        for id in ids {
-            let Some(text) = texts.get(&id) else {
+    for (occurrence, p) in body_paragraphs(&document_xml)?.into_iter().enumerate() {
+        let placed = |block: Block| Placed {
+            occurrence,
+            paragraph: p.text.clone(),
+            block,
+        };
+        for id in &p.notes {
+            let Some(text) = texts.get(id) else {
                 continue;
             };
-            if numbers.contains_key(&id) {
+            if numbers.contains_key(id) {
                 continue;
             }
             let number = numbers.len() + 1;
-            numbers.insert(id, number);
-            out.push(Note {
-                occurrence,
-                paragraph: paragraph.clone(),
-                number,
-                text: text.clone(),
-            });
+            numbers.insert(id.clone(), number);
+            let mark: String = number.to_string().chars().map(superscript_char).collect();
+            out.push(placed(Block::new(
+                BlockKind::Footnote,
+                format!("{mark} {text}"),
+                None,
+            )));
+        }
+        for text in &p.boxed {
+            out.push(placed(Block::new(BlockKind::Paragraph, text.clone(), None)));
         }
     }
     Ok(out)
@@ -235,36 +244,81 @@ fn note_texts(xml: &[u8]) -> Result<HashMap<String, String>, DocxError> {
     Ok(notes)
 }
 
-/// The paragraphs of the document's body that refer to footnotes: their text and the ids
-/// they refer to, in order.
-fn referring_paragraphs(xml: &[u8]) -> Result<Vec<(String, Vec<String>)>, DocxError> {
+/// A paragraph of the document's body that refers to footnotes or anchors text boxes.
+#[derive(Debug, Default)]
+struct BodyParagraph {
+    /// Its own text; for an anchor with none (a box's usual anchor), the last text before it.
+    text: String,
+    /// The footnotes it refers to, by id.
+    notes: Vec<String>,
+    /// The paragraphs of the text boxes anchored in it.
+    boxed: Vec<String>,
+}
+
+/// The body's paragraphs that refer to footnotes or anchor text boxes, in order. A text box is
+/// written twice, as a drawing and as its fallback for old readers (`mc:Fallback`): the
+/// fallback is skipped.
+fn body_paragraphs(xml: &[u8]) -> Result<Vec<BodyParagraph>, DocxError> {
     let mut out = Vec::new();
-    let (mut text, mut ids, mut in_text) = (String::new(), Vec::new(), false);
-    walk(xml, |x| match x {
-        Xml::Start(b"w:p", ..) => {
-            text.clear();
-            ids.clear();
+    let mut current = BodyParagraph::default();
+    let (mut last_text, mut boxed_text) = (String::new(), String::new());
+    let (mut in_text, mut fallback, mut boxes, mut depth) = (false, 0usize, 0usize, 0usize);
+    let has_letters = |t: &str| t.chars().any(char::is_alphabetic);
+    walk(xml, |x| {
+        // Everything in a fallback is written again in its choice.
+        match x {
+            Xml::Start(b"mc:Fallback", ..) => fallback += 1,
+            Xml::End(b"mc:Fallback") => fallback = fallback.saturating_sub(1),
+            _ if fallback > 0 => {}
+            Xml::Start(b"w:txbxContent", ..) => boxes += 1,
+            Xml::End(b"w:txbxContent") => boxes = boxes.saturating_sub(1),
+            Xml::Start(b"w:p", ..) => {
+                depth += 1;
+                if boxes > 0 {
+                    boxed_text.clear();
+                } else if depth == 1 {
+                    current = BodyParagraph::default();
+                }
+            }
+            Xml::End(b"w:p") => {
+                depth = depth.saturating_sub(1);
+                if boxes > 0 {
+                    let t = crate::document::clean_text(&boxed_text);
+                    if !t.is_empty() {
+                        current.boxed.push(t);
+                    }
+                } else if depth == 0 {
+                    let mut p = std::mem::take(&mut current);
+                    p.text = crate::document::clean_text(&p.text);
+                    if has_letters(&p.text) {
+                        last_text = p.text.clone();
+                    } else {
+                        p.text = last_text.clone();
+                    }
+                    if !p.notes.is_empty() || !p.boxed.is_empty() {
+                        out.push(p);
+                    }
+                }
+            }
+            Xml::Start(b"w:t", ..) => in_text = true,
+            Xml::End(b"w:t") => in_text = false,
+            Xml::Text(t) if in_text && boxes > 0 => boxed_text.push_str(&t),
+            Xml::Text(t) if in_text => current.text.push_str(&t),
+            Xml::Empty(b"w:footnoteReference", Some(id))
+            | Xml::Start(b"w:footnoteReference", Some(id), _) => current.notes.push(id),
+            _ => {}
         }
-        Xml::End(b"w:p") if !ids.is_empty() => {
-            out.push((crate::document::clean_text(&text), std::mem::take(&mut ids)));
-        }
-        Xml::Start(b"w:t", ..) => in_text = true,
-        Xml::End(b"w:t") => in_text = false,
-        Xml::Text(t) if in_text => text.push_str(&t),
-        Xml::Empty(b"w:footnoteReference", Some(id))
-        | Xml::Start(b"w:footnoteReference", Some(id), _) => ids.push(id),
-        _ => {}
     })?;
     Ok(out)
 }
 
-/// The blocks with each footnote after the block that refers to it ("¹ Over 65 years: 5 mg"),
-/// or at the end when that block is not found.
-fn with_footnotes(blocks: Vec<Block>, notes: &[Note]) -> Vec<Block> {
+/// The blocks with each left-out text after the block it belongs after, or at the end when
+/// that block is not found.
+fn with_placed(blocks: Vec<Block>, notes: &[Placed]) -> Vec<Block> {
     if notes.is_empty() {
         return blocks;
     }
-    let mut after: Vec<Vec<&Note>> = vec![Vec::new(); blocks.len()];
+    let mut after: Vec<Vec<&Placed>> = vec![Vec::new(); blocks.len()];
     let mut unplaced = Vec::new();
     // One paragraph may repeat another's words: each referring paragraph is looked for after
     // the last one found.
@@ -297,10 +351,7 @@ fn with_footnotes(blocks: Vec<Block>, notes: &[Note]) -> Vec<Block> {
             None => unplaced.push(note),
         }
     }
-    let label = |n: &Note| {
-        let mark: String = n.number.to_string().chars().map(superscript_char).collect();
-        Block::new(BlockKind::Footnote, format!("{mark} {}", n.text), None)
-    };
+    let label = |n: &Placed| n.block.clone();
     let mut out = Vec::with_capacity(blocks.len() + notes.len());
     for (block, notes) in blocks.into_iter().zip(after) {
         out.push(block);
@@ -460,6 +511,7 @@ fn table_blocks(t: &docx_rs::Table, out: &mut Vec<Block>) {
 mod tests {
     use super::*;
     use docx_rs::{Docx, Run, Style, StyleType, Table, TableCell, TableRow};
+    use std::io::Write;
 
     fn docx_bytes(doc: Docx) -> Vec<u8> {
         let mut out = std::io::Cursor::new(Vec::new());
@@ -582,6 +634,67 @@ mod tests {
                 "Maksimal dosis: 1 mg pr. døgn.",
                 "Børn | 0,01 mg/kg"
             ]
+        );
+    }
+
+    /// A Word file whose middle paragraph, "{anchor_text}", anchors a text box holding
+    /// `box_text`, written as Word writes one: a drawing, and its fallback for old readers.
+    fn with_text_box(anchor_text: &str, box_text: &str) -> Vec<u8> {
+        let doc = Docx::new()
+            .add_paragraph(Paragraph::new().add_run(Run::new().add_text("Før boksen.")))
+            .add_paragraph(Paragraph::new().add_run(Run::new().add_text("ANCHOR")))
+            .add_paragraph(Paragraph::new().add_run(Run::new().add_text("Efter boksen.")));
+        let mut out = std::io::Cursor::new(Vec::new());
+        doc.build().pack(&mut out).unwrap();
+        let bytes = out.into_inner();
+        let mut zin = zip::ZipArchive::new(std::io::Cursor::new(bytes)).unwrap();
+        let mut w = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+        for i in 0..zin.len() {
+            let mut f = zin.by_index(i).unwrap();
+            let name = f.name().to_string();
+            let mut data = Vec::new();
+            f.read_to_end(&mut data).unwrap();
+            if name == "word/document.xml" {
+                let s = String::from_utf8(data).unwrap();
+                let p = |t: &str| format!("<w:p><w:r><w:t>{t}</w:t></w:r></w:p>");
+                let boxed = format!(
+                    "<w:r><mc:AlternateContent xmlns:mc=\"http://schemas.openxmlformats.org/markup-compatibility/2006\"><mc:Choice Requires=\"wps\"><w:drawing><wp:anchor><a:graphic><a:graphicData><wps:wsp><wps:txbx><w:txbxContent>{}</w:txbxContent></wps:txbx></wps:wsp></a:graphicData></a:graphic></wp:anchor></w:drawing></mc:Choice><mc:Fallback><w:pict><v:shape><v:textbox><w:txbxContent>{}</w:txbxContent></v:textbox></v:shape></w:pict></mc:Fallback></mc:AlternateContent></w:r>",
+                    p(box_text), p(box_text)
+                );
+                let s = s.replacen(
+                    "<w:t xml:space=\"preserve\">ANCHOR</w:t></w:r>",
+                    &format!("<w:t xml:space=\"preserve\">{anchor_text}</w:t></w:r>{boxed}"),
+                    1,
+                );
+                assert!(s.contains("txbxContent"), "{s}");
+                data = s.into_bytes();
+            }
+            w.start_file(name, zip::write::SimpleFileOptions::default())
+                .unwrap();
+            w.write_all(&data).unwrap();
+        }
+        w.finish().unwrap().into_inner()
+    }
+    #[test]
+    fn a_text_box_is_read_once_after_its_anchor() {
+        // docx-rs reads no text box: a boxed warning was lost. Word writes each box twice (a
+        // drawing and a fallback); it is read once.
+        let texts = |bytes: Vec<u8>| -> Vec<String> {
+            read(&bytes).unwrap().into_iter().map(|b| b.text).collect()
+        };
+        assert_eq!(
+            texts(with_text_box("Ankeret.", "OBS: Må aldrig gives i.v.")),
+            [
+                "Før boksen.",
+                "Ankeret.",
+                "OBS: Må aldrig gives i.v.",
+                "Efter boksen."
+            ]
+        );
+        // A box anchored in an empty paragraph follows the text before it.
+        assert_eq!(
+            texts(with_text_box("", "OBS: Må aldrig gives i.v.")),
+            ["Før boksen.", "OBS: Må aldrig gives i.v.", "Efter boksen."]
         );
     }
 
